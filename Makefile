@@ -1,0 +1,47 @@
+# The two commands a new user needs: `make run` and `make test`. Both install what they need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+BENCH_VENV := .venv-bench
+
+.PHONY: setup run test test-all lint bench clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: setup
+	$(BIN)/arbx demo
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+test: setup lint
+	$(BIN)/pytest -q
+
+# More differential cases than CI runs: make test-all DIFF_CASES=5000
+test-all: setup
+	ARBX_DIFF_CASES=$(or $(DIFF_CASES),5000) $(BIN)/pytest -q
+
+$(BENCH_VENV)/.installed: bench/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+bench: setup $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python -m bench
+
+clean:
+	rm -rf $(VENV) $(BENCH_VENV) node_modules build .pytest_cache .mypy_cache .ruff_cache

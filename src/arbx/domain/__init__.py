@@ -1,0 +1,1 @@
+"""Pure, synchronous core: pool math, routes, sizing and profit. No IO."""

@@ -1,0 +1,437 @@
+"""The Uniswap V3 pool's swap loop (v3-core 1.0.1, ``UniswapV3Pool.swap``), exact and fast.
+
+The state is a plain snapshot: price, tick, in-range liquidity, and the initialized ticks as a
+sorted tuple with their ``liquidityNet`` in a mapping. The bitmap walk of
+``TickBitmap.nextInitializedTickWithinOneWord`` is emulated with ``bisect``: each step ends at the
+next initialized tick *or at the edge of the current 256-tick word of the bitmap*, even when no tick
+is initialized there, because the pool does so and a step boundary changes the rounding.
+
+``swap`` inlines ``SwapMath.computeSwapStep`` and the ``SqrtPriceMath`` functions it calls (see
+those modules for the readable ports) so that a step allocates nothing. The inlined arithmetic uses
+two exact identities: ``ceil(ceil(x / b) / a) == ceil(x / (a * b))`` (and the same for floor), and
+``mulDiv(x, y, 2**96) == (x * y) >> 96`` for non-negative operands. The reverts that cannot happen
+for valid pool states (uint160/uint256 overflows inside a step) are not re-checked there; the
+differential tests compare this loop with one built from the readable ports.
+"""
+
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from arbx.domain.amm.tick_math import (
+    MAX_SQRT_RATIO,
+    MAX_TICK,
+    MIN_SQRT_RATIO,
+    MIN_TICK,
+    get_sqrt_ratio_at_tick,
+    get_tick_at_sqrt_ratio_fast,
+)
+from arbx.domain.errors import MathError
+
+_UINT128_LIMIT = 1 << 128
+_UINT256_LIMIT = 1 << 256
+_FEE_DENOMINATOR = 1_000_000
+
+_NO_TICK_BELOW = -(1 << 30)  # sentinels beyond any tick or word edge
+_NO_TICK_ABOVE = 1 << 30
+
+# Step targets repeat (initialized ticks and word edges), so their prices are memoised; a dict
+# lookup is cheaper than an lru_cache call. Cleared when full: it only ever holds derived values.
+_SQRT_RATIO_CACHE: dict[int, int] = {}
+_SQRT_RATIO_CACHE_SIZE = 1 << 16
+
+
+def _sqrt_ratio_miss(tick: int) -> int:
+    if len(_SQRT_RATIO_CACHE) >= _SQRT_RATIO_CACHE_SIZE:
+        _SQRT_RATIO_CACHE.clear()
+    ratio = _SQRT_RATIO_CACHE[tick] = get_sqrt_ratio_at_tick(tick)
+    return ratio
+
+
+@dataclass(frozen=True, slots=True)
+class V3SwapResult:
+    """The outcome of one ``UniswapV3Pool.swap``: amounts as absolute values, and the new state."""
+
+    amount_in: int  # tokens actually taken from the swapper, fee included (>= 0)
+    amount_out: int  # tokens paid out (>= 0)
+    sqrt_price_x96: int  # pool state after the swap
+    tick: int
+    liquidity: int
+    partial: bool  # True when the price limit stopped the swap before amount_specified was used up
+    ticks_crossed: int  # initialized ticks crossed
+
+
+def next_initialized_tick_within_one_word(
+    ticks: Sequence[int], tick: int, tick_spacing: int, lte: bool
+) -> tuple[int, bool]:
+    """TickBitmap.nextInitializedTickWithinOneWord over a sorted tuple of initialized ticks."""
+    compressed = tick // tick_spacing  # rounds toward -inf, as the Solidity's correction does
+    if lte:
+        word_edge = (compressed & ~0xFF) * tick_spacing
+        i = bisect_right(ticks, tick) - 1
+        if i >= 0 and ticks[i] >= word_edge:
+            return ticks[i], True
+        return word_edge, False
+    word_edge = ((compressed + 1) | 0xFF) * tick_spacing
+    i = bisect_right(ticks, tick)
+    if i < len(ticks) and ticks[i] <= word_edge:
+        return ticks[i], True
+    return word_edge, False
+
+
+def marginal_virtual_reserves(
+    sqrt_price_x96: int, liquidity: int, zero_for_one: bool
+) -> tuple[int, int]:
+    """Not a port: this range's virtual reserves (L*2^96/sqrtP, L*sqrtP/2^96) as (in, out)."""
+    if sqrt_price_x96 <= 0:
+        raise MathError("sqrt price must be positive")
+    reserve0 = (liquidity << 96) // sqrt_price_x96
+    reserve1 = (liquidity * sqrt_price_x96) >> 96
+    return (reserve0, reserve1) if zero_for_one else (reserve1, reserve0)
+
+
+def swap(
+    sqrt_price_x96: int,
+    tick: int,
+    liquidity: int,
+    fee: int,
+    tick_spacing: int,
+    ticks: Sequence[int],
+    liquidity_net: Mapping[int, int],
+    zero_for_one: bool,
+    amount_specified: int,
+    sqrt_price_limit_x96: int | None = None,
+) -> V3SwapResult:
+    """UniswapV3Pool.swap: exact input if amount_specified > 0, exact output if < 0.
+
+    The state is the pool's as it reports it (``slot0`` price and tick, ``liquidity``). ``ticks``
+    are all initialized ticks, ascending, each a multiple of ``tick_spacing``, and every one of them
+    is a key of ``liquidity_net``. ``sqrt_price_limit_x96=None`` is the Quoter's default (no limit).
+    Raises ``MathError`` with the pool's revert string where the pool reverts ("AS", "SPL", "LS",
+    "LA"). The result holds no reference to the inputs.
+    """
+    if amount_specified == 0:
+        raise MathError("AS")
+    if not 0 <= fee < _FEE_DENOMINATOR or tick_spacing <= 0:
+        raise MathError("invalid fee or tick spacing")
+    if sqrt_price_limit_x96 is None:
+        limit = MIN_SQRT_RATIO + 1 if zero_for_one else MAX_SQRT_RATIO - 1
+    else:
+        limit = sqrt_price_limit_x96
+    if zero_for_one:
+        if not (MIN_SQRT_RATIO < limit < sqrt_price_x96):
+            raise MathError("SPL")
+    elif not (sqrt_price_x96 < limit < MAX_SQRT_RATIO):
+        raise MathError("SPL")
+    if amount_specified >= _UINT256_LIMIT >> 1 or amount_specified < -(_UINT256_LIMIT >> 1):
+        raise MathError("amount_specified out of int256 range")
+
+    exact_input = amount_specified > 0
+    if zero_for_one:
+        step = _swap_zero_for_one_exact_in if exact_input else _swap_zero_for_one_exact_out
+    else:
+        step = _swap_one_for_zero_exact_in if exact_input else _swap_one_for_zero_exact_out
+    remaining, calculated, price, tick, liquidity, crossed = step(
+        sqrt_price_x96,
+        tick,
+        liquidity,
+        fee,
+        tick_spacing,
+        ticks,
+        liquidity_net,
+        amount_specified,
+        limit,
+    )
+    # (amount0, amount1) of the pool; the specified side is amount_specified - remaining.
+    return V3SwapResult(
+        amount_in=amount_specified - remaining if exact_input else calculated,
+        amount_out=-calculated if exact_input else remaining - amount_specified,
+        sqrt_price_x96=price,
+        tick=tick,
+        liquidity=liquidity,
+        partial=remaining != 0,
+        ticks_crossed=crossed,
+    )
+
+
+# The four loops below are UniswapV3Pool.swap's while-loop specialised for one direction and one
+# kind of amount, with TickBitmap.nextInitializedTickWithinOneWord and SwapMath.computeSwapStep
+# inlined. They return
+# (amountSpecifiedRemaining, amountCalculated, sqrtPriceX96, tick, liquidity, ticks crossed).
+#
+# ``index``/``next_tick`` track the nearest initialized tick in the swap's direction. A step that
+# does not reach its target ends the loop (the amount is used up or the limit is reached), so the
+# tick only ever moves by reaching a step target, and the index moves only when a tick is crossed.
+
+_Loop = tuple[int, int, int, int, int, int]
+
+
+def _swap_zero_for_one_exact_in(
+    price: int,
+    tick: int,
+    liquidity: int,
+    fee: int,
+    spacing: int,
+    ticks: Sequence[int],
+    liquidity_net: Mapping[int, int],
+    remaining: int,
+    limit: int,
+) -> _Loop:
+    fee_complement = _FEE_DENOMINATOR - fee
+    fee_round_up = fee_complement - 1
+    cache = _SQRT_RATIO_CACHE
+    calculated = 0
+    crossed = 0
+    index = bisect_right(ticks, tick) - 1
+    next_tick = ticks[index] if index >= 0 else _NO_TICK_BELOW
+    word_edge = ((tick // spacing) & -256) * spacing
+    minus_numerator1 = -(liquidity << 96)
+    while remaining != 0 and price != limit:
+        # nextInitializedTickWithinOneWord(lte=true): this tick or below, within its word
+        if tick < word_edge:
+            word_edge = ((tick // spacing) & -256) * spacing
+        if next_tick >= word_edge:
+            tick_next = next_tick
+            initialized = True
+        else:
+            tick_next = word_edge if word_edge > MIN_TICK else MIN_TICK
+            initialized = False
+        try:
+            price_next = cache[tick_next]
+        except KeyError:
+            price_next = _sqrt_ratio_miss(tick_next)
+        target = limit if price_next < limit else price_next
+
+        # computeSwapStep(exact input, zeroForOne)
+        start = price
+        less_fee = remaining * fee_complement // 1_000_000
+        diff = start - target
+        amount_in = -((minus_numerator1 * diff) // (target * start))  # ceil(amount0 delta)
+        if less_fee >= amount_in:
+            price = target
+            remaining -= amount_in + (amount_in * fee + fee_round_up) // fee_complement
+        else:
+            # getNextSqrtPriceFromAmount0RoundingUp(add=true), with both of its formulas
+            if less_fee:
+                product = less_fee * start
+                if product < _UINT256_LIMIT and product - minus_numerator1 < _UINT256_LIMIT:
+                    price = -((minus_numerator1 * start) // (product - minus_numerator1))
+                else:
+                    price = -(minus_numerator1 // (-minus_numerator1 // start + less_fee))
+            diff = start - price
+            remaining = 0  # the fee takes the rest of the input
+        calculated -= (liquidity * diff) >> 96  # floor(amount1 delta)
+
+        if price == price_next:
+            if initialized:
+                liquidity -= liquidity_net[tick_next]
+                if not 0 <= liquidity < _UINT128_LIMIT:
+                    raise MathError("LS" if liquidity < 0 else "LA")
+                minus_numerator1 = -(liquidity << 96)
+                crossed += 1
+                index -= 1
+                next_tick = ticks[index] if index >= 0 else _NO_TICK_BELOW
+            tick = tick_next - 1
+        elif price != start:
+            tick = get_tick_at_sqrt_ratio_fast(price)
+    return remaining, calculated, price, tick, liquidity, crossed
+
+
+def _swap_zero_for_one_exact_out(
+    price: int,
+    tick: int,
+    liquidity: int,
+    fee: int,
+    spacing: int,
+    ticks: Sequence[int],
+    liquidity_net: Mapping[int, int],
+    remaining: int,
+    limit: int,
+) -> _Loop:
+    fee_complement = _FEE_DENOMINATOR - fee
+    fee_round_up = fee_complement - 1
+    cache = _SQRT_RATIO_CACHE
+    calculated = 0
+    crossed = 0
+    index = bisect_right(ticks, tick) - 1
+    next_tick = ticks[index] if index >= 0 else _NO_TICK_BELOW
+    word_edge = ((tick // spacing) & -256) * spacing
+    minus_numerator1 = -(liquidity << 96)
+    while remaining != 0 and price != limit:
+        if tick < word_edge:
+            word_edge = ((tick // spacing) & -256) * spacing
+        if next_tick >= word_edge:
+            tick_next = next_tick
+            initialized = True
+        else:
+            tick_next = word_edge if word_edge > MIN_TICK else MIN_TICK
+            initialized = False
+        try:
+            price_next = cache[tick_next]
+        except KeyError:
+            price_next = _sqrt_ratio_miss(tick_next)
+        target = limit if price_next < limit else price_next
+
+        # computeSwapStep(exact output, zeroForOne)
+        start = price
+        diff = start - target
+        amount_out = (liquidity * diff) >> 96  # floor(amount1 delta)
+        if amount_out <= -remaining:
+            price = target
+        else:
+            # getNextSqrtPriceFromAmount1RoundingDown(add=false); liquidity > 0 here
+            price = start + (remaining << 96) // liquidity  # start - ceil(wanted * 2**96 / L)
+            diff = start - price
+            amount_out = (liquidity * diff) >> 96
+            amount_out = min(amount_out, -remaining)
+        amount_in = -((minus_numerator1 * diff) // (price * start))  # ceil(amount0 delta)
+        remaining += amount_out
+        calculated += amount_in + (amount_in * fee + fee_round_up) // fee_complement
+
+        if price == price_next:
+            if initialized:
+                liquidity -= liquidity_net[tick_next]
+                if not 0 <= liquidity < _UINT128_LIMIT:
+                    raise MathError("LS" if liquidity < 0 else "LA")
+                minus_numerator1 = -(liquidity << 96)
+                crossed += 1
+                index -= 1
+                next_tick = ticks[index] if index >= 0 else _NO_TICK_BELOW
+            tick = tick_next - 1
+        elif price != start:
+            tick = get_tick_at_sqrt_ratio_fast(price)
+    return remaining, calculated, price, tick, liquidity, crossed
+
+
+def _swap_one_for_zero_exact_in(
+    price: int,
+    tick: int,
+    liquidity: int,
+    fee: int,
+    spacing: int,
+    ticks: Sequence[int],
+    liquidity_net: Mapping[int, int],
+    remaining: int,
+    limit: int,
+) -> _Loop:
+    fee_complement = _FEE_DENOMINATOR - fee
+    fee_round_up = fee_complement - 1
+    cache = _SQRT_RATIO_CACHE
+    count = len(ticks)
+    calculated = 0
+    crossed = 0
+    index = bisect_right(ticks, tick)
+    next_tick = ticks[index] if index < count else _NO_TICK_ABOVE
+    word_edge = ((tick // spacing + 1) | 0xFF) * spacing
+    numerator1 = liquidity << 96
+    while remaining != 0 and price != limit:
+        # nextInitializedTickWithinOneWord(lte=false): above this tick, within the next one's word
+        if tick >= word_edge:
+            word_edge = ((tick // spacing + 1) | 0xFF) * spacing
+        if next_tick <= word_edge:
+            tick_next = next_tick
+            initialized = True
+        else:
+            tick_next = word_edge if word_edge < MAX_TICK else MAX_TICK
+            initialized = False
+        try:
+            price_next = cache[tick_next]
+        except KeyError:
+            price_next = _sqrt_ratio_miss(tick_next)
+        target = limit if price_next > limit else price_next
+
+        # computeSwapStep(exact input, oneForZero)
+        start = price
+        less_fee = remaining * fee_complement // 1_000_000
+        diff = target - start
+        amount_in = (liquidity * diff + ((1 << 96) - 1)) >> 96  # ceil(amount1 delta)
+        if less_fee >= amount_in:
+            price = target
+            remaining -= amount_in + (amount_in * fee + fee_round_up) // fee_complement
+        else:
+            # getNextSqrtPriceFromAmount1RoundingDown(add=true); liquidity > 0 here
+            price = start + (less_fee << 96) // liquidity
+            diff = price - start
+            remaining = 0  # the fee takes the rest of the input
+        calculated -= (numerator1 * diff) // (price * start)  # floor(amount0 delta)
+
+        if price == price_next:
+            if initialized:
+                liquidity += liquidity_net[tick_next]
+                if not 0 <= liquidity < _UINT128_LIMIT:
+                    raise MathError("LS" if liquidity < 0 else "LA")
+                numerator1 = liquidity << 96
+                crossed += 1
+                index += 1
+                next_tick = ticks[index] if index < count else _NO_TICK_ABOVE
+            tick = tick_next
+        elif price != start:
+            tick = get_tick_at_sqrt_ratio_fast(price)
+    return remaining, calculated, price, tick, liquidity, crossed
+
+
+def _swap_one_for_zero_exact_out(
+    price: int,
+    tick: int,
+    liquidity: int,
+    fee: int,
+    spacing: int,
+    ticks: Sequence[int],
+    liquidity_net: Mapping[int, int],
+    remaining: int,
+    limit: int,
+) -> _Loop:
+    fee_complement = _FEE_DENOMINATOR - fee
+    fee_round_up = fee_complement - 1
+    cache = _SQRT_RATIO_CACHE
+    count = len(ticks)
+    calculated = 0
+    crossed = 0
+    index = bisect_right(ticks, tick)
+    next_tick = ticks[index] if index < count else _NO_TICK_ABOVE
+    word_edge = ((tick // spacing + 1) | 0xFF) * spacing
+    numerator1 = liquidity << 96
+    while remaining != 0 and price != limit:
+        if tick >= word_edge:
+            word_edge = ((tick // spacing + 1) | 0xFF) * spacing
+        if next_tick <= word_edge:
+            tick_next = next_tick
+            initialized = True
+        else:
+            tick_next = word_edge if word_edge < MAX_TICK else MAX_TICK
+            initialized = False
+        try:
+            price_next = cache[tick_next]
+        except KeyError:
+            price_next = _sqrt_ratio_miss(tick_next)
+        target = limit if price_next > limit else price_next
+
+        # computeSwapStep(exact output, oneForZero)
+        start = price
+        diff = target - start
+        amount_out = (numerator1 * diff) // (target * start)  # floor(amount0 delta)
+        if amount_out <= -remaining:
+            price = target
+        else:
+            # getNextSqrtPriceFromAmount0RoundingUp(add=false); the product cannot overflow here
+            price = -((-numerator1 * start) // (numerator1 + remaining * start))
+            diff = price - start
+            amount_out = (numerator1 * diff) // (price * start)
+            amount_out = min(amount_out, -remaining)
+        amount_in = (liquidity * diff + ((1 << 96) - 1)) >> 96  # ceil(amount1 delta)
+        remaining += amount_out
+        calculated += amount_in + (amount_in * fee + fee_round_up) // fee_complement
+
+        if price == price_next:
+            if initialized:
+                liquidity += liquidity_net[tick_next]
+                if not 0 <= liquidity < _UINT128_LIMIT:
+                    raise MathError("LS" if liquidity < 0 else "LA")
+                numerator1 = liquidity << 96
+                crossed += 1
+                index += 1
+                next_tick = ticks[index] if index < count else _NO_TICK_ABOVE
+            tick = tick_next
+        elif price != start:
+            tick = get_tick_at_sqrt_ratio_fast(price)
+    return remaining, calculated, price, tick, liquidity, crossed

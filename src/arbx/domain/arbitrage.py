@@ -1,0 +1,34 @@
+"""Cyclic arbitrage over pool states: size every route, net out costs, rank what is left."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from arbx.domain.pools import Pool
+from arbx.domain.profit import Costs, Opportunity, assess
+from arbx.domain.routes import Route
+from arbx.domain.sizing import optimize
+
+
+def evaluate(
+    routes: Iterable[Route],
+    pools: Mapping[str, Pool],
+    costs: Costs,
+    max_input: Mapping[str, int] | None = None,
+) -> list[Opportunity]:
+    """Every route's best trade that clears the threshold, best net profit first.
+
+    ``max_input`` caps the input per base token (by checksummed address).
+    """
+    found: list[Opportunity] = []
+    caps = max_input or {}
+    for route in routes:
+        hops = route.hops(pools)
+        sized = optimize(hops, caps.get(route.base))
+        if sized is None:
+            continue
+        opportunity = assess(route, hops, sized, costs)
+        if opportunity is not None:
+            found.append(opportunity)
+    found.sort(key=lambda o: (-o.net_profit, o.route.pools))
+    return found

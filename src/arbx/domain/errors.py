@@ -1,0 +1,17 @@
+"""Errors raised by pure domain code; ``arbx.errors`` draws the whole tree."""
+
+
+class ArbxError(Exception):
+    """Root of every error the project raises on purpose."""
+
+
+class ConfigError(ArbxError):
+    """Settings or user input that cannot work: stop with one clear line."""
+
+
+class InputError(ConfigError):
+    """A user-supplied value (file, address, amount) is invalid."""
+
+
+class MathError(ArbxError):
+    """An operation the mirrored Solidity code would revert on (overflow, bad price)."""

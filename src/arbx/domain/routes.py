@@ -1,0 +1,125 @@
+"""Token graph over pools, cycle enumeration, and the index from each pool to its routes.
+
+A route is a cycle that starts and ends at a base token, using each pool at most once and
+visiting no token twice except the base at both ends. Routes name pools by address, so they
+stay valid while pool states change; the index answers "which routes does this pool touch?".
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from arbx.domain.errors import InputError
+from arbx.domain.pools import Hop, Pool
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A cycle: the pools in order, the direction on each, and the token path (base ... base)."""
+
+    pools: tuple[str, ...]
+    zero_for_one: tuple[bool, ...]
+    tokens: tuple[str, ...]
+
+    @property
+    def base(self) -> str:
+        """The token the cycle starts and ends with."""
+        return self.tokens[0]
+
+    def hops(self, pools: Mapping[str, Pool]) -> list[Hop]:
+        """The route's hops on the given pool states."""
+        return [Hop(pools[a], z) for a, z in zip(self.pools, self.zero_for_one, strict=True)]
+
+
+def find_cycles(
+    pools: Iterable[Pool],
+    bases: Sequence[str],
+    max_hops: int = 4,
+    min_hops: int = 2,
+    limit: int | None = None,
+) -> list[Route]:
+    """Every cycle from each base token of ``min_hops`` to ``max_hops`` hops, in a stable order.
+
+    ``limit`` bounds the count: past it, InputError (a graph that large needs tighter filters).
+    """
+    if not 2 <= min_hops <= max_hops:
+        raise InputError(f"hops must satisfy 2 <= min <= max, got {min_hops}..{max_hops}")
+    edges: dict[str, list[tuple[str, bool, str]]] = defaultdict(list)
+    for pool in sorted(pools, key=lambda p: p.address):
+        t0, t1 = pool.token0.address, pool.token1.address
+        edges[t0].append((pool.address, True, t1))
+        edges[t1].append((pool.address, False, t0))
+
+    routes: list[Route] = []
+    for base in dict.fromkeys(bases):
+        _walk(edges, base, max_hops, min_hops, limit, routes)
+    return routes
+
+
+def _walk(
+    edges: Mapping[str, list[tuple[str, bool, str]]],
+    base: str,
+    max_hops: int,
+    min_hops: int,
+    limit: int | None,
+    out: list[Route],
+) -> None:
+    pool_path: list[str] = []
+    dirs: list[bool] = []
+    tokens: list[str] = [base]
+
+    def step(token: str) -> None:
+        depth = len(pool_path)
+        for address, zero_for_one, nxt in edges.get(token, ()):
+            if address in pool_path:
+                continue
+            if nxt == base:
+                if depth + 1 >= min_hops:
+                    if limit is not None and len(out) >= limit:
+                        raise InputError(f"more than {limit} routes: narrow the pool set")
+                    out.append(
+                        Route(
+                            (*pool_path, address),
+                            (*dirs, zero_for_one),
+                            (*tokens, nxt),
+                        )
+                    )
+                continue
+            if depth + 1 >= max_hops or nxt in tokens:
+                continue
+            pool_path.append(address)
+            dirs.append(zero_for_one)
+            tokens.append(nxt)
+            step(nxt)
+            pool_path.pop()
+            dirs.pop()
+            tokens.pop()
+
+    step(base)
+
+
+class RouteIndex:
+    """Routes, and for each pool the routes through it."""
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self.routes: list[Route] = list(routes)
+        self._by_pool: dict[str, list[int]] = defaultdict(list)
+        for i, route in enumerate(self.routes):
+            for address in dict.fromkeys(route.pools):
+                self._by_pool[address].append(i)
+
+    def __len__(self) -> int:
+        return len(self.routes)
+
+    def through(self, pool: str) -> list[Route]:
+        """The routes that use ``pool``."""
+        return [self.routes[i] for i in self._by_pool.get(pool, ())]
+
+    def touched(self, changed: Iterable[str]) -> list[Route]:
+        """Each route through any of the changed pools, once, in index order."""
+        ids: set[int] = set()
+        for address in changed:
+            ids.update(self._by_pool.get(address, ()))
+        return [self.routes[i] for i in sorted(ids)]

@@ -1,0 +1,342 @@
+"""Optimal input for a cyclic route, exact to the wei.
+
+Every hop is, locally, a constant-product map ``out = A*x / (B + C*x)`` (a V2 pair everywhere, a
+V3 pool within its current tick range, with the virtual reserves of that range), and such maps
+compose into one of the same form. The continuous optimum of ``A*x/(B+C*x) - x`` is
+``x* = (sqrt(A*B) - B) / C``, and the best profit is ``(sqrt(A) - sqrt(B))**2 / C``.
+
+- Routes of V2 pairs only: the closed form is global. Its optimum, floored, is snapped to the best
+  integer input: outputs are floored at every hop, so the profit is a staircase, steep where an
+  intermediate token is coarse (8 decimals); the best input for a given intermediate amount is the
+  least input that yields it. The continuous maximum bounds every integer profit from above, so a
+  candidate that reaches it is provably the best integer input and the search stops there.
+- Routes through V3 pools: a safeguarded Newton search. From the exact state after swapping ``x``
+  the local maps give the exact continuous optimum of the current ranges; the next ``x`` jumps
+  there, kept inside a bracket that the sign of the marginal profit narrows (the profit curve is
+  concave). A handful of exact route evaluations reach the optimum; then the same integer snap.
+
+No floating point and no general-purpose optimiser: every step is integer arithmetic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from math import isqrt
+
+from arbx.domain.amm import v2 as v2math
+from arbx.domain.errors import MathError
+from arbx.domain.pools import Hop, V2Pool
+
+Q96 = 1 << 96
+V3_FEE_DENOMINATOR = 1_000_000
+NEWTON_STEPS = 24
+SNAP_LIMIT = 512  # amounts enumerated to prove the integer optimum; wider spans are sampled
+SNAP_NEAR = 4  # amounts each side of the continuous optimum sampled when the span is wider
+
+
+@dataclass(frozen=True, slots=True)
+class Sized:
+    """A route at one input: the amount after each hop, gross profit, ticks crossed per hop."""
+
+    amount_in: int
+    amounts: tuple[int, ...]
+    ticks_crossed: tuple[int, ...]
+
+    @property
+    def amount_out(self) -> int:
+        """What the last hop gives back."""
+        return self.amounts[-1]
+
+    @property
+    def profit(self) -> int:
+        """Gross profit in the base token (may be negative)."""
+        return self.amounts[-1] - self.amount_in
+
+
+def optimize(hops: Sequence[Hop], max_input: int | None = None) -> Sized | None:
+    """The integer input that maximises the route's gross profit, or None if none is positive."""
+    if all(isinstance(h.pool, V2Pool) for h in hops):
+        return _optimize_v2(_v2_params(hops), max_input)
+    return _optimize_general(hops, max_input)
+
+
+def simulate(hops: Sequence[Hop], amount_in: int) -> Sized | None:
+    """The exact result of sending ``amount_in`` through the route; None if a hop cannot fill."""
+    run = _run(hops, amount_in)
+    return run[0] if run is not None else None
+
+
+# --- V2-only routes: global closed form and integer snap -------------------------------------
+
+V2Params = tuple[int, int, int, int]  # reserve in, reserve out, fee numerator, fee denominator
+
+
+def _v2_params(hops: Sequence[Hop]) -> list[V2Params]:
+    params: list[V2Params] = []
+    for hop in hops:
+        pool = hop.pool
+        assert isinstance(pool, V2Pool)
+        r_in, r_out = pool.reserves(hop.zero_for_one)
+        gamma, den = v2math.fee_fraction(pool.fee_bps)
+        params.append((r_in, r_out, gamma, den))
+    return params
+
+
+def _v2_forward(params: Sequence[V2Params], x: int) -> list[int] | None:
+    """Amounts after each hop (UniswapV2Library.getAmountOut chained); None if x < 1."""
+    if x <= 0:
+        return None
+    amounts = []
+    for r_in, r_out, gamma, den in params:
+        a = x * gamma
+        x = a * r_out // (r_in * den + a)
+        amounts.append(x)
+    return amounts
+
+
+def _v2_least_input(params: Sequence[V2Params], upto: int, amount: int) -> int | None:
+    """The least route input that yields ``amount`` after hop ``upto`` (1-based), or None."""
+    y = amount
+    for r_in, r_out, gamma, den in reversed(params[:upto]):
+        if y <= 0:
+            return 0
+        if y >= r_out:
+            return None
+        y = -(-(r_in * y * den) // ((r_out - y) * gamma))
+    return y
+
+
+def _optimize_v2(params: list[V2Params], cap: int | None) -> Sized | None:
+    a, b, c = 1, 1, 0
+    for r_in, r_out, gamma, den in params:
+        a_h, b_h, c_h = gamma * r_out, den * r_in, gamma
+        a, b, c = a_h * a, b_h * b, b_h * c + c_h * a
+    if a <= b:
+        return None  # the marginal rate at zero input is at most 1: concave, so never a profit
+    root = isqrt(a * b)
+    x0 = max(1, (root - b) // c)
+    if cap is not None and x0 >= cap:
+        x0 = cap
+    at_x0 = _v2_forward(params, x0)
+    assert at_x0 is not None
+    best_x, best, best_amounts = x0, at_x0[-1] - x0, at_x0
+    # Where an intermediate token is coarser than the base, the best input is the left edge of
+    # the step that x0 falls on: the least input that still yields that intermediate amount.
+    tried = {x0}
+    for k in range(len(params) - 1):
+        if at_x0[k] < x0:
+            x = _v2_least_input(params, k + 1, at_x0[k])
+            if x is not None and x not in tried:
+                tried.add(x)
+                amounts = _v2_forward(params, x)
+                if amounts is not None and amounts[-1] - x > best:
+                    best_x, best, best_amounts = x, amounts[-1] - x, amounts
+    # Only inputs whose continuous profit beats ``best`` can do better: an interval around x*.
+    # An optimal input is always the least input for its own amount after any hop k, so it
+    # suffices to enumerate the amounts after the hop where that interval spans the fewest,
+    # nearest the optimum first, until one reaches the continuous maximum (a proof).
+    bound = (a + b - 2 * root) // c
+    lo, hi = _beating_interval(a, b, c, best)
+    if cap is not None:
+        hi = min(hi, cap)
+    at_lo, at_hi = _v2_forward(params, lo), _v2_forward(params, hi)
+    if best < bound and lo <= hi and at_lo is not None and at_hi is not None:
+        upto, first, last, mid = 0, lo, hi, x0
+        for k in range(len(params) - 1):
+            if at_hi[k] - at_lo[k] < last - first:
+                upto, first, last, mid = k + 1, at_lo[k], at_hi[k], at_x0[k]
+        if last - first > SNAP_LIMIT:  # too wide to enumerate: sample next to the optimum
+            first, last = max(first, mid - SNAP_NEAR), min(last, mid + SNAP_NEAR)
+        for z in _outward(min(max(mid, first), last), first, last):
+            x = _v2_least_input(params, upto, z) if upto else z
+            if x is None or x in tried or x <= 0 or (cap is not None and x > cap):
+                continue
+            tried.add(x)
+            amounts = _v2_forward(params, x)
+            if amounts is not None and amounts[-1] - x > best:
+                best_x, best, best_amounts = x, amounts[-1] - x, amounts
+                if best >= bound:
+                    break
+    if best <= 0:
+        return None
+    return Sized(best_x, tuple(best_amounts), (0,) * len(params))
+
+
+def _outward(mid: int, first: int, last: int) -> Iterator[int]:
+    """first..last, nearest to ``mid`` first."""
+    yield mid
+    for d in range(1, max(mid - first, last - mid) + 1):
+        if mid + d <= last:
+            yield mid + d
+        if mid - d >= first:
+            yield mid - d
+
+
+def _beating_interval(a: int, b: int, c: int, profit: int) -> tuple[int, int]:
+    """Integer inputs x whose continuous profit ``a*x/(b+c*x) - x`` can exceed ``profit``.
+
+    Solves ``c*x^2 + (b + c*t - a)*x + t*b <= 0`` for ``t = profit + 1``, widened by one on each
+    side against the rounding of the integer square root; empty (lo > hi) when no x can.
+    """
+    t = profit + 1
+    p = a - b - c * t
+    disc = p * p - 4 * c * t * b
+    if p <= 0 or disc < 0:
+        return 1, 0
+    root = isqrt(disc) + 1
+    return max(1, (p - root) // (2 * c) - 1), (p + root) // (2 * c) + 1
+
+
+# --- Routes through V3 pools: safeguarded Newton on local closed forms ------------------------
+
+V3State = tuple[int, int] | None  # (sqrt price, liquidity) after a V3 hop; None for a V2 hop
+
+
+def _run(hops: Sequence[Hop], amount_in: int) -> tuple[Sized, list[V3State]] | None:
+    """``simulate``, also keeping each V3 pool's price and liquidity after its swap."""
+    amounts: list[int] = []
+    crossed: list[int] = []
+    states: list[V3State] = []
+    x = amount_in
+    for hop in hops:
+        if x <= 0:
+            return None
+        pool = hop.pool
+        try:
+            if isinstance(pool, V2Pool):
+                r_in, r_out = pool.reserves(hop.zero_for_one)
+                x = v2math.get_amount_out(x, r_in, r_out, pool.fee_bps)
+                crossed.append(0)
+                states.append(None)
+            else:
+                r = pool.swap(hop.zero_for_one, x)
+                if r.partial:
+                    return None
+                x = r.amount_out
+                crossed.append(r.ticks_crossed)
+                states.append((r.sqrt_price_x96, r.liquidity))
+        except MathError:
+            return None
+        amounts.append(x)
+    return Sized(amount_in, tuple(amounts), tuple(crossed)), states
+
+
+def _optimize_general(hops: Sequence[Hop], cap: int | None) -> Sized | None:
+    a, b, c = _local_composite(hops, 0, (), ())
+    if a <= b:
+        return None  # the marginal rate at zero input is at most 1: concave, so never a profit
+    lo, hi = 0, None  # marginal profit > 0 at lo; <= 0 (or the route cannot fill) at hi
+    x = (isqrt(a * b) - b) // c
+    x = max(1, x if cap is None else min(x, cap))
+    best: Sized | None = None
+    for _ in range(NEWTON_STEPS):
+        run = _run(hops, x)
+        nxt = x
+        if run is None:
+            hi = x
+        else:
+            sized, states = run
+            if best is None or sized.profit > best.profit:
+                best = sized
+            a, b, c = _local_composite(hops, x, sized.amounts, states)
+            if a > b:
+                lo = x
+                if cap is not None and x >= cap:
+                    break
+            else:
+                hi = x
+            step = (isqrt(a * b) - b) // c
+            if abs(step) <= 1:
+                break
+            nxt = x + step
+        if not (lo < nxt and (hi is None or nxt < hi)):
+            nxt = (lo + hi) // 2 if hi is not None else 2 * x
+        if cap is not None:
+            nxt = min(nxt, cap)
+        if nxt <= lo or (hi is not None and nxt >= hi) or nxt == x:
+            break
+        x = nxt
+    if best is None:
+        return None
+    return _snap_general(hops, best, cap)
+
+
+def _local_composite(
+    hops: Sequence[Hop], x: int, amounts: Sequence[int], states: Sequence[V3State]
+) -> tuple[int, int, int]:
+    """Composite (A, B, C) of the hops' local maps after the route has taken input ``x``.
+
+    ``amounts`` and ``states`` come from ``_run`` at ``x`` (both empty when ``x`` is 0).
+    """
+    a, b, c = 1, 1, 0
+    x_in = x
+    for i, hop in enumerate(hops):
+        pool = hop.pool
+        if isinstance(pool, V2Pool):
+            r_in, r_out = pool.reserves(hop.zero_for_one)
+            gamma, den = v2math.fee_fraction(pool.fee_bps)
+            d = r_in * den + gamma * x_in
+            a_h, b_h, c_h = gamma * r_out * r_in * den, d * d, gamma * d
+        else:
+            state = states[i] if states else None
+            sqrt_p, liq = state if state is not None else (pool.sqrt_price_x96, pool.liquidity)
+            g = V3_FEE_DENOMINATOR - pool.fee
+            if liq == 0:
+                a_h, b_h = 0, 1
+            elif hop.zero_for_one:
+                a_h = g * liq * sqrt_p * sqrt_p
+                b_h = V3_FEE_DENOMINATOR * liq * Q96 * Q96
+            else:
+                a_h = g * liq * Q96 * Q96
+                b_h = V3_FEE_DENOMINATOR * liq * sqrt_p * sqrt_p
+            c_h = g * sqrt_p * Q96
+        a, b, c = a_h * a, b_h * b, b_h * c + c_h * a
+        if amounts:
+            x_in = amounts[i]
+    return a, b, c
+
+
+def _least_input(hops: Sequence[Hop], upto: int, amount: int) -> int | None:
+    """The input the pools charge to deliver ``amount`` after hop ``upto``, or None."""
+    y = amount
+    for hop in reversed(hops[:upto]):
+        if y <= 0:
+            return 0
+        pool = hop.pool
+        try:
+            if isinstance(pool, V2Pool):
+                r_in, r_out = pool.reserves(hop.zero_for_one)
+                y = v2math.min_amount_in(y, r_in, r_out, pool.fee_bps)
+            else:
+                r = pool.swap(hop.zero_for_one, -y)
+                if r.partial:
+                    return None
+                y = r.amount_in
+        except MathError:
+            return None
+    return y
+
+
+def _snap_general(hops: Sequence[Hop], best: Sized, cap: int | None) -> Sized | None:
+    x0 = best.amount_in
+    candidates = [x0 - 1, x0 + 1]
+    for upto, z in enumerate(best.amounts[:-1], start=1):
+        if z < x0:
+            for zz in (z, z + 1):
+                least = _least_input(hops, upto, zz)
+                if least is not None:
+                    candidates.append(least)
+    for x in candidates:
+        if x <= 0 or (cap is not None and x > cap):
+            continue
+        sized = simulate(hops, x)
+        if sized is not None and sized.profit > best.profit:
+            best = sized
+    return best if best.profit > 0 else None
+
+
+def is_live(hops: Sequence[Hop]) -> bool:
+    """True if a tiny input would earn a profit at the current states."""
+    a, b, _ = _local_composite(hops, 0, (), ())
+    return a > b
