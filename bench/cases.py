@@ -340,4 +340,5 @@ CASES: tuple[Callable[[], CaseResult], ...] = (
     partial(v3_exact_in, 30),
     partial(reevaluate, 2),
     partial(reevaluate, 3),
+    partial(reevaluate, 4),
 )

@@ -7,11 +7,10 @@ in WETH, and each pool's price sits inside its no-arbitrage band (within half it
 list price), as after a block whose opportunities were all taken: no cycle pays before the
 changes, and the changes are what open new ones.
 
-- Tokens: WETH plus ``n_tokens - 1`` others with realistic decimals and prices.
-- V2 pools: one per pair per venue (two venues: the factory allows one pair per token pair),
-  fee 30 bps.
-- V3 pools: the remaining pools, one per (pair, fee tier); a full-range position plus a few
-  concentrated ones, some in range and one out of range, so every pool has a few ticks.
+- Tokens: hubs (WETH, USDC, USDT, DAI, WBTC) and a long tail with random decimals and prices.
+- Pools: every hub pair on both V2 venues (fee 30 bps) and every V3 fee tier; each long-tail
+  token on a few venues against WETH or a stablecoin. A V3 pool holds a full-range position plus
+  a few concentrated ones, some in range and one out of range, so every pool has a few ticks.
 - Changes: ``changed_pools`` moves some pools as one block of swaps would: a V2 pool by an exact
   swap, a V3 pool to another price inside its current liquidity range (no tick crossed).
 """
@@ -64,44 +63,67 @@ TOKEN_MODELS: tuple[tuple[str, int, float], ...] = (
 )
 
 
-def generate_universe(n_pools: int = 1000, n_tokens: int = 20, seed: int = 1) -> dict[str, Any]:
-    """A document ``{"description", "seed", "venues", "pools"}`` with ``n_pools`` pools."""
-    if not 2 <= n_tokens <= len(TOKEN_MODELS) + 1:
-        raise ValueError(f"n_tokens must be in 2..{len(TOKEN_MODELS) + 1}")
-    rng = random.Random(seed)
-    tokens = _tokens(rng, n_tokens)
-    pairs = list(itertools.combinations(range(n_tokens), 2))
-    v2_slots = [(pair, venue) for pair in pairs for venue in V2_VENUES]
-    v3_slots = [(pair, fee) for pair in pairs for fee in V3_TICK_SPACING]
-    if n_pools > len(v2_slots) + len(v3_slots):
-        raise ValueError(f"{n_tokens} tokens hold at most {len(v2_slots) + len(v3_slots)} pools")
-    n_v2 = min(len(v2_slots), n_pools * 2 // 5)
-    v2_chosen = sorted(rng.sample(range(len(v2_slots)), n_v2))
-    v3_chosen = sorted(rng.sample(range(len(v3_slots)), n_pools - n_v2))
+HUBS = 5  # WETH and the first four token models: the tokens most pools pair with
+LONG_TAIL_VENUES: tuple[tuple[str, int | None, float], ...] = (
+    # (venue, V3 fee or None for V2, chance that a long-tail token has a pool there)
+    ("uniswap_v2", None, 0.85),
+    ("sushiswap", None, 0.35),
+    ("uniswap_v3", 3000, 0.55),
+    ("uniswap_v3", 10000, 0.3),
+    ("uniswap_v3", 500, 0.1),
+)
 
+
+def generate_universe(n_pools: int = 1000, seed: int = 1) -> dict[str, Any]:
+    """A document ``{"description", "seed", "venues", "pools"}`` with ``n_pools`` pools.
+
+    Shaped like a real chain: a few hub tokens (WETH, stablecoins, WBTC) paired with each other
+    on every venue and fee tier, and a long tail of tokens each with a few pools, mostly against
+    WETH, sometimes against a stablecoin.
+    """
+    rng = random.Random(seed)
+    hubs = _tokens(rng, HUBS)
     pools: list[dict[str, Any]] = []
     venues: dict[str, str] = {}
-    for i in v2_chosen:
-        (a, b), venue = v2_slots[i]
-        pool = _v2_pool(rng, tokens[a], tokens[b])
+
+    def add(a: dict[str, Any], b: dict[str, Any], venue: str, fee: int | None) -> None:
+        pool = _v2_pool(rng, a, b) if fee is None else _v3_pool(rng, a, b, fee)
         venues[pool["address"]] = venue
         pools.append(pool)
-    for i in v3_chosen:
-        (a, b), fee = v3_slots[i]
-        pool = _v3_pool(rng, tokens[a], tokens[b], fee)
-        venues[pool["address"]] = "uniswap_v3"
-        pools.append(pool)
+
+    for a, b in itertools.combinations(hubs, 2):
+        for venue in V2_VENUES:
+            add(a, b, venue, None)
+        for fee in V3_TICK_SPACING:
+            add(a, b, "uniswap_v3", fee)
+    n_tail = 0
+    while len(pools) < n_pools:
+        token = _long_tail_token(rng)
+        n_tail += 1
+        quote = hubs[0] if rng.random() < 0.8 else rng.choice(hubs[1:3])
+        for venue, fee, chance in LONG_TAIL_VENUES:
+            if len(pools) < n_pools and rng.random() < chance:
+                add(token, quote, venue, fee)
+        if len(pools) < n_pools and rng.random() < 0.2:  # a second market against a stable
+            add(token, rng.choice(hubs[1:4]), "uniswap_v3", 3000)
     rng.shuffle(pools)
+    n_v2 = sum(p["family"] == "uniswap_v2" for p in pools)
     return {
         "description": (
             f"Synthetic universe: {n_pools} pools ({n_v2} V2 on {len(V2_VENUES)} venues, "
-            f"{n_pools - n_v2} V3) over {n_tokens} tokens incl. WETH; seed {seed}. "
-            "Not chain data."
+            f"{n_pools - n_v2} V3) over {HUBS} hub tokens and {n_tail} long-tail tokens; "
+            f"seed {seed}. Not chain data."
         ),
         "seed": seed,
         "venues": venues,
         "pools": pools,
     }
+
+
+def _long_tail_token(rng: random.Random) -> dict[str, Any]:
+    decimals = rng.choice((18, 18, 18, 18, 9, 8, 6))
+    price = math.exp(rng.uniform(math.log(1e-9), math.log(0.5)))  # in WETH per whole token
+    return {"address": _random_address(rng), "symbol": None, "decimals": decimals, "price": price}
 
 
 def changed_pools(
@@ -120,6 +142,7 @@ def changed_pools(
 
 
 def _tokens(rng: random.Random, n_tokens: int) -> list[dict[str, Any]]:
+    """WETH and the first ``n_tokens - 1`` token models."""
     weth = {"address": WETH, "symbol": "WETH", "decimals": 18, "price": 1.0}
     others = [
         {"address": _random_address(rng), "symbol": symbol, "decimals": decimals, "price": price}

@@ -55,12 +55,21 @@ class V2Pool:
     fee_bps: int = 30
     chain_id: int = 1
     block: int | None = None
+    fee_fraction: tuple[int, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fee_fraction", v2.fee_fraction(self.fee_bps))
 
     def reserves(self, zero_for_one: bool) -> tuple[int, int]:
         """(reserve of the input token, reserve of the output token) for a direction."""
         if zero_for_one:
             return self.reserve0, self.reserve1
         return self.reserve1, self.reserve0
+
+    def marginal_rate(self, zero_for_one: bool) -> float:
+        """Output per unit of a tiny input, after the fee (an estimate, for filtering only)."""
+        r_in, r_out = self.reserves(zero_for_one)
+        return (10_000 - self.fee_bps) * r_out / (10_000 * r_in)
 
     def swap_exact_in(self, zero_for_one: bool, amount_in: int) -> Quote:
         """UniswapV2Library.getAmountOut on this pair."""
@@ -111,6 +120,14 @@ class V3Pool:
             amount_specified,
             sqrt_price_limit_x96,
         )
+
+    def marginal_rate(self, zero_for_one: bool) -> float:
+        """Output per unit of a tiny input, after the fee (an estimate, for filtering only)."""
+        if self.liquidity == 0:
+            return 0.0
+        price = (self.sqrt_price_x96 / 2**96) ** 2
+        keep = (1_000_000 - self.fee) / 1_000_000
+        return keep * price if zero_for_one else keep / price
 
     def swap_exact_in(
         self, zero_for_one: bool, amount_in: int, sqrt_price_limit_x96: int | None = None

@@ -56,8 +56,9 @@ class Sized:
 
 def optimize(hops: Sequence[Hop], max_input: int | None = None) -> Sized | None:
     """The integer input that maximises the route's gross profit, or None if none is positive."""
-    if all(isinstance(h.pool, V2Pool) for h in hops):
-        return _optimize_v2(_v2_params(hops), max_input)
+    params = _v2_params(hops)
+    if params is not None:
+        return _optimize_v2(params, max_input)
     return _optimize_general(hops, max_input)
 
 
@@ -72,14 +73,18 @@ def simulate(hops: Sequence[Hop], amount_in: int) -> Sized | None:
 V2Params = tuple[int, int, int, int]  # reserve in, reserve out, fee numerator, fee denominator
 
 
-def _v2_params(hops: Sequence[Hop]) -> list[V2Params]:
+def _v2_params(hops: Sequence[Hop]) -> list[V2Params] | None:
+    """Each hop's reserves and fee fraction, or None if any hop is not a V2 pair."""
     params: list[V2Params] = []
     for hop in hops:
         pool = hop.pool
-        assert isinstance(pool, V2Pool)
-        r_in, r_out = pool.reserves(hop.zero_for_one)
-        gamma, den = v2math.fee_fraction(pool.fee_bps)
-        params.append((r_in, r_out, gamma, den))
+        if not isinstance(pool, V2Pool):
+            return None
+        gamma, den = pool.fee_fraction
+        if hop.zero_for_one:
+            params.append((pool.reserve0, pool.reserve1, gamma, den))
+        else:
+            params.append((pool.reserve1, pool.reserve0, gamma, den))
     return params
 
 
@@ -247,7 +252,9 @@ def _optimize_general(hops: Sequence[Hop], cap: int | None) -> Sized | None:
             else:
                 hi = x
             step = (isqrt(a * b) - b) // c
-            if abs(step) <= 1:
+            # Done when the step is below the resolution of the coarsest intermediate amount:
+            # there the profit is a staircase and the snap below picks the best step edge.
+            if abs(step) <= max(1, x // max(1, min(sized.amounts[:-1], default=x))):
                 break
             nxt = x + step
         if not (lo < nxt and (hi is None or nxt < hi)):
@@ -275,7 +282,7 @@ def _local_composite(
         pool = hop.pool
         if isinstance(pool, V2Pool):
             r_in, r_out = pool.reserves(hop.zero_for_one)
-            gamma, den = v2math.fee_fraction(pool.fee_bps)
+            gamma, den = pool.fee_fraction
             d = r_in * den + gamma * x_in
             a_h, b_h, c_h = gamma * r_out * r_in * den, d * d, gamma * d
         else:
@@ -319,19 +326,34 @@ def _least_input(hops: Sequence[Hop], upto: int, amount: int) -> int | None:
 
 
 def _snap_general(hops: Sequence[Hop], best: Sized, cap: int | None) -> Sized | None:
+    """The best integer input near ``best``: where an intermediate token is coarser than the
+    base, the left edges of the steps around it (climbing while profit rises); else its
+    neighbours."""
     x0 = best.amount_in
-    candidates = [x0 - 1, x0 + 1]
-    for upto, z in enumerate(best.amounts[:-1], start=1):
-        if z < x0:
-            for zz in (z, z + 1):
-                least = _least_input(hops, upto, zz)
-                if least is not None:
-                    candidates.append(least)
-    for x in candidates:
-        if x <= 0 or (cap is not None and x > cap):
-            continue
-        sized = simulate(hops, x)
-        if sized is not None and sized.profit > best.profit:
+    inner = best.amounts[:-1]
+
+    def at(x: int | None) -> Sized | None:
+        if x is None or x <= 0 or (cap is not None and x > cap):
+            return None
+        return simulate(hops, x)
+
+    if not inner or min(inner) >= x0:
+        for sized in (at(x0 - 1), at(x0 + 1)):
+            if sized is not None and sized.profit > best.profit:
+                best = sized
+        return best if best.profit > 0 else None
+    upto = inner.index(min(inner)) + 1
+    z0 = inner[upto - 1]
+    edge = at(_least_input(hops, upto, z0))
+    if edge is not None and edge.profit > best.profit:
+        best = edge
+    for direction in (1, -1):
+        z = z0
+        for _ in range(SNAP_NEAR):
+            z += direction
+            sized = at(_least_input(hops, upto, z))
+            if sized is None or sized.profit <= best.profit:
+                break
             best = sized
     return best if best.profit > 0 else None
 
