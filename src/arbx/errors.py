@@ -8,10 +8,10 @@
     ├── StaleStateError            our copy of the chain disagrees with it: resync
     └── SimulationRevertedError    the trade would revert in simulation: drop the opportunity
 
-The first four live in ``arbx.domain.errors`` so that pure code can raise them.
+The first four and StaleStateError live in ``arbx.domain.errors`` so pure code can raise them.
 """
 
-from arbx.domain.errors import ArbxError, ConfigError, InputError, MathError
+from arbx.domain.errors import ArbxError, ConfigError, InputError, MathError, StaleStateError
 
 __all__ = [
     "ArbxError",
@@ -26,10 +26,6 @@ __all__ = [
 
 class TransientError(ArbxError):
     """A temporary failure (timeout, dropped connection): retry with backoff."""
-
-
-class StaleStateError(ArbxError):
-    """Local state no longer matches the chain: resynchronise."""
 
 
 class SimulationRevertedError(ArbxError):

@@ -15,3 +15,7 @@ class InputError(ConfigError):
 
 class MathError(ArbxError):
     """An operation the mirrored Solidity code would revert on (overflow, bad price)."""
+
+
+class StaleStateError(ArbxError):
+    """Local state no longer matches the chain (a reorg deeper than we can undo): resync."""
