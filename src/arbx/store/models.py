@@ -1,0 +1,313 @@
+"""ORM models (SQLAlchemy 2 typed declarative) and the column types they need.
+
+Every on-chain amount is an exact integer that may reach 2^256 - 1, past BIGINT: ``UInt256`` and
+``Int256`` store them as NUMERIC(78, 0) on PostgreSQL and, on SQLite (whose numbers are 64-bit
+integers or doubles), as fixed-width decimal text that sorts and compares like the number. Times
+are timezone-aware UTC datetimes (``UTCDateTime``). The schema itself is created by the Alembic
+migrations in ``arbx.store.migrations``; these models must match them (a test checks).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+    false,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
+
+UINT256_MAX = 2**256 - 1
+INT256_MIN = -(2**255)
+INT256_MAX = 2**255 - 1
+_DIGITS = 78  # len(str(2**256 - 1))
+_TEN_DIGITS: int = 10**_DIGITS
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def encode_sortable(value: int) -> str:
+    """A decimal string of fixed width whose text order is the integers' order (SQLite storage).
+
+    Non-negative values are zero-padded to 78 digits; a negative ``v`` is ``-`` followed by
+    ``10^78 + v`` padded likewise, so every negative sorts before every non-negative and a larger
+    magnitude sorts first.
+    """
+    if value >= 0:
+        return f"{value:0{_DIGITS}d}"
+    return f"-{_TEN_DIGITS + value:0{_DIGITS}d}"
+
+
+def decode_sortable(text: str) -> int:
+    """The integer that ``encode_sortable`` wrote."""
+    if text.startswith("-"):
+        return int(text[1:]) - _TEN_DIGITS
+    return int(text)
+
+
+class _ExactInt(TypeDecorator[int]):
+    """An exact integer in [low, high]: NUMERIC(78, 0) on PostgreSQL, sortable text elsewhere."""
+
+    impl = Numeric(_DIGITS, 0)
+    cache_ok = True
+    low = 0
+    high = UINT256_MAX
+
+    @property
+    def python_type(self) -> type[int]:
+        """Values come back as ``int``."""
+        return int
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        """NUMERIC(78, 0) where the database has exact decimals, else text one digit wider."""
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(Numeric(_DIGITS, 0, asdecimal=True))
+        return dialect.type_descriptor(String(_DIGITS + 1))
+
+    def _check(self, value: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{type(self).__name__} takes an int, got {type(value).__name__}")
+        if not self.low <= value <= self.high:
+            raise ValueError(f"{value} is outside {type(self).__name__} [{self.low}, {self.high}]")
+        return value
+
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> Any:
+        """An int as a Decimal (PostgreSQL) or sortable text (SQLite)."""
+        if value is None:
+            return None
+        value = self._check(value)
+        if dialect.name == "postgresql":
+            return Decimal(value)
+        return encode_sortable(value)
+
+    def process_literal_param(self, value: int | None, dialect: Dialect) -> str:
+        """The literal SQL for a value (offline migrations, compiled statements)."""
+        if value is None:
+            return "NULL"
+        value = self._check(value)
+        if dialect.name == "postgresql":
+            return str(value)
+        return f"'{encode_sortable(value)}'"
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:  # noqa: ARG002
+        """Back to an exact int."""
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return decode_sortable(value)
+        if isinstance(value, Decimal):
+            if value != value.to_integral_value():
+                raise ValueError(f"non-integral amount {value} in an integer column")
+            return int(value)
+        return int(value)
+
+
+class UInt256(_ExactInt):
+    """An unsigned on-chain amount, 0 .. 2^256 - 1, exact."""
+
+    cache_ok = True
+    low = 0
+    high = UINT256_MAX
+
+
+class Int256(_ExactInt):
+    """A signed amount (a profit may be negative), -2^255 .. 2^255 - 1, exact."""
+
+    cache_ok = True
+    low = INT256_MIN
+    high = INT256_MAX
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime stored as UTC (microseconds kept); naive input is refused."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    @property
+    def python_type(self) -> type[datetime]:
+        """Values come back as aware ``datetime`` in UTC."""
+        return datetime
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Aware datetime -> UTC (naive UTC on databases without time zones)."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()}: pass a timezone-aware one")
+        value = value.astimezone(UTC)
+        if dialect.name == "postgresql":
+            return value
+        return value.replace(tzinfo=None)
+
+    def process_result_value(
+        self,
+        value: datetime | None,
+        dialect: Dialect,  # noqa: ARG002
+    ) -> datetime | None:
+        """Stored value -> aware UTC datetime."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# Surrogate keys: 64-bit on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+Json = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the constraint naming convention the migrations use."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Chain(Base):
+    """An EVM chain, keyed by its chain id."""
+
+    __tablename__ = "chains"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(64))
+
+
+class Block(Base):
+    """A block header as we saw it; ``reorged`` once it left the canonical chain."""
+
+    __tablename__ = "blocks"
+    __table_args__ = (
+        UniqueConstraint("chain_id", "hash"),
+        Index("ix_blocks_chain_id_number", "chain_id", "number"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"))
+    number: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(66))
+    parent_hash: Mapped[str] = mapped_column(String(66))
+    timestamp: Mapped[int] = mapped_column(BigInteger)  # the header's unix seconds
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    latency_ms: Mapped[float | None] = mapped_column(Float)  # arrival -> block fully processed
+    reorged: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
+
+
+class TokenRow(Base):
+    """An ERC-20 token on one chain."""
+
+    __tablename__ = "tokens"
+
+    chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"), primary_key=True)
+    address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    symbol: Mapped[str | None] = mapped_column(String(64))
+    decimals: Mapped[int | None] = mapped_column(Integer)
+
+
+class PoolRow(Base):
+    """A pool's static description; its state lives in memory, not here."""
+
+    __tablename__ = "pools"
+    __table_args__ = (
+        ForeignKeyConstraint(["chain_id", "token0"], ["tokens.chain_id", "tokens.address"]),
+        ForeignKeyConstraint(["chain_id", "token1"], ["tokens.chain_id", "tokens.address"]),
+    )
+
+    chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"), primary_key=True)
+    address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    family: Mapped[str] = mapped_column(String(32))  # 'uniswap_v2' | 'uniswap_v3'
+    venue: Mapped[str | None] = mapped_column(String(64))
+    token0: Mapped[str] = mapped_column(String(42))
+    token1: Mapped[str] = mapped_column(String(42))
+    fee: Mapped[int] = mapped_column(Integer)  # bps for V2, pips (millionths) for V3
+    tick_spacing: Mapped[int | None] = mapped_column(Integer)
+    created_block: Mapped[int | None] = mapped_column(BigInteger)
+    last_synced_block: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Run(Base):
+    """One run of the engine (shadow or otherwise), from start to finish."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    mode: Mapped[str] = mapped_column(String(16))  # 'shadow', later 'live', ...
+    chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"))
+    settings_json: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    status: Mapped[str] = mapped_column(String(16))  # 'running', 'ok', 'failed', ...
+    blocks_seen: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    summary_json: Mapped[dict[str, Any] | None] = mapped_column(Json)
+
+
+class OpportunityRow(Base):
+    """An opportunity found in one block of one run, with its sizes and expected profit."""
+
+    __tablename__ = "opportunities"
+    __table_args__ = (
+        Index("ix_opportunities_run_id_id", "run_id", "id"),
+        Index("ix_opportunities_block_number", "block_number"),
+        Index("ix_opportunities_route_key", "route_key"),
+        Index("ix_opportunities_net_profit", "net_profit"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("runs.id"))
+    chain_id: Mapped[int] = mapped_column(ForeignKey("chains.id"))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    route_key: Mapped[str] = mapped_column(String(1024))
+    pools_json: Mapped[list[str]] = mapped_column(Json)
+    tokens_json: Mapped[list[str]] = mapped_column(Json)
+    amount_in: Mapped[int] = mapped_column(UInt256())
+    amounts_json: Mapped[list[str]] = mapped_column(Json)  # after each hop, decimal strings
+    amount_out: Mapped[int] = mapped_column(UInt256())
+    gross_profit: Mapped[int] = mapped_column(Int256())
+    gas_units: Mapped[int] = mapped_column(BigInteger)
+    gas_cost: Mapped[int] = mapped_column(UInt256())
+    builder_payment: Mapped[int] = mapped_column(UInt256())
+    net_profit: Mapped[int] = mapped_column(Int256())
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    latency_ms: Mapped[float] = mapped_column(Float)  # block arrival -> opportunity found
+    status: Mapped[str] = mapped_column(String(32))  # 'found', 'simulated_ok', ...
+
+
+class ParityCheck(Base):
+    """A comparison of our pool states with the chain's at one block."""
+
+    __tablename__ = "parity_checks"
+    __table_args__ = (Index("ix_parity_checks_run_id_id", "run_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("runs.id"))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    pools_checked: Mapped[int] = mapped_column(Integer)
+    failures: Mapped[int] = mapped_column(Integer)
+    detail_json: Mapped[Any | None] = mapped_column(Json)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
