@@ -1,0 +1,192 @@
+"""Settings: built once, from an optional TOML file and ``ARBX_...`` environment variables.
+
+Environment variables win over the file; nested fields use ``__`` (``ARBX_CHAIN__RPC``,
+``ARBX_STRATEGY__MAX_HOPS``). With no file and no variables, the settings describe the embedded
+default: a local devnet that ``arbx run`` starts itself. A bad file or value raises
+``ConfigError`` with one line naming the field.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from eth_utils.address import is_hex_address, to_checksum_address
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+from arbx.domain.errors import ConfigError
+
+Mode = Literal["shadow", "limited", "scaled"]
+Kind = Literal["uniswap_v2", "uniswap_v3"]
+
+
+def _address(value: str) -> str:
+    if not isinstance(value, str) or not is_hex_address(value):
+        raise ValueError(f"{value!r} is not a 20-byte hex address")
+    return str(to_checksum_address(value))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChainSettings(_Strict):
+    """Which chain, and how to reach it."""
+
+    id: int = Field(31337, ge=1)
+    name: str = "devnet"
+    rpc: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    ws: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    multicall: str | None = None
+    start_block: int = Field(0, ge=0)
+    poll_interval: float = Field(1.0, gt=0)
+    timeout: float = Field(3.0, gt=0)
+
+    @field_validator("rpc", "ws", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("rpc", "ws")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://", "ws://", "wss://")):
+                raise ValueError(f"{url!r} is not an http(s) or ws(s) URL")
+        return value
+
+    @field_validator("multicall")
+    @classmethod
+    def _multicall(cls, value: str | None) -> str | None:
+        return None if value is None else _address(value)
+
+
+class VenueSettings(_Strict):
+    """A DEX deployment to watch."""
+
+    name: str
+    kind: Kind
+    factory: str
+    fee_bps: int = Field(30, ge=0, le=9999)
+    init_code_hash: str = ""
+
+    @field_validator("factory")
+    @classmethod
+    def _factory(cls, value: str) -> str:
+        return _address(value)
+
+    @field_validator("init_code_hash")
+    @classmethod
+    def _hash(cls, value: str) -> str:
+        if value and (len(value) != 66 or not value.startswith("0x")):
+            raise ValueError("init_code_hash must be 0x and 64 hex digits")
+        return value.lower()
+
+
+class StrategySettings(_Strict):
+    """The cyclic-arbitrage strategy's limits."""
+
+    base_tokens: list[str] = Field(default_factory=list)
+    max_hops: int = Field(3, ge=2, le=6)
+    max_input: dict[str, int] = Field(default_factory=dict)
+    min_net_profit_wei: int = Field(1, ge=0)
+    builder_share_bps: int = Field(0, ge=0, le=10_000)
+    priority_fee_wei: int = Field(1_000_000_000, ge=0)
+    max_routes: int = Field(200_000, ge=1)
+
+    @field_validator("base_tokens")
+    @classmethod
+    def _bases(cls, value: list[str]) -> list[str]:
+        return [_address(v) for v in value]
+
+    @field_validator("max_input")
+    @classmethod
+    def _caps(cls, value: dict[str, int]) -> dict[str, int]:
+        return {_address(k): v for k, v in value.items()}
+
+
+class FilterSettings(_Strict):
+    """Which discovered pools to keep."""
+
+    allow_tokens: list[str] = Field(default_factory=list)
+    deny_tokens: list[str] = Field(default_factory=list)
+    min_reserve: int = Field(0, ge=0)
+
+    @field_validator("allow_tokens", "deny_tokens")
+    @classmethod
+    def _tokens(cls, value: list[str]) -> list[str]:
+        return [_address(v) for v in value]
+
+
+class Settings(BaseSettings):
+    """Everything a run needs; ``load_settings`` builds it."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ARBX_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    mode: Mode = "shadow"
+    database_url: str = "sqlite:///./data/arbx.db"
+    chain: ChainSettings = Field(default_factory=ChainSettings)
+    venues: list[VenueSettings] = Field(default_factory=list)
+    strategy: StrategySettings = Field(default_factory=StrategySettings)
+    filters: FilterSettings = Field(default_factory=FilterSettings)
+
+    @property
+    def embedded(self) -> bool:
+        """True when no chain is configured: ``arbx run`` starts its own devnet."""
+        return not self.chain.rpc
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.chain.rpc and not self.venues:
+            raise ValueError("a configured chain needs at least one venue")
+        if self.chain.rpc and not self.strategy.base_tokens:
+            raise ValueError("a configured chain needs strategy.base_tokens")
+        names = [v.name for v in self.venues]
+        if len(set(names)) != len(names):
+            raise ValueError("venue names must be unique")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],  # noqa: ARG003
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment first, then values passed in (from the TOML file)."""
+        return env_settings, init_settings
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Settings from ``path`` (TOML) and the environment; ConfigError with one clear line."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read settings file {path}: {exc.strerror or exc}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from None
+    try:
+        return Settings(**data)
+    except SettingsError as exc:
+        raise ConfigError(f"bad ARBX_ environment variable: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        source = f"{path} or ARBX_ variables" if path is not None else "ARBX_ variables"
+        raise ConfigError(f"bad setting {where} ({source}): {first['msg']}") from None
