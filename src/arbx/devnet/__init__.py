@@ -1,0 +1,1 @@
+"""The local chain: anvil, the real Uniswap contracts, our test contracts, deployment."""
