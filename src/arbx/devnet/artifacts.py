@@ -90,8 +90,7 @@ def parse_artifact(name: str, data: dict[str, Any]) -> Artifact:
     raw = data.get("bytecode")
     if not isinstance(raw, str) or not raw.removeprefix("0x"):
         raw = data.get("evm", {}).get("bytecode", {}).get("object", "")
-    assert isinstance(raw, str)
-    code = raw.removeprefix("0x")
+    code = raw.removeprefix("0x") if isinstance(raw, str) else ""
     if not code or "__" in code:
         raise ConfigError(f"artifact {name!r} has no deployable bytecode")
     abi = data["abi"]
