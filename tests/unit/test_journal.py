@@ -74,6 +74,8 @@ def test_rewind_deeper_than_the_journal_is_refused() -> None:
     for n in range(1, 11):
         book.apply_block(n, h(n), h(n - 1), [sync(n, A.address, n)])
     assert book.oldest == 6
+    assert book.hash_at(6) == h(6)  # the parent of the oldest block kept
+    assert book.hash_at(5) is None
     book.rewind(6)
     assert book.head_number == 6
     with pytest.raises(StaleStateError):

@@ -37,6 +37,7 @@ class Head:
     hash: bytes
     parent_hash: bytes
     timestamp: int
+    base_fee: int = 0
 
 
 def decode_head(raw: Any) -> Head:
@@ -48,6 +49,7 @@ def decode_head(raw: Any) -> Head:
         hash=hex_hash(raw["hash"]),
         parent_hash=hex_hash(raw["parentHash"]),
         timestamp=hex_int(raw["timestamp"]),
+        base_fee=hex_int(raw["baseFeePerGas"]) if raw.get("baseFeePerGas") is not None else 0,
     )
 
 

@@ -54,6 +54,8 @@ class PoolBook:
         for record in self._journal:
             if record.number == number:
                 return record.hash
+            if record.number == number + 1:
+                return record.parent_hash
         return None
 
     @property

@@ -180,3 +180,28 @@ def direction(pool: Pool, token_in: str) -> bool:
         f"token {token_in} is not in pool {pool.address} "
         f"({pool.token0.label()}/{pool.token1.label()})"
     )
+
+
+def state_difference(ours: Pool, chain: Pool) -> str | None:
+    """None when two states of a pool agree on everything swaps depend on, else what differs."""
+    if type(ours) is not type(chain) or ours.address != chain.address:
+        return "not the same pool"
+    if isinstance(ours, V2Pool):
+        assert isinstance(chain, V2Pool)
+        if (ours.reserve0, ours.reserve1) != (chain.reserve0, chain.reserve1):
+            return f"reserves {ours.reserve0}/{ours.reserve1} vs {chain.reserve0}/{chain.reserve1}"
+        return None
+    assert isinstance(chain, V3Pool)
+    for name in ("sqrt_price_x96", "tick", "liquidity"):
+        if getattr(ours, name) != getattr(chain, name):
+            return f"{name} {getattr(ours, name)} vs {getattr(chain, name)}"
+    if ours.ticks != chain.ticks:
+        missing = sorted(set(chain.ticks) - set(ours.ticks))[:3]
+        extra = sorted(set(ours.ticks) - set(chain.ticks))[:3]
+        return f"initialized ticks differ (missing {missing}, extra {extra})"
+    for tick in ours.ticks:
+        if ours.liquidity_net[tick] != chain.liquidity_net[tick]:
+            return f"liquidity_net at {tick}"
+        if ours.liquidity_gross.get(tick) != chain.liquidity_gross.get(tick):
+            return f"liquidity_gross at {tick}"
+    return None
