@@ -1,0 +1,48 @@
+"""The ``arbx`` command: the composition root, the only place where concrete pieces meet.
+
+Each subcommand lives in its own module here and registers itself on the parser. A user
+mistake (a bad file, an unknown token, an amount out of range, a bad setting) ends with one line
+on stderr and exit code 2; nothing here prints a traceback for it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from arbx import __version__
+from arbx.cli import offline, store
+from arbx.cli.args import EXIT_USAGE, Parser
+from arbx.domain.errors import ArbxError, ConfigError, MathError
+
+
+def build_parser() -> Parser:
+    """The command-line grammar."""
+    parser = Parser(prog="arbx", description="ARBITRAGEXPLUS-II: DEX-arbitrage searcher")
+    parser.add_argument("--version", action="version", version=f"arbx {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for module in (offline, store):
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``arbx`` console command."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except ConfigError as exc:
+        return fail(str(exc))
+    except MathError as exc:
+        return fail(f"the pool cannot do this: {exc}")
+    except ArbxError as exc:
+        return fail(f"{type(exc).__name__}: {exc}")
+    except BrokenPipeError:
+        return 0
+    return code
+
+
+def fail(message: str) -> int:
+    """Print one error line; the exit code for it."""
+    print(f"arbx: error: {message}", file=sys.stderr)
+    return EXIT_USAGE

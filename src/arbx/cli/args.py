@@ -1,0 +1,39 @@
+"""Argument types and the parser class shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from arbx.domain.pools import UINT256_MAX
+
+EXIT_USAGE = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that exits with one line and code 2 on a usage error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"arbx: error: {message} (see 'arbx {self._sub()}--help')\n")
+
+    def _sub(self) -> str:
+        parts = self.prog.split()[1:]
+        return " ".join(parts) + " " if parts else ""
+
+
+def amount(text: str) -> int:
+    """A whole token amount from 1 to 2^256-1, in the token's smallest unit."""
+    cleaned = text.replace("_", "")
+    if not cleaned.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of smallest units")
+    value = int(cleaned)
+    if not 0 < value <= UINT256_MAX:
+        raise argparse.ArgumentTypeError(f"{text} is outside 1 .. 2^256-1")
+    return value
+
+
+def count(text: str) -> int:
+    """A non-negative integer option."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a non-negative integer")
+    return int(text)
