@@ -55,13 +55,13 @@ def ours_v2_cycle(
     ``None`` to show the row as not connected.
     """
     from arbx.domain.poolfile import parse_document  # noqa: PLC0415
-    from arbx.domain.sizing import optimize  # noqa: PLC0415
+    from arbx.domain.sizing import optimize_route  # noqa: PLC0415
 
     states = {p.address: p for p in parse_document(list(pools))}
     route = _route(list(states), token_in, states)
 
     def solve() -> CycleSolution:
-        sized = optimize(route.hops(states), max_input)
+        sized = optimize_route(route, states, max_input)
         return CycleSolution(sized.amount_in, sized.profit) if sized else CycleSolution(0, 0)
 
     return solve

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 
-from arbx.domain.pools import Hop, Pool
+from arbx.domain.pools import Pool
 from arbx.domain.profit import Costs, Opportunity, assess
 from arbx.domain.routes import Route
-from arbx.domain.sizing import optimize
+from arbx.domain.sizing import optimize_route
 
 FILTER_MARGIN = 1e-9  # far above float rounding (~1e-15 per operation)
 
 
-def may_pay(hops: Sequence[Hop]) -> bool:
+def may_pay(route: Route, pools: Mapping[str, Pool]) -> bool:
     """A cheap float filter: False only when the product of marginal rates is clearly <= 1.
 
     The exact test (in integers) happens in sizing; this only skips routes that cannot pay.
     """
     rate = 1.0
-    for hop in hops:
-        rate *= hop.pool.marginal_rate(hop.zero_for_one)
+    for address, zero_for_one in zip(route.pools, route.zero_for_one, strict=True):
+        rate *= pools[address].marginal_rate(zero_for_one)
     return rate > 1.0 - FILTER_MARGIN
 
 
@@ -36,13 +36,12 @@ def evaluate(
     found: list[Opportunity] = []
     caps = max_input or {}
     for route in routes:
-        hops = route.hops(pools)
-        if not may_pay(hops):
+        if not may_pay(route, pools):
             continue
-        sized = optimize(hops, caps.get(route.base))
+        sized = optimize_route(route, pools, caps.get(route.base))
         if sized is None:
             continue
-        opportunity = assess(route, hops, sized, costs)
+        opportunity = assess(route, pools, sized, costs)
         if opportunity is not None:
             found.append(opportunity)
     found.sort(key=lambda o: (-o.net_profit, o.route.pools))

@@ -9,11 +9,11 @@ with a fixed gas cost and a proportional builder share, that input also maximise
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from arbx.domain.pools import Hop, V2Pool
+from arbx.domain.pools import Pool, V2Pool
 from arbx.domain.routes import Route
 from arbx.domain.sizing import Sized
 
@@ -35,11 +35,11 @@ class GasModel:
     v3_hop: int = 85_000
     v3_tick_crossed: int = 24_000
 
-    def units(self, hops: Sequence[Hop], ticks_crossed: Sequence[int]) -> int:
-        """Total gas units for the route with the given ticks crossed per hop."""
+    def units(self, pools: Sequence[Pool], ticks_crossed: Sequence[int]) -> int:
+        """Total gas units for a route through ``pools`` with the given ticks crossed per hop."""
         total = self.overhead
-        for hop, crossed in zip(hops, ticks_crossed, strict=True):
-            if isinstance(hop.pool, V2Pool):
+        for pool, crossed in zip(pools, ticks_crossed, strict=True):
+            if isinstance(pool, V2Pool):
                 total += self.v2_hop
             else:
                 total += self.v3_hop + self.v3_tick_crossed * crossed
@@ -97,9 +97,11 @@ class Opportunity:
         }
 
 
-def assess(route: Route, hops: Sequence[Hop], sized: Sized, costs: Costs) -> Opportunity | None:
+def assess(
+    route: Route, pools: Mapping[str, Pool], sized: Sized, costs: Costs
+) -> Opportunity | None:
     """The opportunity after costs, or None when its net profit is under the threshold."""
-    units = costs.gas.units(hops, sized.ticks_crossed)
+    units = costs.gas.units([pools[a] for a in route.pools], sized.ticks_crossed)
     gas_cost = costs.gas_cost(units)
     gross = sized.profit
     after_gas = gross - gas_cost

@@ -20,13 +20,14 @@ No floating point and no general-purpose optimiser: every step is integer arithm
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from math import isqrt
 
 from arbx.domain.amm import v2 as v2math
 from arbx.domain.errors import MathError
-from arbx.domain.pools import Hop, V2Pool
+from arbx.domain.pools import Hop, Pool, V2Pool
+from arbx.domain.routes import Route
 
 Q96 = 1 << 96
 V3_FEE_DENOMINATOR = 1_000_000
@@ -52,6 +53,23 @@ class Sized:
     def profit(self) -> int:
         """Gross profit in the base token (may be negative)."""
         return self.amounts[-1] - self.amount_in
+
+
+def optimize_route(
+    route: Route, pools: Mapping[str, Pool], max_input: int | None = None
+) -> Sized | None:
+    """``optimize`` on the route's current pool states (V2 routes skip building hops)."""
+    params: list[V2Params] = []
+    for address, zero_for_one in zip(route.pools, route.zero_for_one, strict=True):
+        pool = pools[address]
+        if not isinstance(pool, V2Pool):
+            return _optimize_general(route.hops(pools), max_input)
+        gamma, den = pool.fee_fraction
+        if zero_for_one:
+            params.append((pool.reserve0, pool.reserve1, gamma, den))
+        else:
+            params.append((pool.reserve1, pool.reserve0, gamma, den))
+    return _optimize_v2(params, max_input)
 
 
 def optimize(hops: Sequence[Hop], max_input: int | None = None) -> Sized | None:
@@ -100,6 +118,14 @@ def _v2_forward(params: Sequence[V2Params], x: int) -> list[int] | None:
     return amounts
 
 
+def _v2_out(params: Sequence[V2Params], x: int) -> int:
+    """Only the route's final output for input ``x`` (> 0): the hot path of the integer snap."""
+    for r_in, r_out, gamma, den in params:
+        a = x * gamma
+        x = a * r_out // (r_in * den + a)
+    return x
+
+
 def _v2_least_input(params: Sequence[V2Params], upto: int, amount: int) -> int | None:
     """The least route input that yields ``amount`` after hop ``upto`` (1-based), or None."""
     y = amount
@@ -129,14 +155,16 @@ def _optimize_v2(params: list[V2Params], cap: int | None) -> Sized | None:
     # Where an intermediate token is coarser than the base, the best input is the left edge of
     # the step that x0 falls on: the least input that still yields that intermediate amount.
     tried = {x0}
+    edges = set()
     for k in range(len(params) - 1):
         if at_x0[k] < x0:
+            edges.add((k + 1, at_x0[k]))
             x = _v2_least_input(params, k + 1, at_x0[k])
-            if x is not None and x not in tried:
+            if x is not None and x > 0 and x not in tried:
                 tried.add(x)
-                amounts = _v2_forward(params, x)
-                if amounts is not None and amounts[-1] - x > best:
-                    best_x, best, best_amounts = x, amounts[-1] - x, amounts
+                profit = _v2_out(params, x) - x
+                if profit > best:
+                    best_x, best, best_amounts = x, profit, []
     # Only inputs whose continuous profit beats ``best`` can do better: an interval around x*.
     # An optimal input is always the least input for its own amount after any hop k, so it
     # suffices to enumerate the amounts after the hop where that interval spans the fewest,
@@ -145,37 +173,34 @@ def _optimize_v2(params: list[V2Params], cap: int | None) -> Sized | None:
     lo, hi = _beating_interval(a, b, c, best)
     if cap is not None:
         hi = min(hi, cap)
-    at_lo, at_hi = _v2_forward(params, lo), _v2_forward(params, hi)
-    if best < bound and lo <= hi and at_lo is not None and at_hi is not None:
+    if best < bound and lo <= hi:
+        inner = params[:-1]  # only the intermediate amounts are needed at the interval's ends
+        at_lo, at_hi = _v2_forward(inner, lo) or [], _v2_forward(inner, hi) or []
         upto, first, last, mid = 0, lo, hi, x0
-        for k in range(len(params) - 1):
+        for k in range(len(inner) if at_lo and at_hi else 0):
             if at_hi[k] - at_lo[k] < last - first:
                 upto, first, last, mid = k + 1, at_lo[k], at_hi[k], at_x0[k]
         if last - first > SNAP_LIMIT:  # too wide to enumerate: sample next to the optimum
             first, last = max(first, mid - SNAP_NEAR), min(last, mid + SNAP_NEAR)
-        for z in _outward(min(max(mid, first), last), first, last):
-            x = _v2_least_input(params, upto, z) if upto else z
-            if x is None or x in tried or x <= 0 or (cap is not None and x > cap):
-                continue
-            tried.add(x)
-            amounts = _v2_forward(params, x)
-            if amounts is not None and amounts[-1] - x > best:
-                best_x, best, best_amounts = x, amounts[-1] - x, amounts
-                if best >= bound:
-                    break
+        mid = min(max(mid, first), last)
+        for d in range(max(mid - first, last - mid) + 1):  # nearest the optimum first
+            for z in (mid + d, mid - d) if d else (mid,):
+                if not first <= z <= last or (upto, z) in edges:
+                    continue
+                x = _v2_least_input(params, upto, z) if upto else z
+                if x is None or x in tried or x <= 0 or (cap is not None and x > cap):
+                    continue
+                tried.add(x)
+                profit = _v2_out(params, x) - x
+                if profit > best:
+                    best_x, best, best_amounts = x, profit, []
+            if best >= bound:
+                break
+    if not best_amounts:
+        best_amounts = _v2_forward(params, best_x) or []
     if best <= 0:
         return None
     return Sized(best_x, tuple(best_amounts), (0,) * len(params))
-
-
-def _outward(mid: int, first: int, last: int) -> Iterator[int]:
-    """first..last, nearest to ``mid`` first."""
-    yield mid
-    for d in range(1, max(mid - first, last - mid) + 1):
-        if mid + d <= last:
-            yield mid + d
-        if mid - d >= first:
-            yield mid - d
 
 
 def _beating_interval(a: int, b: int, c: int, profit: int) -> tuple[int, int]:
