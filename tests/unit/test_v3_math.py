@@ -6,7 +6,6 @@ it is compared with a literal port of ``UniswapV3Pool.swap`` built from the read
 and a real ``TickBitmap`` (words of 256 bits), on random pools.
 """
 
-import os
 import random
 from decimal import Decimal, getcontext
 from math import log
@@ -45,20 +44,15 @@ from arbx.domain.amm.tick_math import (
     get_tick_at_sqrt_ratio_fast,
 )
 from arbx.domain.errors import MathError
-
-CASES = int(os.environ.get("ARBX_DIFF_CASES", "300"))
-uint160 = st.integers(min_value=1, max_value=(1 << 160) - 1)
-uint128 = st.integers(min_value=0, max_value=(1 << 128) - 1)
-uint256 = st.integers(min_value=0, max_value=UINT256_MAX)
-ticks_in_range = st.integers(min_value=MIN_TICK, max_value=MAX_TICK)
-prices_in_range = st.integers(min_value=MIN_SQRT_RATIO, max_value=MAX_SQRT_RATIO - 1)
-
-
-def encode_price_sqrt(reserve1: int, reserve0: int) -> int:
-    """v3-core's test helper encodePriceSqrt: floor(sqrt(reserve1 / reserve0) * 2**96)."""
-    getcontext().prec = 100
-    return int((Decimal(reserve1) / Decimal(reserve0)).sqrt() * Decimal(Q96))
-
+from tests.unit.v3_strategies import (
+    CASES,
+    encode_price_sqrt,
+    prices_in_range,
+    ticks_in_range,
+    uint128,
+    uint160,
+    uint256,
+)
 
 # --------------------------------------------------------------------------------------- FullMath
 

@@ -6,21 +6,15 @@ with a literal port of ``UniswapV3Pool.swap`` built from the readable library po
 v3-core test suite (TickBitmap.spec).
 """
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal, getcontext
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from arbx.domain.amm.full_math import (
-    UINT256_MAX,
-)
 from arbx.domain.amm.liquidity_math import add_delta
 from arbx.domain.amm.sqrt_price_math import (
-    Q96,
     get_amount1_delta,
 )
 from arbx.domain.amm.swap_math import compute_swap_step
@@ -39,20 +33,7 @@ from arbx.domain.amm.v3 import (
     swap,
 )
 from arbx.domain.errors import MathError
-
-CASES = int(os.environ.get("ARBX_DIFF_CASES", "300"))
-uint160 = st.integers(min_value=1, max_value=(1 << 160) - 1)
-uint128 = st.integers(min_value=0, max_value=(1 << 128) - 1)
-uint256 = st.integers(min_value=0, max_value=UINT256_MAX)
-ticks_in_range = st.integers(min_value=MIN_TICK, max_value=MAX_TICK)
-prices_in_range = st.integers(min_value=MIN_SQRT_RATIO, max_value=MAX_SQRT_RATIO - 1)
-
-
-def encode_price_sqrt(reserve1: int, reserve0: int) -> int:
-    """v3-core's test helper encodePriceSqrt: floor(sqrt(reserve1 / reserve0) * 2**96)."""
-    getcontext().prec = 100
-    return int((Decimal(reserve1) / Decimal(reserve0)).sqrt() * Decimal(Q96))
-
+from tests.unit.v3_strategies import CASES, encode_price_sqrt
 
 # ------------------------------------------------------------------------------------- TickBitmap
 
