@@ -7,6 +7,7 @@ and tick by tick, after every sequence of blocks and every reorg.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -36,6 +37,10 @@ from arbx.devnet.deploy import (
 )
 from arbx.domain.journal import PoolBook
 from arbx.domain.pools import V2Pool, V3Pool
+from arbx.engine.pipeline import Pipeline
+from arbx.executors.shadow import ShadowExecutor
+from arbx.store import make_engine, make_session_factory, migrate, repo
+from arbx.strategies.cyclic import CyclicArbitrage, StrategyLimits
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="function")]
 FAR = 2**40
@@ -235,3 +240,63 @@ async def test_reorgs_end_in_parity(client: RpcClient, world: World, depth: int)
     assert sync.stats.reorgs == 1
     result = await check_parity(client, world.multicall, book, metas)
     assert result.differences == {}
+
+
+class _ListHeads:
+    """Heads taken from the chain after each burst of trades (the test drives the blocks)."""
+
+    def __init__(self, client: RpcClient, world: World, blocks: int) -> None:
+        self.client, self.world, self.left = client, world, blocks
+        self.rng = random.Random(7)
+
+    def __aiter__(self) -> _ListHeads:
+        return self
+
+    async def __anext__(self) -> Head:
+        if self.left == 0:
+            raise StopAsyncIteration
+        self.left -= 1
+        self.world.random_moves(self.rng, 3, swaps_only=True)
+        return await latest(self.client)
+
+
+async def test_shadow_pipeline_records_blocks_and_opportunities(
+    client: RpcClient, world: World, tmp_path: Any
+) -> None:
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    migrate.upgrade(url)
+    sessions = make_session_factory(make_engine(url))
+    book, metas = await fresh_book(client, world)
+    strategy = CyclicArbitrage(book, StrategyLimits(base_tokens=(world.tokens[2],), max_hops=3))
+    assert len(strategy.index) > 0
+    with sessions.begin() as session:
+        repo.upsert_chain(session, 31337, "anvil")
+        run_id = repo.start_run(session, 31337)
+    executor = ShadowExecutor(sessions, run_id, 31337)
+
+    async def parity() -> Any:
+        return await check_parity(client, world.multicall, book, metas)
+
+    pipeline = Pipeline(
+        _ListHeads(client, world, 8),
+        ChainSync(client, book),
+        strategy,
+        executor,
+        parity=parity,
+        parity_every=1,
+        on_parity=executor.on_parity,
+        pools=lambda: len(book),
+    )
+    summary = await pipeline.run(asyncio.Event())
+    assert summary.blocks == 8
+    assert summary.stopped_by == "end of heads"
+    assert summary.parity_checks == 8
+    assert summary.parity_failures == 0
+    assert summary.opportunities > 0  # trades on one venue open cycles through the others
+    with make_session_factory(make_engine(url), readonly=True).begin() as session:
+        report = repo.report(session, run_id)
+    assert report["blocks"] == 8
+    assert report["opportunities"] == summary.opportunities
+    assert report["expected_net_profit_wei"] == summary.expected_net_profit_wei
+    assert report["parity"] == {"checks": 8, "failures": 0}
+    assert report["latency_ms"]["p50"] is not None

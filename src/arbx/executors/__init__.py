@@ -1,0 +1,1 @@
+"""Executors: what happens to the opportunities a strategy finds."""

@@ -1,0 +1,81 @@
+"""Shadow mode's executor: it records every block and what was found in it, and never signs.
+
+Writes go to the store from a worker thread, so a slow disk never delays the next block's
+detection; they are serialised through one lock (SQLite has a single writer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from arbx.chain.parity import ParityResult
+from arbx.chain.sync import hex_hash
+from arbx.engine.pipeline import BlockResult
+from arbx.store import repo
+
+
+class ShadowExecutor:
+    """Records blocks, reorgs and opportunities of one run."""
+
+    mode = "shadow"
+
+    def __init__(self, sessions: sessionmaker[Session], run_id: int, chain_id: int) -> None:
+        self.sessions = sessions
+        self.run_id = run_id
+        self.chain_id = chain_id
+        self._lock = threading.Lock()
+
+    async def on_block(self, block: BlockResult) -> None:
+        """Store the block (marking a reorged branch) and its opportunities."""
+        await asyncio.to_thread(self._write_block, block)
+
+    async def on_parity(self, result: ParityResult) -> None:
+        """Store one parity check."""
+        await asyncio.to_thread(self._write_parity, result)
+
+    def _write_block(self, block: BlockResult) -> None:
+        head = block.head
+        header = repo.BlockHeader(
+            chain_id=self.chain_id,
+            number=head.number,
+            hash=hex_hash(head.hash),
+            parent_hash=hex_hash(head.parent_hash),
+            timestamp=head.timestamp,
+        )
+        with self._lock, self.sessions.begin() as session:
+            if block.update.reorg_depth:
+                repo.mark_reorged(
+                    session, self.chain_id, head.number - block.update.blocks_applied + 1
+                )
+            repo.record_block(
+                session,
+                header,
+                block.seen_at,
+                run_id=self.run_id,
+                processed_at=datetime.now(UTC),
+                latency_ms=block.latency_ms,
+            )
+            if block.opportunities:
+                repo.add_opportunities(
+                    session,
+                    self.run_id,
+                    header,
+                    block.opportunities,
+                    detected_at=datetime.now(UTC),
+                    latency_ms=block.latency_ms,
+                )
+
+    def _write_parity(self, result: ParityResult) -> None:
+        with self._lock, self.sessions.begin() as session:
+            repo.add_parity_check(
+                session,
+                self.run_id,
+                result.block,
+                result.checked,
+                result.failures,
+                detail=dict(list(result.differences.items())[:20]) or None,
+            )

@@ -1,0 +1,1 @@
+"""Observability: logging, metrics and the terminal view."""

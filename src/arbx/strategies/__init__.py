@@ -1,0 +1,1 @@
+"""Strategies: turn chain events into trade decisions."""

@@ -1,0 +1,83 @@
+"""The cyclic-arbitrage strategy: on each block, re-evaluate only the routes its changes touch.
+
+It owns the route index over the pool book; the pool book itself is kept by the chain sync.
+Costs depend on the block (its base fee), so they are built per block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from arbx.domain.arbitrage import evaluate
+from arbx.domain.journal import PoolBook
+from arbx.domain.profit import Costs, GasModel, Opportunity
+from arbx.domain.routes import RouteIndex, find_cycles
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyLimits:
+    """What the strategy may do: base tokens, route length, per-base input caps, thresholds."""
+
+    base_tokens: tuple[str, ...]
+    max_hops: int = 3
+    max_input: Mapping[str, int] | None = None
+    min_net_profit_wei: int = 1
+    builder_share_bps: int = 0
+    priority_fee_wei: int = 0
+    max_routes: int = 200_000
+    gas: GasModel = field(default_factory=GasModel)
+
+
+class CyclicArbitrage:
+    """Finds and sizes profitable cycles through the pools a block changed."""
+
+    def __init__(self, book: PoolBook, limits: StrategyLimits) -> None:
+        self.book = book
+        self.limits = limits
+        self.index = RouteIndex(())
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        """Enumerate the routes again (after pools were added)."""
+        routes = find_cycles(
+            self.book.pools.values(),
+            self.limits.base_tokens,
+            max_hops=self.limits.max_hops,
+            limit=self.limits.max_routes,
+        )
+        self.index = RouteIndex(routes)
+
+    def costs(self, base_fee_wei: int) -> Costs:
+        """The block's costs."""
+        return Costs(
+            base_fee_wei=base_fee_wei,
+            priority_fee_wei=self.limits.priority_fee_wei,
+            builder_share_bps=self.limits.builder_share_bps,
+            min_net_profit=self.limits.min_net_profit_wei,
+            gas=self.limits.gas,
+        )
+
+    def on_block(self, changed: Iterable[str], base_fee_wei: int) -> list[Opportunity]:
+        """Opportunities through the changed pools, best net profit first."""
+        routes = self.index.touched(changed)
+        return evaluate(routes, self.book.pools, self.costs(base_fee_wei), self.limits.max_input)
+
+    def scan_all(self, base_fee_wei: int) -> list[Opportunity]:
+        """Opportunities over every route (at start-up)."""
+        return evaluate(
+            self.index.routes, self.book.pools, self.costs(base_fee_wei), self.limits.max_input
+        )
+
+
+def best_disjoint(opportunities: Sequence[Opportunity]) -> list[Opportunity]:
+    """The best opportunities that share no pool (what one block can actually take)."""
+    used: set[str] = set()
+    chosen = []
+    for opportunity in opportunities:
+        pools = set(opportunity.route.pools)
+        if pools & used:
+            continue
+        used |= pools
+        chosen.append(opportunity)
+    return chosen
