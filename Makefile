@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 BENCH_VENV := .venv-bench
 
-.PHONY: setup run test test-all lint bench clean
+.PHONY: setup run test test-all lint bench contracts clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -42,6 +42,10 @@ $(BENCH_VENV)/.installed: bench/requirements.txt pyproject.toml
 
 bench: setup $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m bench
+
+# Rebuild the compiled contracts shipped in the package (tests check they match their sources)
+contracts: setup
+	$(BIN)/python -m arbx.devnet.build_contracts
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) node_modules build .pytest_cache .mypy_cache .ruff_cache

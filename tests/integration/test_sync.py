@@ -164,7 +164,7 @@ async def discovered(client: RpcClient, world: World) -> list[PoolMeta]:
 async def fresh_book(client: RpcClient, world: World) -> tuple[PoolBook, list[PoolMeta]]:
     metas = await discovered(client, world)
     head = await latest(client)
-    pools = await load_pools(client, world.multicall, metas, head.number)
+    pools = await load_pools(client, metas, head.number)
     return PoolBook(pools, head.number, hex_hash(head.hash)), metas
 
 
@@ -217,7 +217,7 @@ async def test_incremental_sync_keeps_parity(client: RpcClient, world: World) ->
     assert book.head_number == await client.block_number()
     assert sync.stats.logs > 30
     assert changed_total == set(book.pools)  # every pool moved at least once
-    result = await check_parity(client, world.multicall, book, metas)
+    result = await check_parity(client, book, metas)
     assert result.checked == len(metas)
     assert result.differences == {}
 
@@ -238,7 +238,7 @@ async def test_reorgs_end_in_parity(client: RpcClient, world: World, depth: int)
     assert update.reorg_depth == depth
     assert book.head_number == old_head + 1
     assert sync.stats.reorgs == 1
-    result = await check_parity(client, world.multicall, book, metas)
+    result = await check_parity(client, book, metas)
     assert result.differences == {}
 
 
@@ -275,7 +275,7 @@ async def test_shadow_pipeline_records_blocks_and_opportunities(
     executor = ShadowExecutor(sessions, run_id, 31337)
 
     async def parity() -> Any:
-        return await check_parity(client, world.multicall, book, metas)
+        return await check_parity(client, book, metas)
 
     pipeline = Pipeline(
         _ListHeads(client, world, 8),

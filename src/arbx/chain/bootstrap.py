@@ -1,27 +1,22 @@
-"""Load pool states from the chain at one block, in batches through multicall.
+"""Load pool states from the chain at one block, in a few calls through the PoolLens.
 
 V2: ``getReserves()``. V3: ``slot0()``, ``liquidity()``, every ``tickBitmap`` word of the pool's
-whole tick range, then ``ticks(i)`` for each initialized tick found. Every read is pinned to the
-same block, so the states are consistent with each other and with that block's hash.
+whole tick range and ``ticks(i)`` for each initialized tick found (the lens does those reads
+inside the EVM). Every read is pinned to the same block, so the states are consistent with each
+other and with that block's hash.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from eth_abi.abi import decode, encode
-
-from arbx.chain.multicall import Call, Result, multicall, selector
+from arbx.chain.lens import MAX_WORDS_PER_JOB, V2_RESERVES, V3_HEAD, V3_TICKS, Job, run_jobs
 from arbx.chain.rpc import RpcClient
 from arbx.domain.pools import Pool, Token, V2Pool, V3Pool
 
-GET_RESERVES = selector("getReserves()")
-SLOT0 = selector("slot0()")
-LIQUIDITY = selector("liquidity()")
-TICK_BITMAP = selector("tickBitmap(int16)")
-TICKS = selector("ticks(int24)")
 MIN_TICK, MAX_TICK = -887272, 887272
+CHUNK = 250  # pools per round trip: progress is reported between chunks
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,104 +44,80 @@ def word_range(tick_spacing: int) -> range:
 
 async def load_pools(
     client: RpcClient,
-    multicall_address: str,
     metas: Sequence[PoolMeta],
     block: int,
     progress: Callable[[int], None] | None = None,
 ) -> list[Pool]:
-    """The state of every pool at ``block``; BootstrapError names the first pool that failed."""
-    first: list[Call] = []
+    """The state of every pool at ``block``, read through the PoolLens in a few calls."""
+    pools: list[Pool] = []
+    for start in range(0, len(metas), CHUNK):
+        chunk = metas[start : start + CHUNK]
+        pools.extend(await _load_chunk(client, chunk, block))
+        if progress is not None:
+            progress(len(chunk))
+    return pools
+
+
+async def _load_chunk(client: RpcClient, metas: Sequence[PoolMeta], block: int) -> list[Pool]:
+    jobs: list[Job] = []
     for meta in metas:
         if meta.family == "uniswap_v2":
-            first.append(Call(meta.address, GET_RESERVES))
-        else:
-            first += [Call(meta.address, SLOT0), Call(meta.address, LIQUIDITY)]
-            first += [
-                Call(meta.address, TICK_BITMAP + encode(["int16"], [w]))
-                for w in word_range(meta.tick_spacing)
-            ]
-    results = await multicall(client, multicall_address, first, block)
-    pools: list[Pool | None] = []
-    wanted: list[tuple[int, int]] = []  # (index in pools, tick)
-    ticks: list[Call] = []
-    at = 0
+            jobs.append(Job(meta.address, V2_RESERVES))
+            continue
+        jobs.append(Job(meta.address, V3_HEAD))
+        words = word_range(meta.tick_spacing)
+        for start in range(words.start, words.stop, MAX_WORDS_PER_JOB):
+            stop = min(words.stop, start + MAX_WORDS_PER_JOB) - 1
+            jobs.append(Job(meta.address, V3_TICKS, meta.tick_spacing, start, stop))
+    try:
+        parts = iter(await run_jobs(client, jobs, block))
+    except ValueError as exc:
+        raise BootstrapError(f"pool lens answer at block {block}: {exc}") from None
+    pools: list[Pool] = []
     for meta in metas:
         if meta.family == "uniswap_v2":
-            reserves = _decoded(results[at], ["uint112", "uint112", "uint32"], meta, "getReserves")
-            at += 1
+            reserve0, reserve1 = next(parts)
             pools.append(
                 V2Pool(
                     address=meta.address,
                     token0=meta.token0,
                     token1=meta.token1,
-                    reserve0=reserves[0],
-                    reserve1=reserves[1],
+                    reserve0=reserve0,
+                    reserve1=reserve1,
                     fee_bps=meta.fee,
                     chain_id=meta.chain_id,
                     block=block,
                 )
             )
         else:
-            words = word_range(meta.tick_spacing)
-            index = len(pools)
-            pools.append(None)  # filled in once its ticks are read
-            for pos, result in zip(words, results[at + 2 : at + 2 + len(words)], strict=True):
-                (bitmap,) = _decoded(result, ["uint256"], meta, "tickBitmap")
-                while bitmap:
-                    low = bitmap & -bitmap
-                    tick = ((pos << 8) + low.bit_length() - 1) * meta.tick_spacing
-                    wanted.append((index, tick))
-                    ticks.append(Call(meta.address, TICKS + encode(["int24"], [tick])))
-                    bitmap ^= low
-            at += 2 + len(words)
-        if progress is not None:
-            progress(1)
-    tick_results = await multicall(client, multicall_address, ticks, block)
-    per_pool: dict[int, list[tuple[int, int, int]]] = {}
-    for (index, tick), result in zip(wanted, tick_results, strict=True):
-        gross, net = _decoded(result, ["uint128", "int128"], metas[index], "ticks", prefix=True)
-        per_pool.setdefault(index, []).append((tick, gross, net))
-    out: list[Pool] = []
-    at = 0
-    for index, (meta, pool) in enumerate(zip(metas, pools, strict=True)):  # in file order
-        if pool is not None:
-            out.append(pool)
-            at += 1
-            continue
-        slot0 = _decoded(results[at], ["uint160", "int24"], meta, "slot0", prefix=True)
-        (liquidity,) = _decoded(results[at + 1], ["uint128"], meta, "liquidity")
-        at += 2 + len(word_range(meta.tick_spacing))
-        rows = sorted(per_pool.get(index, []))
-        out.append(
-            V3Pool(
-                address=meta.address,
-                token0=meta.token0,
-                token1=meta.token1,
-                fee=meta.fee,
-                tick_spacing=meta.tick_spacing,
-                sqrt_price_x96=slot0[0],
-                tick=slot0[1],
-                liquidity=liquidity,
-                ticks=tuple(t for t, _, _ in rows),
-                liquidity_net={t: n for t, _, n in rows},
-                liquidity_gross={t: g for t, g, _ in rows},
-                chain_id=meta.chain_id,
-                block=block,
-            )
-        )
-    return out
+            pools.append(_v3(meta, next(parts), parts, block))
+    return pools
 
 
-def _decoded(
-    result: Result, types: list[str], meta: PoolMeta, what: str, prefix: bool = False
-) -> tuple[int, ...]:
-    """ABI-decode one multicall result (only its leading words with ``prefix``)."""
-    data = result.data
-    if prefix:
-        data = data[: 32 * len(types)]
-    if not result.success or len(data) < 32 * len(types):
-        raise BootstrapError(f"{what} failed on pool {meta.address}")
-    try:
-        return tuple(decode(types, data))
-    except Exception as exc:
-        raise BootstrapError(f"{what} on pool {meta.address}: {exc}") from None
+def _v3(meta: PoolMeta, head: list[int], parts: Iterator[list[int]], block: int) -> V3Pool:
+    sqrt_price, tick, liquidity = head
+    if not MIN_TICK <= tick <= MAX_TICK or sqrt_price <= 0 or liquidity < 0:
+        raise BootstrapError(f"pool {meta.address}: slot0/liquidity out of range")
+    net: dict[int, int] = {}
+    gross: dict[int, int] = {}
+    words = word_range(meta.tick_spacing)
+    for _ in range(0, len(words), MAX_WORDS_PER_JOB):
+        found = next(parts)
+        for i in range(found[0]):
+            t, n, g = found[1 + 3 * i : 4 + 3 * i]
+            net[t], gross[t] = n, g
+    return V3Pool(
+        address=meta.address,
+        token0=meta.token0,
+        token1=meta.token1,
+        fee=meta.fee,
+        tick_spacing=meta.tick_spacing,
+        sqrt_price_x96=sqrt_price,
+        tick=tick,
+        liquidity=liquidity,
+        ticks=tuple(sorted(net)),
+        liquidity_net=net,
+        liquidity_gross=gross,
+        chain_id=meta.chain_id,
+        block=block,
+    )

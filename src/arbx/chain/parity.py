@@ -26,14 +26,12 @@ class ParityResult:
 
 
 async def check_parity(
-    client: RpcClient, multicall_address: str, book: PoolBook, metas: Sequence[PoolMeta]
+    client: RpcClient, book: PoolBook, metas: Sequence[PoolMeta]
 ) -> ParityResult:
     """Every pool of ``metas`` in the book against the chain at the book's head."""
     block = book.head_number
     ours = {m.address: book.pools[m.address] for m in metas if m.address in book.pools}
-    chain = await load_pools(
-        client, multicall_address, [m for m in metas if m.address in ours], block
-    )
+    chain = await load_pools(client, [m for m in metas if m.address in ours], block)
     result = ParityResult(block=block, checked=len(chain))
     for pool in chain:
         difference = state_difference(ours[pool.address], pool)
