@@ -46,6 +46,7 @@ bench: setup $(BENCH_VENV)/.installed
 # Rebuild the compiled contracts shipped in the package (tests check they match their sources)
 contracts: setup
 	$(BIN)/python -m arbx.devnet.build_contracts
+	$(BIN)/python contracts/build.py --write
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) node_modules build .pytest_cache .mypy_cache .ruff_cache

@@ -79,11 +79,15 @@ def _run_solc(payload: str, node_modules: Path) -> dict[str, Any]:
     return output
 
 
-def _collect(output: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _raise_errors(output: dict[str, Any]) -> None:
     errors = [e for e in output.get("errors", []) if e.get("severity") == "error"]
     if errors:
         text = "\n".join(str(e.get("formattedMessage", e.get("message"))) for e in errors)
         raise ConfigError(f"solidity compilation failed:\n{text}")
+
+
+def _collect(output: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    _raise_errors(output)
     contracts: dict[str, dict[str, Any]] = {}
     for unit, by_name in output.get("contracts", {}).items():
         for name, compiled in by_name.items():
@@ -125,6 +129,32 @@ def compile_sources(
         for name, data in contracts.items()
         if data["bytecode"]  # interfaces have none
     }
+
+
+def compile_standard_json(
+    input_json: Mapping[str, Any], *, cache_dir: Path | None = None, fresh: bool = False
+) -> dict[str, Any]:
+    """The ``contracts`` part of solc-js's output for a whole standard-JSON input, cached.
+
+    For contracts built with their own settings (the executor). ``fresh`` compiles even when a
+    cached output exists (and does not write one): a reproducibility check needs a real compile.
+    """
+    modules = node_modules_dir()
+    version = installed_solc_version(modules)
+    if version != SOLC_VERSION:
+        raise ConfigError(f"npm solc is {version}, expected {SOLC_VERSION}: run `make setup`")
+    payload = json.dumps(input_json, sort_keys=True, separators=(",", ":"))
+    key = hashlib.sha256(f"solc-js {version}\n{payload}".encode()).hexdigest()[:24]
+    cached = (cache_dir if cache_dir is not None else build_dir()) / f"{key}.json"
+    if cached.is_file() and not fresh:
+        contracts: dict[str, Any] = json.loads(cached.read_text(encoding="utf-8"))
+        return contracts
+    output = _run_solc(payload, modules)
+    _raise_errors(output)
+    contracts = output.get("contracts", {})
+    if not fresh:
+        _write_atomically(cached, json.dumps(contracts, sort_keys=True))
+    return contracts
 
 
 def contracts_dir() -> Path:
