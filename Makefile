@@ -18,8 +18,10 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The searcher in shadow mode on the embedded devnet (anvil, Uniswap V2/V3, a simulated market).
+# Ctrl-C stops it with a summary; `make run ARGS="--max-blocks 50"` stops by itself.
 run: setup
-	$(BIN)/arbx demo
+	$(BIN)/arbx run $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check src tests bench
@@ -42,6 +44,7 @@ $(BENCH_VENV)/.installed: bench/requirements.txt pyproject.toml
 
 bench: setup $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m bench
+	$(BIN)/python -m bench.chain
 
 # Rebuild the compiled contracts shipped in the package (tests check they match their sources)
 contracts: setup

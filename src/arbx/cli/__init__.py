@@ -11,8 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from arbx import __version__
-from arbx.cli import offline, store
+from arbx.cli import offline, run, store
 from arbx.cli.args import EXIT_USAGE, Parser
+from arbx.devnet.commands import add_devnet_parser, run_devnet
 from arbx.domain.errors import ArbxError, ConfigError, MathError
 
 
@@ -21,8 +22,10 @@ def build_parser() -> Parser:
     parser = Parser(prog="arbx", description="ARBITRAGEXPLUS-II: DEX-arbitrage searcher")
     parser.add_argument("--version", action="version", version=f"arbx {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for module in (offline, store):
+    for module in (offline, store, run):
         module.register(sub)
+    devnet = add_devnet_parser(sub)
+    devnet.set_defaults(handler=run_devnet)
     return parser
 
 

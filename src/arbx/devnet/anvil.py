@@ -33,6 +33,9 @@ class AnvilOptions:
     chain_id: int = 31337
     accounts: int = 10
     balance_ether: int = 10_000
+    # keep at most this many states in memory and write none to disk: anvil otherwise saves
+    # every block's state under ~/.foundry/anvil/tmp and never deletes it (tens of GB)
+    prune_history: int = 64
     extra_args: tuple[str, ...] = field(default_factory=tuple)
 
     def arguments(self, port: int) -> list[str]:
@@ -45,6 +48,7 @@ class AnvilOptions:
             "--accounts", str(self.accounts),
             "--balance", str(self.balance_ether),
             "--gas-limit", str(self.gas_limit),
+            "--prune-history", str(self.prune_history),
         ]  # fmt: skip
         if self.block_time is not None:
             args += ["--block-time", str(self.block_time)]
