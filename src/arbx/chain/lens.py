@@ -17,10 +17,15 @@ from typing import Any
 
 from eth_abi.abi import decode, encode
 
-from arbx.chain.rpc import RpcClient, block_tag, hex_bytes
+from arbx.chain.rpc import RpcClient, RpcError, block_tag, hex_bytes
 
 V2_RESERVES, V3_HEAD, V3_TICKS = 0, 1, 2
 CALL_GAS = 25_000_000  # under geth's default RPC gas cap (50M) and anvil's block limit
+# The lens returns its result as the code of the contract it "creates", which EIP-170 caps at
+# 24,576 bytes: 768 words, less the array's head. Calls are packed to expect at most this many
+# words, and a call that still overflows is split in two and retried.
+MAX_WORDS = 700
+EXPECTED_TICKS = 30  # initialized ticks expected per V3 tick job, for packing only
 JOB_GAS = {V2_RESERVES: 12_000, V3_HEAD: 16_000}
 WORD_GAS = 3_200  # a tickBitmap read through an external call
 TICK_GAS = 9_000  # a ticks() read
@@ -44,6 +49,12 @@ class Job:
             return (self.word_to - self.word_from + 1) * WORD_GAS + 40 * TICK_GAS
         return JOB_GAS[self.kind]
 
+    def words(self) -> int:
+        """How many output words the job is expected to return."""
+        if self.kind == V3_TICKS:
+            return 1 + 3 * EXPECTED_TICKS
+        return 2 if self.kind == V2_RESERVES else 3
+
 
 @cache
 def lens_code() -> bytes:
@@ -52,18 +63,20 @@ def lens_code() -> bytes:
     return bytes.fromhex(json.loads(text)["bytecode"])
 
 
-def pack(jobs: Sequence[Job], budget: int = CALL_GAS) -> list[list[Job]]:
-    """Jobs grouped into calls whose estimated gas stays within ``budget``, in order."""
+def pack(
+    jobs: Sequence[Job], budget: int = CALL_GAS, max_words: int = MAX_WORDS
+) -> list[list[Job]]:
+    """Jobs grouped into calls within the gas ``budget`` and the expected output size, in order."""
     calls: list[list[Job]] = []
     current: list[Job] = []
-    used = 0
+    gas = words = 0
     for job in jobs:
-        cost = job.gas()
-        if current and used + cost > budget:
+        if current and (gas + job.gas() > budget or words + job.words() > max_words):
             calls.append(current)
-            current, used = [], 0
+            current, gas, words = [], 0, 0
         current.append(job)
-        used += cost
+        gas += job.gas()
+        words += job.words()
     if current:
         calls.append(current)
     return calls
@@ -71,22 +84,39 @@ def pack(jobs: Sequence[Job], budget: int = CALL_GAS) -> list[list[Job]]:
 
 async def run_jobs(client: RpcClient, jobs: Sequence[Job], block: int | str) -> list[list[int]]:
     """Each job's output words at ``block``, in job order."""
-    calls = pack(jobs)
-    code = lens_code()
-    requests: list[tuple[str, Sequence[Any]]] = []
-    for group in calls:
-        args = encode(
-            [_JOB_TYPE],
-            [[(j.pool, j.kind, j.spacing, j.word_from, j.word_to) for j in group]],
-        )
-        payload = {"data": "0x" + (code + args).hex(), "gas": hex(CALL_GAS + 5_000_000)}
-        requests.append(("eth_call", [payload, block_tag(block)]))
-    replies = await client.batch(requests, decode=hex_bytes)
+    groups = pack(jobs)
+    replies = await client.batch(
+        [_request(group, block) for group in groups], decode=hex_bytes, return_errors=True
+    )
     out: list[list[int]] = []
-    for group, reply in zip(calls, replies, strict=True):
-        (words,) = decode(["int256[]"], reply)
-        out.extend(_split(group, list(words)))
+    for group, reply in zip(groups, replies, strict=True):
+        out.extend(await _group_result(client, group, block, reply))
     return out
+
+
+def _request(group: Sequence[Job], block: int | str) -> tuple[str, Sequence[Any]]:
+    args = encode(
+        [_JOB_TYPE], [[(j.pool, j.kind, j.spacing, j.word_from, j.word_to) for j in group]]
+    )
+    payload = {"data": "0x" + (lens_code() + args).hex(), "gas": hex(CALL_GAS + 5_000_000)}
+    return "eth_call", [payload, block_tag(block)]
+
+
+async def _group_result(
+    client: RpcClient, group: Sequence[Job], block: int | str, reply: Any
+) -> list[list[int]]:
+    """One call's parts; a call whose output was too large is split in two and retried."""
+    if isinstance(reply, RpcError):
+        if "size" not in str(reply).lower() or len(group) == 1:
+            raise reply
+        half = len(group) // 2
+        parts = []
+        for part in (group[:half], group[half:]):
+            retry = await client.call(*_request(part, block), decode=hex_bytes)
+            parts.extend(await _group_result(client, part, block, retry))
+        return parts
+    (words,) = decode(["int256[]"], reply)
+    return _split(group, list(words))
 
 
 def _split(group: Sequence[Job], words: list[int]) -> list[list[int]]:
