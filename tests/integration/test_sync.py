@@ -222,7 +222,7 @@ async def test_incremental_sync_keeps_parity(client: RpcClient, world: World) ->
     assert result.differences == {}
 
 
-@pytest.mark.parametrize("depth", [1, 3, 10])
+@pytest.mark.parametrize("depth", range(1, 11))
 async def test_reorgs_end_in_parity(client: RpcClient, world: World, depth: int) -> None:
     book, metas = await fresh_book(client, world)
     sync = ChainSync(client, book)

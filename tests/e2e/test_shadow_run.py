@@ -1,0 +1,187 @@
+"""The shadow run end to end on the embedded devnet: long runs stay exact, a dead RPC endpoint
+does not stop the run, and the command line behaves for a new user."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from arbx.chain.heads import heads
+from arbx.chain.parity import check_parity
+from arbx.chain.rpc import RpcClient
+from arbx.chain.sync import ChainSync
+from arbx.cli.run import _bootstrap, devnet_spec
+from arbx.devnet.commands import EmbeddedDevnet
+from arbx.engine.pipeline import BlockResult, Pipeline
+from arbx.strategies.cyclic import CyclicArbitrage, StrategyLimits
+
+pytestmark = pytest.mark.e2e
+
+
+class _Recorder:
+    """An executor that keeps what it is given (the shadow executor's store is tested elsewhere)."""
+
+    def __init__(self) -> None:
+        self.blocks: list[BlockResult] = []
+
+    async def on_block(self, block: BlockResult) -> None:
+        self.blocks.append(block)
+
+
+@pytest.fixture(scope="module")
+def devnet() -> Iterator[EmbeddedDevnet]:
+    with EmbeddedDevnet.start(seed=11, pace=0.02) as running:
+        yield running
+
+
+@pytest_asyncio.fixture
+async def engine(devnet: EmbeddedDevnet) -> AsyncIterator[tuple[RpcClient, Any]]:
+    async with RpcClient([devnet.url], timeout=10.0) as client:
+        yield client, devnet_spec(devnet.deployment)
+
+
+async def run_blocks(client: RpcClient, spec: Any, blocks: int) -> tuple[Any, Any, _Recorder]:
+    book, metas, _ = await _bootstrap(client, spec)
+    strategy = CyclicArbitrage(book, StrategyLimits(base_tokens=spec.base_tokens, max_hops=3))
+    recorder = _Recorder()
+    pipeline = Pipeline(
+        heads(client, poll_interval=0.02, use_ws=False),
+        ChainSync(client, book),
+        strategy,
+        recorder,
+        pools=lambda: len(book),
+    )
+    summary = await pipeline.run(asyncio.Event(), max_blocks=blocks)
+    return summary, (book, metas), recorder
+
+
+@pytest.mark.asyncio
+async def test_200_blocks_of_market_end_in_exact_parity(engine: tuple[RpcClient, Any]) -> None:
+    client, spec = engine
+    summary, (book, metas), recorder = await run_blocks(client, spec, 200)
+    assert summary.blocks == 200
+    numbers = [b.head.number for b in recorder.blocks]
+    assert numbers == list(range(numbers[0], numbers[0] + 200))  # every block, once, in order
+    assert sum(len(b.update.changed) for b in recorder.blocks) > 200  # the market moved pools
+    assert summary.opportunities > 0
+    result = await check_parity(client, book, metas)
+    assert result.checked == len(metas) > 30
+    assert result.differences == {}
+
+
+class _Proxy:
+    """A TCP forwarder in front of the node: an endpoint that can die mid-run."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.server: asyncio.Server | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        for task in (pipe(reader, up_writer), pipe(up_reader, writer)):
+            handle = asyncio.ensure_future(task)
+            self.tasks.add(handle)
+            handle.add_done_callback(self.tasks.discard)
+
+    async def kill(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for task in list(self.tasks):
+            task.cancel()
+        await self.server.wait_closed()
+
+
+@pytest.mark.asyncio
+async def test_the_run_goes_on_when_one_endpoint_dies(devnet: EmbeddedDevnet) -> None:
+    proxy = _Proxy(int(devnet.url.rsplit(":", 1)[1]))
+    port = await proxy.start()
+    endpoints = [f"http://127.0.0.1:{port}", devnet.url]  # the proxy is preferred
+    async with RpcClient(endpoints, timeout=2.0, probe_interval=60.0) as client:
+        spec = devnet_spec(devnet.deployment)
+        book, metas, _ = await _bootstrap(client, spec)
+        strategy = CyclicArbitrage(book, StrategyLimits(base_tokens=spec.base_tokens))
+        recorder = _Recorder()
+        stop = asyncio.Event()
+
+        async def kill_after_ten() -> None:
+            while len(recorder.blocks) < 10:
+                await asyncio.sleep(0.01)
+            await proxy.kill()
+
+        killer = asyncio.ensure_future(kill_after_ten())
+        pipeline = Pipeline(
+            heads(client, poll_interval=0.02, use_ws=False),
+            ChainSync(client, book),
+            strategy,
+            recorder,
+        )
+        summary = await pipeline.run(stop, max_blocks=40)
+        await killer
+        assert summary.blocks == 40
+        assert client.stats.failovers >= 1
+        result = await check_parity(client, book, metas)
+        assert result.differences == {}
+
+
+def _arbx(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "arbx.cli", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_bad_settings_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(
+        '[chain]\nrpc = ["http://127.0.0.1:1"]\n[[venues]]\nname = "x"\nkind = "curve"\n'
+    )
+    proc = _arbx("run", "--config", str(config), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1
+    assert "venues.0" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_embedded_run_then_report(tmp_path: Path) -> None:
+    env = {"ARBX_DATABASE_URL": f"sqlite:///{tmp_path / 'arbx.db'}"}
+    proc = _arbx("run", "--max-blocks", "8", "--plain", cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "stopped (8 blocks)" in proc.stdout
+    report = _arbx("report", "--json", cwd=tmp_path, env=env)
+    assert report.returncode == 0, report.stderr
+    data = json.loads(report.stdout)
+    assert data["blocks"] == 8
+    assert data["run"]["mode"] == "shadow"
+    assert data["parity"]["failures"] == 0
+    assert set(data["latency_ms"]) >= {"p50", "p90", "p99"}
