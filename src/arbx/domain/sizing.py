@@ -21,8 +21,8 @@ No floating point and no general-purpose optimiser: every step is integer arithm
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from math import isqrt
+from typing import NamedTuple
 
 from arbx.domain.amm import v2 as v2math
 from arbx.domain.errors import MathError
@@ -36,9 +36,12 @@ SNAP_LIMIT = 512  # amounts enumerated to prove the integer optimum; wider spans
 SNAP_NEAR = 4  # amounts each side of the continuous optimum sampled when the span is wider
 
 
-@dataclass(frozen=True, slots=True)
-class Sized:
-    """A route at one input: the amount after each hop, gross profit, ticks crossed per hop."""
+class Sized(NamedTuple):
+    """A route at one input: the amount after each hop, gross profit, ticks crossed per hop.
+
+    A NamedTuple rather than a frozen dataclass: it is built in the hot path, and a frozen
+    dataclass's ``__init__`` costs three times as much.
+    """
 
     amount_in: int
     amounts: tuple[int, ...]
@@ -170,10 +173,10 @@ def _optimize_v2(params: list[V2Params], cap: int | None) -> Sized | None:
     # suffices to enumerate the amounts after the hop where that interval spans the fewest,
     # nearest the optimum first, until one reaches the continuous maximum (a proof).
     bound = (a + b - 2 * root) // c
-    lo, hi = _beating_interval(a, b, c, best)
+    lo, hi = _beating_interval(a, b, c, best) if best < bound else (1, 0)
     if cap is not None:
         hi = min(hi, cap)
-    if best < bound and lo <= hi:
+    if lo <= hi:
         inner = params[:-1]  # only the intermediate amounts are needed at the interval's ends
         at_lo, at_hi = _v2_forward(inner, lo) or [], _v2_forward(inner, hi) or []
         upto, first, last, mid = 0, lo, hi, x0
