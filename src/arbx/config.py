@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from arbx.domain.errors import ConfigError
+from arbx.risk.settings import RiskSettings
 
 Mode = Literal["shadow", "limited", "scaled"]
 Kind = Literal["uniswap_v2", "uniswap_v3"]
@@ -141,6 +142,7 @@ class Settings(BaseSettings):
     venues: list[VenueSettings] = Field(default_factory=list)
     strategy: StrategySettings = Field(default_factory=StrategySettings)
     filters: FilterSettings = Field(default_factory=FilterSettings)
+    risk: RiskSettings = Field(default_factory=RiskSettings)
 
     @property
     def embedded(self) -> bool:

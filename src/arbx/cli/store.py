@@ -45,14 +45,16 @@ def _db(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from arbx.store import make_engine, make_session_factory, migrate, repo
+    from arbx.store import execution_repo, make_engine, make_session_factory, migrate, repo
 
     url = _database_url(args.config)
     with database_errors(url):
         migrate.upgrade(url)
         factory = make_session_factory(make_engine(url), readonly=True)
         with factory.begin() as session:
-            data = repo.report(session, args.run)
+            data: dict[str, Any] = dict(repo.report(session, args.run))
+            execution = execution_repo.report_fields(session, data["run"]["id"])
+    data.update(execution)
     if args.json:
         print(json.dumps(_jsonable(data), indent=2))
         return 0
@@ -71,6 +73,8 @@ def _report(args: argparse.Namespace) -> int:
         f"  state parity           {data['parity']['checks']} checks, "
         f"{data['parity']['failures']} failures"
     )
+    for line in execution_repo.report_lines(execution):
+        print(line)
     for row in data["by_route"][:10]:
         print(f"  {row['count']:>6} x {row['expected_net_profit_wei']:>24} wei  {row['route_key']}")
     return 0

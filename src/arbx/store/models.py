@@ -311,3 +311,136 @@ class ParityCheck(Base):
     failures: Mapped[int] = mapped_column(Integer)
     detail_json: Mapped[Any | None] = mapped_column(Json)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- execution and risk (revision 0002) -------------------------------------------------------
+
+
+class BundleRow(Base):
+    """A bundle sent to builders for one target block, and how it ended."""
+
+    __tablename__ = "bundles"
+    __table_args__ = (
+        Index("ix_bundles_run_id_id", "run_id", "id"),
+        Index("ix_bundles_signer_sent_at", "signer", "sent_at"),
+        Index("ix_bundles_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("runs.id"))
+    opportunity_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("opportunities.id"))
+    signer: Mapped[str | None] = mapped_column(String(42))  # the signing key's address
+    builders_json: Mapped[list[str]] = mapped_column(Json)
+    target_block: Mapped[int] = mapped_column(BigInteger)
+    replacement_uuid: Mapped[str | None] = mapped_column(String(64))
+    bundle_hash: Mapped[str | None] = mapped_column(String(66))
+    # 'sent' until settled, then 'included' | 'not_included' | 'reverted' | 'state_moved' |
+    # 'sim_failed'
+    status: Mapped[str] = mapped_column(String(16))
+    tx_hashes_json: Mapped[list[str]] = mapped_column(Json)
+    included_block: Mapped[int | None] = mapped_column(BigInteger)
+    included_block_hash: Mapped[str | None] = mapped_column(String(66))
+    gas_used: Mapped[int | None] = mapped_column(BigInteger)
+    gas_cost: Mapped[int | None] = mapped_column(UInt256())  # wei paid, from the receipts
+    expected_net_profit: Mapped[int] = mapped_column(Int256())
+    realized_profit: Mapped[int | None] = mapped_column(Int256())  # from receipts and balances
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class TransactionRow(Base):
+    """A signed transaction of a bundle (the same one may ride in bundles for several blocks)."""
+
+    __tablename__ = "transactions"
+    __table_args__ = (
+        UniqueConstraint("bundle_id", "hash"),
+        Index("ix_transactions_hash", "hash"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    bundle_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("bundles.id"))
+    hash: Mapped[str] = mapped_column(String(66))
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    from_address: Mapped[str] = mapped_column(String(42))
+    to_address: Mapped[str | None] = mapped_column(String(42))
+    gas_limit: Mapped[int] = mapped_column(BigInteger)
+    max_fee: Mapped[int] = mapped_column(UInt256())
+    priority_fee: Mapped[int] = mapped_column(UInt256())
+    status: Mapped[str] = mapped_column(String(16))  # 'pending' | 'included' | 'reverted' | ...
+    gas_used: Mapped[int | None] = mapped_column(BigInteger)
+    effective_gas_price: Mapped[int | None] = mapped_column(UInt256())
+
+
+class RiskStateRow(Base):
+    """The risk state of one signing key on one chain: mode, capital stage, why.
+
+    The kill switch is not here but in ``kill_switch``: it is set without knowing the key.
+    """
+
+    __tablename__ = "risk_state"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    key_address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16))
+    stage: Mapped[int] = mapped_column(Integer)
+    stage_entered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str | None] = mapped_column(String(1024))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class KillSwitchRow(Base):
+    """The operator's kill switch for one chain (``chain_id`` 0: every chain)."""
+
+    __tablename__ = "kill_switch"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    engaged: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(String(1024))
+    actor: Mapped[str | None] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StageHistoryRow(Base):
+    """A stage change, or a limit breach (``kind`` 'breach', from = to), with its evidence."""
+
+    __tablename__ = "stage_history"
+    __table_args__ = (
+        Index("ix_stage_history_chain_id_key_address_at", "chain_id", "key_address", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    key_address: Mapped[str] = mapped_column(String(42))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    from_stage: Mapped[int] = mapped_column(Integer)
+    to_stage: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))  # 'promotion' | 'demotion' | 'breach' | 'manual'
+    reason: Mapped[str] = mapped_column(String(1024))
+    evidence_json: Mapped[Any | None] = mapped_column(Json)
+
+
+class SignerLease(Base):
+    """Who may sign with a key: the holder, a fencing epoch, and (SQLite) when the lease ends."""
+
+    __tablename__ = "signer_leases"
+
+    key_address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    holder_id: Mapped[str] = mapped_column(String(128))
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    renewed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # None: held by a PG lock
+
+
+class AuditLog(Base):
+    """Who changed what, and the state before and after."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    before_json: Mapped[Any | None] = mapped_column(Json)
+    after_json: Mapped[Any | None] = mapped_column(Json)

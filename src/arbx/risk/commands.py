@@ -1,0 +1,126 @@
+"""Risk commands: ``arbx kill``, ``arbx unkill`` and ``arbx risk`` (the state of each key).
+
+``kill`` engages the kill switch of the configured chain (``--chain ID``, or ``--all-chains``):
+every live engine on it drops to shadow within one block. ``unkill`` releases it; after a limit
+breach it is also how an operator resumes trading. Both are written to the audit log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from arbx.cli.args import count
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+_ALL = "every chain"
+
+
+def register(sub: Any) -> None:
+    """Add ``kill``, ``unkill`` and ``risk``."""
+    kill = sub.add_parser("kill", help="stop all sending now (live engines drop to shadow)")
+    _common(kill)
+    kill.add_argument("--reason", default="operator kill switch", help="recorded with the switch")
+    kill.set_defaults(handler=_kill)
+
+    unkill = sub.add_parser("unkill", help="release the kill switch (resume trading)")
+    _common(unkill)
+    unkill.add_argument("--reason", default=None, help="recorded in the audit log")
+    unkill.set_defaults(handler=_unkill)
+
+    risk = sub.add_parser("risk", help="kill switch, mode, stage and reason of each key")
+    risk.add_argument("--config", type=Path, help="settings file (TOML)")
+    risk.add_argument("--chain", type=count, help="chain id (default: the configured one)")
+    risk.set_defaults(handler=_status)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="settings file (TOML)")
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument("--chain", type=count, help="chain id (default: the configured one)")
+    scope.add_argument("--all-chains", action="store_true", help="the switch for every chain")
+
+
+def _kill(args: argparse.Namespace) -> int:
+    from arbx.risk.killswitch import kill  # noqa: PLC0415 - database code loads on use
+
+    chain, url = _target(args)
+    with _sessions(url) as sessions:
+        state = kill(sessions, chain, args.reason, _actor())
+    print(f"kill switch engaged for {_scope(chain)}: {state.reason}")
+    return 0
+
+
+def _unkill(args: argparse.Namespace) -> int:
+    from arbx.risk.killswitch import unkill  # noqa: PLC0415
+
+    chain, url = _target(args)
+    with _sessions(url) as sessions:
+        state = unkill(sessions, chain, _actor(), args.reason)
+    still = " (the all-chains switch is still engaged)" if state.engaged else ""
+    print(f"kill switch released for {_scope(chain)}{still}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from arbx.store import risk_repo as rrepo  # noqa: PLC0415
+
+    chain, url = _target(args)
+    with _sessions(url) as sessions, sessions() as session:
+        switch = rrepo.get_kill_switch(session, chain)
+        states = rrepo.list_risk_states(session, chain)
+    if switch.engaged:
+        print(f"kill switch: ENGAGED by {switch.actor} at {switch.updated_at}: {switch.reason}")
+    else:
+        print("kill switch: released")
+    if not states:
+        print(f"no risk state recorded on chain {chain}")
+    for s in states:
+        print(
+            f"key {s.key_address}: mode {s.mode}, stage {s.stage} since "
+            f"{s.stage_entered_at.isoformat()}; {s.reason or '-'}"
+        )
+    return 0
+
+
+def _target(args: argparse.Namespace) -> tuple[int, str]:
+    from arbx.config import load_settings  # noqa: PLC0415
+    from arbx.store.risk_repo import ALL_CHAINS  # noqa: PLC0415
+
+    settings = load_settings(args.config)
+    if getattr(args, "all_chains", False):
+        return ALL_CHAINS, settings.database_url
+    chain = settings.chain.id if args.chain is None else args.chain
+    return chain, settings.database_url
+
+
+@contextmanager
+def _sessions(url: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions on the migrated database; database errors become one ConfigError line."""
+    from arbx.cli.store import database_errors  # noqa: PLC0415
+    from arbx.store import make_engine, make_session_factory, migrate  # noqa: PLC0415
+
+    with database_errors(url):
+        migrate.upgrade(url)
+        engine = make_engine(url)
+        try:
+            yield make_session_factory(engine)
+        finally:
+            engine.dispose()
+
+
+def _scope(chain: int) -> str:
+    return _ALL if chain == 0 else f"chain {chain}"
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"

@@ -1,0 +1,221 @@
+"""Capital limits, pure: which trade may go out, and which outcome breaches a limit.
+
+Limits are per trade (the most input per base token), per UTC day (gas spent, realized loss)
+and per run (consecutive failures). ``check_trade`` decides before a bundle is signed;
+``record_outcome`` folds a settled bundle into the state and names the first limit it breaches.
+A breach moves the state to shadow with the reason (``trip``); the engine persists it, trips the
+kill switch, and stays in shadow until an operator runs ``arbx unkill``.
+
+A trade above its input cap is refused, not clamped: the strategy sized it and the relay
+simulated it at that input, and the net profit at a smaller input is a different number that
+nobody checked. Configure the strategy's own cap (``strategy.max_input``) to the stage's cap so
+that trades arrive sized within it. A base token without any cap is refused (fail closed).
+
+Counting. Gas spent is what receipts say we paid (``gas_used * effective_gas_price``); a bundle
+that was not included costs nothing. The daily loss is minus today's net realized profit, when
+that is negative. A failure is a bundle that landed and reverted, a failed simulation, or an
+included bundle that lost money; a profitable included bundle resets the count, while a bundle
+that was simply not included (lost the auction, state moved) neither counts nor resets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from typing import Literal
+
+from arbx.domain.profit import Opportunity
+
+Mode = Literal["shadow", "limited", "scaled"]
+Outcome = Literal["included", "not_included", "reverted", "state_moved", "sim_failed"]
+
+MODES: tuple[Mode, ...] = ("shadow", "limited", "scaled")
+OUTCOMES: tuple[Outcome, ...] = (
+    "included",
+    "not_included",
+    "reverted",
+    "state_moved",
+    "sim_failed",
+)
+# A cap under this key applies to every base token without its own.
+ANY_TOKEN = "*"  # noqa: S105
+FAILURES: frozenset[str] = frozenset({"reverted", "sim_failed"})
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The caps: input per base token (``"*"`` for any), daily gas and loss, failures per run."""
+
+    max_input: Mapping[str, int] = field(default_factory=dict)
+    daily_gas_cap_wei: int = 5 * 10**16
+    daily_loss_cap_wei: int = 10**17
+    max_consecutive_failures: int = 5
+
+    def input_cap(self, base_token: str) -> int | None:
+        """The most input allowed in ``base_token``, or None when no cap is configured."""
+        return input_cap(self.max_input, base_token)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskState:
+    """Where the engine stands: today's counters, this run's failures, the switch and mode."""
+
+    day: date
+    gas_spent_wei: int = 0
+    realized_pnl_wei: int = 0
+    consecutive_failures: int = 0
+    kill_switch: bool = False
+    mode: Mode = "shadow"
+    reason: str | None = None
+
+    @property
+    def realized_loss_wei(self) -> int:
+        """Today's net realized loss (0 when today is in profit)."""
+        return max(0, -self.realized_pnl_wei)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Whether a trade may be signed, and why not when it may not."""
+
+    allowed: bool
+    reason: str = ""
+
+
+def input_cap(caps: Mapping[str, int], base_token: str) -> int | None:
+    """The cap for ``base_token`` in ``caps`` (any case), else the ``"*"`` one, else None."""
+    wanted = base_token.lower()
+    for token, cap in caps.items():
+        if token.lower() == wanted:
+            return cap
+    return caps.get(ANY_TOKEN)
+
+
+def utc_day(at: datetime) -> date:
+    """The UTC calendar day of an aware datetime."""
+    if at.tzinfo is None:
+        raise ValueError(f"naive datetime {at.isoformat()}: pass a timezone-aware one")
+    return at.astimezone(UTC).date()
+
+
+def new_state(at: datetime, mode: Mode = "shadow") -> RiskState:
+    """A fresh state for the UTC day of ``at``."""
+    return RiskState(day=utc_day(at), mode=mode)
+
+
+def roll_day(state: RiskState, at: datetime) -> RiskState:
+    """The state with the daily counters reset when ``at`` is on a later UTC day."""
+    day = utc_day(at)
+    if day <= state.day:
+        return state
+    return replace(state, day=day, gas_spent_wei=0, realized_pnl_wei=0)
+
+
+def trip(state: RiskState, reason: str) -> RiskState:
+    """The state dropped to shadow with the kill switch set and ``reason`` recorded."""
+    return replace(state, mode="shadow", kill_switch=True, reason=reason)
+
+
+def check_trade(
+    opportunity: Opportunity,
+    state: RiskState,
+    limits: Limits,
+    *,
+    at: datetime | None = None,
+    gas_cost_wei: int | None = None,
+) -> Decision:
+    """May this opportunity be signed now? Refused (never clamped) when over a limit.
+
+    ``at`` rolls the daily counters first; ``gas_cost_wei`` defaults to the opportunity's gas
+    cost (which is wei when the base token is WETH). The worst an included bundle can lose is
+    its gas, so a trade is refused when paying it would pass the daily gas or loss cap.
+    """
+    if at is not None:
+        state = roll_day(state, at)
+    if state.kill_switch:
+        return Decision(False, f"kill switch set: {state.reason or 'no reason given'}")
+    if state.mode == "shadow":
+        return Decision(False, f"shadow mode{': ' + state.reason if state.reason else ''}")
+    base = opportunity.route.base
+    cap = limits.input_cap(base)
+    if cap is None:
+        return Decision(False, f"no input cap configured for base token {base}")
+    if opportunity.amount_in > cap:
+        return Decision(False, f"input {opportunity.amount_in} of {base} is over the cap {cap}")
+    gas = opportunity.gas_cost if gas_cost_wei is None else gas_cost_wei
+    if state.gas_spent_wei + gas > limits.daily_gas_cap_wei:
+        return Decision(
+            False,
+            f"gas today {state.gas_spent_wei} + {gas} wei would pass the daily cap "
+            f"{limits.daily_gas_cap_wei}",
+        )
+    if state.realized_loss_wei + gas > limits.daily_loss_cap_wei:
+        return Decision(
+            False,
+            f"loss today {state.realized_loss_wei} + up to {gas} wei would pass the daily cap "
+            f"{limits.daily_loss_cap_wei}",
+        )
+    if state.consecutive_failures >= limits.max_consecutive_failures:
+        return Decision(
+            False,
+            f"{state.consecutive_failures} consecutive failures (limit "
+            f"{limits.max_consecutive_failures})",
+        )
+    return Decision(True)
+
+
+def record_outcome(
+    state: RiskState,
+    outcome: Outcome,
+    gas_cost: int,
+    realized_pnl: int,
+    limits: Limits,
+    *,
+    at: datetime,
+) -> tuple[RiskState, str | None]:
+    """Fold a settled bundle into the state. -> (new state, the breach reason or None).
+
+    ``gas_cost`` is the wei paid (0 when not included); ``realized_pnl`` the realized profit
+    (negative for a loss). On a breach the state is tripped (shadow, kill switch, reason).
+    """
+    if outcome not in OUTCOMES:
+        raise ValueError(f"unknown outcome {outcome!r}; expected one of {', '.join(OUTCOMES)}")
+    if gas_cost < 0:
+        raise ValueError(f"gas cost must be >= 0, got {gas_cost}")
+    state = roll_day(state, at)
+    failures = state.consecutive_failures
+    if outcome in FAILURES or (outcome == "included" and realized_pnl < 0):
+        failures += 1
+    elif outcome == "included":
+        failures = 0
+    state = replace(
+        state,
+        gas_spent_wei=state.gas_spent_wei + gas_cost,
+        realized_pnl_wei=state.realized_pnl_wei + realized_pnl,
+        consecutive_failures=failures,
+    )
+    breach = breached(state, limits)
+    if breach is not None:
+        state = trip(state, breach)
+    return state, breach
+
+
+def breached(state: RiskState, limits: Limits) -> str | None:
+    """The first limit the state is past, as a sentence; None when within every limit."""
+    if state.gas_spent_wei > limits.daily_gas_cap_wei:
+        return (
+            f"daily gas cap breached: {state.gas_spent_wei} wei spent on {state.day} "
+            f"(cap {limits.daily_gas_cap_wei})"
+        )
+    if state.realized_loss_wei > limits.daily_loss_cap_wei:
+        return (
+            f"daily loss cap breached: {state.realized_loss_wei} wei lost on {state.day} "
+            f"(cap {limits.daily_loss_cap_wei})"
+        )
+    if state.consecutive_failures >= limits.max_consecutive_failures:
+        return (
+            f"{state.consecutive_failures} consecutive failures in this run "
+            f"(limit {limits.max_consecutive_failures})"
+        )
+    return None

@@ -1,0 +1,269 @@
+"""Repositories for risk: the risk state of each key, the stage history, the kill switch and the
+audit log.
+
+Same habits as ``arbx.store.repo``: plain functions over a ``Session``; none of them commits. Key
+addresses are stored in lower case. The API writes the audit log through ``audit`` too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from arbx.domain.errors import ConfigError, InputError
+from arbx.risk.limits import MODES
+from arbx.risk.stages import StageHistory
+from arbx.store.execution_repo import stage_evidence
+from arbx.store.models import AuditLog, KillSwitchRow, RiskStateRow, StageHistoryRow
+
+STAGE_KINDS = ("promotion", "demotion", "breach", "manual")
+ALL_CHAINS = 0  # the kill switch row that stops every chain
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRiskState:
+    """The persisted risk state of a key on a chain."""
+
+    chain_id: int
+    key_address: str
+    mode: str
+    stage: int
+    stage_entered_at: datetime
+    reason: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KillSwitchState:
+    """Whether sending is stopped on a chain, by whom and why."""
+
+    chain_id: int
+    engaged: bool
+    reason: str | None = None
+    actor: str | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StageChange:
+    """One row of the stage history."""
+
+    id: int
+    at: datetime
+    from_stage: int
+    to_stage: int
+    kind: str
+    reason: str
+    evidence: Any
+
+
+# --- risk state and stage history -------------------------------------------------------------
+
+
+def get_risk_state(session: Session, chain_id: int, key_address: str) -> StoredRiskState | None:
+    """The stored risk state of a key on a chain, or None when there is none yet."""
+    row = session.get(RiskStateRow, (chain_id, key_address.lower()))
+    if row is None:
+        return None
+    return StoredRiskState(
+        chain_id=row.chain_id,
+        key_address=row.key_address,
+        mode=row.mode,
+        stage=row.stage,
+        stage_entered_at=row.stage_entered_at,
+        reason=row.reason,
+        updated_at=row.updated_at,
+    )
+
+
+def set_risk_state(
+    session: Session,
+    chain_id: int,
+    key_address: str,
+    *,
+    mode: str,
+    stage: int,
+    stage_entered_at: datetime,
+    reason: str | None,
+    at: datetime | None = None,
+) -> None:
+    """Insert or replace the risk state of a key on a chain."""
+    if mode not in MODES:
+        raise InputError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
+    row = {
+        "chain_id": chain_id,
+        "key_address": key_address.lower(),
+        "mode": mode,
+        "stage": stage,
+        "stage_entered_at": stage_entered_at,
+        "reason": reason,
+        "updated_at": at or datetime.now(UTC),
+    }
+    _upsert(session, RiskStateRow, row, ["chain_id", "key_address"])
+
+
+def append_stage_history(
+    session: Session,
+    chain_id: int,
+    key_address: str,
+    *,
+    from_stage: int,
+    to_stage: int,
+    kind: str,
+    reason: str,
+    evidence: Any = None,
+    at: datetime | None = None,
+) -> int:
+    """Record a stage change or a breach (``kind`` in STAGE_KINDS). -> its id."""
+    if kind not in STAGE_KINDS:
+        raise InputError(f"unknown stage history kind {kind!r}; one of {', '.join(STAGE_KINDS)}")
+    row = StageHistoryRow(
+        chain_id=chain_id,
+        key_address=key_address.lower(),
+        at=at or datetime.now(UTC),
+        from_stage=from_stage,
+        to_stage=to_stage,
+        kind=kind,
+        reason=reason,
+        evidence_json=evidence,
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def list_stage_history(
+    session: Session, chain_id: int, key_address: str, since: datetime | None = None
+) -> list[StageChange]:
+    """A key's stage history on a chain, oldest first (from ``since`` when given)."""
+    stmt = select(StageHistoryRow).where(
+        StageHistoryRow.chain_id == chain_id, StageHistoryRow.key_address == key_address.lower()
+    )
+    if since is not None:
+        stmt = stmt.where(StageHistoryRow.at >= since)
+    return [
+        StageChange(r.id, r.at, r.from_stage, r.to_stage, r.kind, r.reason, r.evidence_json)
+        for r in session.scalars(stmt.order_by(StageHistoryRow.at, StageHistoryRow.id))
+    ]
+
+
+def load_stage_history(
+    session: Session, chain_id: int, key_address: str, now: datetime, quiet_hours: float
+) -> StageHistory | None:
+    """What ``evaluate_stage`` needs, from the store; None when the key has no risk state."""
+    state = get_risk_state(session, chain_id, key_address)
+    if state is None:
+        return None
+    since = min(state.stage_entered_at, now - timedelta(hours=quiet_hours))
+    breaches = [
+        c.at
+        for c in list_stage_history(session, chain_id, key_address, since)
+        if c.kind == "breach"
+    ]
+    return StageHistory(
+        stage=state.stage,
+        entered_at=state.stage_entered_at,
+        bundles=stage_evidence(session, chain_id, key_address, state.stage_entered_at),
+        breaches=breaches,
+    )
+
+
+# --- kill switch and audit --------------------------------------------------------------------
+
+
+def get_kill_switch(session: Session, chain_id: int) -> KillSwitchState:
+    """The switch for a chain: engaged if its own row or the all-chains row is engaged."""
+    rows = session.scalars(
+        select(KillSwitchRow).where(KillSwitchRow.chain_id.in_({chain_id, ALL_CHAINS}))
+    ).all()
+    engaged = sorted((r for r in rows if r.engaged), key=lambda r: r.chain_id != chain_id)
+    if engaged:
+        r = engaged[0]
+        return KillSwitchState(r.chain_id, True, r.reason, r.actor, r.updated_at)
+    own = next((r for r in rows if r.chain_id == chain_id), None)
+    if own is None:
+        return KillSwitchState(chain_id, False)
+    return KillSwitchState(own.chain_id, False, own.reason, own.actor, own.updated_at)
+
+
+def set_kill_switch(
+    session: Session,
+    chain_id: int,
+    engaged: bool,
+    *,
+    reason: str | None,
+    actor: str,
+    at: datetime | None = None,
+) -> None:
+    """Engage or release the switch of a chain (``ALL_CHAINS``: the one for every chain)."""
+    row = {
+        "chain_id": chain_id,
+        "engaged": engaged,
+        "reason": reason,
+        "actor": actor,
+        "updated_at": at or datetime.now(UTC),
+    }
+    _upsert(session, KillSwitchRow, row, ["chain_id"])
+
+
+def audit(
+    session: Session,
+    actor: str,
+    action: str,
+    before: Any,
+    after: Any,
+    at: datetime | None = None,
+) -> int:
+    """Append to the audit log. -> its id."""
+    row = AuditLog(
+        at=at or datetime.now(UTC),
+        actor=actor,
+        action=action,
+        before_json=before,
+        after_json=after,
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def list_risk_states(session: Session, chain_id: int) -> list[StoredRiskState]:
+    """Every key's risk state on a chain."""
+    rows = session.scalars(
+        select(RiskStateRow.key_address).where(RiskStateRow.chain_id == chain_id)
+    ).all()
+    return [s for key in sorted(rows) if (s := get_risk_state(session, chain_id, key)) is not None]
+
+
+def list_audit(session: Session, limit: int = 100) -> list[AuditLog]:
+    """The newest audit entries, newest first."""
+    return list(session.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)))
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _upsert(session: Session, entity: type[Any], row: dict[str, Any], keys: list[str]) -> None:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE every other column."""
+    dialect = session.get_bind().dialect.name
+    table = entity.__table__
+    if dialect == "postgresql":
+        pg = pg_insert(table).values(row)
+        stmt: Any = pg.on_conflict_do_update(
+            index_elements=keys, set_={k: pg.excluded[k] for k in row if k not in keys}
+        )
+    elif dialect == "sqlite":
+        lite = sqlite_insert(table).values(row)
+        stmt = lite.on_conflict_do_update(
+            index_elements=keys, set_={k: lite.excluded[k] for k in row if k not in keys}
+        )
+    else:
+        raise ConfigError(f"unsupported database {dialect!r}: use SQLite or PostgreSQL")
+    session.execute(stmt)
+    session.expire_all()
