@@ -1,0 +1,76 @@
+"""Simulation of the exact signed transactions before a bundle is sent; a failure drops it.
+
+``simulate_signed`` replays one signed transaction with ``eth_call`` on the latest state: its own
+sender, gas, fee fields, value, data and access list, so the node also checks that the sender can
+pay ``gas * maxFeePerGas + value``, as inclusion would. ``presimulate`` runs that for each
+transaction of a bundle, then ``eth_callBundle`` at the first builder that offers it and answers,
+and says whether to send, and if not, at which stage and why (for the record of the opportunity).
+Each transaction is called on its own, so the ``eth_call`` stage suits bundles whose transactions
+do not depend on one another (ours: one executor call); ``eth_callBundle`` runs them in sequence.
+A failure at any stage, a node that cannot be reached included, means: do not send.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from arbx.chain.rpc import RpcClient, RpcError, block_tag, hex_bytes
+from arbx.errors import TransientError
+from arbx.execution.flashbots import BuilderSpec, BundleSimulation
+from arbx.execution.rawtx import call_object, decode_raw_tx
+from arbx.execution.relay import RelayClient
+
+
+@dataclass(frozen=True, slots=True)
+class Presimulation:
+    """Whether a bundle may be sent: the failing stage and why, and the builder's simulation."""
+
+    ok: bool
+    stage: Literal["decode", "eth_call", "call_bundle", "passed"]
+    reason: str = ""
+    simulation: BundleSimulation | None = None
+    call_bundle_unavailable: tuple[str, ...] = ()  # builders that gave no usable answer
+
+
+async def simulate_signed(
+    client: RpcClient, raw: bytes | str, block: int | str = "latest"
+) -> bytes:
+    """``eth_call`` of the exact signed transaction; its return data, or ExecutionRevertedError."""
+    call = call_object(decode_raw_tx(raw))
+    return await client.call("eth_call", [call, block_tag(block)], decode=hex_bytes)
+
+
+async def presimulate(
+    client: RpcClient,
+    raw_txs: Sequence[bytes | str],
+    block_number: int,
+    *,
+    relay: RelayClient | None = None,
+    builders: Sequence[BuilderSpec] = (),
+) -> Presimulation:
+    """Whether to send a bundle: ``eth_call`` of each tx alone, then callBundle at a builder."""
+    try:
+        for raw in raw_txs:
+            decode_raw_tx(raw)
+    except ValueError as exc:
+        return Presimulation(False, "decode", str(exc))
+    for index, raw in enumerate(raw_txs):
+        try:
+            await simulate_signed(client, raw)
+        except RpcError as error:
+            return Presimulation(False, "eth_call", f"tx {index}: {error}")
+        except TransientError as exc:
+            return Presimulation(False, "eth_call", f"tx {index}: node unavailable: {exc}")
+    unavailable: list[str] = []
+    if relay is not None:
+        for builder in (b for b in builders if b.supports_call_bundle):
+            try:
+                simulation = await relay.call_bundle(builder, raw_txs, block_number)
+            except (TransientError, RpcError) as exc:
+                unavailable.append(f"{builder.name}: {exc}")
+                continue
+            failure = simulation.first_failure()
+            if failure is not None:
+                return Presimulation(False, "call_bundle", failure, simulation, tuple(unavailable))
+            return Presimulation(True, "passed", "", simulation, tuple(unavailable))
+    return Presimulation(True, "passed", "", None, tuple(unavailable))

@@ -1,0 +1,477 @@
+"""Sending bundles to builders: signed JSON-RPC over one aiohttp session, fanned out.
+
+``RelayClient`` signs every request body with the relay reputation key (through a ``sign(body)``
+callable, so the key lives elsewhere) and posts it with ``X-Flashbots-Signature``.
+``send_bundle`` and ``cancel_bundle`` never raise for a builder's failure: they return a
+``Submission`` whose status says what happened (ack, JSON-RPC error, timeout, connection, HTTP
+status, rate limit, malformed or oversize answer, unsupported). ``fan_out`` sends one bundle to
+every builder for the target block and the ``blocks_ahead`` after it, all at once, and returns
+every submission; ``stats`` counts them per builder. ``call_bundle`` returns a checked
+``BundleSimulation`` or raises (``TransientError`` for the network or a hostile answer,
+``RpcError`` for an error object).
+
+A replacement uuid names one bundle, and a later bundle with the same uuid replaces it whatever
+its block: so each target block gets its own uuid, derived from the caller's (``block_uuid``).
+
+``BundleSubmitter`` adds the public mempool, which is used only when explicitly enabled.
+"""
+
+import asyncio
+import itertools
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import TracebackType
+from typing import Any, Final, Protocol, Self
+
+import aiohttp
+
+from arbx.chain.rpc import RpcClient, RpcError, parse_reply, request_body
+from arbx.chain.transport import FailureKind, TransportError, decode_json
+from arbx.domain.errors import ConfigError
+from arbx.errors import TransientError
+from arbx.execution.flashbots import (
+    FLASHBOTS_HEADER,
+    BuilderSpec,
+    BundleSimulation,
+    FlashbotsSigner,
+    TxSimulation,
+    block_uuid,
+    bundle_hash,
+    call_bundle_params,
+    cancel_request,
+    parse_bundle_ack,
+    parse_call_bundle,
+    send_bundle_params,
+)
+from arbx.execution.rawtx import tx_hash
+
+__all__ = [
+    "AiohttpRelayTransport",
+    "BuilderSpec",
+    "BundleSimulation",
+    "BundleSubmitter",
+    "FanOut",
+    "FlashbotsSigner",
+    "RelayClient",
+    "RelayStats",
+    "RelayTransport",
+    "Sign",
+    "Submission",
+    "SubmitStatus",
+    "TxSimulation",
+]
+
+Sign = Callable[[bytes], str]  # request body -> "<address>:<signature>"
+DEFAULT_BLOCKS_AHEAD: Final = 2
+MAX_ANSWER_BYTES: Final = 4 * 1024 * 1024
+
+
+class SubmitStatus(StrEnum):
+    """What one request to one builder came to."""
+
+    ACK = "ack"
+    RPC_ERROR = "rpc_error"
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    HTTP_STATUS = "http_status"
+    RATE_LIMITED = "rate_limited"
+    MALFORMED = "malformed"
+    OVERSIZE = "oversize"
+    UNSUPPORTED = "unsupported"
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One request to one builder (or to the public mempool) and its outcome."""
+
+    builder: str
+    method: str
+    block_number: int | None
+    status: SubmitStatus
+    bundle_hash: bytes | None = None
+    uuid: str | None = None
+    error: str = ""
+    latency: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True if the builder acknowledged the request."""
+        return self.status is SubmitStatus.ACK
+
+
+@dataclass(frozen=True, slots=True)
+class FanOut:
+    """One bundle sent everywhere: its hashes, target blocks and every submission."""
+
+    bundle_hash: bytes
+    tx_hashes: tuple[bytes, ...]
+    blocks: tuple[int, ...]
+    submissions: tuple[Submission, ...]
+    public: tuple[Submission, ...] = ()
+
+    @property
+    def acks(self) -> list[Submission]:
+        """The acknowledged submissions."""
+        return [s for s in self.submissions if s.ok]
+
+    @property
+    def failures(self) -> list[Submission]:
+        """The submissions that failed, whatever the reason."""
+        return [s for s in self.submissions if not s.ok]
+
+    def counts(self) -> Counter[str]:
+        """Submissions by status."""
+        return Counter(str(s.status) for s in self.submissions)
+
+
+@dataclass(slots=True)
+class RelayStats:
+    """Counters for metrics: requests by builder and status."""
+
+    requests: int = 0
+    by_builder: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def count(self, builder: str, status: SubmitStatus) -> None:
+        """Count one request's outcome."""
+        self.requests += 1
+        self.by_builder.setdefault(builder, Counter())[str(status)] += 1
+
+    def failures(self) -> int:
+        """Requests that were not acknowledged."""
+        return sum(n for c in self.by_builder.values() for s, n in c.items() if s != "ack")
+
+
+# -- transport --------------------------------------------------------------------------------
+
+
+class RelayTransport(Protocol):
+    """Posts a signed body to a builder and returns its decoded JSON answer."""
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Any:
+        """POST ``body`` with ``headers``; TransportError for any failure."""
+
+    async def close(self) -> None:
+        """Release every connection."""
+
+
+class AiohttpRelayTransport:
+    """One aiohttp session for every builder; answers capped in size and strictly decoded."""
+
+    def __init__(self, *, max_answer_bytes: int = MAX_ANSWER_BYTES, connections: int = 64) -> None:
+        self._cap = max_answer_bytes
+        self._connections = connections
+        self._session: aiohttp.ClientSession | None = None
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Any:
+        """POST ``body`` with ``headers``; the decoded answer (a 4xx JSON-RPC error included)."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._connections, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(connector=connector)
+        try:
+            async with (
+                asyncio.timeout(timeout),
+                self._session.post(url, data=body, headers=dict(headers)) as response,
+            ):
+                status = response.status
+                if status == 429:
+                    raise TransportError(FailureKind.RATE_LIMITED, "HTTP 429")
+                raw = await self._read(response.content)
+        except TransportError:
+            raise
+        except TimeoutError as exc:
+            raise TransportError(FailureKind.TIMEOUT, f"no answer within {timeout}s") from exc
+        except Exception as exc:  # aiohttp, OS and protocol errors: the builder failed
+            raise TransportError(FailureKind.CONNECTION, repr(exc)) from exc
+        if status == 200:
+            return decode_json(raw)
+        if status < 500:  # relays refuse a bad signature or params with a 4xx JSON-RPC error
+            try:
+                doc = decode_json(raw)
+            except TransportError:
+                doc = None
+            if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
+                return doc
+        raise TransportError(FailureKind.HTTP_STATUS, f"HTTP {status}")
+
+    async def _read(self, stream: aiohttp.StreamReader) -> bytes:
+        """The whole answer, refusing to hold more than the cap of it."""
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await stream.read(self._cap + 1 - size):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > self._cap:
+                raise TransportError(FailureKind.OVERSIZE, f"answer over {self._cap} bytes")
+        return b"".join(chunks)
+
+    async def close(self) -> None:
+        """Close the session."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+# -- the client -------------------------------------------------------------------------------
+
+
+class RelayClient:
+    """Signed bundle requests to builders; an async context manager."""
+
+    def __init__(
+        self, sign: Sign, *, timeout: float = 2.0, transport: RelayTransport | None = None
+    ) -> None:
+        self._sign = sign
+        self.timeout = timeout
+        self.transport: RelayTransport = transport or AiohttpRelayTransport()
+        self.stats = RelayStats()
+        self._ids = itertools.count(1)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Release the session."""
+        await self.transport.close()
+
+    async def request(self, builder: BuilderSpec, method: str, params: list[Any]) -> Any:
+        """The result of one signed request; TransportError, or RpcError for an error object."""
+        request_id = next(self._ids)
+        body = request_body(request_id, method, params)
+        headers = {"Content-Type": "application/json", FLASHBOTS_HEADER: self._sign(body)}
+        doc = await self.transport.post(builder.url, body, headers, self.timeout)
+        result = parse_reply(doc, request_id)
+        if isinstance(result, RpcError):
+            raise result
+        return result
+
+    async def _submit(
+        self,
+        builder: BuilderSpec,
+        method: str,
+        params: list[Any],
+        block_number: int | None,
+        uuid: str | None = None,
+    ) -> Submission:
+        """Send one request and classify its outcome; never raises for the builder's failure."""
+        started = time.perf_counter()
+        found: bytes | None = None
+        error = ""
+        try:
+            result = await self.request(builder, method, params)
+            found = parse_bundle_ack(result) if method == "eth_sendBundle" else None
+            status = SubmitStatus.ACK
+        except TransportError as failure:
+            status, error = SubmitStatus(str(failure.kind)), failure.detail
+        except TransientError as exc:  # another transport's way of failing
+            status, error = SubmitStatus.CONNECTION, str(exc)
+        except RpcError as rpc_error:
+            status, error = SubmitStatus.RPC_ERROR, str(rpc_error)
+        except (ValueError, TypeError, KeyError) as exc:
+            status, error = SubmitStatus.MALFORMED, f"answer refused: {exc}"
+        self.stats.count(builder.name, status)
+        return Submission(
+            builder.name,
+            method,
+            block_number,
+            status,
+            found,
+            uuid,
+            error[:300],
+            time.perf_counter() - started,
+        )
+
+    async def send_bundle(
+        self,
+        builder: BuilderSpec,
+        raw_txs: Sequence[bytes | str],
+        block_number: int,
+        replacement_uuid: str | None = None,
+        min_timestamp: int | None = None,
+        max_timestamp: int | None = None,
+        reverting_hashes: Sequence[bytes] = (),
+    ) -> Submission:
+        """``eth_sendBundle`` for one target block; the uuid goes under the builder's field."""
+        params = send_bundle_params(
+            builder,
+            raw_txs,
+            block_number,
+            replacement_uuid=replacement_uuid,
+            min_timestamp=min_timestamp,
+            max_timestamp=max_timestamp,
+            reverting_hashes=reverting_hashes,
+        )
+        uuid = replacement_uuid if builder.uuid_field is not None else None
+        return await self._submit(builder, "eth_sendBundle", [params], block_number, uuid)
+
+    async def call_bundle(
+        self,
+        builder: BuilderSpec,
+        raw_txs: Sequence[bytes | str],
+        block_number: int,
+        state_block: int | str = "latest",
+        timestamp: int | None = None,
+    ) -> BundleSimulation:
+        """``eth_callBundle``: the checked simulation; raises if the builder cannot give one."""
+        if not builder.supports_call_bundle:
+            raise ConfigError(f"builder {builder.name} does not offer eth_callBundle")
+        params = call_bundle_params(raw_txs, block_number, state_block, timestamp)
+        try:
+            result = await self.request(builder, "eth_callBundle", [params])
+            simulation = parse_call_bundle(result, [tx_hash(raw) for raw in raw_txs])
+        except TransportError as failure:
+            self.stats.count(builder.name, SubmitStatus(str(failure.kind)))
+            raise
+        except RpcError:
+            self.stats.count(builder.name, SubmitStatus.RPC_ERROR)
+            raise
+        except (ValueError, TypeError, KeyError) as exc:
+            self.stats.count(builder.name, SubmitStatus.MALFORMED)
+            raise TransportError(FailureKind.MALFORMED, f"callBundle answer: {exc}") from exc
+        self.stats.count(builder.name, SubmitStatus.ACK)
+        return simulation
+
+    async def cancel_bundle(
+        self, builder: BuilderSpec, uuid: str, block_number: int | None = None
+    ) -> Submission:
+        """Cancel the bundle named ``uuid`` as ``builder`` can (an empty bundle needs its block)."""
+        try:
+            method, params = cancel_request(builder, uuid, block_number)
+        except ValueError as exc:
+            self.stats.count(builder.name, SubmitStatus.UNSUPPORTED)
+            return Submission(
+                builder.name, "cancel", block_number, SubmitStatus.UNSUPPORTED, None, uuid, str(exc)
+            )
+        return await self._submit(builder, method, params, block_number, uuid)
+
+    async def fan_out(
+        self,
+        builders: Sequence[BuilderSpec],
+        raw_txs: Sequence[bytes | str],
+        block_number: int,
+        *,
+        blocks_ahead: int = DEFAULT_BLOCKS_AHEAD,
+        replacement_uuid: str | None = None,
+        min_timestamp: int | None = None,
+        max_timestamp: int | None = None,
+        reverting_hashes: Sequence[bytes] = (),
+    ) -> FanOut:
+        """Send the bundle to every builder for blocks N..N+k at once; every outcome, no raise."""
+        if blocks_ahead < 0:
+            raise ValueError(f"blocks_ahead {blocks_ahead}")
+        blocks = tuple(range(block_number, block_number + blocks_ahead + 1))
+        uuids = {
+            b: None if replacement_uuid is None else block_uuid(replacement_uuid, b) for b in blocks
+        }
+        for builder in builders:  # refuse a bad bundle before anything is sent
+            send_bundle_params(builder, raw_txs, block_number, replacement_uuid=replacement_uuid)
+        jobs = [
+            self.send_bundle(
+                builder,
+                raw_txs,
+                block,
+                uuids[block],
+                min_timestamp,
+                max_timestamp,
+                reverting_hashes,
+            )
+            for block in blocks
+            for builder in builders
+        ]
+        submissions = await asyncio.gather(*jobs)
+        return FanOut(
+            bundle_hash(raw_txs), tuple(tx_hash(raw) for raw in raw_txs), blocks, tuple(submissions)
+        )
+
+    async def cancel_fan_out(
+        self, builders: Sequence[BuilderSpec], replacement_uuid: str, blocks: Sequence[int]
+    ) -> list[Submission]:
+        """Cancel every per-block copy of a fanned-out bundle at every builder that can."""
+        jobs = [
+            self.cancel_bundle(builder, block_uuid(replacement_uuid, block), block)
+            for block in blocks
+            for builder in builders
+        ]
+        return list(await asyncio.gather(*jobs))
+
+
+# -- the submitter and the public mempool -------------------------------------------------------
+
+
+class BundleSubmitter:
+    """Bundles to every builder; to the public mempool only when ``public_mempool`` is set."""
+
+    def __init__(
+        self,
+        relay: RelayClient,
+        builders: Sequence[BuilderSpec],
+        *,
+        blocks_ahead: int = DEFAULT_BLOCKS_AHEAD,
+        public_mempool: bool = False,
+        public_rpc: RpcClient | None = None,
+    ) -> None:
+        if not builders and not public_mempool:
+            raise ConfigError("no builder to send bundles to, and the public mempool is off")
+        if public_mempool and public_rpc is None:
+            raise ConfigError("the public mempool is enabled but no RPC client is given for it")
+        self.relay = relay
+        self.builders = tuple(builders)
+        self.blocks_ahead = blocks_ahead
+        self.public_mempool = public_mempool
+        self._public_rpc = public_rpc
+
+    async def submit(
+        self,
+        raw_txs: Sequence[bytes | str],
+        block_number: int,
+        *,
+        replacement_uuid: str | None = None,
+        reverting_hashes: Sequence[bytes] = (),
+    ) -> FanOut:
+        """Fan the bundle out to the builders (and, if enabled, each tx to the public mempool)."""
+        report = await self.relay.fan_out(
+            self.builders,
+            raw_txs,
+            block_number,
+            blocks_ahead=self.blocks_ahead,
+            replacement_uuid=replacement_uuid,
+            reverting_hashes=reverting_hashes,
+        )
+        if not self.public_mempool or self._public_rpc is None:
+            return report
+        public = [await self._send_public(self._public_rpc, raw) for raw in raw_txs]
+        return FanOut(
+            report.bundle_hash, report.tx_hashes, report.blocks, report.submissions, tuple(public)
+        )
+
+    @staticmethod
+    async def _send_public(client: RpcClient, raw: bytes | str) -> Submission:
+        started = time.perf_counter()
+        payload = raw if isinstance(raw, str) else "0x" + raw.hex()
+        try:
+            await client.call("eth_sendRawTransaction", [payload])
+            status, error = SubmitStatus.ACK, ""
+        except RpcError as rpc_error:
+            status, error = SubmitStatus.RPC_ERROR, str(rpc_error)
+        except TransientError as exc:
+            status, error = SubmitStatus.CONNECTION, str(exc)
+        return Submission(
+            "public-mempool",
+            "eth_sendRawTransaction",
+            None,
+            status,
+            None,
+            None,
+            error[:300],
+            time.perf_counter() - started,
+        )

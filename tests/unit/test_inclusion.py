@@ -1,0 +1,184 @@
+"""BundleTracker on made-up blocks: inclusion, windows, reverts, state moves, reorgs, settling."""
+
+import pytest
+
+from arbx.errors import TransientError
+from arbx.execution.inclusion import BundleTracker, Outcome, TrackedBundle
+
+pytestmark = pytest.mark.asyncio
+
+A1, A2, B1, OTHER = (bytes([n]) * 32 for n in (1, 2, 3, 9))
+
+
+def block_hash(number: int, branch: str = "a") -> bytes:
+    """A made-up block hash, distinct per number and branch."""
+    return f"{branch}{number}".encode().ljust(32, b"\0")
+
+
+class Receipts:
+    """Receipt statuses by tx hash (None: not found yet, or raise)."""
+
+    def __init__(self, statuses: dict[bytes, int | None] | None = None) -> None:
+        self.statuses = statuses or {}
+        self.fail = False
+        self.asked: list[tuple[bytes, bytes]] = []
+
+    async def __call__(self, tx: bytes, block: bytes) -> int | None:
+        self.asked.append((tx, block))
+        if self.fail:
+            raise TransientError("node down")
+        return self.statuses.get(tx, 1)
+
+
+def bundle_of(tracker: BundleTracker, key: str) -> TrackedBundle:
+    """The tracked bundle ``key`` (it must be there)."""
+    bundle = tracker.get(key)
+    assert bundle is not None
+    return bundle
+
+
+async def feed(tracker: BundleTracker, start: int, stop: int, txs: dict[int, list[bytes]]) -> None:
+    """Blocks start..stop (inclusive) on branch "a", with ``txs`` in the numbered ones."""
+    for n in range(start, stop + 1):
+        await tracker.on_block(n, txs.get(n, [OTHER]), block_hash(n))
+
+
+async def test_included_when_all_our_hashes_are_in_one_block_then_settled() -> None:
+    tracker = BundleTracker(confirmations=2, receipt_status=Receipts())
+    tracker.track("b", [A1, A2], 10, 12, builders=["flashbots"])
+    assert await tracker.on_block(10, [OTHER], block_hash(10)) == []
+    changes = await tracker.on_block(11, [OTHER, A2, A1], block_hash(11))
+    assert [(c.outcome, c.previous, c.settled) for c in changes] == [
+        (Outcome.INCLUDED, Outcome.PENDING, False)
+    ]
+    bundle = bundle_of(tracker, "b")
+    assert (bundle.block_number, bundle.block_hash) == (11, block_hash(11))
+    assert await tracker.on_block(12, [], block_hash(12)) == []  # 1 confirmation: not yet
+    changes = await tracker.on_block(13, [], block_hash(13))
+    assert [(c.outcome, c.settled) for c in changes] == [(Outcome.INCLUDED, True)]
+    assert [b.key for b in tracker.pop_settled()] == ["b"]
+    assert len(tracker) == 0
+
+
+async def test_not_included_once_the_last_target_block_passes_without_it() -> None:
+    tracker = BundleTracker(confirmations=0)
+    tracker.track("b", [A1], 10, 11)
+    await feed(tracker, 10, 10, {})
+    assert bundle_of(tracker, "b").outcome is Outcome.PENDING
+    changes = await tracker.on_block(11, [OTHER], block_hash(11))
+    assert [(c.outcome, c.settled) for c in changes] == [
+        (Outcome.NOT_INCLUDED, False),
+        (Outcome.NOT_INCLUDED, True),
+    ]
+
+
+async def test_a_competitors_bundle_with_our_first_tx_is_not_ours() -> None:
+    tracker = BundleTracker(confirmations=5)
+    tracker.track("b", [A1, A2], 10, 12)
+    changes = await tracker.on_block(10, [A1, B1], block_hash(10))
+    assert [(c.outcome, c.reason.split(":")[0]) for c in changes] == [
+        (Outcome.NOT_INCLUDED, "partially included")
+    ]
+    assert tracker.stats.partial == 1
+    assert await tracker.on_block(11, [A2], block_hash(11)) == []  # told once
+
+
+async def test_reverted_when_one_of_our_receipts_failed() -> None:
+    receipts = Receipts({A2: 0})
+    tracker = BundleTracker(confirmations=1, receipt_status=receipts)
+    tracker.track("b", [A1, A2], 10, 10)
+    tracker.track("fine", [B1], 10, 10)
+    changes = await tracker.on_block(10, [A1, B1, A2], block_hash(10))
+    assert {c.key: c.outcome for c in changes} == {
+        "b": Outcome.REVERTED,
+        "fine": Outcome.INCLUDED,
+    }
+    assert ("0x" + A2.hex()) in bundle_of(tracker, "b").reason
+    assert set(receipts.asked) == {(h, block_hash(10)) for h in (A1, A2, B1)}
+
+
+async def test_unknown_receipts_keep_it_unsettled_until_read() -> None:
+    receipts = Receipts()
+    receipts.fail = True
+    tracker = BundleTracker(confirmations=0, receipt_status=receipts)
+    tracker.track("b", [A1], 10, 10)
+    changes = await tracker.on_block(10, [A1], block_hash(10))
+    assert [(c.outcome, c.settled) for c in changes] == [(Outcome.INCLUDED, False)]
+    assert tracker.stats.receipt_errors == 1
+    receipts.fail = False
+    receipts.statuses[A1] = 0
+    changes = await tracker.on_block(11, [], block_hash(11))
+    assert [(c.outcome, c.settled) for c in changes] == [
+        (Outcome.REVERTED, False),
+        (Outcome.REVERTED, True),
+    ]
+
+
+async def test_state_moved_stays_unless_it_lands_anyway() -> None:
+    tracker = BundleTracker(confirmations=0)
+    tracker.track("moved", [A1], 10, 11)
+    tracker.track("landed", [B1], 10, 11)
+    await tracker.on_block(9, [], block_hash(9))
+    assert (
+        tracker.mark_state_moved("moved", "pays -3 wei at block 10").outcome is Outcome.STATE_MOVED
+    )
+    tracker.mark_state_moved("landed")
+    changes = await tracker.on_block(10, [B1], block_hash(10))
+    assert [(c.key, c.outcome, c.previous) for c in changes if not c.settled] == [
+        ("landed", Outcome.INCLUDED, Outcome.STATE_MOVED)
+    ]
+    assert not bundle_of(tracker, "moved").settled  # the window is still open
+    changes = await tracker.on_block(11, [], block_hash(11))
+    assert [(c.key, c.outcome, c.settled) for c in changes] == [
+        ("moved", Outcome.STATE_MOVED, True)
+    ]
+    assert tracker.mark_state_moved("landed") is None
+
+
+async def test_a_reorg_uncovers_an_included_bundle_and_the_new_branch_decides() -> None:
+    tracker = BundleTracker(confirmations=2)
+    tracker.track("b", [A1], 10, 12)
+    await tracker.on_block(10, [A1], block_hash(10))
+    assert bundle_of(tracker, "b").outcome is Outcome.INCLUDED
+    changes = await tracker.on_block(10, [OTHER], block_hash(10, "b"))
+    assert [(c.outcome, c.previous, c.reason) for c in changes] == [
+        (Outcome.PENDING, Outcome.INCLUDED, "reorged out")
+    ]
+    assert tracker.stats.uncovered == 1
+    changes = await tracker.on_block(11, [A1], block_hash(11, "b"))
+    bundle = bundle_of(tracker, "b")
+    assert [c.outcome for c in changes] == [Outcome.INCLUDED]
+    assert (bundle.block_number, bundle.block_hash) == (11, block_hash(11, "b"))
+
+
+async def test_a_replaced_parent_is_a_reorg_even_without_its_block() -> None:
+    tracker = BundleTracker(confirmations=3)
+    tracker.track("b", [A1], 10, 10)
+    await tracker.on_block(10, [A1], block_hash(10))
+    changes = await tracker.on_block(11, [], block_hash(11, "b"), parent_hash=block_hash(10, "b"))
+    assert [c.outcome for c in changes] == [Outcome.PENDING, Outcome.NOT_INCLUDED]
+    assert tracker.stats.reorgs == 1
+
+
+async def test_a_reorg_after_settling_is_counted_and_reopens() -> None:
+    tracker = BundleTracker(confirmations=1)
+    tracker.track("b", [A1], 10, 13)
+    await feed(tracker, 10, 11, {10: [A1]})
+    assert bundle_of(tracker, "b").settled
+    await tracker.on_block(10, [], block_hash(10, "b"))
+    assert tracker.stats.deep_reorgs == 1
+    assert bundle_of(tracker, "b").outcome is Outcome.PENDING
+
+
+async def test_duplicates_and_bad_tracking_requests() -> None:
+    tracker = BundleTracker()
+    tracker.track("b", [A1], 10, 10)
+    await tracker.on_block(10, [A1], block_hash(10))
+    assert await tracker.on_block(10, [A1], block_hash(10)) == []
+    assert tracker.stats.blocks == 1
+    with pytest.raises(ValueError, match="already"):
+        tracker.track("b", [A1], 10, 10)
+    with pytest.raises(ValueError, match="empty"):
+        tracker.track("c", [], 10, 10)
+    with pytest.raises(ValueError, match="empty"):
+        tracker.track("d", [A1], 10, 9)
