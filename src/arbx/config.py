@@ -129,6 +129,38 @@ class FilterSettings(_Strict):
         return [_address(v) for v in value]
 
 
+class BuilderSettings(_Strict):
+    """A block builder (or relay) that takes Flashbots-style bundles."""
+
+    name: str
+    url: str
+    uuid_field: Literal["replacementUuid", "uuid"] | None = "replacementUuid"
+    cancel: Literal["eth_cancelBundle", "empty_bundle"] | None = "eth_cancelBundle"
+    supports_call_bundle: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+
+class ExecutionSettings(_Strict):
+    """How live modes trade: the executor contract, the builders, the safety margins."""
+
+    executor: str | None = None  # the deployed ArbExecutor owned by the signing key
+    builders: list[BuilderSettings] = Field(default_factory=list)
+    blocks_ahead: int = Field(0, ge=0, le=10)
+    slippage_bps: int = Field(0, ge=0, le=10_000)
+    public_mempool: bool = False
+
+    @field_validator("executor")
+    @classmethod
+    def _executor(cls, value: str | None) -> str | None:
+        return None if value is None else _address(value)
+
+
 class Settings(BaseSettings):
     """Everything a run needs; ``load_settings`` builds it."""
 
@@ -143,6 +175,7 @@ class Settings(BaseSettings):
     strategy: StrategySettings = Field(default_factory=StrategySettings)
     filters: FilterSettings = Field(default_factory=FilterSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
+    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
 
     @property
     def embedded(self) -> bool:
@@ -155,6 +188,11 @@ class Settings(BaseSettings):
             raise ValueError("a configured chain needs at least one venue")
         if self.chain.rpc and not self.strategy.base_tokens:
             raise ValueError("a configured chain needs strategy.base_tokens")
+        if self.chain.rpc and self.mode != "shadow":
+            if self.execution.executor is None:
+                raise ValueError("a live mode needs execution.executor (the deployed contract)")
+            if not self.execution.builders and not self.execution.public_mempool:
+                raise ValueError("a live mode needs execution.builders to send bundles to")
         names = [v.name for v in self.venues]
         if len(set(names)) != len(names):
             raise ValueError("venue names must be unique")

@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from arbx.chain.lens import MAX_WORDS_PER_JOB, V2_RESERVES, V3_HEAD, V3_TICKS, Job, run_jobs
+from arbx.chain.lens import (
+    MAX_WORDS_PER_JOB,
+    V2_RESERVES,
+    V3_HEAD,
+    V3_TICKS,
+    BlockRef,
+    Job,
+    run_jobs,
+)
 from arbx.chain.rpc import RpcClient
 from arbx.domain.pools import Pool, Token, V2Pool, V3Pool
 
@@ -47,18 +55,25 @@ async def load_pools(
     metas: Sequence[PoolMeta],
     block: int,
     progress: Callable[[int], None] | None = None,
+    block_hash: str | None = None,
 ) -> list[Pool]:
-    """The state of every pool at ``block``, read through the PoolLens in a few calls."""
+    """The state of every pool at ``block``, read through the PoolLens in a few calls.
+
+    With ``block_hash`` the reads are pinned to that exact block (EIP-1898), so a reorg
+    between the choice of the block and the reads cannot mix two branches.
+    """
     pools: list[Pool] = []
     for start in range(0, len(metas), CHUNK):
         chunk = metas[start : start + CHUNK]
-        pools.extend(await _load_chunk(client, chunk, block))
+        pools.extend(await _load_chunk(client, chunk, block, block_hash))
         if progress is not None:
             progress(len(chunk))
     return pools
 
 
-async def _load_chunk(client: RpcClient, metas: Sequence[PoolMeta], block: int) -> list[Pool]:
+async def _load_chunk(
+    client: RpcClient, metas: Sequence[PoolMeta], block: int, block_hash: str | None
+) -> list[Pool]:
     jobs: list[Job] = []
     for meta in metas:
         if meta.family == "uniswap_v2":
@@ -70,7 +85,8 @@ async def _load_chunk(client: RpcClient, metas: Sequence[PoolMeta], block: int) 
             stop = min(words.stop, start + MAX_WORDS_PER_JOB) - 1
             jobs.append(Job(meta.address, V3_TICKS, meta.tick_spacing, start, stop))
     try:
-        parts = iter(await run_jobs(client, jobs, block))
+        at: BlockRef = {"blockHash": block_hash} if block_hash is not None else block
+        parts = iter(await run_jobs(client, jobs, at))
     except ValueError as exc:
         raise BootstrapError(f"pool lens answer at block {block}: {exc}") from None
     pools: list[Pool] = []

@@ -31,6 +31,7 @@ WORD_GAS = 3_200  # a tickBitmap read through an external call
 TICK_GAS = 9_000  # a ticks() read
 MAX_WORDS_PER_JOB = 2_048
 _JOB_TYPE = "(address,uint8,int24,int16,int16)[]"
+BlockRef = int | str | dict[str, str]  # EIP-1898: {"blockHash": ...} pins one exact block
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +83,8 @@ def pack(
     return calls
 
 
-async def run_jobs(client: RpcClient, jobs: Sequence[Job], block: int | str) -> list[list[int]]:
-    """Each job's output words at ``block``, in job order."""
+async def run_jobs(client: RpcClient, jobs: Sequence[Job], block: BlockRef) -> list[list[int]]:
+    """Each job's output words at ``block`` (a number, a tag, or ``{"blockHash": h}``)."""
     groups = pack(jobs)
     replies = await client.batch(
         [_request(group, block) for group in groups], decode=hex_bytes, return_errors=True
@@ -94,16 +95,16 @@ async def run_jobs(client: RpcClient, jobs: Sequence[Job], block: int | str) -> 
     return out
 
 
-def _request(group: Sequence[Job], block: int | str) -> tuple[str, Sequence[Any]]:
+def _request(group: Sequence[Job], block: BlockRef) -> tuple[str, Sequence[Any]]:
     args = encode(
         [_JOB_TYPE], [[(j.pool, j.kind, j.spacing, j.word_from, j.word_to) for j in group]]
     )
     payload = {"data": "0x" + (lens_code() + args).hex(), "gas": hex(CALL_GAS + 5_000_000)}
-    return "eth_call", [payload, block_tag(block)]
+    return "eth_call", [payload, block if isinstance(block, dict) else block_tag(block)]
 
 
 async def _group_result(
-    client: RpcClient, group: Sequence[Job], block: int | str, reply: Any
+    client: RpcClient, group: Sequence[Job], block: BlockRef, reply: Any
 ) -> list[list[int]]:
     """One call's parts; a call whose output was too large is split in two and retried."""
     if isinstance(reply, RpcError):

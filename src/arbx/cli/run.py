@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,8 +24,19 @@ from typing import Any
 from arbx.cli.args import count
 from arbx.config import Settings, load_settings
 from arbx.domain.errors import ConfigError
+from arbx.risk.settings import RiskSettings, StageSettings
 
 PARITY_EVERY = 10
+# The embedded devnet trades play money: its capital stages are wider than a real chain's.
+DEVNET_RISK = RiskSettings(
+    stages=[
+        StageSettings(mode="shadow", max_input={}, name="shadow"),
+        StageSettings(mode="limited", max_input={"*": 10 * 10**18}, name="devnet limited 10"),
+        StageSettings(mode="scaled", max_input={"*": 100 * 10**18}, name="devnet scaled 100"),
+    ],
+    daily_gas_cap_wei=10**20,
+    daily_loss_cap_wei=10**19,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +55,8 @@ class ChainSpec:
     deny: tuple[str, ...] = ()
     min_reserve: int = 0
     symbols: dict[str, str] = field(default_factory=dict)
+    builder_url: str | None = None  # the embedded devnet's local builder
+    searcher_key_file: Path | None = None  # the embedded devnet's searcher key (live modes)
 
 
 def register(sub: Any) -> None:
@@ -51,8 +66,14 @@ def register(sub: Any) -> None:
     run.add_argument("--max-blocks", type=count, help="stop after this many blocks")
     run.add_argument("--seed", type=count, default=1, help="embedded devnet: market seed")
     run.add_argument("--block-time", type=float, help="embedded devnet: seconds per block")
+    run.add_argument(
+        "--pace", type=float, default=0.25, help="embedded devnet: seconds between market blocks"
+    )
     run.add_argument("--pools", type=count, help="embedded devnet: scale out to this many pools")
     run.add_argument("--plain", action="store_true", help="one line per block, no live view")
+    run.add_argument(
+        "--mode", choices=["shadow", "limited", "scaled"], help="overrides the settings' mode"
+    )
     run.set_defaults(handler=_run)
 
     sync = sub.add_parser("sync", help="pool state sync tools")
@@ -101,12 +122,19 @@ def chain_for(settings: Settings, args: argparse.Namespace) -> Iterator[ChainSpe
             return
 
     print("starting the embedded devnet (anvil, Uniswap V2/V3, market simulator)...", flush=True)
+    live = settings.mode != "shadow"
+    key_file = DEFAULT_FILE.parent / "devnet-searcher.key" if live else None
+    if key_file is not None:
+        key_file.parent.mkdir(parents=True, exist_ok=True)
     with EmbeddedDevnet.start(
         seed=getattr(args, "seed", 1),
         block_time=getattr(args, "block_time", None),
         n_pools=getattr(args, "pools", None),
+        pace=getattr(args, "pace", 0.25),
+        searcher_key_file=key_file,
     ) as devnet:
-        yield devnet_spec(devnet.deployment)
+        spec = devnet_spec(devnet.deployment)
+        yield replace(spec, builder_url=devnet.builder_url, searcher_key_file=key_file)
 
 
 def devnet_spec(deployment: Any) -> ChainSpec:
@@ -120,7 +148,8 @@ def devnet_spec(deployment: Any) -> ChainSpec:
         ws=(deployment.ws_url,) if deployment.ws_url else (),
         multicall=deployment.multicall,
         venues=tuple(
-            Venue(v.name, v.kind, v.factory, v.fee_bps, v.init_code_hash) for v in deployment.venues
+            Venue(v.name, v.kind, v.factory, v.fee_bps or 30, v.init_code_hash)
+            for v in deployment.venues
         ),
         start_block=0,
         base_tokens=(deployment.weth,),
@@ -130,8 +159,13 @@ def devnet_spec(deployment: Any) -> ChainSpec:
 
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    if settings.mode != "shadow":
-        raise ConfigError(f"mode {settings.mode!r} needs the executor; this build runs shadow only")
+    if args.mode is not None:
+        settings = settings.model_copy(update={"mode": args.mode})
+    if settings.embedded and settings.mode != "shadow":  # play money, fast blocks
+        execution = settings.execution.model_copy(
+            update={"blocks_ahead": max(1, settings.execution.blocks_ahead)}
+        )
+        settings = settings.model_copy(update={"risk": DEVNET_RISK, "execution": execution})
     with chain_for(settings, args) as spec:
         return asyncio.run(_shadow(settings, spec, args))
 
@@ -140,6 +174,7 @@ async def _shadow(settings: Settings, spec: ChainSpec, args: argparse.Namespace)
     from arbx.chain.heads import heads
     from arbx.chain.parity import check_parity
     from arbx.chain.sync import ChainSync
+    from arbx.cli.live import stage_caps
     from arbx.cli.store import database_errors
     from arbx.engine.pipeline import Pipeline
     from arbx.executors.shadow import ShadowExecutor
@@ -150,7 +185,8 @@ async def _shadow(settings: Settings, spec: ChainSpec, args: argparse.Namespace)
     url = settings.database_url
     with database_errors(url):
         migrate.upgrade(url)
-    sessions = make_session_factory(make_engine(url))
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
     async with _client(spec, settings) as client:
         chain_id = await client.chain_id()
         if chain_id != spec.chain_id and not settings.embedded:
@@ -172,16 +208,32 @@ async def _shadow(settings: Settings, spec: ChainSpec, args: argparse.Namespace)
             repo.upsert_chain(session, chain_id, spec.name)
             repo.upsert_pools(session, list(book.pools.values()))
             run_id = repo.start_run(
-                session, chain_id, mode="shadow", settings=settings.model_dump(mode="json")
+                session, chain_id, mode=settings.mode, settings=settings.model_dump(mode="json")
             )
-        executor = ShadowExecutor(sessions, run_id, chain_id)
+        recorder = ShadowExecutor(sessions, run_id, chain_id)
+        executor: Any = recorder
+        risk: Any = None
+        relay: Any = None
+        if settings.mode != "shadow":
+            executor, risk, relay = await _live(
+                settings, spec, engine, sessions, client, chain_id, book, recorder
+            )
+            live_risk = risk
+            strategy.caps = lambda: (
+                stage_caps(live_risk, settings, spec.base_tokens)
+                if live_risk.mode != "shadow"
+                else strategy.limits.max_input
+            )
+            print(f"mode {risk.mode} (stage {risk.stage}): {risk.reason or 'trading'}", flush=True)
         print(
             f"run {run_id}: {len(book)} pools, {len(strategy.index)} routes from "
             f"{', '.join(symbols.get(b, b) for b in spec.base_tokens)}, "
             f"database {_short(url)}",
             flush=True,
         )
-        view = RunView(f"arbx shadow · {spec.name}", symbols, live=False if args.plain else None)
+        view = RunView(
+            f"arbx {settings.mode} · {spec.name}", symbols, live=False if args.plain else None
+        )
 
         async def parity() -> Any:
             return await check_parity(client, book, metas)
@@ -202,7 +254,7 @@ async def _shadow(settings: Settings, spec: ChainSpec, args: argparse.Namespace)
             parity_every=PARITY_EVERY,
             reload=reload,
             on_block=view.update,
-            on_parity=executor.on_parity,
+            on_parity=recorder.on_parity,
             pools=lambda: len(book),
         )
         stop = asyncio.Event()
@@ -225,12 +277,60 @@ async def _shadow(settings: Settings, spec: ChainSpec, args: argparse.Namespace)
                         "reorgs": s.reorgs,
                         "stopped_by": s.stopped_by or "error",
                         "rpc": client.stats.as_dict(),
+                        "live": dataclasses.asdict(executor.stats) if risk is not None else None,
                     },
                     ended_at=datetime.now(UTC),
                 )
             view.close(s)
+            if risk is not None:
+                risk.stop()
+                await relay.close()
+                live = executor.stats
+                print(
+                    f"live: {live.considered} considered, {live.sent} bundles sent, "
+                    f"outcomes {live.outcomes or '{}'}, {live.refused} refused, "
+                    f"{live.sim_failed} failed simulation",
+                    flush=True,
+                )
     print(f"report: arbx report --run {run_id}", flush=True)
     return 0 if summary.parity_failures == 0 else 1
+
+
+async def _live(
+    settings: Settings,
+    spec: ChainSpec,
+    engine: Any,
+    sessions: Any,
+    client: Any,
+    chain_id: int,
+    book: Any,
+    recorder: Any,
+) -> tuple[Any, Any, Any]:
+    """The live executor; on the embedded devnet with the devnet's keys and a fresh contract."""
+    from arbx.cli.live import devnet_keys, live_executor
+
+    environ = None
+    if spec.searcher_key_file is not None and "ARBX_SIGNING_KEY_FILE" not in os.environ:
+        environ = {
+            **os.environ,
+            **devnet_keys(spec.searcher_key_file.parent, spec.searcher_key_file),
+        }
+    executor, risk, relay = await live_executor(
+        settings=settings,
+        mode=settings.mode,
+        engine=engine,
+        sessions=sessions,
+        client=client,
+        chain_id=chain_id,
+        base_token=spec.base_tokens[0],
+        pools=book.pools,
+        recorder=recorder,
+        builder_url=spec.builder_url,
+        environ=environ,
+        deploy=spec.builder_url is not None,
+    )
+    risk.kill_switch.install()
+    return executor, risk, relay
 
 
 @contextlib.asynccontextmanager

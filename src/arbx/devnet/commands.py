@@ -2,9 +2,16 @@
 
 ``devnet up`` starts anvil detached (it outlives the command), builds the world, writes the
 deployment file and starts the market simulator as a detached process (``python -m
-arbx.devnet.commands market``); ``devnet down`` stops both and removes the file; ``devnet market``
-runs the simulator in the foreground. Logs go next to the deployment file (``anvil.log``,
-``market.log``). :class:`EmbeddedDevnet` does the same inside one process, for ``arbx run``.
+arbx.devnet.commands market --builder-port P``), which also serves the local builder; ``devnet
+down`` stops both and removes the file; ``devnet market`` runs the simulator in the foreground.
+Logs go next to the deployment file (``anvil.log``, ``market.log``). :class:`EmbeddedDevnet` does
+the same inside one process (the builder in a thread of its own), for ``arbx run``.
+
+Blocks go through the local builder (:mod:`arbx.devnet.builder`, ADR 0008), so bundles sent to
+``builder_url`` land on top of their block: anvil runs with ``--order fifo`` and never mines on
+its own. In manual pacing the market sends its transactions and ``evm_mine`` to the builder; with
+a block time, the builder mines every ``block_time`` seconds (``mine_every``, not anvil's interval
+mining) and the market trades on each new block. Readers use anvil's URL (``rpc_url``).
 
 Every anvil here runs with ``--prune-history 64``: by default anvil writes a copy of the state of
 every block under ``~/.foundry/anvil/tmp`` and never removes it, which fills the disk within
@@ -23,11 +30,19 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from arbx.devnet.anvil import Anvil, AnvilOptions, find_anvil, rpc_chain_id, start_anvil
-from arbx.devnet.deployment import DEFAULT_FILE, Deployment, load_deployment, save_deployment
+from arbx.devnet.anvil import Anvil, AnvilOptions, find_anvil, free_port, rpc_chain_id, start_anvil
+from arbx.devnet.builder_thread import BuilderThread
+from arbx.devnet.deployment import (
+    DEFAULT_FILE,
+    Deployment,
+    load_deployment,
+    save_deployment,
+    write_searcher_key,
+)
 from arbx.devnet.market import DEFAULT_PACE, BlockStats, MarketSimulator
 from arbx.devnet.world import WorldOptions, build_world
 from arbx.domain.errors import ArbxError, ConfigError
@@ -40,6 +55,7 @@ START_TIMEOUT = 30.0
 REPORT_EVERY = 50  # blocks between two progress lines of `devnet market`
 EXIT_USAGE = 2
 _HOST = "127.0.0.1"
+FIFO = ("--order", "fifo")  # anvil's pool in arrival order: the local builder needs it
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}  # detached processes started here, to reap
 
 
@@ -86,6 +102,11 @@ def add_devnet_parser(subparsers: Any) -> argparse.ArgumentParser:
     up.add_argument("--pace", type=_non_negative, default=DEFAULT_PACE, metavar="SECONDS")
     up.add_argument("--pools", type=_count, metavar="N", help="scale out to N pools in all")
     up.add_argument("--file", type=Path, default=DEFAULT_FILE, help="deployment file to write")
+    up.add_argument("--builder-port", type=_port, help="the local builder's (default: any free)")
+    up.add_argument(
+        "--searcher-key-file", type=Path, metavar="PATH",
+        help="write the searcher's key (anvil account 9) to PATH, mode 0600",
+    )  # fmt: skip
     down = sub.add_parser("down", help="stop the devnet started by `devnet up`")
     down.add_argument("--file", type=Path, default=DEFAULT_FILE)
     market = sub.add_parser("market", help="run the market simulator in the foreground")
@@ -93,6 +114,11 @@ def add_devnet_parser(subparsers: Any) -> argparse.ArgumentParser:
     market.add_argument("--seed", type=_count, help="default: the deployment's seed")
     market.add_argument("--pace", type=_non_negative, default=DEFAULT_PACE, metavar="SECONDS")
     market.add_argument("--blocks", type=_count, metavar="N", help="stop after N blocks")
+    market.add_argument(
+        "--builder-port", type=_port, metavar="PORT",
+        help="serve a local builder on PORT and send and mine through it (default: through "
+        "the deployment's builder_url if it names one, else straight to anvil)",
+    )  # fmt: skip
     return devnet
 
 
@@ -124,24 +150,31 @@ def _up(args: argparse.Namespace) -> int:
     _refuse_if_running(path)
     if not _port_free(args.port):
         raise ConfigError(f"port {args.port} is in use: choose another with --port")
+    builder_port = args.builder_port or free_port()
+    if builder_port == args.port or not _port_free(builder_port):
+        raise ConfigError(f"port {builder_port} is in use: choose another with --builder-port")
     block_time = args.block_time or None
-    options = AnvilOptions(block_time=block_time)
+    options = AnvilOptions(extra_args=FIFO)  # the builder mines, every block_time or on demand
     path.parent.mkdir(parents=True, exist_ok=True)
     anvil_log, market_log = path.parent / "anvil.log", path.parent / "market.log"
     anvil = _spawn([str(find_anvil()), *options.arguments(args.port)], anvil_log)
-    url = f"http://{_HOST}:{args.port}"
+    url, builder_url = f"http://{_HOST}:{args.port}", f"http://{_HOST}:{builder_port}"
     market_pid: int | None = None
     try:
         _wait_for_node(anvil, url, anvil_log)
         world = WorldOptions(seed=args.seed, n_pools=args.pools)
         deployment = build_world(url, world, block_time=block_time, anvil_pid=anvil.pid)
         save_deployment(deployment, path)  # `down` can stop anvil even if the market fails
+        if args.searcher_key_file is not None:
+            write_searcher_key(args.searcher_key_file, deployment.accounts.searcher)
         argv = [sys.executable, "-m", "arbx.devnet.commands", "market", "--file", str(path)]
         argv += ["--seed", str(args.seed), "--pace", str(args.pace)]
-        market = _spawn(argv, market_log)
+        market = _spawn([*argv, "--builder-port", str(builder_port)], market_log)
         market_pid = market.pid
+        _wait_for_node(market, builder_url, market_log, "the market's builder")
         _check_started(market, market_log)
-        save_deployment(deployment.with_pids(anvil.pid, market.pid), path)
+        deployment = replace(deployment.with_pids(anvil.pid, market.pid), builder_url=builder_url)
+        save_deployment(deployment, path)
     except BaseException:
         for pid, marker in ((market_pid, "arbx.devnet"), (anvil.pid, "anvil")):
             if pid is not None:
@@ -149,7 +182,10 @@ def _up(args: argparse.Namespace) -> int:
         raise
     mode = f"block time {block_time:g}s" if block_time else f"mined every {args.pace:g}s"
     print(f"devnet up: {url} ({mode}, {len(deployment.pools)} pools); deployment {path}")
+    print(f"local builder (bundles): {builder_url}, served by the market process")
     print(f"anvil pid {anvil.pid} (log {anvil_log}), market pid {market.pid} (log {market_log})")
+    if args.searcher_key_file is not None:
+        print(f"searcher key (anvil account 9): {args.searcher_key_file} (mode 0600)")
     return 0
 
 
@@ -177,11 +213,24 @@ def _down(args: argparse.Namespace) -> int:
 def _market(args: argparse.Namespace) -> int:
     deployment = load_deployment(args.file)
     seed = deployment.seed if args.seed is None else args.seed
-    simulator = MarketSimulator(deployment, seed=seed)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
+    with contextlib.ExitStack() as stack:
+        url = deployment.builder_url  # that of a running `devnet up`, or None: anvil's
+        if args.builder_port is not None:
+            interval = deployment.block_time or None
+            served = BuilderThread.serving(
+                deployment.rpc_url, port=args.builder_port, mine_every=interval
+            )
+            url = stack.enter_context(served).url
+            print(f"market: local builder on {url}", flush=True)
+        return _trade(args, MarketSimulator(deployment, seed=seed, url=url), stop)
+
+
+def _trade(args: argparse.Namespace, simulator: MarketSimulator, stop: threading.Event) -> int:
+    deployment = simulator.deployment
     mode = "manual mining" if simulator.manual else f"block time {deployment.block_time:g}s"
     print(f"market: {deployment.rpc_url}, {len(deployment.pools)} pools, {mode}", flush=True)
 
@@ -208,15 +257,17 @@ def _spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
     return process
 
 
-def _wait_for_node(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+def _wait_for_node(
+    process: subprocess.Popen[bytes], url: str, log: Path, what: str = "anvil"
+) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ConfigError(f"anvil exited with code {process.returncode}: {_tail(log)}")
+            raise ConfigError(f"{what} exited with code {process.returncode}: {_tail(log)}")
         if rpc_chain_id(url, timeout=0.5) is not None:
             return
         time.sleep(0.05)
-    raise TransientError(f"anvil did not answer at {url} within {START_TIMEOUT:g}s")
+    raise TransientError(f"{what} did not answer at {url} within {START_TIMEOUT:g}s")
 
 
 def _check_started(process: subprocess.Popen[bytes], log: Path, wait: float = 1.0) -> None:
@@ -303,22 +354,32 @@ def _stop(pid: int, marker: str, timeout: float = STOP_TIMEOUT) -> bool:
 
 
 class EmbeddedDevnet:
-    """A devnet owned by this process: anvil, the world, and the market in a thread."""
+    """A devnet owned by this process: anvil, the world, the builder and the market in threads."""
 
     def __init__(
-        self, anvil: Anvil, deployment: Deployment, simulator: MarketSimulator | None
+        self,
+        anvil: Anvil,
+        deployment: Deployment,
+        simulator: MarketSimulator | None,
+        builder: BuilderThread | None = None,
     ) -> None:
         self.anvil = anvil
         self.deployment = deployment
         self.simulator = simulator
+        self.builder = builder
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        """The node's HTTP JSON-RPC endpoint."""
+        """The node's HTTP JSON-RPC endpoint (anvil's: for reads)."""
         return self.anvil.url
+
+    @property
+    def builder_url(self) -> str | None:
+        """The local builder's endpoint (bundles, transactions), None without a builder."""
+        return self.builder.url if self.builder is not None else None
 
     @property
     def stats(self) -> BlockStats:
@@ -336,21 +397,36 @@ class EmbeddedDevnet:
         pace: float = DEFAULT_PACE,
         market: bool = True,
         file: Path | None = None,
+        builder: bool = True,
+        searcher_key_file: Path | None = None,
     ) -> Iterator[EmbeddedDevnet]:
-        """Start anvil, build the world (and write ``file``), run the market; stop all on exit."""
-        options = AnvilOptions(block_time=block_time or None)
-        with start_anvil(options) as node:
+        """Start anvil, the world (``file``), the builder and the market; stop all on exit."""
+        # With `builder`, it makes every block: every `block_time` seconds (mine_every) or, in
+        # manual pacing, on the market's `evm_mine` (no market, no block time: only on demand).
+        # `searcher_key_file`: the searcher's key is written there, mode 0600.
+        interval = block_time or None
+        options = AnvilOptions(block_time=None if builder else interval, extra_args=FIFO)
+        with start_anvil(options) as node, contextlib.ExitStack() as stack:
             deployment = build_world(
-                node.url, WorldOptions(seed=seed, n_pools=n_pools), file=file,
-                block_time=block_time or None, anvil_pid=node.process.pid,
+                node.url, WorldOptions(seed=seed, n_pools=n_pools), block_time=interval,
+                anvil_pid=node.process.pid,
             )  # fmt: skip
-            simulator = MarketSimulator(deployment, seed=seed) if market else None
-            devnet = cls(node, deployment, simulator)
+            if searcher_key_file is not None:
+                write_searcher_key(searcher_key_file, deployment.accounts.searcher)
+            local = None
+            if builder:
+                local = stack.enter_context(BuilderThread.serving(node.url, mine_every=interval))
+                deployment = replace(deployment, builder_url=local.url)
+            if file is not None:
+                save_deployment(deployment, file)
+            url = local.url if local is not None else None
+            simulator = MarketSimulator(deployment, seed=seed, url=url) if market else None
+            devnet = cls(node, deployment, simulator, local)
             devnet._start_market(pace)
             try:
                 yield devnet
             finally:
-                devnet._stop_market()
+                devnet._stop_market()  # before the builder stops: the market sends through it
 
     def _start_market(self, pace: float) -> None:
         if self.simulator is None:

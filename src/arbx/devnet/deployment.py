@@ -4,6 +4,11 @@ Written by the world builder (``./data/devnet.json`` by default) and read by the
 ``arbx devnet down`` and the searcher. It holds addresses only: no private key is ever written
 (anvil's dev keys are public, but the searcher's key is still loaded the way a real one is).
 Amounts and prices here are for simulation (floats); on-chain amounts are never stored.
+
+The searcher's key (anvil account 9) goes, only when asked, into a secret file of its own
+(:func:`write_searcher_key`, mode 0600, ``devnet-searcher.key`` next to the deployment file by
+convention), which ``ARBX_SIGNING_KEY_FILE`` can name. ``builder_url`` (added in format 1; absent
+in older files, read as None) is the local builder the devnet's blocks go through.
 """
 
 from __future__ import annotations
@@ -15,11 +20,15 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from eth_account import Account
+
 from arbx.domain.errors import ConfigError
 
 FORMAT_VERSION = 1
 DEFAULT_FILE = Path("data") / "devnet.json"
 SEARCHER_ACCOUNT_INDEX = 9  # anvil's last default account: the bot's, never used by the devnet
+SEARCHER_KEY_FILE = "devnet-searcher.key"  # its conventional name, next to the deployment file
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"  # anvil's default
 VenueKind = Literal["uniswap_v2", "uniswap_v3"]
 
 
@@ -103,6 +112,7 @@ class Deployment:
     block_time: float | None = None  # None or 0: the simulator mines ("manual" pacing)
     anvil_pid: int | None = None
     market_pid: int | None = None
+    builder_url: str | None = None  # the local builder: bundles, and every block goes through it
     version: int = FORMAT_VERSION
 
     def token(self, symbol: str) -> TokenRecord:
@@ -137,6 +147,29 @@ def save_deployment(deployment: Deployment, path: Path) -> None:
     with os.fdopen(handle, "w", encoding="utf-8") as out:
         out.write(text)
     Path(temporary).replace(path)
+
+
+def write_searcher_key(path: Path, address: str) -> None:
+    """Write anvil account 9's key as hex to ``path`` (mode 0600); it must be ``address``'s."""
+    Account.enable_unaudited_hdwallet_features()
+    account = Account.from_mnemonic(
+        ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{SEARCHER_ACCOUNT_INDEX}"
+    )
+    if account.address.lower() != address.lower():
+        raise ConfigError(
+            f"anvil account {SEARCHER_ACCOUNT_INDEX} is {address}, not the test mnemonic's "
+            f"{account.address}: the key file is not written"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            os.fchmod(out.fileno(), 0o600)  # as mkstemp made it: the owner's only
+            out.write(f"0x{bytes(account.key).hex()}\n")
+        Path(temporary).replace(path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def load_deployment(path: Path) -> Deployment:

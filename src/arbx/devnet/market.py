@@ -233,7 +233,7 @@ class MarketSimulator:
                     self.totals.errors += 1
                     self.queue.resync()
                     if failures >= _MAX_FAILURES:
-                        url = self.deployment.rpc_url
+                        url = self.chain.provider.endpoint_uri  # anvil's or the builder's
                         raise TransientError(f"the node at {url} keeps failing: {exc}") from exc
                     _wait(stop, 0.2)
                     continue

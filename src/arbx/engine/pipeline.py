@@ -98,6 +98,7 @@ class Pipeline:
         self.on_parity = on_parity
         self.pools = pools
         self.summary = RunSummary()
+        self._checks: set[asyncio.Future[None]] = set()
 
     async def run(self, stop: asyncio.Event, max_blocks: int | None = None) -> RunSummary:
         """Process heads until ``stop`` is set, ``max_blocks`` are done, or the heads end."""
@@ -125,6 +126,7 @@ class Pipeline:
                 self.summary.stopped_by = "signal"
         finally:
             stop_wait.cancel()
+            await self.finish_checks()
         return self.summary
 
     async def process(self, head: Head) -> BlockResult:
@@ -140,14 +142,26 @@ class Pipeline:
         await self.executor.on_block(result)
         self._count(result)
         if self.parity is not None and self.parity_every and head.number % self.parity_every == 0:
-            checked = await self.parity()
-            self.summary.parity_checks += 1
-            self.summary.parity_failures += checked.failures
-            if self.on_parity is not None:
-                await self.on_parity(checked)
+            # started now (it copies the states at once), finished in the background
+            task = asyncio.ensure_future(self._parity_check(self.parity()))
+            self._checks.add(task)
+            task.add_done_callback(self._checks.discard)
         if self.on_block is not None:
             self.on_block(result)
         return result
+
+    async def _parity_check(self, check: Awaitable[ParityResult]) -> None:
+        checked = await check
+        if not checked.skipped:
+            self.summary.parity_checks += 1
+            self.summary.parity_failures += checked.failures
+        if self.on_parity is not None:
+            await self.on_parity(checked)
+
+    async def finish_checks(self) -> None:
+        """Wait for the parity checks still running."""
+        if self._checks:
+            await asyncio.gather(*self._checks)
 
     def _count(self, result: BlockResult) -> None:
         s = self.summary

@@ -6,7 +6,7 @@ Costs depend on the block (its base fee), so they are built per block.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from arbx.domain.arbitrage import evaluate
@@ -32,9 +32,15 @@ class StrategyLimits:
 class CyclicArbitrage:
     """Finds and sizes profitable cycles through the pools a block changed."""
 
-    def __init__(self, book: PoolBook, limits: StrategyLimits) -> None:
+    def __init__(
+        self,
+        book: PoolBook,
+        limits: StrategyLimits,
+        caps: Callable[[], Mapping[str, int] | None] | None = None,
+    ) -> None:
         self.book = book
         self.limits = limits
+        self.caps = caps  # live input caps per base token (the risk stage's), read every block
         self.index = RouteIndex(())
         self.rebuild()
 
@@ -61,7 +67,8 @@ class CyclicArbitrage:
     def on_block(self, changed: Iterable[str], base_fee_wei: int) -> list[Opportunity]:
         """Opportunities through the changed pools, best net profit first."""
         routes = self.index.touched(changed)
-        return evaluate(routes, self.book.pools, self.costs(base_fee_wei), self.limits.max_input)
+        caps = self.caps() if self.caps is not None else self.limits.max_input
+        return evaluate(routes, self.book.pools, self.costs(base_fee_wei), caps)
 
     def scan_all(self, base_fee_wei: int) -> list[Opportunity]:
         """Opportunities over every route (at start-up)."""
