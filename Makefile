@@ -45,6 +45,7 @@ $(BENCH_VENV)/.installed: bench/requirements.txt pyproject.toml
 bench: setup $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m bench
 	$(BIN)/python -m bench.chain
+	$(BIN)/python -m bench.live
 
 # Rebuild the compiled contracts shipped in the package (tests check they match their sources)
 contracts: setup

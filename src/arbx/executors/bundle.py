@@ -81,6 +81,7 @@ class LiveStats:
     sent: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     last_refusal: str = ""
+    bundle_latencies_ms: list[float] = field(default_factory=list)  # head seen -> bundle sent
 
 
 class BundleExecutor:
@@ -128,10 +129,16 @@ class BundleExecutor:
         await self.recorder.on_parity(result)
 
     async def on_block(self, block: BlockResult) -> None:
-        """Record the block, settle earlier bundles, then maybe send this block's best trade."""
-        await self.recorder.on_block(block)
+        """Settle earlier bundles, maybe send this block's best trade, then record the block.
+
+        The trade goes first: recording is bookkeeping and must not delay the bundle.
+        """
         for change in await track_head(self.tracker, self.client, block.head):
             await self._settle(change)
+        await self._maybe_trade(block)
+        await self.recorder.on_block(block)
+
+    async def _maybe_trade(self, block: BlockResult) -> None:
         mode = self.risk.on_block()
         if mode == "shadow" or any(not f.decided for f in self.in_flight.values()):
             return
@@ -143,12 +150,12 @@ class BundleExecutor:
                 continue
             self.stats.considered += 1
             try:
-                await self._trade(opportunity, block.head.number + 1)
+                await self._trade(opportunity, block.head.number + 1, block.seen_at)
             except ArbxError as exc:  # a failed simulation or send drops this opportunity only
                 self.stats.sim_failed += 1
                 self._record_refusal(f"{type(exc).__name__}: {exc}")
 
-    async def _trade(self, opportunity: Opportunity, target: int) -> None:
+    async def _trade(self, opportunity: Opportunity, target: int, seen_at: datetime) -> None:
         decision = self.risk.may_sign(opportunity, gas_cost_wei=opportunity.gas_cost)
         if not decision.allowed:
             self.stats.refused += 1
@@ -187,6 +194,8 @@ class BundleExecutor:
         report = await self.submitter.submit(
             [signed.raw], target, replacement_uuid=str(uuid.uuid4())
         )
+        elapsed = (datetime.now(UTC) - seen_at).total_seconds() * 1000
+        self.stats.bundle_latencies_ms.append(elapsed)
         builders = [s.builder for s in report.acks]
         bundle_id = await asyncio.to_thread(
             self._store_sent, opportunity, target, builders, signed, report.bundle_hash.hex()
