@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 BENCH_VENV := .venv-bench
 
-.PHONY: setup run test test-all lint bench contracts clean
+.PHONY: setup run test test-all lint bench contracts browser clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -28,7 +28,13 @@ lint: setup
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: setup lint
+# Debian's chromium drives the dashboard's end-to-end tests (installed when missing, as root)
+browser:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } || \
+	  echo "the dashboard tests need Debian's chromium: apt-get install chromium"
+
+test: setup lint browser
 	$(BIN)/pytest -q
 
 # More differential cases than CI runs: make test-all DIFF_CASES=5000

@@ -22,6 +22,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from arbx.api.settings import ApiSettings
 from arbx.domain.errors import ConfigError
 from arbx.risk.settings import RiskSettings
 
@@ -176,6 +177,7 @@ class Settings(BaseSettings):
     filters: FilterSettings = Field(default_factory=FilterSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
     execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @property
     def embedded(self) -> bool:

@@ -117,7 +117,7 @@ def test_migration_0002_upgrades_from_0001_and_downgrades_keeping_old_data(db_ur
             repo.upsert_chain(s, CHAIN, "devnet")
             old_run = repo.start_run(s, CHAIN, started_at=T0)
         assert "bundles" not in inspect(engine).get_table_names()
-        migrate.upgrade(db_url)
+        migrate.upgrade(db_url, "0002")
         assert migrate.current(db_url) == "0002"
         new = {"bundles", "transactions", "risk_state", "kill_switch", "stage_history"}
         new |= {"signer_leases", "audit_log"}
@@ -139,7 +139,7 @@ def test_migration_0002_upgrades_from_0001_and_downgrades_keeping_old_data(db_ur
         with engine.connect() as conn:
             assert conn.execute(text("select id from runs")).scalar_one() == old_run
         migrate.upgrade(db_url)
-        assert migrate.current(db_url) == migrate.head() == "0002"
+        assert migrate.current(db_url) == migrate.head() == "0003"
     finally:
         engine.dispose()
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import secrets
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -231,6 +232,10 @@ async def _shadow(settings: Settings, spec: ChainSpec, args: argparse.Namespace)
             f"database {_short(url)}",
             flush=True,
         )
+        stop = asyncio.Event()
+        api_task = None
+        if settings.embedded or settings.api.serve_in_run:
+            api_task = await _serve_api(settings, sessions, chain_id, run_id, stop)
         view = RunView(
             f"arbx {settings.mode} · {spec.name}", symbols, live=False if args.plain else None
         )
@@ -257,7 +262,6 @@ async def _shadow(settings: Settings, spec: ChainSpec, args: argparse.Namespace)
             on_parity=recorder.on_parity,
             pools=lambda: len(book),
         )
-        stop = asyncio.Event()
         _on_signals(stop)
         status = "failed"
         try:
@@ -282,6 +286,9 @@ async def _shadow(settings: Settings, spec: ChainSpec, args: argparse.Namespace)
                     ended_at=datetime.now(UTC),
                 )
             view.close(s)
+            stop.set()
+            if api_task is not None:
+                await asyncio.gather(api_task, return_exceptions=True)
             if risk is not None:
                 risk.stop()
                 await relay.close()
@@ -294,6 +301,31 @@ async def _shadow(settings: Settings, spec: ChainSpec, args: argparse.Namespace)
                 )
     print(f"report: arbx report --run {run_id}", flush=True)
     return 0 if summary.parity_failures == 0 else 1
+
+
+async def _serve_api(
+    settings: Settings, sessions: Any, chain_id: int, run_id: int, stop: asyncio.Event
+) -> asyncio.Task[None]:
+    """Serve the API and the dashboard on loopback for this run; print where, with a token."""
+    import socket
+
+    from arbx.api.app import create_app, serve
+    from arbx.store import api_repo
+
+    host, port = "127.0.0.1", settings.api.port
+    with socket.socket() as probe:  # the configured port, or any free one when it is taken
+        if probe.connect_ex((host, port)) == 0:
+            port = 0
+    if port == 0:
+        from arbx.devnet.anvil import free_port
+
+        port = free_port()
+    with sessions.begin() as session:
+        token = api_repo.add_token(session, f"run-{run_id}-{secrets.token_hex(3)}", "operator")
+    app = create_app(sessions, chain_id=chain_id, poll_interval=settings.api.poll_interval)
+    task = asyncio.ensure_future(serve(app, host, port, stop))
+    print(f"dashboard: http://{host}:{port}/  (operator token for this run: {token})", flush=True)
+    return task
 
 
 async def _live(

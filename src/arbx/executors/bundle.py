@@ -36,6 +36,7 @@ from arbx.execution.tx import signed_execute_tx
 from arbx.executors.shadow import ShadowExecutor
 from arbx.risk.controller import RiskController
 from arbx.risk.limits import Outcome as RiskOutcome
+from arbx.store import api_repo
 from arbx.store import execution_repo as xrepo
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ class BundleExecutor:
         self.relay = relay
         self.in_flight: dict[str, _InFlight] = {}
         self.stats = LiveStats()
+        self.configured = (risk.ceiling, risk.limits)
 
     @property
     def mode(self) -> str:
@@ -139,6 +141,7 @@ class BundleExecutor:
         await self.recorder.on_block(block)
 
     async def _maybe_trade(self, block: BlockResult) -> None:
+        await asyncio.to_thread(self._apply_controls)
         mode = self.risk.on_block()
         if mode == "shadow" or any(not f.decided for f in self.in_flight.values()):
             return
@@ -252,6 +255,15 @@ class BundleExecutor:
         )
         return int(raw, 16)
 
+    def _apply_controls(self) -> None:
+        """Operators' mode ceiling and limits (API or CLI), else the configured ones."""
+        with self.sessions.begin() as session:
+            controls = api_repo.get_controls(session, self.recorder.chain_id)
+        self.risk.ceiling = (
+            controls.ceiling_or(self.configured[0]) if controls else self.configured[0]
+        )
+        self.risk.limits = (controls.limits if controls else None) or self.configured[1]
+
     # --- records ------------------------------------------------------------------------
 
     def _store_sent(
@@ -273,6 +285,7 @@ class BundleExecutor:
                 signer=self.signer.address,
                 bundle_hash="0x" + bundle_hash,
             )
+            api_repo.notify_event(session, "bundle", {"id": bundle_id})
             xrepo.record_tx(
                 session,
                 bundle_id,
@@ -309,6 +322,7 @@ class BundleExecutor:
             xrepo.update_bundle_outcome(
                 session, bundle_id, status, settled_at=datetime.now(UTC), **details
             )
+            api_repo.notify_event(session, "bundle", {"id": bundle_id})
 
     def _record_refusal(self, reason: str) -> None:
         if reason != self.stats.last_refusal:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from arbx.chain.parity import ParityResult
 from arbx.chain.sync import hex_hash
 from arbx.engine.pipeline import BlockResult
-from arbx.store import repo
+from arbx.store import api_repo, repo
 
 
 class ShadowExecutor:
@@ -60,7 +60,7 @@ class ShadowExecutor:
                 latency_ms=block.latency_ms,
             )
             if block.opportunities:
-                repo.add_opportunities(
+                ids = repo.add_opportunities(
                     session,
                     self.run_id,
                     header,
@@ -68,6 +68,14 @@ class ShadowExecutor:
                     detected_at=datetime.now(UTC),
                     latency_ms=block.latency_ms,
                 )
+                api_repo.notify_event(session, "opportunity", {"ids": ids})
+            api_repo.beat(
+                session,
+                self.chain_id,
+                run_id=self.run_id,
+                head_block=head.number,
+                synced_block=head.number,
+            )
 
     def _write_parity(self, result: ParityResult) -> None:
         with self._lock, self.sessions.begin() as session:

@@ -444,3 +444,110 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(String(64))
     before_json: Mapped[Any | None] = mapped_column(Json)
     after_json: Mapped[Any | None] = mapped_column(Json)
+
+
+# --- API (revision 0003) ----------------------------------------------------------------------
+
+
+class ExactSum(TypeDecorator[int]):
+    """An exact sum of amounts: unbounded NUMERIC on PostgreSQL, decimal text elsewhere."""
+
+    impl = Numeric()
+    cache_ok = True
+
+    @property
+    def python_type(self) -> type[int]:
+        """Values come back as ``int``."""
+        return int
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        """NUMERIC without a precision (a sum may pass 78 digits), else text."""
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(Numeric(asdecimal=True))
+        return dialect.type_descriptor(String(100))
+
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> Any:
+        """An int as a Decimal (PostgreSQL) or decimal text."""
+        if value is None:
+            return None
+        return Decimal(value) if dialect.name == "postgresql" else str(int(value))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:  # noqa: ARG002
+        """Back to an exact int."""
+        return None if value is None else int(value)
+
+
+class ApiTokenRow(Base):
+    """A bearer token of the API: only its SHA-256 is stored, with its name and role."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (UniqueConstraint("name"), UniqueConstraint("token_hash"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))  # 'viewer' | 'operator'
+    token_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of the token
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class EngineControlsRow(Base):
+    """What operators set for the engine of a chain through the API or the command line."""
+
+    __tablename__ = "engine_controls"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    mode_ceiling: Mapped[str | None] = mapped_column(String(16))  # None: the configured mode
+    limits_json: Mapped[dict[str, Any] | None] = mapped_column(Json)  # None: configured limits
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String(128))
+
+
+class HeartbeatRow(Base):
+    """The last sign of life of a component (the engine) on a chain, and how far it got."""
+
+    __tablename__ = "heartbeats"
+
+    component: Mapped[str] = mapped_column(String(32), primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    run_id: Mapped[int | None] = mapped_column(BigInteger)
+    head_block: Mapped[int | None] = mapped_column(BigInteger)
+    synced_block: Mapped[int | None] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PnlOpportunityDaily(Base):
+    """Opportunities per run and UTC day (PostgreSQL keeps it by trigger; empty on SQLite)."""
+
+    __tablename__ = "pnl_opportunity_daily"
+
+    run_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD
+    opportunities: Mapped[int] = mapped_column(BigInteger)
+    expected_net_profit: Mapped[int] = mapped_column(ExactSum())
+
+
+class PnlBundleDaily(Base):
+    """Bundles per run, UTC day of sending and dimension ('all', 'route', 'builder') label.
+
+    PostgreSQL keeps it by trigger; it stays empty on SQLite, where the API sums the bundles.
+    """
+
+    __tablename__ = "pnl_bundle_daily"
+
+    run_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD
+    dim: Mapped[str] = mapped_column(String(8), primary_key=True)
+    label: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    bundles: Mapped[int] = mapped_column(BigInteger)
+    included: Mapped[int] = mapped_column(BigInteger)
+    expected_net_profit: Mapped[int] = mapped_column(ExactSum())  # of the included bundles
+    realized_profit: Mapped[int] = mapped_column(ExactSum())
+    gas_cost: Mapped[int] = mapped_column(ExactSum())
+
+
+# Revision 0003: a page of one route's opportunities walks the first index; the engine finds the
+# ids of a block's new opportunities by their block hash (repo.add_opportunities) with the second.
+Index("ix_opportunities_route_key_id", OpportunityRow.route_key, OpportunityRow.id)
+Index("ix_opportunities_block_hash", OpportunityRow.block_hash)

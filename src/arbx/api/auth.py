@@ -1,0 +1,112 @@
+"""Bearer-token authentication and the two roles: viewers read, operators also change.
+
+A request names its token in ``Authorization: Bearer <token>``; the live stream also takes
+``?token=`` because a browser's EventSource cannot set headers (the token then appears in the URL:
+prefer the header where the client can send it; the API's own access log is off). The token's
+SHA-256 is looked up by index and compared again in constant time; revoked and unknown tokens
+get the same 401. ``last_used_at`` is written at most once a minute per token, after the
+response, so that reads do not queue behind the engine for SQLite's write lock.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Annotated, Final
+
+from fastapi import BackgroundTasks, Depends, HTTPException, Query, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from arbx.api.context import ApiContext, context
+from arbx.store import api_repo
+
+TOUCH_EVERY_S: Final = 60.0
+MAX_TOKEN_LENGTH: Final = 256
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+bearer = HTTPBearer(
+    auto_error=False,
+    description="A token from `arbx token add --name NAME --role viewer|operator`.",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is asking: the token's name and role."""
+
+    token_id: int
+    name: str
+    role: str
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names this caller."""
+        return f"api:{self.name}"
+
+
+def authenticate(ctx: ApiContext, token: str | None, background: BackgroundTasks) -> Principal:
+    """The principal of ``token``; 401 when it is missing, unknown or revoked."""
+    if not token:
+        raise HTTPException(
+            401,
+            "missing bearer token: send 'Authorization: Bearer <token>' "
+            "(create one with 'arbx token add')",
+            headers=_CHALLENGE,
+        )
+    found = None
+    if len(token) <= MAX_TOKEN_LENGTH:
+        with ctx.reader() as session:
+            found = api_repo.find_token(session, token)
+    if found is None or found.revoked_at is not None:
+        raise HTTPException(401, "invalid or revoked token", headers=_CHALLENGE)
+    now = time.monotonic()
+    if now - ctx.touched.get(found.id, -TOUCH_EVERY_S) >= TOUCH_EVERY_S:
+        ctx.touched[found.id] = now
+        background.add_task(_touch, ctx, found.id)
+    return Principal(found.id, found.name, found.role)
+
+
+def _touch(ctx: ApiContext, token_id: int) -> None:
+    try:
+        with ctx.sessions.begin() as session:
+            api_repo.touch_token(session, token_id, ctx.clock())
+    except Exception:  # noqa: S110 - bookkeeping only: never fail a request for it
+        pass
+
+
+def viewer(
+    background: BackgroundTasks,
+    ctx: Annotated[ApiContext, Depends(context)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+) -> Principal:
+    """Any valid token (a FastAPI dependency)."""
+    return authenticate(ctx, credentials.credentials if credentials else None, background)
+
+
+def operator(principal: Annotated[Principal, Depends(viewer)]) -> Principal:
+    """An operator's token; 403 for a viewer's (a FastAPI dependency)."""
+    if principal.role != "operator":
+        raise HTTPException(
+            403, f"token {principal.name!r} is a viewer's: this needs an operator token"
+        )
+    return principal
+
+
+def stream_viewer(
+    background: BackgroundTasks,
+    ctx: Annotated[ApiContext, Depends(context)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+    token: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_TOKEN_LENGTH,
+            description="the bearer token, for clients that cannot set headers (EventSource)",
+        ),
+    ] = None,
+) -> Principal:
+    """A valid token from the header or from ``?token=`` (a FastAPI dependency)."""
+    return authenticate(ctx, credentials.credentials if credentials else token, background)
+
+
+Viewer = Annotated[Principal, Depends(viewer)]
+Operator = Annotated[Principal, Depends(operator)]

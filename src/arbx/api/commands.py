@@ -1,0 +1,286 @@
+"""API commands: ``arbx api`` (serve it), ``arbx token add|list|revoke``, and the operator
+controls from the command line, ``arbx mode show|set|clear`` and ``arbx limits show|set|clear``
+(the same audited changes as ``PUT /api/v1/mode`` and ``PUT /api/v1/limits``).
+
+``token add`` prints the new token once, alone on standard output (so that
+``TOKEN=$(arbx token add --name ci --role viewer)`` works); only its SHA-256 is stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from arbx.cli.args import amount, count
+from arbx.domain.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from arbx.config import Settings
+
+MODES = ("shadow", "limited", "scaled")
+
+
+def register(sub: Any) -> None:
+    """Add ``api``, ``token``, ``mode`` and ``limits``."""
+    api = sub.add_parser("api", help="serve the REST API, the live stream and the dashboard")
+    api.add_argument("--config", type=Path, help="settings file (TOML)")
+    api.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    api.add_argument("--port", type=_port, help="port to listen on (default 8000)")
+    api.add_argument("--chain", type=count, help="chain id (default: the configured one)")
+    api.set_defaults(handler=_api)
+
+    token = sub.add_parser("token", help="API bearer tokens")
+    actions = token.add_subparsers(dest="token_command", required=True, parser_class=type(token))
+    add = actions.add_parser("add", help="create a token (printed once)")
+    add.add_argument("--name", required=True, help="who or what uses it (unique)")
+    add.add_argument("--role", required=True, choices=["viewer", "operator"])
+    listing = actions.add_parser("list", help="tokens, their roles and last use")
+    revoke = actions.add_parser("revoke", help="revoke a token by name")
+    revoke.add_argument("--name", required=True)
+    for parser, handler in ((add, _token_add), (listing, _token_list), (revoke, _token_revoke)):
+        parser.add_argument("--config", type=Path, help="settings file (TOML)")
+        parser.set_defaults(handler=handler)
+
+    mode = sub.add_parser("mode", help="the engine's mode ceiling (audited)")
+    mode_actions = mode.add_subparsers(dest="mode_command", required=True, parser_class=type(mode))
+    show = mode_actions.add_parser("show", help="the ceiling in force and where it comes from")
+    put = mode_actions.add_parser("set", help="set the highest mode the engine may trade in")
+    put.add_argument("mode", choices=MODES)
+    clear = mode_actions.add_parser("clear", help="back to the configured mode")
+    for parser in (show, put, clear):
+        _controls_args(parser)
+        parser.set_defaults(handler=_mode)
+
+    limits = sub.add_parser("limits", help="the engine's limits (audited)")
+    lim = limits.add_subparsers(dest="limits_command", required=True, parser_class=type(limits))
+    lshow = lim.add_parser("show", help="the limits in force and where they come from")
+    lset = lim.add_parser("set", help="change limits (unnamed ones keep their current value)")
+    lset.add_argument(
+        "--max-input",
+        action="append",
+        metavar="TOKEN=AMOUNT",
+        help="most input per base token ('*' for any); repeat; replaces every cap",
+    )
+    lset.add_argument("--daily-gas-cap-wei", type=amount, metavar="WEI", help="gas per UTC day")
+    lset.add_argument("--daily-loss-cap-wei", type=amount, metavar="WEI", help="loss per UTC day")
+    lset.add_argument(
+        "--max-consecutive-failures", type=count, metavar="N", help="failures in a row per run"
+    )
+    lclear = lim.add_parser("clear", help="back to the configured limits")
+    for parser in (lshow, lset, lclear):
+        _controls_args(parser)
+        parser.set_defaults(handler=_limits)
+
+
+def _controls_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="settings file (TOML)")
+    parser.add_argument("--chain", type=count, help="chain id (default: the configured one)")
+    parser.add_argument("--reason", help="recorded in the audit log")
+
+
+# --- arbx api ---------------------------------------------------------------------------------
+
+
+def _api(args: argparse.Namespace) -> int:
+    from arbx.api.app import create_app  # noqa: PLC0415 - web and database code load on use
+    from arbx.cli.store import database_errors  # noqa: PLC0415
+    from arbx.config import load_settings  # noqa: PLC0415
+    from arbx.store import make_engine, make_session_factory, migrate  # noqa: PLC0415
+
+    settings = load_settings(args.config)
+    api = api_settings(settings)
+    host = args.host or api.host
+    port = args.port or api.port
+    url = settings.database_url
+    with database_errors(url):
+        migrate.upgrade(url)
+        engine = make_engine(url)
+    app = create_app(
+        make_session_factory(engine),
+        chain_id=settings.chain.id if args.chain is None else args.chain,
+        poll_interval=api.poll_interval,
+        heartbeat_max_age_s=api.heartbeat_max_age_s,
+        configured_mode=settings.mode,
+        configured_limits=settings.risk.limits(),
+        schedule=settings.risk.schedule(),
+    )
+    print(f"arbx API on http://{host}:{port}/ (OpenAPI at /docs); Ctrl-C stops it", flush=True)
+    try:
+        asyncio.run(_serve_until_signalled(app, host, port))
+    finally:
+        engine.dispose()
+    return 0
+
+
+async def _serve_until_signalled(app: Any, host: str, port: int) -> None:
+    from arbx.api.app import serve  # noqa: PLC0415
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await serve(app, host, port, stop, log_level="info")
+
+
+def api_settings(settings: Settings) -> Any:
+    """The ``api`` section of the settings (defaults until ``Settings`` has one)."""
+    from arbx.api.settings import ApiSettings  # noqa: PLC0415
+
+    section = getattr(settings, "api", None)
+    return section if isinstance(section, ApiSettings) else ApiSettings()
+
+
+# --- arbx token -------------------------------------------------------------------------------
+
+
+def _token_add(args: argparse.Namespace) -> int:
+    from arbx.store import api_repo  # noqa: PLC0415
+
+    with _sessions(args.config) as (sessions, _), sessions.begin() as session:
+        token = api_repo.add_token(session, args.name, args.role)
+    print(
+        f"created {args.role} token {args.name!r}; it is shown only this once, store it now:",
+        file=sys.stderr,
+    )
+    print(token)
+    return 0
+
+
+def _token_list(args: argparse.Namespace) -> int:
+    from arbx.store import api_repo  # noqa: PLC0415
+
+    with _sessions(args.config) as (sessions, _), sessions() as session:
+        tokens = api_repo.list_tokens(session)
+    if not tokens:
+        print("no tokens yet: arbx token add --name NAME --role viewer|operator")
+    for t in tokens:
+        used = t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else "never"
+        state = "active"
+        if t.revoked_at is not None:
+            state = f"revoked {t.revoked_at.isoformat(timespec='seconds')}"
+        print(f"{t.name:<24} {t.role:<9} {state:<32} last used {used}")
+    return 0
+
+
+def _token_revoke(args: argparse.Namespace) -> int:
+    from arbx.store import api_repo  # noqa: PLC0415
+
+    with _sessions(args.config) as (sessions, _), sessions.begin() as session:
+        api_repo.revoke_token(session, args.name)
+    print(f"token {args.name!r} revoked")
+    return 0
+
+
+# --- arbx mode / arbx limits ------------------------------------------------------------------
+
+
+def _mode(args: argparse.Namespace) -> int:
+    from arbx.store import api_repo  # noqa: PLC0415
+
+    with _sessions(args.config) as (sessions, settings), sessions.begin() as session:
+        chain = settings.chain.id if args.chain is None else args.chain
+        if args.mode_command == "show":
+            controls = api_repo.get_controls(session, chain)
+        else:
+            ceiling = args.mode if args.mode_command == "set" else None
+            controls = api_repo.set_controls(
+                session, chain, actor=_actor(), mode_ceiling=ceiling, reason=args.reason
+            )
+    if controls is not None and controls.mode_ceiling is not None:
+        print(
+            f"chain {chain}: mode ceiling {controls.mode_ceiling} "
+            f"(set by {controls.updated_by} at {controls.updated_at.isoformat(timespec='seconds')})"
+        )
+    else:
+        print(f"chain {chain}: mode ceiling {settings.mode} (configured)")
+    return 0
+
+
+def _limits(args: argparse.Namespace) -> int:
+    from arbx.store import api_repo  # noqa: PLC0415
+
+    with _sessions(args.config) as (sessions, settings), sessions.begin() as session:
+        chain = settings.chain.id if args.chain is None else args.chain
+        controls = api_repo.get_controls(session, chain)
+        current = controls.limits if controls and controls.limits else settings.risk.limits()
+        if args.limits_command == "set":
+            caps = _caps(args.max_input) if args.max_input else dict(current.max_input)
+            limits = api_repo.parse_limits(
+                caps,
+                _given(args.daily_gas_cap_wei, current.daily_gas_cap_wei),
+                _given(args.daily_loss_cap_wei, current.daily_loss_cap_wei),
+                _given(args.max_consecutive_failures, current.max_consecutive_failures),
+            )
+            controls = api_repo.set_controls(
+                session, chain, actor=_actor(), limits=limits, reason=args.reason
+            )
+        elif args.limits_command == "clear":
+            controls = api_repo.set_controls(
+                session, chain, actor=_actor(), limits=None, reason=args.reason
+            )
+    source = "set by " + controls.updated_by if controls and controls.limits else "configured"
+    shown = controls.limits if controls and controls.limits else settings.risk.limits()
+    print(f"chain {chain}: limits ({source})")
+    for token, cap in sorted(shown.max_input.items()):
+        print(f"  max input {token}: {cap}")
+    print(f"  daily gas cap            {shown.daily_gas_cap_wei} wei")
+    print(f"  daily loss cap           {shown.daily_loss_cap_wei} wei")
+    print(f"  max consecutive failures {shown.max_consecutive_failures}")
+    return 0
+
+
+def _given(value: int | None, current: int) -> int:
+    return current if value is None else value
+
+
+def _caps(items: list[str]) -> dict[str, int]:
+    caps: dict[str, int] = {}
+    for item in items:
+        token, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise ConfigError(f"--max-input {item!r}: expected TOKEN=AMOUNT (a whole number)")
+        caps[token.strip()] = int(value.strip())
+    return caps
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _sessions(config: Path | None) -> Iterator[tuple[sessionmaker[Session], Settings]]:
+    """Sessions on the migrated database of the settings; database errors as one line."""
+    from arbx.cli.store import database_errors  # noqa: PLC0415
+    from arbx.config import load_settings  # noqa: PLC0415
+    from arbx.store import make_engine, make_session_factory, migrate  # noqa: PLC0415
+
+    settings = load_settings(config)
+    url = settings.database_url
+    with database_errors(url):
+        migrate.upgrade(url)
+        engine = make_engine(url)
+        try:
+            yield make_session_factory(engine), settings
+        finally:
+            engine.dispose()
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1..65535)")
+    return int(text)

@@ -1,0 +1,1 @@
+"""Tests of the backend API (arbx.api) on SQLite and PostgreSQL."""
