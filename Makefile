@@ -52,6 +52,7 @@ bench: setup $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m bench
 	$(BIN)/python -m bench.chain
 	$(BIN)/python -m bench.live
+	$(BIN)/python -m bench.api_bench
 
 # Rebuild the compiled contracts shipped in the package (tests check they match their sources)
 contracts: setup

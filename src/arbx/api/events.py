@@ -228,7 +228,7 @@ class EventHub:
             await asyncio.sleep(self.poll_interval)
 
     async def _listen(self, conninfo: str) -> None:
-        conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+        conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True, connect_timeout=10)
         async with conn:
             await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
             await self._step(self.tracker.poll)  # catch up with what passed while away

@@ -322,7 +322,15 @@ async def _serve_api(
         port = free_port()
     with sessions.begin() as session:
         token = api_repo.add_token(session, f"run-{run_id}-{secrets.token_hex(3)}", "operator")
-    app = create_app(sessions, chain_id=chain_id, poll_interval=settings.api.poll_interval)
+    app = create_app(
+        sessions,
+        chain_id=chain_id,
+        poll_interval=settings.api.poll_interval,
+        heartbeat_max_age_s=settings.api.heartbeat_max_age_s,
+        configured_mode=settings.mode,
+        configured_limits=settings.risk.limits(),
+        schedule=settings.risk.schedule(),
+    )
     task = asyncio.ensure_future(serve(app, host, port, stop))
     print(f"dashboard: http://{host}:{port}/  (operator token for this run: {token})", flush=True)
     return task
