@@ -28,13 +28,12 @@ from typing import Any, Final
 
 from eth_utils.address import is_checksum_address, is_hex_address, to_checksum_address
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from arbx.domain.errors import ConfigError, InputError
+from arbx.domain.errors import InputError
 from arbx.risk.limits import ANY_TOKEN, MODES, Limits, Mode
 from arbx.store.models import ApiTokenRow, EngineControlsRow, HeartbeatRow
+from arbx.store.repo import upsert_row
 from arbx.store.risk_repo import audit
 
 ROLES: Final = ("viewer", "operator")
@@ -247,7 +246,7 @@ def set_controls(
         "updated_at": at,
         "updated_by": actor,
     }
-    _upsert(session, EngineControlsRow, row, ["chain_id"])
+    upsert_row(session, EngineControlsRow, row, ["chain_id"])
     after = get_controls(session, chain_id)
     if after is None:  # pragma: no cover - just written
         raise RuntimeError(f"engine controls of chain {chain_id} vanished")
@@ -319,7 +318,7 @@ def beat(
         "synced_block": synced_block,
         "at": at or datetime.now(UTC),
     }
-    _upsert(session, HeartbeatRow, row, ["component", "chain_id"])
+    upsert_row(session, HeartbeatRow, row, ["component", "chain_id"])
     notify_event(session, "status", {"chain_id": chain_id})
 
 
@@ -358,23 +357,3 @@ def notify_event(session: Session, kind: str, payload: Mapping[str, Any] | None 
         if len(message.encode()) > 7_900:
             raise InputError("event payload too large for a notification (keep it to ids)")
         session.execute(select(func.pg_notify(EVENTS_CHANNEL, message)))
-
-
-def _upsert(session: Session, entity: type[Any], row: dict[str, Any], keys: list[str]) -> None:
-    """INSERT ... ON CONFLICT (keys) DO UPDATE every other column."""
-    dialect = session.get_bind().dialect.name
-    table = entity.__table__
-    if dialect == "postgresql":
-        pg = pg_insert(table).values(row)
-        stmt: Any = pg.on_conflict_do_update(
-            index_elements=keys, set_={k: pg.excluded[k] for k in row if k not in keys}
-        )
-    elif dialect == "sqlite":
-        lite = sqlite_insert(table).values(row)
-        stmt = lite.on_conflict_do_update(
-            index_elements=keys, set_={k: lite.excluded[k] for k in row if k not in keys}
-        )
-    else:
-        raise ConfigError(f"unsupported database {dialect!r}: use SQLite or PostgreSQL")
-    session.execute(stmt)
-    session.expire_all()

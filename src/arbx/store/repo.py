@@ -571,6 +571,12 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
+def upsert_row(session: Session, entity: type[Any], row: dict[str, Any], keys: list[str]) -> None:
+    """INSERT one row ... ON CONFLICT (keys) DO UPDATE every other column; forget cached rows."""
+    _upsert(session, entity, [row], keys, lambda new: {k: new[k] for k in row if k not in keys})
+    session.expire_all()
+
+
 def _upsert(
     session: Session,
     entity: type[Any],

@@ -12,15 +12,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from arbx.domain.errors import ConfigError, InputError
+from arbx.domain.errors import InputError
 from arbx.risk.limits import MODES
 from arbx.risk.stages import StageHistory
 from arbx.store.execution_repo import stage_evidence
 from arbx.store.models import AuditLog, KillSwitchRow, RiskStateRow, StageHistoryRow
+from arbx.store.repo import upsert_row
 
 STAGE_KINDS = ("promotion", "demotion", "breach", "manual")
 ALL_CHAINS = 0  # the kill switch row that stops every chain
@@ -105,7 +104,7 @@ def set_risk_state(
         "reason": reason,
         "updated_at": at or datetime.now(UTC),
     }
-    _upsert(session, RiskStateRow, row, ["chain_id", "key_address"])
+    upsert_row(session, RiskStateRow, row, ["chain_id", "key_address"])
 
 
 def append_stage_history(
@@ -209,7 +208,7 @@ def set_kill_switch(
         "actor": actor,
         "updated_at": at or datetime.now(UTC),
     }
-    _upsert(session, KillSwitchRow, row, ["chain_id"])
+    upsert_row(session, KillSwitchRow, row, ["chain_id"])
 
 
 def audit(
@@ -247,23 +246,3 @@ def list_audit(session: Session, limit: int = 100) -> list[AuditLog]:
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def _upsert(session: Session, entity: type[Any], row: dict[str, Any], keys: list[str]) -> None:
-    """INSERT ... ON CONFLICT (keys) DO UPDATE every other column."""
-    dialect = session.get_bind().dialect.name
-    table = entity.__table__
-    if dialect == "postgresql":
-        pg = pg_insert(table).values(row)
-        stmt: Any = pg.on_conflict_do_update(
-            index_elements=keys, set_={k: pg.excluded[k] for k in row if k not in keys}
-        )
-    elif dialect == "sqlite":
-        lite = sqlite_insert(table).values(row)
-        stmt = lite.on_conflict_do_update(
-            index_elements=keys, set_={k: lite.excluded[k] for k in row if k not in keys}
-        )
-    else:
-        raise ConfigError(f"unsupported database {dialect!r}: use SQLite or PostgreSQL")
-    session.execute(stmt)
-    session.expire_all()
