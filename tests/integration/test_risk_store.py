@@ -8,16 +8,13 @@ empty schema (the fixtures are those of test_store.py, copied).
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, inspect, make_url, select, text
+from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,11 +25,10 @@ from arbx.store import db, migrate, repo
 from arbx.store import execution_repo as xrepo
 from arbx.store import risk_repo as rrepo
 from arbx.store.models import AuditLog, TransactionRow
+from tests.integration.databases import conninfo
 
 pytestmark = pytest.mark.integration
 
-PG_ADMIN_ENV = "ARBX_TEST_POSTGRES_URL"
-PG_ADMIN_DEFAULT = "postgresql://postgres@127.0.0.1:5432/postgres"
 CHAIN = 31337
 KEY = "0x00000000000000000000000000000000000000Aa"
 WETH = "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"
@@ -45,65 +41,12 @@ T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 # --- fixtures (as in test_store.py) -----------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """A fresh, uniquely named PostgreSQL database for this session; dropped at the end."""
-    admin = make_url(os.environ.get(PG_ADMIN_ENV, PG_ADMIN_DEFAULT))
-    conninfo = _conninfo(admin.render_as_string(hide_password=False))
-    try:
-        conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is not reachable at {admin.render_as_string()}: {exc}")
-    name = f"arbx_test_{uuid.uuid4().hex[:12]}"
-    with conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.set(drivername="postgresql+psycopg", database=name).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database: a new SQLite file, or the session's PostgreSQL one wiped."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'data' / 'arbx.db'}"
-    url: str = request.getfixturevalue("postgres_database")
-    with psycopg.connect(_conninfo(url), autocommit=True) as conn:
-        conn.execute("SET lock_timeout = '5s'")
-        conn.execute("DROP SCHEMA public CASCADE")
-        conn.execute("CREATE SCHEMA public")
-    return url
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    """An engine on the database, migrated to head."""
-    migrate.upgrade(db_url)
-    eng = db.make_engine(db_url)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
-def factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions on the migrated database."""
-    return db.make_session_factory(engine)
-
-
 @pytest.fixture
 def run_id(factory: sessionmaker[Session]) -> int:
     """A run on the test chain."""
     with factory.begin() as s:
         repo.upsert_chain(s, CHAIN, "devnet")
         return repo.start_run(s, CHAIN, mode="limited", started_at=T0)
-
-
-def _conninfo(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 # --- migration --------------------------------------------------------------------------------
@@ -196,7 +139,7 @@ def test_postgres_lock_is_released_when_the_holder_connection_ends(
         # The lock lives outside the pool: disposing the holder's engine does not drop it.
         holder_engine.dispose()
         assert holder.still_held()
-        with psycopg.connect(_conninfo(url), autocommit=True) as admin:
+        with psycopg.connect(conninfo(url), autocommit=True) as admin:
             pids = admin.execute(
                 "select pid from pg_locks where locktype = 'advisory' and granted"
             ).fetchall()

@@ -8,20 +8,16 @@ an empty schema. An unreachable server fails the tests: it is part of the test e
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, make_url, select, text
+from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,8 +39,6 @@ from arbx.store.models import (
 
 pytestmark = pytest.mark.integration
 
-PG_ADMIN_ENV = "ARBX_TEST_POSTGRES_URL"
-PG_ADMIN_DEFAULT = "postgresql://postgres@127.0.0.1:5432/postgres"
 UINT256_MAX = 2**256 - 1
 CHAIN = 31337
 WETH = "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"
@@ -59,75 +53,12 @@ T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 # --- fixtures ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """A fresh, uniquely named PostgreSQL database for this session; dropped at the end."""
-    admin = make_url(os.environ.get(PG_ADMIN_ENV, PG_ADMIN_DEFAULT))
-    conninfo = _conninfo(admin.render_as_string(hide_password=False))
-    try:
-        conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        reason = str(exc).splitlines()[0]
-    else:
-        reason = ""
-    if reason:
-        pytest.fail(
-            f"PostgreSQL is not reachable at {admin.render_as_string()} ({reason}). The storage "
-            f"tests need it: start the server, or point ${PG_ADMIN_ENV} at one.",
-            pytrace=False,
-        )
-    name = f"arbx_test_{uuid.uuid4().hex[:12]}"
-    with conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.set(drivername="postgresql+psycopg", database=name).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of an empty database: a new SQLite file, or the session's PostgreSQL database
-    with its schema wiped."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'data' / 'arbx.db'}"
-    url: str = request.getfixturevalue("postgres_database")
-    with psycopg.connect(_conninfo(url), autocommit=True) as conn:
-        conn.execute("SET lock_timeout = '5s'")
-        conn.execute("DROP SCHEMA public CASCADE")
-        conn.execute("CREATE SCHEMA public")
-    return url
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    """An engine on the database, migrated to head."""
-    migrate.upgrade(db_url)
-    eng = db.make_engine(db_url)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
-def factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions on the migrated database."""
-    return db.make_session_factory(engine)
-
-
 @pytest.fixture
 def chain_row(factory: sessionmaker[Session]) -> int:
     """The test chain, stored."""
     with factory.begin() as s:
         repo.upsert_chain(s, CHAIN, "devnet")
     return CHAIN
-
-
-def _conninfo(url: str) -> str:
-    """A libpq URL for psycopg from a SQLAlchemy one."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -21,13 +21,12 @@ from tests.integration.api.support import (
     CHAIN,
     CONFIGURED_LIMITS,
     NOW,
-    PG_ADMIN_DEFAULT,
-    PG_ADMIN_ENV,
     Harness,
     TestClient,
-    conninfo_of,
     wipe,
 )
+from tests.integration.databases import PG_ADMIN_DEFAULT, PG_ADMIN_ENV
+from tests.integration.databases import conninfo as conninfo_of
 
 
 @pytest.fixture(scope="session")

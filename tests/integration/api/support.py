@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import httpx
-from sqlalchemy import Engine, Table, make_url
+from sqlalchemy import Engine, Table
 from sqlalchemy.orm import Session, sessionmaker
 
 from arbx.domain.profit import Opportunity
@@ -27,8 +27,6 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)
     from starlette.testclient import TestClient
 
-PG_ADMIN_ENV = "ARBX_TEST_POSTGRES_URL"
-PG_ADMIN_DEFAULT = "postgresql://postgres@127.0.0.1:5432/postgres"
 CHAIN = 31337
 NOW = datetime(2025, 3, 2, 12, 0, 0, tzinfo=UTC)
 WETH = "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"
@@ -88,11 +86,6 @@ def wipe(engine: Engine) -> None:
     with engine.begin() as conn:  # DELETE: much faster than TRUNCATE on tiny tables
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(cast(Table, table).delete())
-
-
-def conninfo_of(url: str) -> str:
-    """A libpq URL for psycopg from a SQLAlchemy one."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 # --- data -------------------------------------------------------------------------------------
