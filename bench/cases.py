@@ -289,13 +289,17 @@ def v3_exact_in(crossings: int) -> CaseResult:
 # -- case 4 -----------------------------------------------------------------------------------
 
 
-def reevaluate(max_hops: int, n_pools: int = 1000, n_changed: int = 50) -> CaseResult:
+def reevaluate(
+    max_hops: int, n_pools: int = 1000, n_changed: int = 50, max_sized: int | None = None
+) -> CaseResult:
     """Case 4: re-evaluate the routes through 50 changed pools of a 1,000-pool universe (ours)."""
     universe = generate_universe(n_pools=n_pools, seed=1)
     changed = changed_pools(universe, n_changed=n_changed, seed=2)
     result = CaseResult(
-        key=f"reevaluate_touched_routes_{max_hops}_hops",
-        title=f"Re-evaluate routes: {n_changed} of {n_pools} pools changed, <= {max_hops} hops",
+        key=f"reevaluate_touched_routes_{max_hops}_hops"
+        + (f"_best_{max_sized}" if max_sized else ""),
+        title=f"Re-evaluate routes: {n_changed} of {n_pools} pools changed, <= {max_hops} hops"
+        + (f", best {max_sized} sized" if max_sized else ""),
         target=f"<= {format_duration(REEVALUATE_TARGET_S)}",
         details={
             "universe": universe["description"],
@@ -305,7 +309,7 @@ def reevaluate(max_hops: int, n_pools: int = 1000, n_changed: int = 50) -> CaseR
         notes=["degenbot has no pool -> routes index: ours only"],
     )
     try:
-        prepared = ours.ours_reevaluate(universe, changed, WETH, max_hops)
+        prepared = ours.ours_reevaluate(universe, changed, WETH, max_hops, max_sized)
     except ImportError as exc:
         _unavailable(result, "the routes/sizing API", exc)
         prepared = None
@@ -341,4 +345,5 @@ CASES: tuple[Callable[[], CaseResult], ...] = (
     partial(reevaluate, 2),
     partial(reevaluate, 3),
     partial(reevaluate, 4),
+    partial(reevaluate, 4, max_sized=32),
 )

@@ -96,7 +96,11 @@ class Reevaluation:
 
 
 def ours_reevaluate(
-    universe: Json, changed: Sequence[Json], base_token: str, max_hops: int
+    universe: Json,
+    changed: Sequence[Json],
+    base_token: str,
+    max_hops: int,
+    max_sized: int | None = None,
 ) -> Reevaluation | None:
     """LEAD HOOK. Re-evaluate, after one block, the routes through the ``changed`` pools.
 
@@ -124,12 +128,13 @@ def ours_reevaluate(
     def run() -> tuple[int, int]:
         now = {**states, **updates}
         touched = index.touched(updates)
-        return len(touched), len(evaluate(touched, now, costs))
+        return len(touched), len(evaluate(touched, now, costs, max_sized=max_sized))
 
     return Reevaluation(
         run=run,
         routes_total=len(index),
         routes_touched=len(index.touched(updates)),
         opportunities_before=before,
-        note="arbx.domain.arbitrage.evaluate on RouteIndex.touched (connected in the bench)",
+        note="arbx.domain.arbitrage.evaluate on RouteIndex.touched"
+        + (f", the best {max_sized} by estimate sized exactly" if max_sized else ""),
     )

@@ -105,6 +105,7 @@ class StrategySettings(_Strict):
     builder_share_bps: int = Field(0, ge=0, le=10_000)
     priority_fee_wei: int = Field(1_000_000_000, ge=0)
     max_routes: int = Field(200_000, ge=1)
+    max_sized_per_block: int = Field(64, ge=1)  # live routes sized exactly per block
 
     @field_validator("base_tokens")
     @classmethod

@@ -203,6 +203,7 @@ async def _shadow(settings: Settings, spec: ChainSpec, args: argparse.Namespace)
                 builder_share_bps=settings.strategy.builder_share_bps,
                 priority_fee_wei=settings.strategy.priority_fee_wei,
                 max_routes=settings.strategy.max_routes,
+                max_sized=settings.strategy.max_sized_per_block,
             ),
         )
         with database_errors(url), sessions.begin() as session:

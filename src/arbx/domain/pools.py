@@ -71,6 +71,12 @@ class V2Pool:
         r_in, r_out = self.reserves(zero_for_one)
         return (10_000 - self.fee_bps) * r_out / (10_000 * r_in)
 
+    def curve(self, zero_for_one: bool) -> tuple[float, float]:
+        """(a, c) of the constant-product map ``out = a*x / (1 + c*x)`` (floats, estimates only)."""
+        r_in, r_out = self.reserves(zero_for_one)
+        keep = (10_000 - self.fee_bps) / 10_000
+        return keep * r_out / r_in, keep / r_in
+
     def swap_exact_in(self, zero_for_one: bool, amount_in: int) -> Quote:
         """UniswapV2Library.getAmountOut on this pair."""
         r_in, r_out = self.reserves(zero_for_one)
@@ -128,6 +134,16 @@ class V3Pool:
         price = (self.sqrt_price_x96 / 2**96) ** 2
         keep = (1_000_000 - self.fee) / 1_000_000
         return keep * price if zero_for_one else keep / price
+
+    def curve(self, zero_for_one: bool) -> tuple[float, float]:
+        """(a, c) of the current range's constant-product map (virtual reserves; estimates)."""
+        if self.liquidity == 0:
+            return 0.0, 0.0
+        sqrt_p = self.sqrt_price_x96 / 2**96
+        keep = (1_000_000 - self.fee) / 1_000_000
+        if zero_for_one:  # in token0 (virtual reserve L/sqrtP), out token1 (L*sqrtP)
+            return keep * sqrt_p * sqrt_p, keep * sqrt_p / self.liquidity
+        return keep / (sqrt_p * sqrt_p), keep / (self.liquidity * sqrt_p)
 
     def swap_exact_in(
         self, zero_for_one: bool, amount_in: int, sqrt_price_limit_x96: int | None = None

@@ -26,6 +26,7 @@ class StrategyLimits:
     builder_share_bps: int = 0
     priority_fee_wei: int = 0
     max_routes: int = 200_000
+    max_sized: int | None = 64  # live routes sized exactly per block, best estimate first
     gas: GasModel = field(default_factory=GasModel)
 
 
@@ -68,7 +69,9 @@ class CyclicArbitrage:
         """Opportunities through the changed pools, best net profit first."""
         routes = self.index.touched(changed)
         caps = self.caps() if self.caps is not None else self.limits.max_input
-        return evaluate(routes, self.book.pools, self.costs(base_fee_wei), caps)
+        return evaluate(
+            routes, self.book.pools, self.costs(base_fee_wei), caps, self.limits.max_sized
+        )
 
     def scan_all(self, base_fee_wei: int) -> list[Opportunity]:
         """Opportunities over every route (at start-up)."""
