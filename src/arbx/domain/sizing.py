@@ -121,14 +121,6 @@ def _v2_forward(params: Sequence[V2Params], x: int) -> list[int] | None:
     return amounts
 
 
-def _v2_out(params: Sequence[V2Params], x: int) -> int:
-    """Only the route's final output for input ``x`` (> 0): the hot path of the integer snap."""
-    for r_in, r_out, gamma, den in params:
-        a = x * gamma
-        x = a * r_out // (r_in * den + a)
-    return x
-
-
 def _v2_least_input(params: Sequence[V2Params], upto: int, amount: int) -> int | None:
     """The least route input that yields ``amount`` after hop ``upto`` (1-based), or None."""
     y = amount
@@ -165,9 +157,9 @@ def _optimize_v2(params: list[V2Params], cap: int | None) -> Sized | None:
             x = _v2_least_input(params, k + 1, at_x0[k])
             if x is not None and x > 0 and x not in tried:
                 tried.add(x)
-                profit = _v2_out(params, x) - x
-                if profit > best:
-                    best_x, best, best_amounts = x, profit, []
+                amounts = _v2_forward(params, x)
+                if amounts is not None and amounts[-1] - x > best:
+                    best_x, best, best_amounts = x, amounts[-1] - x, amounts
     # Only inputs whose continuous profit beats ``best`` can do better: an interval around x*.
     # An optimal input is always the least input for its own amount after any hop k, so it
     # suffices to enumerate the amounts after the hop where that interval spans the fewest,
@@ -194,13 +186,11 @@ def _optimize_v2(params: list[V2Params], cap: int | None) -> Sized | None:
                 if x is None or x in tried or x <= 0 or (cap is not None and x > cap):
                     continue
                 tried.add(x)
-                profit = _v2_out(params, x) - x
-                if profit > best:
-                    best_x, best, best_amounts = x, profit, []
+                amounts = _v2_forward(params, x)
+                if amounts is not None and amounts[-1] - x > best:
+                    best_x, best, best_amounts = x, amounts[-1] - x, amounts
             if best >= bound:
                 break
-    if not best_amounts:
-        best_amounts = _v2_forward(params, best_x) or []
     if best <= 0:
         return None
     return Sized(best_x, tuple(best_amounts), (0,) * len(params))
