@@ -14,17 +14,6 @@ from arbx.domain.sizing import optimize_route
 FILTER_MARGIN = 1e-9  # far above float rounding (~1e-15 per operation)
 
 
-def may_pay(route: Route, pools: Mapping[str, Pool]) -> bool:
-    """A cheap float filter: False only when the product of marginal rates is clearly <= 1.
-
-    The exact test (in integers) happens in sizing; this only skips routes that cannot pay.
-    """
-    rate = 1.0
-    for address, zero_for_one in zip(route.pools, route.zero_for_one, strict=True):
-        rate *= pools[address].marginal_rate(zero_for_one)
-    return rate > 1.0 - FILTER_MARGIN
-
-
 Curves = dict[str, tuple[float, float, float, float]]  # pool -> a, c (0 for 1), a, c (1 for 0)
 
 

@@ -66,11 +66,6 @@ class V2Pool:
             return self.reserve0, self.reserve1
         return self.reserve1, self.reserve0
 
-    def marginal_rate(self, zero_for_one: bool) -> float:
-        """Output per unit of a tiny input, after the fee (an estimate, for filtering only)."""
-        r_in, r_out = self.reserves(zero_for_one)
-        return (10_000 - self.fee_bps) * r_out / (10_000 * r_in)
-
     def curve(self, zero_for_one: bool) -> tuple[float, float]:
         """(a, c) of the constant-product map ``out = a*x / (1 + c*x)`` (floats, estimates only)."""
         r_in, r_out = self.reserves(zero_for_one)
@@ -126,14 +121,6 @@ class V3Pool:
             amount_specified,
             sqrt_price_limit_x96,
         )
-
-    def marginal_rate(self, zero_for_one: bool) -> float:
-        """Output per unit of a tiny input, after the fee (an estimate, for filtering only)."""
-        if self.liquidity == 0:
-            return 0.0
-        price = (self.sqrt_price_x96 / 2**96) ** 2
-        keep = (1_000_000 - self.fee) / 1_000_000
-        return keep * price if zero_for_one else keep / price
 
     def curve(self, zero_for_one: bool) -> tuple[float, float]:
         """(a, c) of the current range's constant-product map (virtual reserves; estimates)."""

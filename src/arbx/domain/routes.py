@@ -113,10 +113,6 @@ class RouteIndex:
     def __len__(self) -> int:
         return len(self.routes)
 
-    def through(self, pool: str) -> list[Route]:
-        """The routes that use ``pool``."""
-        return [self.routes[i] for i in self._by_pool.get(pool, ())]
-
     def touched(self, changed: Iterable[str]) -> list[Route]:
         """Each route through any of the changed pools, once, in index order."""
         ids: set[int] = set()

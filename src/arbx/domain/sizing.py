@@ -374,9 +374,3 @@ def _snap_general(hops: Sequence[Hop], best: Sized, cap: int | None) -> Sized | 
                 break
             best = sized
     return best if best.profit > 0 else None
-
-
-def is_live(hops: Sequence[Hop]) -> bool:
-    """True if a tiny input would earn a profit at the current states."""
-    a, b, _ = _local_composite(hops, 0, (), ())
-    return a > b

@@ -6,7 +6,7 @@ Costs depend on the block (its base fee), so they are built per block.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from arbx.domain.arbitrage import evaluate
@@ -72,22 +72,3 @@ class CyclicArbitrage:
         return evaluate(
             routes, self.book.pools, self.costs(base_fee_wei), caps, self.limits.max_sized
         )
-
-    def scan_all(self, base_fee_wei: int) -> list[Opportunity]:
-        """Opportunities over every route (at start-up)."""
-        return evaluate(
-            self.index.routes, self.book.pools, self.costs(base_fee_wei), self.limits.max_input
-        )
-
-
-def best_disjoint(opportunities: Sequence[Opportunity]) -> list[Opportunity]:
-    """The best opportunities that share no pool (what one block can actually take)."""
-    used: set[str] = set()
-    chosen = []
-    for opportunity in opportunities:
-        pools = set(opportunity.route.pools)
-        if pools & used:
-            continue
-        used |= pools
-        chosen.append(opportunity)
-    return chosen
