@@ -7,13 +7,11 @@ PostgreSQL: a fresh database per test session on ``$ARBX_TEST_POSTGRES_URL`` (de
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, make_url
+from sqlalchemy import Engine
 
 from arbx.api import create_app
 from arbx.store import api_repo, db, migrate, repo
@@ -25,29 +23,7 @@ from tests.integration.api.support import (
     TestClient,
     wipe,
 )
-from tests.integration.databases import PG_ADMIN_DEFAULT, PG_ADMIN_ENV
 from tests.integration.databases import conninfo as conninfo_of
-
-
-@pytest.fixture(scope="session")
-def api_pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for the API tests of this session; dropped at the end."""
-    admin = make_url(os.environ.get(PG_ADMIN_ENV, PG_ADMIN_DEFAULT))
-    conninfo = conninfo_of(admin.render_as_string(hide_password=False))
-    try:
-        conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is not reachable at {admin.render_as_string()}: {exc}")
-    name = f"arbx_api_test_{uuid.uuid4().hex[:12]}"
-    with conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.set(drivername="postgresql+psycopg", database=name).render_as_string(
-            hide_password=False
-        )
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -58,7 +34,7 @@ def api_engine(
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('api') / 'arbx.db'}"
     else:
-        url = request.getfixturevalue("api_pg_database")
+        url = request.getfixturevalue("postgres_database")  # the session's, shared
         with psycopg.connect(conninfo_of(url), autocommit=True) as conn:
             conn.execute("DROP SCHEMA public CASCADE")
             conn.execute("CREATE SCHEMA public")
