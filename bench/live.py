@@ -65,7 +65,7 @@ async def measure(devnet: Any, key_file: Path, folder: Path) -> dict[str, Any]:
             builder_url=devnet.builder_url, environ=environ, deploy=True,
         )  # fmt: skip
         strategy = CyclicArbitrage(book, StrategyLimits(base_tokens=spec.base_tokens))
-        strategy.caps = lambda: stage_caps(risk, settings, spec.base_tokens)
+        strategy.caps = lambda: stage_caps(risk, spec.base_tokens)
         pipeline = Pipeline(
             heads(client, poll_interval=0.02, use_ws=False), ChainSync(client, book),
             strategy, executor, pools=lambda: len(book),

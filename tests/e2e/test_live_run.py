@@ -111,7 +111,7 @@ class _Live:
             recorder=recorder, builder_url=self.devnet.builder_url, environ=environ, deploy=True,
         )  # fmt: skip
         strategy = CyclicArbitrage(book, StrategyLimits(base_tokens=self.spec.base_tokens))
-        strategy.caps = lambda: stage_caps(risk, self.settings, self.spec.base_tokens)
+        strategy.caps = lambda: stage_caps(risk, self.spec.base_tokens)
         pipeline = Pipeline(
             heads(client, poll_interval=0.02, use_ws=False), ChainSync(client, book),
             strategy, executor, pools=lambda: len(book),

@@ -173,9 +173,9 @@ async def live_executor(
     return bundle_executor, risk, relay
 
 
-def stage_caps(risk: RiskController, settings: Settings, bases: tuple[str, ...]) -> dict[str, int]:
-    """The input cap per base token at the risk controller's current stage."""
-    limits = stage_limits(settings.risk.limits(), settings.risk.schedule().stages[risk.stage])
+def stage_caps(risk: RiskController, bases: tuple[str, ...]) -> dict[str, int]:
+    """The input cap per base token at the risk controller's current stage and limits."""
+    limits = stage_limits(risk.limits, risk.schedule.stages[risk.stage])
     caps = {}
     for base in bases:
         cap = limits.input_cap(base)

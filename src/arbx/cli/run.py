@@ -222,7 +222,7 @@ async def _shadow(settings: Settings, spec: ChainSpec, args: argparse.Namespace)
             )
             live_risk = risk
             strategy.caps = lambda: (
-                stage_caps(live_risk, settings, spec.base_tokens)
+                stage_caps(live_risk, spec.base_tokens)
                 if live_risk.mode != "shadow"
                 else strategy.limits.max_input
             )
