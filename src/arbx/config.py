@@ -24,9 +24,9 @@ from pydantic_settings import (
 
 from arbx.api.settings import ApiSettings
 from arbx.domain.errors import ConfigError
+from arbx.domain.modes import Mode
 from arbx.risk.settings import RiskSettings
 
-Mode = Literal["shadow", "limited", "scaled"]
 Kind = Literal["uniswap_v2", "uniswap_v3"]
 
 
@@ -155,7 +155,6 @@ class ExecutionSettings(_Strict):
     builders: list[BuilderSettings] = Field(default_factory=list)
     blocks_ahead: int = Field(0, ge=0, le=10)
     slippage_bps: int = Field(0, ge=0, le=10_000)
-    public_mempool: bool = False
 
     @field_validator("executor")
     @classmethod
@@ -194,7 +193,7 @@ class Settings(BaseSettings):
         if self.chain.rpc and self.mode != "shadow":
             if self.execution.executor is None:
                 raise ValueError("a live mode needs execution.executor (the deployed contract)")
-            if not self.execution.builders and not self.execution.public_mempool:
+            if not self.execution.builders:
                 raise ValueError("a live mode needs execution.builders to send bundles to")
         names = [v.name for v in self.venues]
         if len(set(names)) != len(names):

@@ -6,7 +6,9 @@
     ├── MathError                  the mirrored on-chain code would revert: the trade is impossible
     ├── TransientError             a network hiccup or a busy resource: retry with backoff
     ├── StaleStateError            our copy of the chain disagrees with it: resync
-    └── SimulationRevertedError    the trade would revert in simulation: drop the opportunity
+    ├── SimulationRevertedError    the trade would revert in simulation: drop the opportunity
+    └── SignerLockLostError        this process no longer holds the signer lock: sign nothing,
+                                   stay in shadow until the lock is ours again
 
 The first four and StaleStateError live in ``arbx.domain.errors`` so pure code can raise them.
 """
@@ -18,6 +20,7 @@ __all__ = [
     "ConfigError",
     "InputError",
     "MathError",
+    "SignerLockLostError",
     "SimulationRevertedError",
     "StaleStateError",
     "TransientError",
@@ -30,3 +33,7 @@ class TransientError(ArbxError):
 
 class SimulationRevertedError(ArbxError):
     """A simulated transaction reverted: drop the opportunity."""
+
+
+class SignerLockLostError(ArbxError):
+    """This process does not hold the signer lock (lost or never taken): sign nothing."""

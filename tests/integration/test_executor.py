@@ -18,7 +18,7 @@ from arbx.devnet.artifacts import load_artifact
 from arbx.devnet.chain import DevChain, RawReceipt
 from arbx.devnet.deploy import deploy_uniswap
 from arbx.devnet.solc import load_test_contract
-from arbx.domain.profit import GasModel
+from arbx.domain.profit import GasModel, builder_payment, kept_profit
 from arbx.domain.sizing import Sized, optimize
 from arbx.execution.contract import deploy_executor, locked_build, runtime_matches
 from arbx.execution.route_codec import (
@@ -26,10 +26,8 @@ from arbx.execution.route_codec import (
     KIND_V3,
     ExecuteCall,
     ExecutorHop,
-    builder_payment,
     decode_execute,
     encode_execute,
-    kept_profit,
 )
 from tests.integration.executor_world import (
     COINBASE,

@@ -16,14 +16,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from arbx.cli.args import Parser
+from arbx.domain.limits import Limits
 from arbx.domain.profit import Opportunity
 from arbx.domain.routes import Route
+from arbx.domain.stages import default_schedule
 from arbx.risk import commands
 from arbx.risk.controller import RiskController
 from arbx.risk.killswitch import KillSwitch, unkill
-from arbx.risk.limits import Limits
 from arbx.risk.signer_lock import SignerLock
-from arbx.risk.stages import default_schedule
 from arbx.store import db, migrate, repo
 from arbx.store import execution_repo as xrepo
 from arbx.store import risk_repo as rrepo

@@ -18,7 +18,8 @@ from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from arbx.domain.errors import InputError
+from arbx.domain.errors import ConfigError, InputError
+from arbx.errors import SignerLockLostError, SimulationRevertedError
 from arbx.risk.killswitch import ALL_CHAINS, KillSwitch, kill, unkill
 from arbx.risk.signer_lock import SignerLock
 from arbx.store import db, migrate, repo
@@ -99,6 +100,7 @@ def test_a_second_instance_with_the_same_key_is_refused_with_a_reason(db_url: st
     try:
         assert first.acquire() is None
         assert first.epoch == 1
+        first.require()
         reason = second.acquire()
         assert reason is not None
         assert reason.startswith(f"key {KEY.lower()} is held by holder pod-a since ")
@@ -111,6 +113,9 @@ def test_a_second_instance_with_the_same_key_is_refused_with_a_reason(db_url: st
         assert other_key.acquire() is None  # another key is another lock
         first.release()
         assert not first.still_held()
+        with pytest.raises(SignerLockLostError, match="does not hold the signer lock") as lost:
+            first.require()
+        assert not isinstance(lost.value, ConfigError | SimulationRevertedError)
         assert second.acquire() is None
         assert second.epoch == 2
         assert second.still_held()

@@ -102,3 +102,11 @@ def test_bad_environment_value(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARBX_STRATEGY__MAX_HOPS", "many")
     with pytest.raises(ConfigError, match="max_hops"):
         load_settings()
+
+
+def test_the_public_mempool_setting_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "arbx.toml"
+    path.write_text(GOOD + "[execution]\npublic_mempool = true\n")
+    with pytest.raises(ConfigError, match=r"execution\.public_mempool") as refused:
+        load_settings(path)
+    assert "\n" not in str(refused.value)

@@ -18,6 +18,7 @@ from eth_account.messages import encode_defunct
 from eth_utils.crypto import keccak
 
 from arbx.domain.errors import ConfigError, InputError
+from arbx.errors import SignerLockLostError, SimulationRevertedError
 from arbx.execution.keys import (
     SECP256K1_N,
     KeySource,
@@ -323,7 +324,7 @@ def test_tx_signer_signs_only_when_the_guard_allows() -> None:
 
     def guard() -> None:
         if not allowed[0]:
-            raise ConfigError("lost the signer lock")
+            raise SignerLockLostError("lost the signer lock")
 
     signer = TxSigner(Account.from_key(KEY), "test", guard=guard)
     tx = {
@@ -336,8 +337,9 @@ def test_tx_signer_signs_only_when_the_guard_allows() -> None:
     assert Account.recover_transaction(signed.raw) == signer.address
     assert signed.hash == keccak(signed.raw)
     allowed[0] = False
-    with pytest.raises(ConfigError, match="lock"):
+    with pytest.raises(SignerLockLostError, match="lock") as raised:
         signer.sign_transaction(tx)
+    assert not isinstance(raised.value, ConfigError | SimulationRevertedError)
 
 
 def test_tx_signer_refuses_another_sender_and_bad_fields() -> None:

@@ -11,7 +11,6 @@ from eth_account.messages import encode_defunct
 from eth_keys import keys
 from eth_utils.crypto import keccak
 
-from arbx.chain.rpc import RpcClient
 from arbx.chain.transport import FailureKind, TransportError
 from arbx.domain.errors import ConfigError
 from arbx.execution.flashbots import (
@@ -410,41 +409,16 @@ async def test_cancel_without_capability_is_unsupported_not_raised() -> None:
         await relay.call_bundle(BuilderSpec("ok", "http://ok"), RAW, 1)
 
 
-class CountingNode:
-    """A JSON-RPC node transport that records methods and accepts raw transactions."""
-
-    def __init__(self) -> None:
-        self.methods: list[str] = []
-
-    async def post(self, url: str, body: bytes, timeout: float) -> Any:
-        request = json.loads(body)
-        self.methods.append(request["method"])
-        return {"jsonrpc": "2.0", "id": request["id"], "result": "0x" + "11" * 32}
-
-    async def websocket(self, url: str, timeout: float) -> Any:
-        raise NotImplementedError
-
-    async def close(self) -> None:
-        pass
-
-
 @pytest.mark.asyncio
-async def test_public_mempool_is_used_only_when_enabled() -> None:
-    node = CountingNode()
+async def test_the_submitter_sends_bundles_to_builders_only() -> None:
     fake = FakeRelays({"http://ok": "ack"})
     async with RelayClient(FlashbotsSigner(KEY), transport=fake) as relay:
-        rpc = RpcClient(["http://node"], transport=node)
-        private = BundleSubmitter(relay, [SPECS[0]], public_rpc=rpc)
-        report = await private.submit(RAW, 10)
-        assert node.methods == []
-        assert report.public == ()
-        public = BundleSubmitter(relay, [SPECS[0]], public_mempool=True, public_rpc=rpc)
-        report = await public.submit(RAW, 10)
-        assert node.methods == ["eth_sendRawTransaction"] * 2
-        assert all(s.ok for s in report.public)
-        with pytest.raises(ConfigError, match="public mempool"):
-            BundleSubmitter(relay, [SPECS[0]], public_mempool=True)
-        await rpc.close()
+        report = await BundleSubmitter(relay, [SPECS[0]], blocks_ahead=1).submit(RAW, 10)
+        with pytest.raises(ConfigError, match="no builder"):
+            BundleSubmitter(relay, [])
+    assert report.blocks == (10, 11)
+    assert [sent[0] for sent in fake.sent] == ["http://ok", "http://ok"]
+    assert {json.loads(sent[1])["method"] for sent in fake.sent} == {"eth_sendBundle"}
 
 
 # -- raw transactions ---------------------------------------------------------------------------

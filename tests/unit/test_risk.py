@@ -8,9 +8,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from arbx.domain.profit import Opportunity
-from arbx.domain.routes import Route
-from arbx.risk.limits import (
+from arbx.domain.limits import (
     Decision,
     Limits,
     RiskState,
@@ -20,8 +18,9 @@ from arbx.risk.limits import (
     roll_day,
     utc_day,
 )
-from arbx.risk.settings import RiskSettings
-from arbx.risk.stages import (
+from arbx.domain.profit import Opportunity
+from arbx.domain.routes import Route
+from arbx.domain.stages import (
     BundleEvidence,
     DemotionRule,
     PromotionRule,
@@ -34,6 +33,7 @@ from arbx.risk.stages import (
     ratio_bps,
     stage_limits,
 )
+from arbx.risk.settings import RiskSettings
 
 WETH = "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"
 USDC = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"

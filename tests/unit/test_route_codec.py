@@ -8,6 +8,7 @@ from eth_utils.crypto import keccak
 
 from arbx.domain.errors import InputError
 from arbx.domain.pools import Pool, Token, V2Pool, V3Pool
+from arbx.domain.profit import builder_payment, builder_share_for, kept_profit
 from arbx.domain.routes import Route
 from arbx.domain.sizing import Sized
 from arbx.execution.route_codec import (
@@ -15,12 +16,9 @@ from arbx.execution.route_codec import (
     KIND_V2,
     KIND_V3,
     ExecuteCall,
-    builder_payment,
-    builder_share_for,
     decode_execute,
     encode_execute,
     execute_call,
-    kept_profit,
 )
 
 WETH = Token("0x" + "11" * 20)

@@ -36,8 +36,9 @@ from arbx.api.events import EventHub
 from arbx.api.schemas import HealthOut, ReadyOut
 from arbx.api.views import age_s
 from arbx.domain.errors import ConfigError, InputError
-from arbx.risk.limits import Limits, Mode
-from arbx.risk.stages import Schedule, default_schedule
+from arbx.domain.limits import Limits
+from arbx.domain.modes import Mode
+from arbx.domain.stages import Schedule, default_schedule
 from arbx.store import api_repo
 from arbx.store.db import make_session_factory
 

@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from arbx.cli.args import amount, count
 from arbx.domain.errors import ConfigError
+from arbx.domain.modes import MODES
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from arbx.config import Settings
-
-MODES = ("shadow", "limited", "scaled")
 
 
 def register(sub: Any) -> None:

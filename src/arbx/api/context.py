@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 from fastapi import HTTPException, Request
 from sqlalchemy.orm import Session, sessionmaker
 
-from arbx.risk.limits import Limits, Mode
-from arbx.risk.stages import Schedule
+from arbx.domain.limits import Limits
+from arbx.domain.modes import Mode
+from arbx.domain.stages import Schedule
 from arbx.store import api_repo, browse_repo
 
 if TYPE_CHECKING:

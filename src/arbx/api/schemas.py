@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from arbx.risk.limits import Mode
+from arbx.domain.modes import Mode
 
 UINT256_MAX = 2**256 - 1
 MAX_LIMIT = 500

@@ -25,7 +25,8 @@ from arbx.api.schemas import (
     StatusOut,
     TransactionOut,
 )
-from arbx.risk.limits import MODES, Limits, Mode
+from arbx.domain.limits import Limits
+from arbx.domain.modes import Mode, as_mode
 from arbx.store import api_repo, browse_repo
 from arbx.store import risk_repo as rrepo
 from arbx.store.models import AuditLog, BundleRow, OpportunityRow, Run, TransactionRow
@@ -162,7 +163,7 @@ def effective_mode(session: Session, chain_id: int) -> tuple[Mode, int, str | No
     risk = browse_repo.latest_risk_state(session, chain_id)
     if risk is None:
         return "shadow", 0, None
-    mode: Mode = next((m for m in MODES if m == risk.mode), "shadow")
+    mode: Mode = as_mode(risk.mode) or "shadow"
     return mode, risk.stage, risk.reason
 
 

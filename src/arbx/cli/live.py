@@ -22,7 +22,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from arbx.chain.rpc import RpcClient, hex_int
 from arbx.config import Settings
 from arbx.domain.errors import ConfigError
+from arbx.domain.modes import Mode
 from arbx.domain.pools import Pool
+from arbx.domain.stages import stage_limits
+from arbx.errors import SignerLockLostError
 from arbx.execution.contract import locked_build, runtime_matches
 from arbx.execution.keys import TxSigner, load_keys
 from arbx.execution.nonces import NonceManager
@@ -33,7 +36,6 @@ from arbx.executors.shadow import ShadowExecutor
 from arbx.risk.controller import RiskController
 from arbx.risk.killswitch import KillSwitch
 from arbx.risk.signer_lock import SignerLock
-from arbx.risk.stages import stage_limits
 
 DEPLOY_GAS = 3_000_000
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -95,7 +97,7 @@ async def _receipt(client: RpcClient, tx_hash: str) -> dict[str, Any]:
 async def live_executor(
     *,
     settings: Settings,
-    mode: str,
+    mode: Mode,
     engine: Engine,
     sessions: sessionmaker[Session],
     client: RpcClient,
@@ -113,8 +115,9 @@ async def live_executor(
 
     def guard() -> None:
         lock = holder.get("lock")
-        if lock is None or not lock.still_held():
-            raise ConfigError("refusing to sign: this process does not hold the signer lock")
+        if lock is None:
+            raise SignerLockLostError("refusing to sign: the signer lock is not taken yet")
+        lock.require()
 
     keys = load_keys(env, live=True, guard=guard)
     assert keys.signer is not None
@@ -125,7 +128,7 @@ async def live_executor(
         sessions,
         chain_id=chain_id,
         key_address=keys.signer.address,
-        ceiling=mode,  # type: ignore[arg-type]
+        ceiling=mode,
         limits=settings.risk.limits(),
         schedule=settings.risk.schedule(),
         lock=lock,

@@ -25,6 +25,7 @@ from typing import Any
 from arbx.cli.args import count
 from arbx.config import Settings, load_settings
 from arbx.domain.errors import ConfigError
+from arbx.domain.modes import MODES
 from arbx.risk.settings import RiskSettings, StageSettings
 
 PARITY_EVERY = 10
@@ -72,9 +73,7 @@ def register(sub: Any) -> None:
     )
     run.add_argument("--pools", type=count, help="embedded devnet: scale out to this many pools")
     run.add_argument("--plain", action="store_true", help="one line per block, no live view")
-    run.add_argument(
-        "--mode", choices=["shadow", "limited", "scaled"], help="overrides the settings' mode"
-    )
+    run.add_argument("--mode", choices=MODES, help="overrides the settings' mode")
     run.set_defaults(handler=_run)
 
     sync = sub.add_parser("sync", help="pool state sync tools")

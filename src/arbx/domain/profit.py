@@ -65,6 +65,27 @@ class Costs:
         return -(-(units * (self.base_fee_wei + self.priority_fee_wei) * num) // den)
 
 
+def builder_payment(profit: int, builder_share_bps: int) -> int:
+    """What the executor pays ``block.coinbase`` on a gross ``profit`` (rounded down, 0 if none).
+
+    The one copy of the contract's ``profit * builderShareBps / 10_000``: sizing, the bundle's
+    ``minProfit`` and the tests all use it.
+    """
+    return profit * builder_share_bps // BPS if profit > 0 else 0
+
+
+def kept_profit(profit: int, builder_share_bps: int) -> int:
+    """What stays in the contract after the builder's payment; ``minProfit`` bounds it."""
+    return profit - builder_payment(profit, builder_share_bps)
+
+
+def builder_share_for(payment: int, gross_profit: int) -> int:
+    """The largest share (bps) whose contract payment on ``gross_profit`` is at most ``payment``."""
+    if gross_profit <= 0 or payment <= 0:
+        return 0
+    return min(BPS, payment * BPS // gross_profit)
+
+
 @dataclass(frozen=True, slots=True)
 class Opportunity:
     """A sized route with its expected profit after every cost."""
@@ -106,7 +127,7 @@ def assess(
     units = costs.gas.units([pools[a] for a in route.pools], sized.ticks_crossed)
     gas_cost = costs.gas_cost(units)
     gross = sized.profit
-    builder = gross * costs.builder_share_bps // BPS  # what the executor pays to coinbase
+    builder = builder_payment(gross, costs.builder_share_bps)
     net = gross - builder - gas_cost
     if net < costs.min_net_profit:
         return None

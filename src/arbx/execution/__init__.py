@@ -11,12 +11,9 @@ from arbx.execution.route_codec import (
     KIND_V3,
     ExecuteCall,
     ExecutorHop,
-    builder_payment,
-    builder_share_for,
     decode_execute,
     encode_execute,
     execute_call,
-    kept_profit,
 )
 
 __all__ = [
@@ -26,10 +23,7 @@ __all__ = [
     "KIND_V3",
     "ExecuteCall",
     "ExecutorHop",
-    "builder_payment",
-    "builder_share_for",
     "decode_execute",
     "encode_execute",
     "execute_call",
-    "kept_profit",
 ]

@@ -13,7 +13,8 @@ every submission; ``stats`` counts them per builder. ``call_bundle`` returns a c
 A replacement uuid names one bundle, and a later bundle with the same uuid replaces it whatever
 its block: so each target block gets its own uuid, derived from the caller's (``block_uuid``).
 
-``BundleSubmitter`` adds the public mempool, which is used only when explicitly enabled.
+``BundleSubmitter`` holds the builders and blocks ahead for the live executor. Nothing is ever
+sent to the public mempool (docs/adr/0011-no-public-mempool.md).
 """
 
 import asyncio
@@ -28,7 +29,7 @@ from typing import Any, Final, Protocol, Self
 
 import aiohttp
 
-from arbx.chain.rpc import RpcClient, RpcError, parse_reply, request_body
+from arbx.chain.rpc import RpcError, parse_reply, request_body
 from arbx.chain.transport import FailureKind, TransportError, decode_json
 from arbx.domain.errors import ConfigError
 from arbx.errors import TransientError
@@ -85,7 +86,7 @@ class SubmitStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """One request to one builder (or to the public mempool) and its outcome."""
+    """One request to one builder and its outcome."""
 
     builder: str
     method: str
@@ -110,7 +111,6 @@ class FanOut:
     tx_hashes: tuple[bytes, ...]
     blocks: tuple[int, ...]
     submissions: tuple[Submission, ...]
-    public: tuple[Submission, ...] = ()
 
     @property
     def acks(self) -> list[Submission]:
@@ -405,11 +405,11 @@ class RelayClient:
         return list(await asyncio.gather(*jobs))
 
 
-# -- the submitter and the public mempool -------------------------------------------------------
+# -- the submitter ------------------------------------------------------------------------------
 
 
 class BundleSubmitter:
-    """Bundles to every builder; to the public mempool only when ``public_mempool`` is set."""
+    """Bundles to every builder, privately; never to the public mempool (see ADR 0011)."""
 
     def __init__(
         self,
@@ -417,18 +417,12 @@ class BundleSubmitter:
         builders: Sequence[BuilderSpec],
         *,
         blocks_ahead: int = DEFAULT_BLOCKS_AHEAD,
-        public_mempool: bool = False,
-        public_rpc: RpcClient | None = None,
     ) -> None:
-        if not builders and not public_mempool:
-            raise ConfigError("no builder to send bundles to, and the public mempool is off")
-        if public_mempool and public_rpc is None:
-            raise ConfigError("the public mempool is enabled but no RPC client is given for it")
+        if not builders:
+            raise ConfigError("no builder to send bundles to")
         self.relay = relay
         self.builders = tuple(builders)
         self.blocks_ahead = blocks_ahead
-        self.public_mempool = public_mempool
-        self._public_rpc = public_rpc
 
     async def submit(
         self,
@@ -438,40 +432,12 @@ class BundleSubmitter:
         replacement_uuid: str | None = None,
         reverting_hashes: Sequence[bytes] = (),
     ) -> FanOut:
-        """Fan the bundle out to the builders (and, if enabled, each tx to the public mempool)."""
-        report = await self.relay.fan_out(
+        """Fan the bundle out to the builders for its target blocks."""
+        return await self.relay.fan_out(
             self.builders,
             raw_txs,
             block_number,
             blocks_ahead=self.blocks_ahead,
             replacement_uuid=replacement_uuid,
             reverting_hashes=reverting_hashes,
-        )
-        if not self.public_mempool or self._public_rpc is None:
-            return report
-        public = [await self._send_public(self._public_rpc, raw) for raw in raw_txs]
-        return FanOut(
-            report.bundle_hash, report.tx_hashes, report.blocks, report.submissions, tuple(public)
-        )
-
-    @staticmethod
-    async def _send_public(client: RpcClient, raw: bytes | str) -> Submission:
-        started = time.perf_counter()
-        payload = raw if isinstance(raw, str) else "0x" + raw.hex()
-        try:
-            await client.call("eth_sendRawTransaction", [payload])
-            status, error = SubmitStatus.ACK, ""
-        except RpcError as rpc_error:
-            status, error = SubmitStatus.RPC_ERROR, str(rpc_error)
-        except TransientError as exc:
-            status, error = SubmitStatus.CONNECTION, str(exc)
-        return Submission(
-            "public-mempool",
-            "eth_sendRawTransaction",
-            None,
-            status,
-            None,
-            None,
-            error[:300],
-            time.perf_counter() - started,
         )

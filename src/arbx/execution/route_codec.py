@@ -17,12 +17,12 @@ from eth_utils.crypto import keccak
 
 from arbx.domain.errors import InputError
 from arbx.domain.pools import Pool, V2Pool
+from arbx.domain.profit import BPS
 from arbx.domain.routes import Route
 from arbx.domain.sizing import Sized
 
 KIND_V2 = 0
 KIND_V3 = 1
-BPS = 10_000
 UINT256_MAX = 2**256 - 1
 INT256_MAX = 2**255 - 1
 HOP_TYPE = "(address,address,uint8,bool,uint256)"
@@ -152,20 +152,3 @@ def decode_execute(calldata: bytes) -> ExecuteCall:
             for p, t, k, z, out in hops
         ),
     )
-
-
-def builder_payment(profit: int, builder_share_bps: int) -> int:
-    """What the contract pays the builder for a realized gross ``profit`` (rounded down)."""
-    return profit * builder_share_bps // BPS if profit > 0 else 0
-
-
-def kept_profit(profit: int, builder_share_bps: int) -> int:
-    """What stays in the contract after the builder's payment; ``minProfit`` bounds it."""
-    return profit - builder_payment(profit, builder_share_bps)
-
-
-def builder_share_for(payment: int, gross_profit: int) -> int:
-    """The largest share (bps) whose contract payment on ``gross_profit`` is at most ``payment``."""
-    if gross_profit <= 0 or payment <= 0:
-        return 0
-    return min(BPS, payment * BPS // gross_profit)

@@ -22,20 +22,21 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from arbx.chain.rpc import RpcClient, hex_int, to_quantity
 from arbx.domain.errors import ArbxError
+from arbx.domain.limits import Outcome as RiskOutcome
 from arbx.domain.pools import Pool
-from arbx.domain.profit import Opportunity
+from arbx.domain.profit import Opportunity, kept_profit
 from arbx.domain.sizing import Sized
 from arbx.engine.pipeline import BlockResult
+from arbx.errors import SignerLockLostError
 from arbx.execution.inclusion import BundleTracker, Outcome, OutcomeChange, track_head
 from arbx.execution.keys import TxSigner
 from arbx.execution.nonces import NonceManager
 from arbx.execution.presim import presimulate
 from arbx.execution.relay import BuilderSpec, BundleSubmitter, RelayClient
-from arbx.execution.route_codec import builder_payment, encode_execute
+from arbx.execution.route_codec import encode_execute
 from arbx.execution.tx import signed_execute_tx
 from arbx.executors.shadow import ShadowExecutor
 from arbx.risk.controller import RiskController
-from arbx.risk.limits import Outcome as RiskOutcome
 from arbx.store import api_repo
 from arbx.store import execution_repo as xrepo
 
@@ -154,6 +155,9 @@ class BundleExecutor:
             self.stats.considered += 1
             try:
                 await self._trade(opportunity, block.head.number + 1, block.seen_at)
+            except SignerLockLostError as exc:  # not ours to sign: refused, not a failure
+                self.stats.refused += 1
+                self._record_refusal(str(exc))
             except ArbxError as exc:  # a failed simulation or send drops this opportunity only
                 self.stats.sim_failed += 1
                 self._record_refusal(f"{type(exc).__name__}: {exc}")
@@ -164,9 +168,7 @@ class BundleExecutor:
             self.stats.refused += 1
             self._record_refusal(decision.reason or "refused")
             return
-        kept = opportunity.gross_profit - builder_payment(
-            opportunity.gross_profit, self.settings.builder_share_bps
-        )
+        kept = kept_profit(opportunity.gross_profit, self.settings.builder_share_bps)
         min_profit = max(1, kept * (10_000 - self.settings.slippage_bps) // 10_000)
         sized = Sized(opportunity.amount_in, opportunity.amounts, (0,) * len(opportunity.amounts))
         calldata = encode_execute(

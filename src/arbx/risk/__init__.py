@@ -1,48 +1,6 @@
-"""Risk: modes, capital limits, stages, the kill switch and the one-signer-per-key lock.
+"""Risk at run time: the kill switch, the one-signer-per-key lock, and the controller.
 
-``limits`` and ``stages`` are pure (no IO); ``killswitch`` and ``signer_lock`` talk to the
-database; ``controller`` puts them together for the engine; ``commands`` adds ``arbx kill``,
-``arbx unkill`` and ``arbx risk``; ``settings`` is the ``[risk]`` settings section.
+The rules themselves are pure and live in the domain (``arbx.domain.modes``, ``limits`` and
+``stages``); ``killswitch`` and ``signer_lock`` talk to the database; ``controller`` puts them
+together for the engine; ``settings`` is the ``[risk]`` settings section.
 """
-
-from arbx.risk.limits import (
-    Decision,
-    Limits,
-    Mode,
-    Outcome,
-    RiskState,
-    check_trade,
-    new_state,
-    record_outcome,
-    roll_day,
-)
-from arbx.risk.stages import (
-    Schedule,
-    Stage,
-    StageDecision,
-    StageHistory,
-    default_schedule,
-    effective_mode,
-    evaluate_stage,
-    stage_limits,
-)
-
-__all__ = [
-    "Decision",
-    "Limits",
-    "Mode",
-    "Outcome",
-    "RiskState",
-    "Schedule",
-    "Stage",
-    "StageDecision",
-    "StageHistory",
-    "check_trade",
-    "default_schedule",
-    "effective_mode",
-    "evaluate_stage",
-    "new_state",
-    "record_outcome",
-    "roll_day",
-    "stage_limits",
-]

@@ -24,20 +24,20 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from arbx.domain.profit import Opportunity
-from arbx.risk.killswitch import KillSwitch
-from arbx.risk.limits import (
+from arbx.domain.limits import (
     Decision,
     Limits,
-    Mode,
     Outcome,
     RiskState,
     check_trade,
     record_outcome,
     utc_day,
 )
+from arbx.domain.modes import Mode
+from arbx.domain.profit import Opportunity
+from arbx.domain.stages import Schedule, StageDecision, effective_mode, evaluate_stage, stage_limits
+from arbx.risk.killswitch import KillSwitch
 from arbx.risk.signer_lock import SignerLock
-from arbx.risk.stages import Schedule, StageDecision, effective_mode, evaluate_stage, stage_limits
 from arbx.store import execution_repo as xrepo
 from arbx.store import risk_repo as rrepo
 

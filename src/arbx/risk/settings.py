@@ -1,7 +1,7 @@
 """The ``risk`` section of the settings (``[risk]`` in TOML, ``ARBX_RISK__...`` variables).
 
 ``arbx.config.Settings`` includes it as ``risk: RiskSettings``; ``limits()`` and ``schedule()``
-turn it into the pure objects of ``arbx.risk.limits`` and ``arbx.risk.stages``. Input caps are
+turn it into the pure objects of ``arbx.domain.limits`` and ``arbx.domain.stages``. Input caps are
 keyed by base token address, or ``"*"`` for every base token without its own cap.
 """
 
@@ -12,8 +12,9 @@ from typing import Literal
 from eth_utils.address import is_hex_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from arbx.risk.limits import ANY_TOKEN, Limits, Mode
-from arbx.risk.stages import DemotionRule, PromotionRule, Schedule, Stage, default_schedule
+from arbx.domain.limits import ANY_TOKEN, Limits
+from arbx.domain.modes import Mode
+from arbx.domain.stages import DemotionRule, PromotionRule, Schedule, Stage, default_schedule
 
 
 def _caps(value: dict[str, int]) -> dict[str, int]:

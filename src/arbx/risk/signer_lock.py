@@ -37,6 +37,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
 from arbx.domain.errors import ConfigError
+from arbx.errors import SignerLockLostError
 from arbx.store.db import make_session_factory
 from arbx.store.models import SignerLease
 
@@ -122,6 +123,14 @@ class SignerLock:
             if not ok:
                 self._lost()
             return ok
+
+    def require(self) -> None:
+        """Raise SignerLockLostError unless the database says this instance holds the key."""
+        if not self.still_held():
+            raise SignerLockLostError(
+                "refusing to sign: this process does not hold the signer lock of "
+                + self.key_address
+            )
 
     def renew(self) -> bool:
         """Extend the lease (SQLite) or confirm the lock (PostgreSQL). -> still held?"""

@@ -31,7 +31,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from arbx.domain.errors import InputError
-from arbx.risk.limits import ANY_TOKEN, MODES, Limits, Mode
+from arbx.domain.limits import ANY_TOKEN, Limits
+from arbx.domain.modes import MODES, Mode
 from arbx.store.models import ApiTokenRow, EngineControlsRow, HeartbeatRow
 from arbx.store.repo import upsert_row
 from arbx.store.risk_repo import audit

@@ -19,8 +19,8 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from arbx.domain.errors import InputError
-from arbx.risk.limits import OUTCOMES
-from arbx.risk.stages import BundleEvidence
+from arbx.domain.limits import OUTCOMES
+from arbx.domain.stages import BundleEvidence
 from arbx.store.models import (
     BundleRow,
     Run,

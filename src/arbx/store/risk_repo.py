@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from arbx.domain.errors import InputError
-from arbx.risk.limits import MODES
-from arbx.risk.stages import StageHistory
+from arbx.domain.modes import MODES
+from arbx.domain.stages import StageHistory
 from arbx.store.execution_repo import stage_evidence
 from arbx.store.models import AuditLog, KillSwitchRow, RiskStateRow, StageHistoryRow
 from arbx.store.repo import upsert_row

@@ -14,9 +14,9 @@ import httpx
 from sqlalchemy import Engine, Table
 from sqlalchemy.orm import Session, sessionmaker
 
+from arbx.domain.limits import Limits
 from arbx.domain.profit import Opportunity
 from arbx.domain.routes import Route
-from arbx.risk.limits import Limits
 from arbx.store import api_repo, repo
 from arbx.store import execution_repo as xrepo
 from arbx.store.models import Base

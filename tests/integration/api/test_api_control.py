@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from arbx.api import commands, create_app
 from arbx.cli.args import Parser
 from arbx.domain.errors import ConfigError, InputError
-from arbx.risk.limits import Limits
+from arbx.domain.limits import Limits
 from arbx.store import api_repo, db
 from arbx.store import risk_repo as rrepo
 from arbx.store.models import AuditLog, KillSwitchRow

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from arbx.risk.limits import ANY_TOKEN, MODES, Limits, Mode, input_cap
+from arbx.domain.limits import ANY_TOKEN, Limits, input_cap
+from arbx.domain.modes import Mode, mode_rank
 
 BPS = 10_000
 Action = Literal["stay", "promote", "demote"]
@@ -68,7 +69,7 @@ class Schedule:
     def __post_init__(self) -> None:
         if not self.stages or self.stages[0].mode != "shadow":
             raise ValueError("a schedule starts with a shadow stage (stage 0)")
-        ranks = [MODES.index(s.mode) for s in self.stages]
+        ranks = [mode_rank(s.mode) for s in self.stages]
         if ranks != sorted(ranks):
             raise ValueError("stage modes must not go down: shadow, then limited, then scaled")
         if any(s.mode == "shadow" for s in self.stages[1:]):
@@ -116,11 +117,6 @@ def default_schedule() -> Schedule:
             Stage("scaled", {ANY_TOKEN: 10**19}, "scaled 10"),
         )
     )
-
-
-def mode_rank(mode: Mode) -> int:
-    """shadow 0, limited 1, scaled 2."""
-    return MODES.index(mode)
 
 
 def effective_mode(ceiling: Mode, stage: Stage, *, kill_switch: bool = False) -> Mode:

@@ -25,12 +25,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Literal
 
+from arbx.domain.modes import Mode
 from arbx.domain.profit import Opportunity
 
-Mode = Literal["shadow", "limited", "scaled"]
 Outcome = Literal["included", "not_included", "reverted", "state_moved", "sim_failed"]
 
-MODES: tuple[Mode, ...] = ("shadow", "limited", "scaled")
 OUTCOMES: tuple[Outcome, ...] = (
     "included",
     "not_included",

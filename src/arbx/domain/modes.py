@@ -1,0 +1,20 @@
+"""The engine's modes, in rising order of risk: the one definition every layer imports."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Mode = Literal["shadow", "limited", "scaled"]
+
+# shadow finds and simulates and never signs; limited and scaled sign within their limits
+MODES: tuple[Mode, ...] = ("shadow", "limited", "scaled")
+
+
+def mode_rank(mode: Mode) -> int:
+    """0 for shadow, 1 for limited, 2 for scaled: a higher rank risks more."""
+    return MODES.index(mode)
+
+
+def as_mode(value: object) -> Mode | None:
+    """``value`` as a Mode when it names one exactly, else None."""
+    return next((m for m in MODES if m == value), None)
