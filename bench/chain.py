@@ -43,7 +43,9 @@ async def measure(deployment_file: Path, deployment: Any) -> dict[str, Any]:
     spec = devnet_spec(deployment)
     async with RpcClient([spec.rpc[0]], timeout=30.0) as client:
         head = decode_head(await client.call("eth_getBlockByNumber", ["latest", False]))
-        metas = await discover(client, spec.venues, 0, head.number, spec.chain_id)
+        metas = await discover(
+            client, spec.venues, 0, head.number, spec.chain_id, multicall_address=spec.multicall
+        )
         addresses = sorted({t.address for m in metas for t in (m.token0, m.token1)})
         tokens = await token_metadata(client, spec.multicall, addresses, head.number)
         metas = with_metadata(metas, tokens)

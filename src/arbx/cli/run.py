@@ -397,7 +397,14 @@ async def _bootstrap(client: Any, spec: ChainSpec) -> tuple[Any, list[Any], dict
 
     head = decode_head(await client.call("eth_getBlockByNumber", ["latest", False]))
     metas = await discover(
-        client, spec.venues, spec.start_block, head.number, spec.chain_id, spec.allow, spec.deny
+        client,
+        spec.venues,
+        spec.start_block,
+        head.number,
+        spec.chain_id,
+        spec.allow,
+        spec.deny,
+        multicall_address=spec.multicall,
     )
     if not metas:
         raise ConfigError("no pools found: check the venues' factories and chain.start_block")

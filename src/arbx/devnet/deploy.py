@@ -8,16 +8,15 @@ web3 contract objects with ``DevChain.contract(load_artifact(name), address)``.
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from eth_abi.abi import encode
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 from web3.contract import Contract
 from web3.logs import DISCARD
 
 from arbx.devnet.artifacts import load_artifact
 from arbx.devnet.chain import DevChain
 from arbx.devnet.solc import load_test_contract
+from arbx.domain import create2
 from arbx.domain.errors import ConfigError, InputError
 
 # Pair init code hash hardcoded in UniswapV2Library (v2-periphery); mainnet's.
@@ -96,8 +95,7 @@ def sort_tokens(token_a: str, token_b: str) -> tuple[ChecksumAddress, ChecksumAd
 
 def create2_address(deployer: str, salt: bytes, init_code_hash: bytes) -> ChecksumAddress:
     """The CREATE2 address: keccak256(0xff ++ deployer ++ salt ++ init_code_hash)[12:]."""
-    digest = keccak(b"\xff" + bytes.fromhex(deployer[2:]) + salt + init_code_hash)
-    return to_checksum_address(digest[12:])
+    return to_checksum_address(create2.create2_address(deployer, salt, init_code_hash))
 
 
 def v2_pair_address(
@@ -105,8 +103,8 @@ def v2_pair_address(
 ) -> ChecksumAddress:
     """UniswapV2Library.pairFor: the pair's address, computed without a call."""
     token0, token1 = sort_tokens(token_a, token_b)
-    salt = keccak(bytes.fromhex(token0[2:]) + bytes.fromhex(token1[2:]))
-    return create2_address(factory, salt, init_code_hash)
+    address = create2.v2_pair_address(factory, token0, token1, "0x" + init_code_hash.hex())
+    return to_checksum_address(address)
 
 
 def v3_pool_address(
@@ -118,8 +116,8 @@ def v3_pool_address(
 ) -> ChecksumAddress:
     """PoolAddress.computeAddress: the pool's address, computed without a call."""
     token0, token1 = sort_tokens(token_a, token_b)
-    salt = keccak(encode(["address", "address", "uint24"], [token0, token1, fee]))
-    return create2_address(factory, salt, init_code_hash)
+    address = create2.v3_pool_address(factory, token0, token1, fee, "0x" + init_code_hash.hex())
+    return to_checksum_address(address)
 
 
 def deploy_uniswap(chain: DevChain) -> UniswapDeployment:
