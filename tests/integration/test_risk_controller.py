@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from arbx.cli import risk as commands
 from arbx.cli.args import Parser
 from arbx.domain.limits import Limits
 from arbx.domain.profit import Opportunity
 from arbx.domain.routes import Route
 from arbx.domain.stages import default_schedule
-from arbx.risk import commands
 from arbx.risk.controller import RiskController
 from arbx.risk.killswitch import KillSwitch, unkill
 from arbx.risk.signer_lock import SignerLock

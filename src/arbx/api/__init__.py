@@ -4,8 +4,8 @@ live stream, on the database the engine writes.
     app = create_app(make_session_factory(make_engine(url)), chain_id=1)
     await serve(app, "127.0.0.1", 8000, stop)   # or: arbx api --port 8000
 
-``arbx.api.commands`` adds ``arbx api``, ``arbx token``, ``arbx mode`` and ``arbx limits``; it
-is imported with every ``arbx`` command, so the web stack here loads only when first used.
+``arbx.cli.api`` adds ``arbx api``, ``arbx token``, ``arbx mode`` and ``arbx limits``; it is
+imported with every ``arbx`` command, so the web stack here loads only when first used.
 """
 
 from __future__ import annotations

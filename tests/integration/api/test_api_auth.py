@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from arbx.api import commands
+from arbx.cli import api as commands
 from arbx.cli.args import Parser
 from arbx.domain.errors import InputError
 from arbx.store import api_repo

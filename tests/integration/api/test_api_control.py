@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select
 
-from arbx.api import commands, create_app
+from arbx.api import create_app
+from arbx.cli import api as commands
 from arbx.cli.args import Parser
 from arbx.domain.errors import ConfigError, InputError
 from arbx.domain.limits import Limits

@@ -90,10 +90,10 @@ def _controls_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _api(args: argparse.Namespace) -> int:
-    from arbx.api.app import create_app  # noqa: PLC0415 - web and database code load on use
-    from arbx.cli.store import database_errors  # noqa: PLC0415
-    from arbx.config import load_settings  # noqa: PLC0415
-    from arbx.store import make_engine, make_session_factory, migrate  # noqa: PLC0415
+    from arbx.api.app import create_app
+    from arbx.cli.store import database_errors
+    from arbx.config import load_settings
+    from arbx.store import make_engine, make_session_factory, migrate
 
     settings = load_settings(args.config)
     api = api_settings(settings)
@@ -121,7 +121,7 @@ def _api(args: argparse.Namespace) -> int:
 
 
 async def _serve_until_signalled(app: Any, host: str, port: int) -> None:
-    from arbx.api.app import serve  # noqa: PLC0415
+    from arbx.api.app import serve
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -132,7 +132,7 @@ async def _serve_until_signalled(app: Any, host: str, port: int) -> None:
 
 def api_settings(settings: Settings) -> Any:
     """The ``api`` section of the settings (defaults until ``Settings`` has one)."""
-    from arbx.api.settings import ApiSettings  # noqa: PLC0415
+    from arbx.api.settings import ApiSettings
 
     section = getattr(settings, "api", None)
     return section if isinstance(section, ApiSettings) else ApiSettings()
@@ -142,7 +142,7 @@ def api_settings(settings: Settings) -> Any:
 
 
 def _token_add(args: argparse.Namespace) -> int:
-    from arbx.store import api_repo  # noqa: PLC0415
+    from arbx.store import api_repo
 
     with _sessions(args.config) as (sessions, _), sessions.begin() as session:
         token = api_repo.add_token(session, args.name, args.role)
@@ -155,7 +155,7 @@ def _token_add(args: argparse.Namespace) -> int:
 
 
 def _token_list(args: argparse.Namespace) -> int:
-    from arbx.store import api_repo  # noqa: PLC0415
+    from arbx.store import api_repo
 
     with _sessions(args.config) as (sessions, _), sessions() as session:
         tokens = api_repo.list_tokens(session)
@@ -171,7 +171,7 @@ def _token_list(args: argparse.Namespace) -> int:
 
 
 def _token_revoke(args: argparse.Namespace) -> int:
-    from arbx.store import api_repo  # noqa: PLC0415
+    from arbx.store import api_repo
 
     with _sessions(args.config) as (sessions, _), sessions.begin() as session:
         api_repo.revoke_token(session, args.name)
@@ -183,7 +183,7 @@ def _token_revoke(args: argparse.Namespace) -> int:
 
 
 def _mode(args: argparse.Namespace) -> int:
-    from arbx.store import api_repo  # noqa: PLC0415
+    from arbx.store import api_repo
 
     with _sessions(args.config) as (sessions, settings), sessions.begin() as session:
         chain = settings.chain.id if args.chain is None else args.chain
@@ -205,7 +205,7 @@ def _mode(args: argparse.Namespace) -> int:
 
 
 def _limits(args: argparse.Namespace) -> int:
-    from arbx.store import api_repo  # noqa: PLC0415
+    from arbx.store import api_repo
 
     with _sessions(args.config) as (sessions, settings), sessions.begin() as session:
         chain = settings.chain.id if args.chain is None else args.chain
@@ -257,9 +257,9 @@ def _caps(items: list[str]) -> dict[str, int]:
 @contextmanager
 def _sessions(config: Path | None) -> Iterator[tuple[sessionmaker[Session], Settings]]:
     """Sessions on the migrated database of the settings; database errors as one line."""
-    from arbx.cli.store import database_errors  # noqa: PLC0415
-    from arbx.config import load_settings  # noqa: PLC0415
-    from arbx.store import make_engine, make_session_factory, migrate  # noqa: PLC0415
+    from arbx.cli.store import database_errors
+    from arbx.config import load_settings
+    from arbx.store import make_engine, make_session_factory, migrate
 
     settings = load_settings(config)
     url = settings.database_url

@@ -48,7 +48,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _kill(args: argparse.Namespace) -> int:
-    from arbx.risk.killswitch import kill  # noqa: PLC0415 - database code loads on use
+    from arbx.risk.killswitch import kill
 
     chain, url = _target(args)
     with _sessions(url) as sessions:
@@ -58,7 +58,7 @@ def _kill(args: argparse.Namespace) -> int:
 
 
 def _unkill(args: argparse.Namespace) -> int:
-    from arbx.risk.killswitch import unkill  # noqa: PLC0415
+    from arbx.risk.killswitch import unkill
 
     chain, url = _target(args)
     with _sessions(url) as sessions:
@@ -69,7 +69,7 @@ def _unkill(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from arbx.store import risk_repo as rrepo  # noqa: PLC0415
+    from arbx.store import risk_repo as rrepo
 
     chain, url = _target(args)
     with _sessions(url) as sessions, sessions() as session:
@@ -90,8 +90,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _target(args: argparse.Namespace) -> tuple[int, str]:
-    from arbx.config import load_settings  # noqa: PLC0415
-    from arbx.store.risk_repo import ALL_CHAINS  # noqa: PLC0415
+    from arbx.config import load_settings
+    from arbx.store.risk_repo import ALL_CHAINS
 
     settings = load_settings(args.config)
     if getattr(args, "all_chains", False):
@@ -103,8 +103,8 @@ def _target(args: argparse.Namespace) -> tuple[int, str]:
 @contextmanager
 def _sessions(url: str) -> Iterator[sessionmaker[Session]]:
     """Sessions on the migrated database; database errors become one ConfigError line."""
-    from arbx.cli.store import database_errors  # noqa: PLC0415
-    from arbx.store import make_engine, make_session_factory, migrate  # noqa: PLC0415
+    from arbx.cli.store import database_errors
+    from arbx.store import make_engine, make_session_factory, migrate
 
     with database_errors(url):
         migrate.upgrade(url)
