@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -23,6 +24,7 @@ from arbx.chain.sync import ChainSync
 from arbx.cli.run import _bootstrap, devnet_spec
 from arbx.devnet.commands import EmbeddedDevnet
 from arbx.engine.pipeline import BlockResult, Pipeline
+from arbx.store import api_repo, make_engine, make_session_factory
 from arbx.strategies.cyclic import CyclicArbitrage, StrategyLimits
 
 pytestmark = pytest.mark.e2e
@@ -185,3 +187,12 @@ def test_embedded_run_then_report(tmp_path: Path) -> None:
     assert data["run"]["mode"] == "shadow"
     assert data["parity"]["failures"] == 0
     assert set(data["latency_ms"]) >= {"p50", "p90", "p99"}
+    # The run's operator token no longer authenticates once the run is over.
+    token = re.search(r"operator token for this run: (\S+)\)", proc.stdout)
+    assert token is not None, proc.stdout
+    engine = make_engine(env["ARBX_DATABASE_URL"])
+    with make_session_factory(engine)() as session:
+        stored = api_repo.find_token(session, token.group(1))
+    engine.dispose()
+    assert stored is not None
+    assert stored.revoked_at is not None

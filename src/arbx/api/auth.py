@@ -10,16 +10,23 @@ response, so that reads do not queue behind the engine for SQLite's write lock.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Annotated, Final
+from typing import Annotated, Final, TypeVar
 
 from fastapi import BackgroundTasks, Depends, HTTPException, Query, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from arbx.api.context import ApiContext, context
+from arbx.domain.errors import InputError
 from arbx.store import api_repo
 
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 TOUCH_EVERY_S: Final = 60.0
 MAX_TOKEN_LENGTH: Final = 256
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -110,3 +117,15 @@ def stream_viewer(
 
 Viewer = Annotated[Principal, Depends(viewer)]
 Operator = Annotated[Principal, Depends(operator)]
+
+
+async def revoked_after(work: Awaitable[T], sessions: sessionmaker[Session], token_name: str) -> T:
+    """Await ``work`` (a server for one run), then revoke the run's token however it ended."""
+    try:
+        return await work
+    finally:
+        try:
+            with sessions.begin() as session:
+                api_repo.revoke_token(session, token_name)
+        except (InputError, SQLAlchemyError) as exc:  # never hide why the run ended
+            log.warning("could not revoke the run's API token %s: %s", token_name, exc)

@@ -1,6 +1,11 @@
 """Changing endpoints (operator tokens): mode ceiling, limits, kill switch. Each change is in the
 audit log (actor ``api:<token name>``, before, after, reason) and wakes the live stream.
 
+Operators lower risk, never raise it: a mode ceiling above the configured mode, or a limit above
+the configured one (input caps: the settings' caps, else the highest stage's), is refused with
+409 and one line, and the refusal is audited too. The engine applies the same rule when it reads
+the controls back, so a stored control never loosens the settings.
+
 The engine reads the mode ceiling and the limits from ``engine_controls`` at every block
 (``arbx.store.api_repo.get_controls``); the kill switch is the one ``arbx kill`` sets.
 """
@@ -9,13 +14,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, HTTPException
 
 from arbx.api import views
 from arbx.api.auth import Operator, Viewer
 from arbx.api.context import ApiContext, context
 from arbx.api.params import WRITE_ERRORS
 from arbx.api.schemas import KillIn, KillSwitchOut, LimitsIn, LimitsOut, ModeIn, ModeOut, UnkillIn
+from arbx.domain.limits import Limits, configured_bound
 from arbx.risk.killswitch import kill, unkill
 from arbx.store import api_repo
 from arbx.store.risk_repo import ALL_CHAINS
@@ -36,16 +42,28 @@ def put_mode(ctx: Ctx, principal: Operator, body: ModeIn) -> ModeOut:
     """Set the highest mode the engine may trade in (null: back to the configured one)."""
     with ctx.sessions.begin() as session:
         chain = ctx.require_chain(session)
-        api_repo.set_controls(
+        why = api_repo.refusal(
             session,
             chain,
             actor=principal.actor,
             mode_ceiling=body.mode,
+            configured_mode=ctx.configured_mode,
             reason=body.reason,
             at=ctx.clock(),
         )
-        api_repo.notify_event(session, "status", {"chain_id": chain})
-        return views.mode_view(ctx, session, chain)
+        if why is None:
+            api_repo.set_controls(
+                session,
+                chain,
+                actor=principal.actor,
+                mode_ceiling=body.mode,
+                reason=body.reason,
+                at=ctx.clock(),
+                configured_mode=ctx.configured_mode,
+            )
+            api_repo.notify_event(session, "status", {"chain_id": chain})
+            return views.mode_view(ctx, session, chain)
+    raise HTTPException(409, why)
 
 
 @router.get("/limits", response_model=LimitsOut, summary="Limits")
@@ -64,13 +82,31 @@ def put_limits(ctx: Ctx, principal: Operator, body: LimitsIn) -> LimitsOut:
         body.daily_loss_cap_wei,
         body.max_consecutive_failures,
     )
+    bound = _bound(ctx)
     with ctx.sessions.begin() as session:
         chain = ctx.require_chain(session)
-        api_repo.set_controls(
-            session, chain, actor=principal.actor, limits=limits, reason=body.reason, at=ctx.clock()
+        why = api_repo.refusal(
+            session,
+            chain,
+            actor=principal.actor,
+            limits=limits,
+            configured_limits=bound,
+            reason=body.reason,
+            at=ctx.clock(),
         )
-        api_repo.notify_event(session, "status", {"chain_id": chain})
-        return views.limits_view(ctx, session, chain)
+        if why is None:
+            api_repo.set_controls(
+                session,
+                chain,
+                actor=principal.actor,
+                limits=limits,
+                reason=body.reason,
+                at=ctx.clock(),
+                configured_limits=bound,
+            )
+            api_repo.notify_event(session, "status", {"chain_id": chain})
+            return views.limits_view(ctx, session, chain)
+    raise HTTPException(409, why)
 
 
 @router.delete("/limits", response_model=LimitsOut, summary="Back to the configured limits")
@@ -102,6 +138,13 @@ def post_unkill(
     state = unkill(ctx.sessions, chain, principal.actor, body.reason, at=ctx.clock())
     _wake(ctx, chain)
     return views.kill_switch(state)
+
+
+def _bound(ctx: ApiContext) -> Limits | None:
+    """The loosest limits the settings allow (None: the API was started without them)."""
+    if ctx.configured_limits is None:
+        return None
+    return configured_bound(ctx.configured_limits, (s.max_input for s in ctx.schedule.stages))
 
 
 def _scope(ctx: ApiContext, all_chains: bool) -> int:

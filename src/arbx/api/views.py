@@ -26,7 +26,7 @@ from arbx.api.schemas import (
     TransactionOut,
 )
 from arbx.domain.limits import Limits
-from arbx.domain.modes import Mode, as_mode
+from arbx.domain.modes import Mode, as_mode, mode_ceiling
 from arbx.store import api_repo, browse_repo
 from arbx.store import risk_repo as rrepo
 from arbx.store.models import AuditLog, BundleRow, OpportunityRow, Run, TransactionRow
@@ -231,6 +231,8 @@ def limits_view(ctx: ApiContext, session: Session, chain_id: int) -> LimitsOut:
     source = None
     if controls is not None and controls.limits is not None:
         limits, source = controls.limits, "api"
+        if ctx.configured_limits is not None:
+            limits = controls.limits_or(ctx.configured_limits)
     elif ctx.configured_limits is not None:
         limits, source = ctx.configured_limits, "configured"
     return LimitsOut(
@@ -246,8 +248,12 @@ def limits_view(ctx: ApiContext, session: Session, chain_id: int) -> LimitsOut:
 
 
 def _ceiling(ctx: ApiContext, controls: api_repo.Controls | None) -> tuple[Mode | None, Any]:
-    if controls is not None and controls.mode_ceiling is not None:
-        return controls.mode_ceiling, "api"
-    if ctx.configured_mode is not None:
-        return ctx.configured_mode, "configured"
+    """The ceiling in force: the operators' one where it is lower than the configured mode."""
+    operator = controls.mode_ceiling if controls is not None else None
+    configured = ctx.configured_mode
+    lower = configured is None or mode_ceiling(configured, operator or configured) == operator
+    if operator is not None and lower:
+        return operator, "api"
+    if configured is not None:
+        return configured, "configured"
     return None, None

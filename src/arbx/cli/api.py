@@ -185,16 +185,27 @@ def _token_revoke(args: argparse.Namespace) -> int:
 def _mode(args: argparse.Namespace) -> int:
     from arbx.store import api_repo
 
+    why = None
     with _sessions(args.config) as (sessions, settings), sessions.begin() as session:
         chain = settings.chain.id if args.chain is None else args.chain
-        if args.mode_command == "show":
-            controls = api_repo.get_controls(session, chain)
-        else:
+        controls = api_repo.get_controls(session, chain)
+        if args.mode_command != "show":
             ceiling = args.mode if args.mode_command == "set" else None
-            controls = api_repo.set_controls(
-                session, chain, actor=_actor(), mode_ceiling=ceiling, reason=args.reason
+            why = api_repo.refusal(
+                session,
+                chain,
+                actor=_actor(),
+                mode_ceiling=ceiling,
+                configured_mode=settings.mode,
+                reason=args.reason,
             )
-    if controls is not None and controls.mode_ceiling is not None:
+            if why is None:
+                controls = api_repo.set_controls(
+                    session, chain, actor=_actor(), mode_ceiling=ceiling, reason=args.reason
+                )
+    if why is not None:
+        raise api_repo.ControlRefusedError(why)
+    if controls is not None and controls.ceiling_or(settings.mode) == controls.mode_ceiling:
         print(
             f"chain {chain}: mode ceiling {controls.mode_ceiling} "
             f"(set by {controls.updated_by} at {controls.updated_at.isoformat(timespec='seconds')})"
@@ -207,6 +218,7 @@ def _mode(args: argparse.Namespace) -> int:
 def _limits(args: argparse.Namespace) -> int:
     from arbx.store import api_repo
 
+    why = None
     with _sessions(args.config) as (sessions, settings), sessions.begin() as session:
         chain = settings.chain.id if args.chain is None else args.chain
         controls = api_repo.get_controls(session, chain)
@@ -219,15 +231,26 @@ def _limits(args: argparse.Namespace) -> int:
                 _given(args.daily_loss_cap_wei, current.daily_loss_cap_wei),
                 _given(args.max_consecutive_failures, current.max_consecutive_failures),
             )
-            controls = api_repo.set_controls(
-                session, chain, actor=_actor(), limits=limits, reason=args.reason
+            why = api_repo.refusal(
+                session,
+                chain,
+                actor=_actor(),
+                limits=limits,
+                configured_limits=_bound(settings),
+                reason=args.reason,
             )
+            if why is None:
+                controls = api_repo.set_controls(
+                    session, chain, actor=_actor(), limits=limits, reason=args.reason
+                )
         elif args.limits_command == "clear":
             controls = api_repo.set_controls(
                 session, chain, actor=_actor(), limits=None, reason=args.reason
             )
+    if why is not None:
+        raise api_repo.ControlRefusedError(why)
     source = "set by " + controls.updated_by if controls and controls.limits else "configured"
-    shown = controls.limits if controls and controls.limits else settings.risk.limits()
+    shown = controls.limits_or(settings.risk.limits()) if controls else settings.risk.limits()
     print(f"chain {chain}: limits ({source})")
     for token, cap in sorted(shown.max_input.items()):
         print(f"  max input {token}: {cap}")
@@ -252,6 +275,14 @@ def _caps(items: list[str]) -> dict[str, int]:
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _bound(settings: Settings) -> Any:
+    """The loosest limits the settings allow (input caps: the settings', else the stages')."""
+    from arbx.domain.limits import configured_bound
+
+    stages = settings.risk.schedule().stages
+    return configured_bound(settings.risk.limits(), (s.max_input for s in stages))
 
 
 @contextmanager

@@ -310,6 +310,7 @@ async def _serve_api(
     import socket
 
     from arbx.api.app import create_app, serve
+    from arbx.api.auth import revoked_after
     from arbx.store import api_repo
 
     host, port = "127.0.0.1", settings.api.port
@@ -320,8 +321,6 @@ async def _serve_api(
         from arbx.devnet.anvil import free_port
 
         port = free_port()
-    with sessions.begin() as session:
-        token = api_repo.add_token(session, f"run-{run_id}-{secrets.token_hex(3)}", "operator")
     app = create_app(
         sessions,
         chain_id=chain_id,
@@ -331,7 +330,10 @@ async def _serve_api(
         configured_limits=settings.risk.limits(),
         schedule=settings.risk.schedule(),
     )
-    task = asyncio.ensure_future(serve(app, host, port, stop))
+    name = f"run-{run_id}-{secrets.token_hex(3)}"
+    with sessions.begin() as session:
+        token = api_repo.add_token(session, name, "operator")
+    task = asyncio.ensure_future(revoked_after(serve(app, host, port, stop), sessions, name))
     print(f"dashboard: http://{host}:{port}/  (operator token for this run: {token})", flush=True)
     return task
 

@@ -20,7 +20,7 @@ that was simply not included (lost the auction, state moved) neither counts nor 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Literal
@@ -218,3 +218,70 @@ def breached(state: RiskState, limits: Limits) -> str | None:
             f"(limit {limits.max_consecutive_failures})"
         )
     return None
+
+
+# --- operators' controls: they lower risk, never raise it -----------------------------------
+
+
+def configured_bound(limits: Limits, stage_caps: Iterable[Mapping[str, int]] = ()) -> Limits:
+    """The loosest limits the settings allow: ``limits``, input caps it lacks from the stages.
+
+    A base token without a cap in ``limits`` is capped by the capital stage in force, so the
+    most any stage allows for it is what the settings allow.
+    """
+    caps = {k.lower(): v for k, v in limits.max_input.items()}
+    for stage in stage_caps:
+        for token, cap in stage.items():
+            key = token.lower()
+            if input_cap(limits.max_input, key) is None:
+                caps[key] = max(cap, caps.get(key, cap))
+    return replace(limits, max_input=caps)
+
+
+def limits_refusal(requested: Limits, bound: Limits) -> str | None:
+    """The first limit of ``requested`` looser than ``bound`` (see ``configured_bound``), or None.
+
+    Every input cap is compared the way a trade would see it: a token's own cap, else ``"*"``.
+    A cap for a token the settings leave without one would open it, so it is refused too.
+    """
+    for token in sorted({k.lower() for k in (*requested.max_input, *bound.max_input)}):
+        asked = input_cap(requested.max_input, token)
+        allowed = input_cap(bound.max_input, token)
+        if asked is None:
+            continue
+        name = "any base token ('*')" if token == ANY_TOKEN else token
+        if allowed is None:
+            return f"input cap {asked} for {name}: the settings allow no trade in it"
+        if asked > allowed:
+            return f"input cap {asked} for {name} is above the configured {allowed}"
+    for field_name in ("daily_gas_cap_wei", "daily_loss_cap_wei", "max_consecutive_failures"):
+        asked, allowed = getattr(requested, field_name), getattr(bound, field_name)
+        if asked > allowed:
+            return f"{field_name} {asked} is above the configured {allowed}"
+    return None
+
+
+def tightened(operator: Limits | None, configured: Limits) -> Limits:
+    """The limits in force: each of the operators' limits, never looser than the configured one.
+
+    An input cap the operators left out closes that token; one the settings lack is kept as
+    the operators set it (the stage's cap still applies on top, see ``stage_limits``).
+    """
+    if operator is None:
+        return configured
+    spelled = {k.lower(): k for k in (*configured.max_input, *operator.max_input)}
+    caps: dict[str, int] = {}
+    for token, name in sorted(spelled.items()):
+        asked = input_cap(operator.max_input, token)
+        if asked is None:
+            continue
+        allowed = input_cap(configured.max_input, token)
+        caps[name] = asked if allowed is None else min(asked, allowed)
+    return Limits(
+        max_input=caps,
+        daily_gas_cap_wei=min(operator.daily_gas_cap_wei, configured.daily_gas_cap_wei),
+        daily_loss_cap_wei=min(operator.daily_loss_cap_wei, configured.daily_loss_cap_wei),
+        max_consecutive_failures=min(
+            operator.max_consecutive_failures, configured.max_consecutive_failures
+        ),
+    )

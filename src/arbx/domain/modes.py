@@ -18,3 +18,20 @@ def mode_rank(mode: Mode) -> int:
 def as_mode(value: object) -> Mode | None:
     """``value`` as a Mode when it names one exactly, else None."""
     return next((m for m in MODES if m == value), None)
+
+
+def mode_ceiling(configured: Mode, operator: Mode | None) -> Mode:
+    """The mode ceiling in force: the operators' one when it is lower, else the configured one."""
+    if operator is None or mode_rank(operator) >= mode_rank(configured):
+        return configured
+    return operator
+
+
+def mode_refusal(configured: Mode, requested: Mode) -> str | None:
+    """Why an operator may not set ``requested`` as the ceiling (above ``configured``), or None."""
+    if mode_rank(requested) <= mode_rank(configured):
+        return None
+    return (
+        f"mode ceiling {requested} is above the configured mode {configured}: operators can "
+        "only lower it (change the settings to raise it)"
+    )

@@ -31,8 +31,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from arbx.domain.errors import InputError
-from arbx.domain.limits import ANY_TOKEN, Limits
-from arbx.domain.modes import MODES, Mode
+from arbx.domain.limits import ANY_TOKEN, Limits, limits_refusal, tightened
+from arbx.domain.modes import MODES, Mode, mode_ceiling, mode_refusal
 from arbx.store.models import ApiTokenRow, EngineControlsRow, HeartbeatRow
 from arbx.store.repo import upsert_row
 from arbx.store.risk_repo import audit
@@ -71,12 +71,16 @@ class Controls:
     updated_by: str
 
     def ceiling_or(self, configured: Mode) -> Mode:
-        """The mode ceiling in force: the operators' one, else the configured one."""
-        return self.mode_ceiling or configured
+        """The mode ceiling in force: the operators' one where it is lower, else the configured."""
+        return mode_ceiling(configured, self.mode_ceiling)
 
     def limits_or(self, configured: Limits) -> Limits:
-        """The limits in force: the operators' ones, else the configured ones."""
-        return self.limits or configured
+        """The limits in force: the operators' ones, none looser than the configured one."""
+        return tightened(self.limits, configured)
+
+
+class ControlRefusedError(InputError):
+    """An operator asked for more risk than the settings allow (a mode or a limit above them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,10 +236,25 @@ def set_controls(
     limits: Limits | None = _KEEP,
     reason: str | None = None,
     at: datetime | None = None,
+    configured_mode: Mode | None = None,
+    configured_limits: Limits | None = None,
 ) -> Controls:
-    """Set the mode ceiling and/or the limits (None: back to the settings), audited. -> new."""
+    """Set the mode ceiling and/or the limits (None: back to the settings), audited. -> new.
+
+    With ``configured_mode`` / ``configured_limits`` (see ``arbx.risk.limits.configured_bound``)
+    a ceiling or a limit above them raises ControlRefusedError and changes nothing (``refusal``
+    checks first and audits it).
+    """
     if mode_ceiling is not _KEEP and mode_ceiling is not None and mode_ceiling not in MODES:
         raise InputError(f"unknown mode {mode_ceiling!r}; one of {', '.join(MODES)}")
+    if mode_ceiling not in (_KEEP, None) and configured_mode is not None:
+        why = mode_refusal(configured_mode, mode_ceiling)
+        if why is not None:
+            raise ControlRefusedError(why)
+    if limits not in (_KEEP, None) and configured_limits is not None:
+        why = limits_refusal(limits, configured_limits)
+        if why is not None:
+            raise ControlRefusedError(why)
     at = at or datetime.now(UTC)
     before = get_controls(session, chain_id)
     mode = (before.mode_ceiling if before else None) if mode_ceiling is _KEEP else mode_ceiling
@@ -266,6 +285,38 @@ def set_controls(
         at=at,
     )
     return after
+
+
+def refusal(
+    session: Session,
+    chain_id: int,
+    *,
+    actor: str,
+    mode_ceiling: Mode | None = _KEEP,
+    limits: Limits | None = _KEEP,
+    configured_mode: Mode | None = None,
+    configured_limits: Limits | None = None,
+    reason: str | None = None,
+    at: datetime | None = None,
+) -> str | None:
+    """Why this change would raise risk above the settings (audited as ``refuse_...``), or None.
+
+    Call it before ``set_controls`` in the same transaction, commit, then refuse with the line.
+    """
+    why = None
+    requested: Any = None
+    if mode_ceiling not in (_KEEP, None) and configured_mode is not None:
+        why = mode_refusal(configured_mode, mode_ceiling)
+        action, requested = "refuse_set_mode", mode_ceiling
+    if why is None and limits not in (_KEEP, None) and configured_limits is not None:
+        why = limits_refusal(limits, configured_limits)
+        action, requested = "refuse_set_limits", limits_to_json(limits)
+    if why is None:
+        return None
+    before = _controls_json(get_controls(session, chain_id), chain_id)
+    after = {"requested": requested, "refused": why, "reason": reason}
+    audit(session, actor, action, before, after, at=at)
+    return why
 
 
 def _controls_json(controls: Controls | None, chain_id: int) -> dict[str, Any]:

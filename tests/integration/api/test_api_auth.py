@@ -44,7 +44,7 @@ READS: list[tuple[str, str, Any]] = [
     ("GET", "/api/v1/stream", None),
 ]
 WRITES: list[tuple[str, str, Any]] = [
-    ("PUT", "/api/v1/mode", {"mode": "scaled", "reason": "test"}),
+    ("PUT", "/api/v1/mode", {"mode": "shadow", "reason": "test"}),
     ("PUT", "/api/v1/limits", LIMITS),
     ("DELETE", "/api/v1/limits", None),
     ("POST", "/api/v1/kill", {"reason": "test"}),

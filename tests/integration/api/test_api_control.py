@@ -5,6 +5,7 @@ when, what, from what to what), and bad input refused with a clear 4xx.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from sqlalchemy import delete, select
 
 from arbx.api import create_app
+from arbx.api.auth import revoked_after
 from arbx.cli import api as commands
 from arbx.cli.args import Parser
 from arbx.domain.errors import ConfigError, InputError
@@ -33,8 +35,8 @@ from tests.integration.api.support import (
 pytestmark = pytest.mark.integration
 
 LIMITS = {
-    "max_input": {WETH: "2000000000000000000", "*": 5},
-    "daily_gas_cap_wei": str(2**100),
+    "max_input": {WETH: "500000000000000000", "*": 5},
+    "daily_gas_cap_wei": str(2 * 10**16),
     "daily_loss_cap_wei": 7,
     "max_consecutive_failures": 4,
     "reason": "tighter for the weekend",
@@ -57,25 +59,51 @@ def test_mode_set_read_and_cleared(api: Harness) -> None:
         "shadow",
     )
     api.now[0] = NOW + timedelta(minutes=1)
-    changed = api.send("PUT", "/api/v1/mode", {"mode": "scaled", "reason": "stage 3 ready"})
+    changed = api.send("PUT", "/api/v1/mode", {"mode": "shadow", "reason": "relay outage"})
     assert changed.status_code == 200
-    assert changed.json()["mode"] == "scaled"
+    assert changed.json()["mode"] == "shadow"
     assert changed.json()["source"] == "api"
     assert changed.json()["updated_by"] == "api:ops"
     with api.factory() as s:
         controls = api_repo.get_controls(s, CHAIN)
     assert controls is not None
-    assert controls.ceiling_or("shadow") == "scaled"
+    assert controls.ceiling_or("scaled") == "shadow"
     assert controls.limits_or(CONFIGURED_LIMITS) == CONFIGURED_LIMITS
     (entry,) = _audit(api)
     assert (entry.actor, entry.action, entry.at) == ("api:ops", "set_mode", api.now[0])
     assert entry.before_json["mode_ceiling"] is None
-    assert entry.after_json["mode_ceiling"] == "scaled"
-    assert entry.after_json["reason"] == "stage 3 ready"
-    assert api.get("/api/v1/status").json()["mode_ceiling"] == "scaled"
+    assert entry.after_json["mode_ceiling"] == "shadow"
+    assert entry.after_json["reason"] == "relay outage"
+    assert api.get("/api/v1/status").json()["mode_ceiling"] == "shadow"
     cleared = api.send("PUT", "/api/v1/mode", {"mode": None, "reason": None})
     assert (cleared.json()["mode"], cleared.json()["source"]) == ("limited", "configured")
-    assert _audit(api)[-1].before_json["mode_ceiling"] == "scaled"
+    assert _audit(api)[-1].before_json["mode_ceiling"] == "shadow"
+
+
+def test_mode_above_the_configured_one_is_refused_and_audited(api: Harness) -> None:
+    refused = api.send("PUT", "/api/v1/mode", {"mode": "scaled", "reason": "more capital"})
+    assert refused.status_code == 409
+    assert first_line(refused) == (
+        "mode ceiling scaled is above the configured mode limited: operators can only lower it "
+        "(change the settings to raise it)"
+    )
+    with api.factory() as s:
+        assert api_repo.get_controls(s, CHAIN) is None  # nothing changed
+    (entry,) = _audit(api)
+    assert (entry.actor, entry.action) == ("api:ops", "refuse_set_mode")
+    assert entry.after_json["requested"] == "scaled"
+    assert entry.after_json["reason"] == "more capital"
+    assert api.send("PUT", "/api/v1/mode", {"mode": "limited"}).status_code == 200
+    # A ceiling stored above the settings (they were lowered since) is not the one in force.
+    with api.factory.begin() as s:
+        api_repo.set_controls(s, CHAIN, actor="cli:old", mode_ceiling="scaled")
+    with api.factory() as s:
+        controls = api_repo.get_controls(s, CHAIN)
+    assert controls is not None
+    assert controls.ceiling_or("limited") == "limited"
+    shown = api.get("/api/v1/mode").json()
+    assert (shown["mode"], shown["source"]) == ("limited", "configured")
+    assert api.get("/api/v1/status").json()["mode_ceiling"] == "limited"
 
 
 @pytest.mark.parametrize(
@@ -133,8 +161,8 @@ def test_limits_replace_read_and_clear(api: Harness) -> None:
     assert saved.status_code == 200, saved.text
     body = saved.json()
     assert body["source"] == "api"
-    assert body["max_input"] == {"*": "5", WETH: "2000000000000000000"}
-    assert body["daily_gas_cap_wei"] == str(2**100)
+    assert body["max_input"] == {"*": "5", WETH: "500000000000000000"}
+    assert body["daily_gas_cap_wei"] == str(2 * 10**16)
     assert body["daily_loss_cap_wei"] == "7"
     assert body["max_consecutive_failures"] == 4
     assert api.get("/api/v1/limits").json() == body
@@ -142,21 +170,47 @@ def test_limits_replace_read_and_clear(api: Harness) -> None:
         controls = api_repo.get_controls(s, CHAIN)
     assert controls is not None
     assert controls.limits_or(CONFIGURED_LIMITS) == Limits(
-        max_input={"*": 5, WETH: 2 * 10**18},
-        daily_gas_cap_wei=2**100,
+        max_input={"*": 5, WETH: 5 * 10**17},
+        daily_gas_cap_wei=2 * 10**16,
         daily_loss_cap_wei=7,
         max_consecutive_failures=4,
     )
     assert controls.ceiling_or("limited") == "limited"  # the mode was not touched
     entry = _audit(api)[-1]
     assert (entry.action, entry.before_json["limits"]) == ("set_limits", None)
-    assert entry.after_json["limits"]["daily_gas_cap_wei"] == str(2**100)
+    assert entry.after_json["limits"]["daily_gas_cap_wei"] == str(2 * 10**16)
     assert entry.after_json["reason"] == "tighter for the weekend"
     lower = api.send("PUT", "/api/v1/limits", {**LIMITS, "max_input": {WETH.lower(): "1"}})
     assert lower.json()["max_input"] == {WETH: "1"}  # lower case accepted, stored checksummed
     cleared = api.send("DELETE", "/api/v1/limits")
     assert cleared.json()["source"] == "configured"
     assert _audit(api)[-1].after_json["limits"] is None
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"max_input": {WETH: str(2 * 10**18)}},
+            f"input cap 2000000000000000000 for {WETH.lower()}",
+        ),
+        ({"max_input": {"*": str(10**18 + 1)}}, "for any base token ('*') is above the configured"),
+        ({"daily_gas_cap_wei": str(2**100)}, f"daily_gas_cap_wei {2**100} is above the configured"),
+        ({"daily_loss_cap_wei": str(10**17 + 1)}, "daily_loss_cap_wei"),
+        ({"max_consecutive_failures": 6}, "max_consecutive_failures 6 is above the configured 5"),
+    ],
+)
+def test_limits_above_the_configured_ones_are_refused_and_audited(
+    api: Harness, change: dict[str, Any], message: str
+) -> None:
+    refused = api.send("PUT", "/api/v1/limits", {**LIMITS, **change})
+    assert refused.status_code == 409, refused.text
+    assert message in first_line(refused)
+    with api.factory() as s:
+        assert api_repo.get_controls(s, CHAIN) is None
+    (entry,) = _audit(api)
+    assert (entry.actor, entry.action) == ("api:ops", "refuse_set_limits")
+    assert message in entry.after_json["refused"]
 
 
 @pytest.mark.parametrize(
@@ -248,6 +302,7 @@ def test_mode_and_limits_from_the_command_line(
     api: Harness, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("ARBX_DATABASE_URL", api.engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("ARBX_MODE", "limited")
     assert _cli(["mode", "set", "limited", "--reason", "cli test"]) == 0
     assert "mode ceiling limited (set by cli:" in capsys.readouterr().out
     assert api.get("/api/v1/mode").json()["updated_by"].startswith("cli:")
@@ -277,3 +332,56 @@ def test_mode_and_limits_from_the_command_line(
         _cli(["limits", "set", "--max-input", "oops"])
     with pytest.raises(SystemExit):
         _cli(["mode", "set", "yolo"])
+
+
+def test_the_command_line_cannot_raise_the_mode_or_the_limits(
+    api: Harness, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ARBX_DATABASE_URL", api.engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("ARBX_MODE", "limited")
+    monkeypatch.setenv("ARBX_RISK__MAX_INPUT", f'{{"{WETH}": 1000}}')
+    with pytest.raises(api_repo.ControlRefusedError, match="above the configured mode limited"):
+        _cli(["mode", "set", "scaled", "--reason", "more"])
+    with pytest.raises(api_repo.ControlRefusedError, match="daily_gas_cap_wei"):
+        _cli(["limits", "set", "--daily-gas-cap-wei", str(5 * 10**16 + 1)])
+    with pytest.raises(api_repo.ControlRefusedError, match="input cap 1001 for"):
+        _cli(["limits", "set", "--max-input", f"{WETH}=1001"])
+    assert _cli(["limits", "set", "--max-input", f"{WETH}=999"]) == 0
+    assert f"max input {WETH}: 999" in capsys.readouterr().out
+    refusals = [(e.action, e.after_json.get("refused", "")[:20]) for e in _audit(api)]
+    assert [a for a, _ in refusals] == [
+        "refuse_set_mode",
+        "refuse_set_limits",
+        "refuse_set_limits",
+        "set_limits",
+    ]
+    with api.factory() as s:
+        controls = api_repo.get_controls(s, CHAIN)
+    assert controls is not None
+    assert controls.mode_ceiling is None
+
+
+def test_the_runs_token_is_revoked_when_the_run_ends_even_on_error(api: Harness) -> None:
+    with api.factory.begin() as s:
+        token = api_repo.add_token(s, "run-7-abc123", "operator")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert api.client.get("/api/v1/mode", headers=headers).status_code == 200
+
+    async def crashing_server() -> None:
+        raise RuntimeError("the engine died")
+
+    with pytest.raises(RuntimeError, match="the engine died"):
+        asyncio.run(revoked_after(crashing_server(), api.factory, "run-7-abc123"))
+    refused = api.client.get("/api/v1/mode", headers=headers)
+    assert refused.status_code == 401
+    with api.factory.begin() as s:
+        token = api_repo.add_token(s, "run-8-abc123", "operator")
+
+    async def stopped_server() -> int:
+        return 3
+
+    assert asyncio.run(revoked_after(stopped_server(), api.factory, "run-8-abc123")) == 3
+    assert (
+        api.client.get("/api/v1/mode", headers={"Authorization": f"Bearer {token}"}).status_code
+        == 401
+    )
