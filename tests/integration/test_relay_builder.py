@@ -18,6 +18,7 @@ from eth_account.signers.local import LocalAccount
 
 from arbx.chain.heads import decode_head
 from arbx.chain.rpc import RpcClient
+from arbx.chain.transport import AiohttpTransport
 from arbx.devnet.anvil import Anvil, AnvilOptions, free_port, start_anvil
 from arbx.devnet.builder import LocalBuilder
 from arbx.domain.errors import ConfigError
@@ -25,7 +26,7 @@ from arbx.execution.flashbots import FLASHBOTS_HEADER, BuilderSpec, FlashbotsSig
 from arbx.execution.inclusion import BundleTracker, Outcome, receipt_status_via, track_head
 from arbx.execution.presim import presimulate
 from arbx.execution.rawtx import tx_hash
-from arbx.execution.relay import AiohttpRelayTransport, RelayClient, SubmitStatus
+from arbx.execution.relay import RelayClient, SubmitStatus
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -372,12 +373,12 @@ async def test_answers_are_read_whole_and_capped(hostile: str, rpc: RpcClient) -
     bundle = [sign(await funded(rpc), 0)]
     huge = BuilderSpec("huge", hostile + "/huge")
     async with RelayClient(
-        REPUTATION, transport=AiohttpRelayTransport(max_answer_bytes=2 * 10**6)
+        REPUTATION, transport=AiohttpTransport(max_response_bytes=2 * 10**6)
     ) as roomy:
         submission = await roomy.send_bundle(huge, bundle, 10**6)
         assert (submission.status, submission.bundle_hash) == (SubmitStatus.ACK, b"\xab" * 32)
     async with RelayClient(
-        REPUTATION, transport=AiohttpRelayTransport(max_answer_bytes=10**5)
+        REPUTATION, transport=AiohttpTransport(max_response_bytes=10**5)
     ) as tight:
         assert (await tight.send_bundle(huge, bundle, 10**6)).status is SubmitStatus.OVERSIZE
 

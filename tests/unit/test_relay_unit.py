@@ -321,8 +321,10 @@ class FakeRelays:
         self.behaviour = behaviour
         self.sent: list[tuple[str, bytes, dict[str, str]]] = []
 
-    async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Any:
-        self.sent.append((url, body, dict(headers)))
+    async def post(
+        self, url: str, body: bytes, timeout: float, headers: Mapping[str, str] | None = None
+    ) -> Any:
+        self.sent.append((url, body, dict(headers or {})))
         request = json.loads(body)
         what = self.behaviour[url]
         if isinstance(what, TransportError):

@@ -184,6 +184,11 @@ def to_quantity(value: int) -> str:
     return hex(value)
 
 
+def to_data(value: bytes) -> str:
+    """Bytes (a hash, calldata) as JSON-RPC data: "0x" and lower-case hex."""
+    return "0x" + value.hex()
+
+
 def block_tag(block: int | str) -> str:
     """A block number as a quantity; a tag ("latest", "safe", a hash) as it is."""
     return hex(block) if isinstance(block, int) else block
@@ -592,7 +597,8 @@ def decode_log(raw: Any) -> Log:
     )
 
 
-def _decode_logs(raw: Any) -> list[Log]:
+def decode_logs(raw: Any) -> list[Log]:
+    """An ``eth_getLogs`` result; TypeError, ValueError or KeyError if malformed."""
     if type(raw) is not list:
         raise TypeError("eth_getLogs result is not a list")
     return [decode_log(item) for item in raw]
@@ -611,14 +617,14 @@ async def get_logs(
         query["address"] = list(addresses)
     if topics is not None:
         query["topics"] = [t if t is None or isinstance(t, str) else list(t) for t in topics]
-    return await client.call("eth_getLogs", [query], decode=_decode_logs)
+    return await client.call("eth_getLogs", [query], decode=decode_logs)
 
 
 async def eth_call(
     client: RpcClient, to: str, data: bytes | str, block: int | str = "latest"
 ) -> bytes:
     """What calling ``to`` with ``data`` returns at ``block``; raises ExecutionRevertedError."""
-    payload = data if isinstance(data, str) else "0x" + data.hex()
+    payload = data if isinstance(data, str) else to_data(data)
     return await client.call(
         "eth_call", [{"to": to, "data": payload}, block_tag(block)], decode=hex_bytes
     )

@@ -10,11 +10,10 @@ their pools reported as suspect, to be reloaded from the chain.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from arbx.chain.heads import Head, decode_head
 from arbx.chain.pool_events import ALL_TOPICS, to_logged
-from arbx.chain.rpc import Log, RpcClient, decode_log, to_quantity
+from arbx.chain.rpc import Log, RpcClient, decode_logs, to_data, to_quantity
 from arbx.domain.errors import StaleStateError
 from arbx.domain.events import LoggedEvent
 from arbx.domain.journal import PoolBook
@@ -22,9 +21,7 @@ from arbx.domain.journal import PoolBook
 MAX_BRANCH_RETRIES = 3
 
 
-def hex_hash(value: bytes) -> str:
-    """0x-prefixed lower-case hex of a 32-byte hash."""
-    return "0x" + value.hex()
+hex_hash = to_data  # a block hash as the book keys it: "0x" and lower-case hex
 
 
 @dataclass(slots=True)
@@ -49,13 +46,6 @@ class SyncStats:
     deepest_reorg: int = 0
     malformed_logs: int = 0
     duplicate_heads: int = 0
-
-
-def decode_logs(raw: Any) -> list[Log]:
-    """An ``eth_getLogs`` result; TypeError, ValueError or KeyError if malformed."""
-    if type(raw) is not list:
-        raise TypeError("eth_getLogs result is not a list")
-    return [decode_log(item) for item in raw]
 
 
 class ChainSync:
@@ -131,7 +121,7 @@ class ChainSync:
             raise StaleStateError(f"malformed header for block {number}: {exc}") from None
 
     async def _logs(self, hashes: list[bytes]) -> list[list[Log]]:
-        topics = [["0x" + t.hex() for t in ALL_TOPICS]]
+        topics = [[to_data(t) for t in ALL_TOPICS]]
         requests = [("eth_getLogs", [{"blockHash": hex_hash(h), "topics": topics}]) for h in hashes]
         if len(requests) == 1:
             return [await self.client.call(*requests[0], decode=decode_logs)]

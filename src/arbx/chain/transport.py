@@ -4,39 +4,26 @@ A ``Transport`` posts a request body to a URL and returns the decoded JSON answe
 ``TransportError`` naming what went wrong (timeout, connection, HTTP status, rate limit, a body
 that is not JSON or is over the size cap). It knows nothing of JSON-RPC ids or endpoints: the
 client validates the answer and decides what a failure means. ``AiohttpTransport`` is the real
-one: one keep-alive session for every endpoint, HTTP and WebSocket. Tests that need a hostile
+one: one keep-alive session for every endpoint, HTTP and WebSocket; builders are posted to
+through it too (a ``Poster``: the same caps, decoding and failure kinds). Every answer is decoded
+by ``arbx.safejson``: bounded in size and depth, linear in time. Tests that need a hostile
 server start one on loopback; another transport can be injected where a network is not wanted.
 """
 
 import asyncio
-import importlib
-import json
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from itertools import accumulate
 from typing import Any, Final, Protocol
 
 import aiohttp
 
+from arbx import safejson
 from arbx.errors import TransientError
 
 DEFAULT_MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024
-MAX_JSON_DEPTH: Final = 512  # JSON-RPC answers nest a few levels; deeper is an attack
 _HEADERS: Final = {"Content-Type": "application/json"}
 
-
-def _json_codec() -> tuple[Callable[[bytes | str], Any], Callable[[Any], bytes]]:
-    """orjson's loads and dumps when it is installed, the standard library's otherwise."""
-    try:
-        fast = importlib.import_module("orjson")
-    except ImportError:
-        encode = json.JSONEncoder(separators=(",", ":")).encode  # built once: dumps() is slower
-        return json.loads, lambda doc: encode(doc).encode()
-    return fast.loads, fast.dumps
-
-
-loads, dumps = _json_codec()
+dumps = safejson.dumps
 
 
 class FailureKind(StrEnum):
@@ -72,11 +59,20 @@ class WebSocket(Protocol):
         """Close the connection (idempotent)."""
 
 
-class Transport(Protocol):
-    """Moves JSON-RPC documents to endpoints; the client's only way to the network."""
+class Poster(Protocol):
+    """Posts JSON documents: the one HTTP path to nodes and builders alike."""
 
-    async def post(self, url: str, body: bytes, timeout: float) -> Any:
-        """POST ``body`` to ``url`` and return the decoded JSON answer."""
+    async def post(
+        self, url: str, body: bytes, timeout: float, headers: Mapping[str, str] | None = None
+    ) -> Any:
+        """POST ``body`` (with extra ``headers``) to ``url``; the decoded JSON answer."""
+
+    async def close(self) -> None:
+        """Release every connection."""
+
+
+class Transport(Poster, Protocol):
+    """Moves JSON-RPC documents to endpoints; the client's only way to the network."""
 
     async def websocket(self, url: str, timeout: float) -> WebSocket:
         """Open a WebSocket to ``url``."""
@@ -99,39 +95,18 @@ async def _read_capped(stream: aiohttp.StreamReader, cap: int) -> bytes:
     raise TransportError(FailureKind.OVERSIZE, f"body over {cap} bytes")
 
 
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
-_BRACKET_SIGN = bytes.maketrans(b"[]{}", b"\x01\xff\x01\xff")
-
-
-def too_deep(raw: bytes | str) -> bool:
-    """True if ``raw`` nests arrays and objects deeper than ``MAX_JSON_DEPTH``.
-
-    The standard decoder recurses in C; with the recursion limit that ``py_ecc`` (imported by
-    web3) raises to 100,000, a body of ``[[[[...`` overflows the C stack and kills the process.
-    Small bodies pass on a count; large ones are measured with strings taken out.
-    """
-    opening = (
-        raw.count("[") + raw.count("{")
-        if isinstance(raw, str)
-        else raw.count(b"[") + raw.count(b"{")
-    )
-    if opening <= MAX_JSON_DEPTH:
-        return False
-    data = raw.encode() if isinstance(raw, str) else raw
-    signs = _JSON_STRING.sub(b"", data).translate(_BRACKET_SIGN, _NOT_BRACKET)
-    return max(accumulate(memoryview(signs).cast("b")), default=0) > MAX_JSON_DEPTH
-
-
 def decode_json(raw: bytes | str) -> Any:
-    """``raw`` as JSON; TransportError(MALFORMED) for anything that is not, or nests too deep."""
-    if too_deep(raw):
-        raise TransportError(FailureKind.MALFORMED, f"JSON nested deeper than {MAX_JSON_DEPTH}")
+    """``raw`` as JSON; TransportError(MALFORMED) for anything that is not, or nests too deep.
+
+    Linear in the size of ``raw`` whatever it holds (see ``arbx.safejson``).
+    """
     try:
-        return loads(raw)
-    except (ValueError, RecursionError, TypeError) as exc:  # JSONDecodeError, bad UTF-8, nesting
+        return safejson.loads(raw, max_bytes=DEFAULT_MAX_RESPONSE_BYTES)
+    except safejson.JsonTooLargeError as exc:
+        raise TransportError(FailureKind.OVERSIZE, f"body {exc}") from None
+    except safejson.JsonError as exc:
         preview = raw[:60] if isinstance(raw, str) else raw[:60].decode(errors="replace")
-        raise TransportError(FailureKind.MALFORMED, f"not JSON ({preview!r})") from exc
+        raise TransportError(FailureKind.MALFORMED, f"{exc} ({preview!r})") from None
 
 
 class AiohttpTransport:
@@ -154,13 +129,19 @@ class AiohttpTransport:
         )
         return self._session
 
-    async def post(self, url: str, body: bytes, timeout: float) -> Any:
-        """POST ``body`` to ``url`` and return the decoded JSON answer."""
+    async def post(
+        self, url: str, body: bytes, timeout: float, headers: Mapping[str, str] | None = None
+    ) -> Any:
+        """POST ``body`` to ``url`` and return the decoded JSON answer (a 4xx JSON-RPC error too).
+
+        ``headers`` are sent beside ``Content-Type: application/json`` (a builder's signature).
+        """
         session = self._session or self._open()
+        sent = _HEADERS if headers is None else {**_HEADERS, **headers}
         try:
             async with (
                 asyncio.timeout(timeout),
-                session.post(url, data=body, headers=_HEADERS) as response,
+                session.post(url, data=body, headers=sent) as response,
             ):
                 status = response.status
                 if status == 429:
@@ -177,7 +158,7 @@ class AiohttpTransport:
             raise TransportError(FailureKind.CONNECTION, repr(exc)) from exc
         if status == 200:
             return decode_json(raw)
-        if status < 500:  # some nodes send a JSON-RPC error with a 4xx status
+        if status < 500:  # nodes and relays send a JSON-RPC error with a 4xx status
             try:
                 doc = decode_json(raw)
             except TransportError:

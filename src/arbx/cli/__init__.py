@@ -42,7 +42,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(f"{type(exc).__name__}: {exc}")
     except BrokenPipeError:
         return 0
+    except (RecursionError, MemoryError) as exc:  # input past what the process can hold
+        return fail(f"the input is too large or too deeply nested ({type(exc).__name__})")
+    except ValueError as exc:  # a value no check above named (bad text included): one line
+        return fail(f"invalid value: {_first_line(exc)}")
     return code
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def fail(message: str) -> int:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from arbx import safejson
 from arbx.cli.args import amount, count
 from arbx.domain.arbitrage import evaluate
 from arbx.domain.errors import InputError
@@ -18,6 +19,7 @@ from arbx.domain.routes import find_cycles
 
 MAINNET_WETH = "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"
 DEFAULT_ROUTE_LIMIT = 200_000
+MAX_POOL_FILE_BYTES = 256 * 1024 * 1024
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEMO_FIXTURES = REPO_ROOT / "tests" / "fixtures" / "mainnet"
 
@@ -49,17 +51,18 @@ def register(sub: Any) -> None:
 
 
 def load_pool_file(path: Path) -> list[Pool]:
-    """Pools from a file; InputError for a missing, unreadable or malformed one."""
+    """Pools from a file; InputError for a missing, unreadable, oversize or malformed one."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_POOL_FILE_BYTES + 1)  # bounded even for /dev/zero or a FIFO
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path} is not UTF-8 text") from None
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        doc = safejson.loads(raw, max_bytes=MAX_POOL_FILE_BYTES)
+    except safejson.JsonTooLargeError:
+        raise InputError(f"{path} is over {MAX_POOL_FILE_BYTES} bytes") from None
+    except safejson.JsonError as exc:
+        raise InputError(f"{path} is refused: {exc}") from None
     try:
         return parse_document(doc)
     except InputError as exc:

@@ -7,8 +7,9 @@ object with ``pools`` (a list) or ``pool`` (one), beside other fields.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from eth_utils.address import is_hex_address, to_checksum_address
 
@@ -23,6 +24,10 @@ MIN_TICK = -887272
 MAX_TICK = 887272
 MIN_SQRT_RATIO = 4295128739
 MAX_SQRT_RATIO = 1461446703485210103287273052203988822378723970342
+
+# A whole number as text: ASCII digits only (str.isdigit also takes '²' and other scripts' digits,
+# which int() then refuses or reads), at most 80 of them: more is out of every range here.
+_WHOLE: Final = re.compile(r"-?[0-9]{1,80}")
 
 
 def parse_document(doc: Any) -> list[Pool]:
@@ -94,6 +99,11 @@ def _v3(
 ) -> V3Pool:
     fee = _int(obj, "fee", where, lo=1, hi=999_999)
     spacing = _int(obj, "tick_spacing", where, lo=1, hi=16383, default=V3_FEE_TIERS.get(fee))
+    if spacing is None:
+        known = ", ".join(str(tier) for tier in sorted(V3_FEE_TIERS))
+        raise InputError(
+            f"{where}: fee {fee} is not a standard tier ({known}): give its 'tick_spacing'"
+        )
     sqrt_price = _int(obj, "sqrt_price_x96", where, lo=MIN_SQRT_RATIO, hi=MAX_SQRT_RATIO - 1)
     tick = _int(obj, "tick", where, lo=MIN_TICK, hi=MAX_TICK)
     liquidity = _int(obj, "liquidity", where, lo=0, hi=UINT128_MAX)
@@ -103,10 +113,9 @@ def _v3(
     net: dict[int, int] = {}
     gross: dict[int, int] = {}
     for key, info in raw_ticks.items():
-        try:
-            index = int(key)
-        except (TypeError, ValueError):
-            raise InputError(f"{where}: tick index {key!r} is not an integer") from None
+        if not isinstance(key, str) or _WHOLE.fullmatch(key) is None:
+            raise InputError(f"{where}: tick index {str(key)[:40]!r} is not an integer")
+        index = int(key)
         if not MIN_TICK <= index <= MAX_TICK or index % spacing:
             raise InputError(f"{where}: tick {index} is out of range or off the spacing {spacing}")
         if not isinstance(info, Mapping):
@@ -180,9 +189,10 @@ def _int(
         raise InputError(f"{where}: '{key}' must be an integer or a decimal string")
     if isinstance(value, str):
         text = value.strip()
-        if not text.lstrip("-").isdigit():
-            raise InputError(f"{where}: '{key}' is not a whole number: {value!r}")
+        if _WHOLE.fullmatch(text) is None:
+            raise InputError(f"{where}: '{key}' is not a whole number: {value[:40]!r}")
         value = int(text)
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise InputError(f"{where}: '{key}' = {value} is out of range [{lo}, {hi}]")
+        shown = value if abs(value) < 10**80 else f"a {value.bit_length()}-bit number"
+        raise InputError(f"{where}: '{key}' = {shown} is out of range [{lo}, {hi}]")
     return value

@@ -1,4 +1,4 @@
-"""Sending bundles to builders: signed JSON-RPC over one aiohttp session, fanned out.
+"""Sending bundles to builders: signed JSON-RPC over the nodes' HTTP transport, fanned out.
 
 ``RelayClient`` signs every request body with the relay reputation key (through a ``sign(body)``
 callable, so the key lives elsewhere) and posts it with ``X-Flashbots-Signature``.
@@ -21,16 +21,14 @@ import asyncio
 import itertools
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import TracebackType
-from typing import Any, Final, Protocol, Self
-
-import aiohttp
+from typing import Any, Final, Self
 
 from arbx.chain.rpc import RpcError, parse_reply, request_body
-from arbx.chain.transport import FailureKind, TransportError, decode_json
+from arbx.chain.transport import AiohttpTransport, FailureKind, Poster, TransportError
 from arbx.domain.errors import ConfigError
 from arbx.errors import TransientError
 from arbx.execution.flashbots import (
@@ -50,7 +48,6 @@ from arbx.execution.flashbots import (
 from arbx.execution.rawtx import tx_hash
 
 __all__ = [
-    "AiohttpRelayTransport",
     "BuilderSpec",
     "BundleSimulation",
     "BundleSubmitter",
@@ -58,7 +55,6 @@ __all__ = [
     "FlashbotsSigner",
     "RelayClient",
     "RelayStats",
-    "RelayTransport",
     "Sign",
     "Submission",
     "SubmitStatus",
@@ -144,76 +140,6 @@ class RelayStats:
         return sum(n for c in self.by_builder.values() for s, n in c.items() if s != "ack")
 
 
-# -- transport --------------------------------------------------------------------------------
-
-
-class RelayTransport(Protocol):
-    """Posts a signed body to a builder and returns its decoded JSON answer."""
-
-    async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Any:
-        """POST ``body`` with ``headers``; TransportError for any failure."""
-
-    async def close(self) -> None:
-        """Release every connection."""
-
-
-class AiohttpRelayTransport:
-    """One aiohttp session for every builder; answers capped in size and strictly decoded."""
-
-    def __init__(self, *, max_answer_bytes: int = MAX_ANSWER_BYTES, connections: int = 64) -> None:
-        self._cap = max_answer_bytes
-        self._connections = connections
-        self._session: aiohttp.ClientSession | None = None
-
-    async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Any:
-        """POST ``body`` with ``headers``; the decoded answer (a 4xx JSON-RPC error included)."""
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._connections, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector)
-        try:
-            async with (
-                asyncio.timeout(timeout),
-                self._session.post(url, data=body, headers=dict(headers)) as response,
-            ):
-                status = response.status
-                if status == 429:
-                    raise TransportError(FailureKind.RATE_LIMITED, "HTTP 429")
-                raw = await self._read(response.content)
-        except TransportError:
-            raise
-        except TimeoutError as exc:
-            raise TransportError(FailureKind.TIMEOUT, f"no answer within {timeout}s") from exc
-        except Exception as exc:  # aiohttp, OS and protocol errors: the builder failed
-            raise TransportError(FailureKind.CONNECTION, repr(exc)) from exc
-        if status == 200:
-            return decode_json(raw)
-        if status < 500:  # relays refuse a bad signature or params with a 4xx JSON-RPC error
-            try:
-                doc = decode_json(raw)
-            except TransportError:
-                doc = None
-            if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
-                return doc
-        raise TransportError(FailureKind.HTTP_STATUS, f"HTTP {status}")
-
-    async def _read(self, stream: aiohttp.StreamReader) -> bytes:
-        """The whole answer, refusing to hold more than the cap of it."""
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := await stream.read(self._cap + 1 - size):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > self._cap:
-                raise TransportError(FailureKind.OVERSIZE, f"answer over {self._cap} bytes")
-        return b"".join(chunks)
-
-    async def close(self) -> None:
-        """Close the session."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-
 # -- the client -------------------------------------------------------------------------------
 
 
@@ -221,11 +147,11 @@ class RelayClient:
     """Signed bundle requests to builders; an async context manager."""
 
     def __init__(
-        self, sign: Sign, *, timeout: float = 2.0, transport: RelayTransport | None = None
+        self, sign: Sign, *, timeout: float = 2.0, transport: Poster | None = None
     ) -> None:
         self._sign = sign
         self.timeout = timeout
-        self.transport: RelayTransport = transport or AiohttpRelayTransport()
+        self.transport: Poster = transport or AiohttpTransport(max_response_bytes=MAX_ANSWER_BYTES)
         self.stats = RelayStats()
         self._ids = itertools.count(1)
 
@@ -248,8 +174,8 @@ class RelayClient:
         """The result of one signed request; TransportError, or RpcError for an error object."""
         request_id = next(self._ids)
         body = request_body(request_id, method, params)
-        headers = {"Content-Type": "application/json", FLASHBOTS_HEADER: self._sign(body)}
-        doc = await self.transport.post(builder.url, body, headers, self.timeout)
+        headers = {FLASHBOTS_HEADER: self._sign(body)}
+        doc = await self.transport.post(builder.url, body, self.timeout, headers)
         result = parse_reply(doc, request_id)
         if isinstance(result, RpcError):
             raise result
