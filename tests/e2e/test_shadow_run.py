@@ -186,6 +186,9 @@ def test_embedded_run_then_report(tmp_path: Path) -> None:
     assert data["blocks"] == 8
     assert data["run"]["mode"] == "shadow"
     assert data["parity"]["failures"] == 0
+    assert data["parity"]["checks"] == 8  # every block, once settled
+    assert data["parity"]["coverage"] == 1.0
+    assert data["run"]["summary"]["parity"]["blocks_checked"] == 8
     assert set(data["latency_ms"]) >= {"p50", "p90", "p99"}
     # The run's operator token no longer authenticates once the run is over.
     token = re.search(r"operator token for this run: (\S+)\)", proc.stdout)

@@ -55,7 +55,7 @@ def test_report_json_of_a_run(sqlite_url: str, capsys: pytest.CaptureFixture[str
     assert data["opportunities"] == 0
     assert int(data["expected_net_profit_wei"]) == 0
     assert set(data["latency_ms"]) >= {"p50", "p90", "p99"}
-    assert data["parity"] == {"checks": 0, "failures": 0}
+    assert data["parity"] == {"checks": 0, "failures": 0, "coverage": 0.0}
 
 
 def test_unreachable_postgres_is_one_line(

@@ -488,7 +488,7 @@ def test_report_numbers_come_from_what_was_recorded(
             },
         ]
         assert got["latency_ms"] == {"p50": 20.0, "p90": 30.0, "p99": 30.0, "samples": 3}
-        assert got["parity"] == {"checks": 2, "failures": 2}
+        assert got["parity"] == {"checks": 2, "failures": 2, "coverage": 0.5}
         assert len(repo.report(s, run_id, top_routes=1)["by_route"]) == 1
 
         old = repo.report(s, older)
@@ -496,7 +496,7 @@ def test_report_numbers_come_from_what_was_recorded(
         assert old["run"]["status"] == "running"
         assert old["run"]["ended_at"] is None
         assert old["latency_ms"]["p99"] == 99.0
-        assert old["parity"] == {"checks": 1, "failures": 1}
+        assert old["parity"] == {"checks": 1, "failures": 1, "coverage": None}
         with pytest.raises(InputError, match=f"no run {run_id + 1}"):
             repo.report(s, run_id + 1)
 

@@ -18,7 +18,7 @@ import pytest_asyncio
 from arbx.chain.bootstrap import PoolMeta, load_pools
 from arbx.chain.discovery import Venue, discover, token_metadata, with_metadata
 from arbx.chain.heads import Head, decode_head
-from arbx.chain.parity import check_parity
+from arbx.chain.parity import ParityChecker, check_parity
 from arbx.chain.rpc import RpcClient
 from arbx.chain.sync import ChainSync, hex_hash
 from arbx.devnet.anvil import Anvil, start_anvil
@@ -277,16 +277,12 @@ async def test_shadow_pipeline_records_blocks_and_opportunities(
         run_id = repo.start_run(session, 31337)
     executor = ShadowExecutor(sessions, run_id, 31337)
 
-    async def parity() -> Any:
-        return await check_parity(client, book, metas)
-
     pipeline = Pipeline(
         _ListHeads(client, world, 8),
         ChainSync(client, book),
         strategy,
         executor,
-        parity=parity,
-        parity_every=1,
+        parity=ParityChecker(client, book, metas),
         on_parity=executor.on_parity,
         pools=lambda: len(book),
     )
@@ -301,5 +297,5 @@ async def test_shadow_pipeline_records_blocks_and_opportunities(
     assert report["blocks"] == 8
     assert report["opportunities"] == summary.opportunities
     assert report["expected_net_profit_wei"] == summary.expected_net_profit_wei
-    assert report["parity"] == {"checks": 8, "failures": 0}
+    assert report["parity"] == {"checks": 8, "failures": 0, "coverage": 1.0}
     assert report["latency_ms"]["p50"] is not None

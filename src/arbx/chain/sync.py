@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from arbx.chain.heads import Head, decode_head
 from arbx.chain.pool_events import ALL_TOPICS, to_logged
-from arbx.chain.rpc import Log, RpcClient, decode_logs, to_data, to_quantity
+from arbx.chain.rpc import Log, RpcClient, RpcError, decode_logs, to_data, to_quantity
 from arbx.domain.errors import StaleStateError
 from arbx.domain.events import LoggedEvent
 from arbx.domain.journal import PoolBook
@@ -74,7 +74,7 @@ class ChainSync:
             update.changed |= self.book.rewind(ancestor)
             self.stats.reorgs += 1
             self.stats.deepest_reorg = max(self.stats.deepest_reorg, update.reorg_depth)
-        logs = await self._logs([block.hash for block in branch])
+        logs = await self._logs(branch)
         for block, raw_logs in zip(branch, logs, strict=True):
             events = self._events(raw_logs, update)
             update.changed |= self.book.apply_block(
@@ -116,16 +116,37 @@ class ChainSync:
         if raw is None:
             raise StaleStateError(f"the node has no block {number}")
         try:
-            return decode_head(raw)
+            header = decode_head(raw)
         except (KeyError, TypeError, ValueError) as exc:
             raise StaleStateError(f"malformed header for block {number}: {exc}") from None
+        if header.number != number:
+            raise StaleStateError(f"asked for block {number}, the node answered {header.number}")
+        return header
 
-    async def _logs(self, hashes: list[bytes]) -> list[list[Log]]:
+    async def _logs(self, blocks: list[Head]) -> list[list[Log]]:
+        """Each block's pool logs, by block hash; StaleStateError when the node does not have
+        them or answers logs of another block."""
         topics = [[to_data(t) for t in ALL_TOPICS]]
-        requests = [("eth_getLogs", [{"blockHash": hex_hash(h), "topics": topics}]) for h in hashes]
-        if len(requests) == 1:
-            return [await self.client.call(*requests[0], decode=decode_logs)]
-        return await self.client.batch(requests, decode=decode_logs)
+        requests = [
+            ("eth_getLogs", [{"blockHash": hex_hash(b.hash), "topics": topics}]) for b in blocks
+        ]
+        try:
+            if len(requests) == 1:
+                answers = [await self.client.call(*requests[0], decode=decode_logs)]
+            else:
+                answers = await self.client.batch(requests, decode=decode_logs)
+        except RpcError as exc:  # e.g. "unknown block": the node announced more than it serves
+            raise StaleStateError(
+                f"the node has no logs for block {blocks[-1].number}: {exc}"
+            ) from exc
+        for block, logs in zip(blocks, answers, strict=True):
+            for log in logs:
+                if log.block_hash != block.hash or log.block_number != block.number:
+                    raise StaleStateError(
+                        f"logs asked for block {block.number} ({hex_hash(block.hash)[:10]}) "
+                        f"name block {log.block_number} ({hex_hash(log.block_hash)[:10]})"
+                    )
+        return answers
 
     def _events(self, logs: list[Log], update: SyncUpdate) -> list[LoggedEvent]:
         events: list[LoggedEvent] = []

@@ -28,7 +28,6 @@ from arbx.domain.errors import ConfigError
 from arbx.domain.modes import MODES
 from arbx.risk.settings import RiskSettings, StageSettings
 
-PARITY_EVERY = 10
 # The embedded devnet trades play money: its capital stages are wider than a real chain's.
 DEVNET_RISK = RiskSettings(
     stages=[
@@ -172,11 +171,14 @@ def _run(args: argparse.Namespace) -> int:
 
 async def _shadow(settings: Settings, spec: ChainSpec, args: argparse.Namespace) -> int:
     from arbx.chain.heads import heads
-    from arbx.chain.parity import check_parity
+    from arbx.chain.parity import ParityChecker
+    from arbx.chain.resync import BookResync
     from arbx.chain.sync import ChainSync
     from arbx.cli.live import stage_caps
     from arbx.cli.store import database_errors
     from arbx.engine.pipeline import Pipeline
+    from arbx.engine.runner import Supervisor
+    from arbx.engine.supervision import describe
     from arbx.executors.shadow import ShadowExecutor
     from arbx.obs.view import RunView
     from arbx.store import make_engine, make_session_factory, migrate, repo
@@ -240,24 +242,13 @@ async def _shadow(settings: Settings, spec: ChainSpec, args: argparse.Namespace)
             f"arbx {settings.mode} · {spec.name}", symbols, live=False if args.plain else None
         )
 
-        async def parity() -> Any:
-            return await check_parity(client, book, metas)
-
-        async def reload(addresses: set[str], block: int) -> None:
-            from arbx.chain.bootstrap import load_pools
-
-            wanted = [m for m in metas if m.address in addresses]
-            fresh = await load_pools(client, wanted, block)
-            book.add_pools(fresh)
-
         pipeline = Pipeline(
             heads(client, poll_interval=settings.chain.poll_interval, use_ws=bool(spec.ws)),
             ChainSync(client, book),
             strategy,
             executor,
-            parity=parity,
-            parity_every=PARITY_EVERY,
-            reload=reload,
+            parity=ParityChecker(client, book, metas),
+            resync=BookResync(client, book, metas),
             on_block=view.update,
             on_parity=recorder.on_parity,
             pools=lambda: len(book),
@@ -265,8 +256,12 @@ async def _shadow(settings: Settings, spec: ChainSpec, args: argparse.Namespace)
         _on_signals(stop)
         status = "failed"
         try:
-            summary = await pipeline.run(stop, args.max_blocks)
+            summary = await Supervisor(pipeline).run(stop, args.max_blocks)
             status = "stopped"
+        except BaseException as exc:
+            if not pipeline.summary.fault:
+                pipeline.summary.fault = describe(exc)
+            raise
         finally:
             s = pipeline.summary
             with sessions.begin() as session:
@@ -280,6 +275,22 @@ async def _shadow(settings: Settings, spec: ChainSpec, args: argparse.Namespace)
                         "expected_net_profit_wei": str(s.expected_net_profit_wei),
                         "reorgs": s.reorgs,
                         "stopped_by": s.stopped_by or "error",
+                        "reason": s.fault or None,
+                        "parity": {
+                            "blocks_checked": s.parity_checks,
+                            "blocks_seen": s.blocks,
+                            "failures": s.parity_failures,
+                            "skipped": s.parity_skipped,
+                            "dropped": s.parity_dropped,
+                            "errors": s.parity_errors,
+                        },
+                        "supervision": {
+                            "transient_faults": s.transient_faults,
+                            "stale_faults": s.stale_faults,
+                            "reloads": s.reloads,
+                            "rebootstraps": s.rebootstraps,
+                            "skipped_heads": s.skipped_heads,
+                        },
                         "rpc": client.stats.as_dict(),
                         "live": dataclasses.asdict(executor.stats) if risk is not None else None,
                     },

@@ -69,15 +69,20 @@ def _report(args: argparse.Namespace) -> int:
         f"  detection latency ms   p50 {_ms(latency['p50'])}  p90 {_ms(latency['p90'])}"
         f"  p99 {_ms(latency['p99'])}"
     )
+    parity = data["parity"]
     print(
-        f"  state parity           {data['parity']['checks']} checks, "
-        f"{data['parity']['failures']} failures"
+        f"  state parity           {parity['checks']} of {data['blocks']} blocks checked"
+        f" ({_share(parity['coverage'])}), {parity['failures']} pools differed"
     )
     for line in execution_repo.report_lines(execution):
         print(line)
     for row in data["by_route"][:10]:
         print(f"  {row['count']:>6} x {row['expected_net_profit_wei']:>24} wei  {row['route_key']}")
     return 0
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
 
 
 def _ms(value: float | None) -> str:

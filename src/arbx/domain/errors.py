@@ -1,5 +1,7 @@
 """Errors raised by pure domain code; ``arbx.errors`` draws the whole tree."""
 
+from collections.abc import Iterable
+
 
 class ArbxError(Exception):
     """Root of every error the project raises on purpose."""
@@ -18,4 +20,11 @@ class MathError(ArbxError):
 
 
 class StaleStateError(ArbxError):
-    """Local state no longer matches the chain (a reorg deeper than we can undo): resync."""
+    """Local state no longer matches the chain (a reorg deeper than we can undo): resync.
+
+    ``pools`` names the pools in doubt when only those are; empty, the whole book is.
+    """
+
+    def __init__(self, message: str = "", pools: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.pools = frozenset(pools)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from arbx.domain.errors import InputError, StaleStateError
 from arbx.domain.events import LoggedEvent, apply
-from arbx.domain.pools import Pool
+from arbx.domain.pools import Pool, state_difference
 
 DEFAULT_DEPTH = 64
 
@@ -72,6 +72,24 @@ class PoolBook:
         for pool in pools:
             self.pools[pool.address] = pool
             self._lower[pool.address.lower()] = pool.address
+
+    def replace(self, pools: Iterable[Pool]) -> set[str]:
+        """Put states read from the chain at our head in place; the addresses that changed."""
+        fresh = [p for p in pools if self._differs(p)]
+        self.add_pools(fresh)
+        return {p.address for p in fresh}
+
+    def reset(self, pools: Iterable[Pool], head_number: int, head_hash: str) -> set[str]:
+        """Start again from states read at another head, forgetting the journal; the addresses
+        whose state changed (pools not in ``pools`` keep theirs)."""
+        changed = self.replace(pools)
+        self._journal.clear()
+        self.head_number, self.head_hash = head_number, head_hash
+        return changed
+
+    def _differs(self, pool: Pool) -> bool:
+        ours = self.pools.get(pool.address)
+        return ours is None or state_difference(ours, pool) is not None
 
     def apply_block(
         self, number: int, block_hash: str, parent_hash: str, events: Iterable[LoggedEvent]

@@ -1,23 +1,38 @@
 """One block's work, top to bottom: a new head arrives, its logs update the pools they touch,
 only the routes through those pools are re-evaluated, and the executor acts on what is found.
 
-The pieces come in through small protocols; ``cli.py`` wires the concrete ones. A stop event
-(Ctrl-C, SIGTERM) or a block budget ends the loop between blocks, never inside one.
+The pieces come in through small protocols; the command line wires the concrete ones. The loop
+over heads, with its supervision by error class, is the runner's (``engine.runner``);
+``Pipeline.run`` is that loop with the default policy.
+
+Parity: after each block the pool states are copied and queued for a check against the chain,
+which a background task runs once the block is settled (a later block exists), pinned by the
+block's hash. Every ``parity_every``-th block is queued (1: every block); when checks fall more
+than ``parity_backlog`` blocks behind, the oldest waiting one is dropped. The summary counts
+blocks checked, skipped (reorged away, or not settled in time), dropped and failed to read, so
+the coverage (blocks checked / blocks seen) is stated, never implied. Pools a check finds wrong
+are reloaded from the chain before the next block.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
 from arbx.chain.heads import Head
-from arbx.chain.parity import ParityResult
+from arbx.chain.parity import ParityResult, ParitySnapshot
 from arbx.chain.sync import SyncUpdate
+from arbx.domain.errors import ArbxError
 from arbx.domain.profit import Opportunity
+
+log = logging.getLogger(__name__)
 
 
 class Sync(Protocol):
@@ -44,6 +59,30 @@ class Executor(Protocol):
         ...
 
 
+class Parity(Protocol):
+    """Compares our pool states with the chain's."""
+
+    def snapshot(self) -> ParitySnapshot:
+        """Our states at our head, copied now."""
+        ...
+
+    async def check(self, ours: ParitySnapshot) -> ParityResult:
+        """``ours`` against the chain at the same block."""
+        ...
+
+
+class Resync(Protocol):
+    """Repairs the pool book from the chain."""
+
+    async def reload(self, pools: Iterable[str]) -> set[str]:
+        """Reload ``pools`` at the book's head; the ones that changed."""
+        ...
+
+    async def rebootstrap(self) -> tuple[int, set[str]]:
+        """Reload every pool at the chain's head; that head's number and the pools changed."""
+        ...
+
+
 @dataclass(slots=True)
 class BlockResult:
     """What the pipeline made of one head."""
@@ -64,14 +103,28 @@ class RunSummary:
     opportunities: int = 0
     expected_net_profit_wei: int = 0
     reorgs: int = 0
-    parity_checks: int = 0
-    parity_failures: int = 0
+    parity_checks: int = 0  # blocks whose every pool was compared with the chain
+    parity_failures: int = 0  # pools found different, over all checks
+    parity_skipped: int = 0  # blocks reorged away or not settled in time
+    parity_dropped: int = 0  # blocks not checked because checks fell behind
+    parity_errors: int = 0  # checks the chain could not answer
     latencies_ms: list[float] = field(default_factory=list)
     stopped_by: str = ""
+    transient_faults: int = 0  # failures retried after a back-off
+    stale_faults: int = 0  # our state and the node's answers disagreed
+    reloads: int = 0  # pools reloaded from the chain (suspect, wrong at parity, stale)
+    rebootstraps: int = 0  # whole book reloaded at the chain's head
+    skipped_heads: int = 0  # heads at or below a re-bootstrap's block
+    fault: str = ""  # what stopped the run, when an error did
+
+    @property
+    def parity_coverage(self) -> float:
+        """Blocks checked / blocks seen (0 when none were seen)."""
+        return self.parity_checks / self.blocks if self.blocks else 0.0
 
 
 class Pipeline:
-    """Heads in, executor called: the engine's main loop."""
+    """One head in, executor called; parity in the background."""
 
     def __init__(
         self,
@@ -80,9 +133,10 @@ class Pipeline:
         strategy: Strategy,
         executor: Executor,
         *,
-        parity: Callable[[], Awaitable[ParityResult]] | None = None,
-        parity_every: int = 0,
-        reload: Callable[[set[str], int], Awaitable[None]] | None = None,
+        parity: Parity | None = None,
+        parity_every: int = 1,
+        parity_backlog: int = 8,
+        resync: Resync | None = None,
         on_block: Callable[[BlockResult], None] | None = None,
         on_parity: Callable[[ParityResult], Awaitable[None]] | None = None,
         pools: Callable[[], int] = lambda: 0,
@@ -92,76 +146,81 @@ class Pipeline:
         self.strategy = strategy
         self.executor = executor
         self.parity = parity
-        self.parity_every = parity_every
-        self.reload = reload
+        self.parity_every = max(1, parity_every)
+        self.parity_backlog = max(1, parity_backlog)
+        self.resync = resync
         self.on_block = on_block
         self.on_parity = on_parity
         self.pools = pools
         self.summary = RunSummary()
-        self._checks: set[asyncio.Future[None]] = set()
+        self.changed_outside: set[str] = set()  # pools changed by a reload between blocks
+        self._wrong: set[str] = set()  # pools a parity check found different
+        self._waiting: deque[ParitySnapshot] = deque()
+        self._checker: asyncio.Future[None] | None = None
 
     async def run(self, stop: asyncio.Event, max_blocks: int | None = None) -> RunSummary:
-        """Process heads until ``stop`` is set, ``max_blocks`` are done, or the heads end."""
-        stop_wait = asyncio.ensure_future(stop.wait())
-        try:
-            while not stop.is_set():
-                next_head = asyncio.ensure_future(anext(self.heads))
-                done, _ = await asyncio.wait(
-                    {next_head, stop_wait}, return_when=asyncio.FIRST_COMPLETED
-                )
-                if next_head not in done:
-                    next_head.cancel()
-                    self.summary.stopped_by = "signal"
-                    break
-                try:
-                    head = next_head.result()
-                except StopAsyncIteration:
-                    self.summary.stopped_by = "end of heads"
-                    break
-                await self.process(head)
-                if max_blocks is not None and self.summary.blocks >= max_blocks:
-                    self.summary.stopped_by = f"{max_blocks} blocks"
-                    break
-            else:
-                self.summary.stopped_by = "signal"
-        finally:
-            stop_wait.cancel()
-            await self.finish_checks()
-        return self.summary
+        """Process heads until ``stop`` is set, ``max_blocks`` are done, or the heads end,
+        supervised with the default policy (see ``engine.supervision``)."""
+        from arbx.engine.runner import Supervisor  # noqa: PLC0415 (the runner imports this module)
+
+        return await Supervisor(self).run(stop, max_blocks)
 
     async def process(self, head: Head) -> BlockResult:
-        """One block: sync, evaluate, execute, and a parity check when one is due."""
+        """One block: sync, evaluate, execute, and queue its parity check."""
         started = time.perf_counter()
         seen_at = datetime.now(UTC)
         update = await self.sync.advance(head)
-        if update.suspects and self.reload is not None:
-            await self.reload(update.suspects, head.number)
+        suspects = update.suspects | self._wrong
+        if suspects and self.resync is not None:
+            self.changed_outside |= await self.resync.reload(suspects)
+            self.summary.reloads += len(suspects)
+            self._wrong.clear()
+        if self.changed_outside:
+            update.changed |= self.changed_outside
+            self.changed_outside = set()
         opportunities = self.strategy.on_block(update.changed, head.base_fee)
         latency_ms = (time.perf_counter() - started) * 1000
         result = BlockResult(head, seen_at, update, opportunities, latency_ms, self.pools())
         await self.executor.on_block(result)
         self._count(result)
-        if self.parity is not None and self.parity_every and head.number % self.parity_every == 0:
-            # started now (it copies the states at once), finished in the background
-            task = asyncio.ensure_future(self._parity_check(self.parity()))
-            self._checks.add(task)
-            task.add_done_callback(self._checks.discard)
+        if self.parity is not None and head.number % self.parity_every == 0:
+            self._queue_parity(self.parity.snapshot())
         if self.on_block is not None:
             self.on_block(result)
         return result
 
-    async def _parity_check(self, check: Awaitable[ParityResult]) -> None:
-        checked = await check
-        if not checked.skipped:
-            self.summary.parity_checks += 1
-            self.summary.parity_failures += checked.failures
-        if self.on_parity is not None:
-            await self.on_parity(checked)
+    def _queue_parity(self, ours: ParitySnapshot) -> None:
+        if len(self._waiting) >= self.parity_backlog:
+            self._waiting.popleft()
+            self.summary.parity_dropped += 1
+        self._waiting.append(ours)
+        if self._checker is None or self._checker.done():
+            self._checker = asyncio.ensure_future(self._check_waiting())
+
+    async def _check_waiting(self) -> None:
+        assert self.parity is not None
+        while self._waiting:
+            ours = self._waiting.popleft()
+            try:
+                checked = await self.parity.check(ours)
+            except ArbxError as exc:  # the chain could not answer: this block goes unchecked
+                self.summary.parity_errors += 1
+                log.warning("parity check of block %d failed: %s", ours.block, exc)
+                continue
+            if checked.skipped:
+                self.summary.parity_skipped += 1
+            else:
+                self.summary.parity_checks += 1
+                self.summary.parity_failures += checked.failures
+                self._wrong |= set(checked.differences)
+            if self.on_parity is not None:
+                await self.on_parity(checked)
 
     async def finish_checks(self) -> None:
-        """Wait for the parity checks still running."""
-        if self._checks:
-            await asyncio.gather(*self._checks)
+        """Wait for the parity checks queued or running."""
+        if self._checker is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checker
 
     def _count(self, result: BlockResult) -> None:
         s = self.summary

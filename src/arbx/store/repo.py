@@ -136,10 +136,12 @@ class LatencyStats(TypedDict):
 
 
 class ParityStats(TypedDict):
-    """Pool-state parity checks of a run."""
+    """Pool-state parity checks of a run: blocks checked, pools found different, and the
+    coverage (blocks checked / blocks seen; None before any block)."""
 
     checks: int
     failures: int
+    coverage: float | None
 
 
 class Report(TypedDict):
@@ -484,7 +486,7 @@ def report(session: Session, run_id: int | None = None, *, top_routes: int | Non
     ).scalar_one()
     checks, failures = session.execute(
         select(func.count(), func.coalesce(func.sum(ParityCheck.failures), 0)).where(
-            ParityCheck.run_id == run_id
+            ParityCheck.run_id == run_id, ParityCheck.pools_checked > 0
         )
     ).one()
 
@@ -512,7 +514,11 @@ def report(session: Session, run_id: int | None = None, *, top_routes: int | Non
             p99=percentile(latencies, 99),
             samples=len(latencies),
         ),
-        parity=ParityStats(checks=int(checks), failures=int(failures)),
+        parity=ParityStats(
+            checks=int(checks),
+            failures=int(failures),
+            coverage=int(checks) / run.blocks_seen if run.blocks_seen else None,
+        ),
     )
 
 

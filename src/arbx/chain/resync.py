@@ -1,0 +1,53 @@
+"""Repair the pool book from the chain: reload the pools in doubt, or every pool at a new head.
+
+``reload`` reads some pools at the book's own head, pinned by its hash, so the repaired states
+belong to the block the rest of the book is at. ``rebootstrap`` reads every pool at the chain's
+latest block and restarts the book there (its undo journal is forgotten); heads at or below that
+block are then behind the book and are skipped by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from arbx.chain.bootstrap import PoolMeta, load_pools
+from arbx.chain.heads import decode_head
+from arbx.chain.rpc import RpcClient
+from arbx.chain.sync import hex_hash
+from arbx.domain.errors import StaleStateError
+from arbx.domain.journal import PoolBook
+
+
+class BookResync:
+    """Reloads pools of ``book`` (known to discovery as ``metas``) from the chain."""
+
+    def __init__(self, client: RpcClient, book: PoolBook, metas: Sequence[PoolMeta]) -> None:
+        self.client = client
+        self.book = book
+        self.metas = metas
+
+    async def reload(self, pools: Iterable[str]) -> set[str]:
+        """Read ``pools`` at the book's head (by hash); the ones whose state changed."""
+        wanted = set(pools)
+        metas = [m for m in self.metas if m.address in wanted]
+        if not metas:
+            return set()
+        fresh = await load_pools(
+            self.client, metas, self.book.head_number, block_hash=self.book.head_hash
+        )
+        return self.book.replace(fresh)
+
+    async def rebootstrap(self) -> tuple[int, set[str]]:
+        """Read every pool at the chain's latest block and restart the book there.
+
+        Returns that block's number and the pools whose state changed.
+        """
+        raw = await self.client.call("eth_getBlockByNumber", ["latest", False])
+        try:
+            head = decode_head(raw)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StaleStateError(f"malformed latest block: {exc}") from None
+        fresh = await load_pools(
+            self.client, self.metas, head.number, block_hash=hex_hash(head.hash)
+        )
+        return head.number, self.book.reset(fresh, head.number, hex_hash(head.hash))

@@ -1,0 +1,143 @@
+"""The run's loop under supervision: heads in, each block's work retried, repaired or stopped
+by the class of what failed (the policy is ``engine.supervision``).
+
+A block whose work fails is not dropped: after a transient failure it is tried again once the
+back-off has passed (a stop signal cuts the wait short); after a stale one the pools in doubt
+are reloaded, or the whole book is re-bootstrapped at the chain's head, and heads that the new
+book already covers are skipped. A fatal failure ends the loop: the summary names it
+(``stopped_by = "error"``, ``fault``) and the exception goes on to the caller, which records
+the run as failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Literal
+
+from arbx.chain.heads import Head
+from arbx.engine.pipeline import Pipeline, RunSummary
+from arbx.engine.supervision import Action, Decision, Fault, SupervisionPolicy
+
+log = logging.getLogger(__name__)
+
+
+class Supervisor:
+    """Runs a pipeline over its heads, acting on failures by class."""
+
+    def __init__(self, pipeline: Pipeline, policy: SupervisionPolicy | None = None) -> None:
+        self.pipeline = pipeline
+        self.policy = policy if policy is not None else SupervisionPolicy()
+        self.floor = -1  # heads at or below this block are behind the book (re-bootstrapped)
+        self._rebootstraps = 0  # since the last block done
+
+    @property
+    def summary(self) -> RunSummary:
+        """The pipeline's running totals."""
+        return self.pipeline.summary
+
+    async def run(self, stop: asyncio.Event, max_blocks: int | None = None) -> RunSummary:
+        """Process heads until ``stop`` is set, ``max_blocks`` are done, the heads end, or a
+        fatal failure (raised after the summary names it)."""
+        summary = self.summary
+        stop_wait = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                next_head = asyncio.ensure_future(anext(self.pipeline.heads))
+                done, _ = await asyncio.wait(
+                    {next_head, stop_wait}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if next_head not in done:
+                    next_head.cancel()
+                    summary.stopped_by = "signal"
+                    break
+                try:
+                    head = next_head.result()
+                except StopAsyncIteration:
+                    summary.stopped_by = "end of heads"
+                    break
+                if head.number <= self.floor:
+                    summary.skipped_heads += 1
+                    continue
+                if not await self._supervised(head, stop_wait):
+                    summary.stopped_by = "signal"
+                    break
+                if max_blocks is not None and summary.blocks >= max_blocks:
+                    summary.stopped_by = f"{max_blocks} blocks"
+                    break
+            else:
+                summary.stopped_by = "signal"
+        finally:
+            stop_wait.cancel()
+            await self.pipeline.finish_checks()
+        return summary
+
+    async def _supervised(self, head: Head, stop_wait: asyncio.Future[Literal[True]]) -> bool:
+        """``head``'s work, retried and repaired until done; False if stopped meanwhile."""
+        attempt = 0
+        repair: Decision | None = None
+        while True:
+            try:
+                if repair is not None:
+                    await self._repair(repair)
+                    repair = None
+                    if head.number <= self.floor:  # the new book already covers this head
+                        self.summary.skipped_heads += 1
+                        return True
+                await self.pipeline.process(head)
+                self._rebootstraps = 0
+                return True
+            except Exception as exc:
+                decision = self._decide(exc, attempt)
+                if decision.action is Action.STOP:
+                    self.summary.stopped_by = "error"
+                    self.summary.fault = decision.reason
+                    log.error(
+                        "block %d: %s failure, stopping: %s",
+                        head.number,
+                        decision.fault.value,
+                        decision.reason,
+                    )
+                    raise
+                log.warning(
+                    "block %d: %s failure (%s); %s in %.2f s",
+                    head.number,
+                    decision.fault.value,
+                    decision.reason,
+                    decision.action.value,
+                    decision.delay,
+                )
+                if decision.delay > 0:
+                    await asyncio.wait({stop_wait}, timeout=decision.delay)
+                    if stop_wait.done():
+                        return False
+                if decision.action in (Action.RELOAD, Action.REBOOTSTRAP):
+                    repair = decision
+                attempt += 1
+
+    def _decide(self, exc: Exception, attempt: int) -> Decision:
+        decision = self.policy.decide(exc, attempt, self._rebootstraps)
+        if decision.fault is Fault.TRANSIENT:
+            self.summary.transient_faults += 1
+        elif decision.fault is Fault.STALE:
+            self.summary.stale_faults += 1
+        needs_resync = decision.action in (Action.RELOAD, Action.REBOOTSTRAP)
+        if needs_resync and self.pipeline.resync is None:
+            return Decision(Fault.FATAL, Action.STOP, reason=decision.reason)
+        return decision
+
+    async def _repair(self, decision: Decision) -> None:
+        resync = self.pipeline.resync
+        assert resync is not None
+        if decision.action is Action.RELOAD:
+            self.pipeline.changed_outside |= await resync.reload(decision.pools)
+            self.summary.reloads += len(decision.pools)
+            return
+        self._rebootstraps += 1
+        floor, changed = await resync.rebootstrap()
+        self.floor = max(self.floor, floor)
+        self.pipeline.changed_outside |= changed
+        self.summary.rebootstraps += 1
+        log.warning(
+            "re-bootstrapped the pool book at block %d (%d pools changed)", floor, len(changed)
+        )

@@ -1,0 +1,201 @@
+"""The engine's supervision: each error class gets its action, and the loop lives through them."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Iterable
+
+import pytest
+
+from arbx.chain.bootstrap import BootstrapError
+from arbx.chain.heads import Head
+from arbx.chain.rpc import ExecutionRevertedError, RpcError
+from arbx.chain.sync import SyncUpdate
+from arbx.chain.transport import FailureKind, TransportError
+from arbx.domain.errors import ConfigError, InputError, MathError, StaleStateError
+from arbx.domain.profit import Opportunity
+from arbx.engine.pipeline import BlockResult, Pipeline
+from arbx.engine.runner import Supervisor
+from arbx.engine.supervision import Action, Backoff, Fault, SupervisionPolicy, classify
+from arbx.errors import TransientError
+
+FAST = Backoff(base=0.001, cap=0.004)
+loop_test = pytest.mark.asyncio
+
+
+@pytest.mark.parametrize(
+    ("error", "fault"),
+    [
+        (TransientError("every RPC endpoint failed"), Fault.TRANSIENT),
+        (TransportError(FailureKind.TIMEOUT, "slow"), Fault.TRANSIENT),
+        (StaleStateError("the node has no block 7"), Fault.STALE),
+        (StaleStateError("wrong", pools={"0xp"}), Fault.STALE),
+        (RpcError(-32000, "unknown block"), Fault.STALE),
+        (ExecutionRevertedError(3, "execution reverted"), Fault.STALE),
+        (BootstrapError("lens answered nonsense"), Fault.STALE),
+        (ConfigError("chain.multicall is missing"), Fault.FATAL),
+        (InputError("bad file"), Fault.FATAL),
+        (MathError("overflow"), Fault.FATAL),
+        (RuntimeError("a bug"), Fault.FATAL),
+    ],
+)
+def test_each_error_has_its_class(error: Exception, fault: Fault) -> None:
+    assert classify(error) is fault
+
+
+def test_transient_failures_back_off_with_jitter_up_to_the_cap_and_never_stop() -> None:
+    policy = SupervisionPolicy(backoff=Backoff(base=0.2, cap=2.0), rng=random.Random(1))
+    delays = []
+    for attempt in range(40):
+        decision = policy.decide(TransientError("down"), attempt, rebootstraps=0)
+        assert decision.action is Action.RETRY
+        delays.append(decision.delay)
+    assert 0.1 <= delays[0] <= 0.2
+    assert 0.2 <= delays[1] <= 0.4
+    assert all(1.0 <= d <= 2.0 for d in delays[4:])  # capped, jittered down by at most half
+    assert len(set(delays[4:])) > 10  # jitter: engines behind one node do not retry in step
+
+
+def test_stale_state_is_retried_then_rebootstrapped_then_fatal() -> None:
+    policy = SupervisionPolicy(backoff=FAST, stale_retries=2, max_rebootstraps=2)
+    error = StaleStateError("the node has no block 9")
+    assert [policy.decide(error, a, 0).action for a in range(4)] == [
+        Action.RETRY,
+        Action.RETRY,
+        Action.REBOOTSTRAP,
+        Action.REBOOTSTRAP,
+    ]
+    stop = policy.decide(error, 2, rebootstraps=2)
+    assert stop.action is Action.STOP
+    assert stop.fault is Fault.FATAL
+    assert "cannot be followed" in stop.reason
+    assert "no block 9" in stop.reason
+
+
+def test_stale_pools_are_reloaded_without_waiting() -> None:
+    decision = SupervisionPolicy().decide(StaleStateError("x", pools={"0xa", "0xb"}), 0, 0)
+    assert decision.action is Action.RELOAD
+    assert decision.pools == {"0xa", "0xb"}
+    assert decision.delay == 0
+
+
+def test_fatal_errors_stop_with_their_message() -> None:
+    decision = SupervisionPolicy().decide(ConfigError("no executor contract"), 0, 0)
+    assert (decision.action, decision.reason) == (Action.STOP, "no executor contract")
+    bug = SupervisionPolicy().decide(KeyError("k"), 0, 0)
+    assert bug.action is Action.STOP
+    assert bug.reason == "KeyError: 'k'"
+
+
+# -- the loop ---------------------------------------------------------------------------------
+
+
+def head(number: int) -> Head:
+    return Head(number, number.to_bytes(32, "big"), (number - 1).to_bytes(32, "big"), number)
+
+
+async def numbered(numbers: Iterable[int]) -> AsyncIterator[Head]:
+    for number in numbers:
+        yield head(number)
+
+
+class ScriptedSync:
+    """Fails the way ``script`` says for each block number, then advances."""
+
+    def __init__(self, script: dict[int, list[Exception]]) -> None:
+        self.script = script
+        self.advanced: list[int] = []
+
+    async def advance(self, head: Head) -> SyncUpdate:
+        failures = self.script.get(head.number, [])
+        if failures:
+            raise failures.pop(0)
+        self.advanced.append(head.number)
+        return SyncUpdate(head=head.number, changed={"0xpool"})
+
+
+class NoStrategy:
+    def on_block(self, changed: Iterable[str], base_fee_wei: int) -> list[Opportunity]:
+        return []
+
+
+class Keep:
+    def __init__(self) -> None:
+        self.blocks: list[int] = []
+
+    async def on_block(self, block: BlockResult) -> None:
+        self.blocks.append(block.head.number)
+
+
+class CountingResync:
+    def __init__(self, head_after: int) -> None:
+        self.head_after = head_after
+        self.reloaded: list[set[str]] = []
+        self.rebootstrapped = 0
+
+    async def reload(self, pools: Iterable[str]) -> set[str]:
+        self.reloaded.append(set(pools))
+        return set(pools)
+
+    async def rebootstrap(self) -> tuple[int, set[str]]:
+        self.rebootstrapped += 1
+        return self.head_after, {"0xall"}
+
+
+def pipeline(numbers: Iterable[int], sync: ScriptedSync, resync: CountingResync | None) -> Pipeline:
+    return Pipeline(numbered(numbers), sync, NoStrategy(), Keep(), resync=resync)
+
+
+@loop_test
+async def test_the_loop_retries_transient_failures_and_goes_on() -> None:
+    sync = ScriptedSync({2: [TransientError("down"), TransientError("down")]})
+    run = pipeline(range(1, 5), sync, None)
+    summary = await Supervisor(run, SupervisionPolicy(backoff=FAST)).run(asyncio.Event())
+    assert sync.advanced == [1, 2, 3, 4]  # block 2 was not dropped
+    assert (summary.blocks, summary.transient_faults, summary.stopped_by) == (4, 2, "end of heads")
+
+
+@loop_test
+async def test_the_loop_reloads_stale_pools_and_rebootstraps_a_lost_book() -> None:
+    missing = [StaleStateError("the node has no block 3") for _ in range(3)]
+    sync = ScriptedSync({2: [StaleStateError("pool", pools={"0xp"})], 3: missing})
+    resync = CountingResync(head_after=5)
+    run = pipeline(range(1, 8), sync, resync)
+    policy = SupervisionPolicy(backoff=FAST, stale_retries=2)
+    summary = await Supervisor(run, policy).run(asyncio.Event())
+    assert resync.reloaded == [{"0xp"}]
+    assert resync.rebootstrapped == 1
+    assert sync.advanced == [1, 2, 6, 7]  # 3..5 are covered by the re-bootstrap at 5
+    assert (summary.stale_faults, summary.rebootstraps, summary.skipped_heads) == (4, 1, 3)
+    assert summary.reloads == 1
+
+
+@loop_test
+async def test_a_fatal_failure_stops_the_loop_and_names_the_reason() -> None:
+    sync = ScriptedSync({3: [ConfigError("the RPC serves another chain")]})
+    run = pipeline(range(1, 8), sync, None)
+    with pytest.raises(ConfigError):
+        await Supervisor(run, SupervisionPolicy(backoff=FAST)).run(asyncio.Event())
+    assert run.summary.blocks == 2
+    assert (run.summary.stopped_by, run.summary.fault) == ("error", "the RPC serves another chain")
+
+
+@loop_test
+async def test_stale_state_without_a_way_to_resync_is_fatal() -> None:
+    sync = ScriptedSync({2: [StaleStateError("gone") for _ in range(9)]})
+    run = pipeline(range(1, 4), sync, None)
+    with pytest.raises(StaleStateError):
+        await Supervisor(run, SupervisionPolicy(backoff=FAST, stale_retries=1)).run(asyncio.Event())
+    assert run.summary.fault == "gone"
+
+
+@loop_test
+async def test_a_stop_signal_cuts_a_back_off_short() -> None:
+    sync = ScriptedSync({1: [TransientError("down")]})
+    run = pipeline(range(1, 3), sync, None)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.05, stop.set)
+    slow = SupervisionPolicy(backoff=Backoff(base=60.0, cap=60.0))
+    summary = await asyncio.wait_for(Supervisor(run, slow).run(stop), timeout=5)
+    assert (summary.blocks, summary.stopped_by) == (0, "signal")
