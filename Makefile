@@ -27,6 +27,7 @@ lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache --no-logo
 
 # Debian's chromium drives the dashboard's end-to-end tests (installed when missing, as root)
 browser:
@@ -54,10 +55,10 @@ bench: setup $(BENCH_VENV)/.installed
 	$(BIN)/python -m bench.live
 	$(BIN)/python -m bench.api_bench
 
-# Rebuild the compiled contracts shipped in the package (tests check they match their sources)
+# Rebuild the compiled contracts shipped in the package (PoolLens, the executor): the one way
+# to turn a Solidity change into what runs; the tests check they match their sources
 contracts: setup
 	$(BIN)/python -m arbx.devnet.build_contracts
-	$(BIN)/python contracts/build.py --write
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) node_modules build .pytest_cache .mypy_cache .ruff_cache

@@ -16,11 +16,11 @@ from web3.contract import Contract
 from arbx.devnet.anvil import AnvilOptions, start_anvil
 from arbx.devnet.artifacts import load_artifact
 from arbx.devnet.chain import DevChain, RawReceipt
-from arbx.devnet.deploy import deploy_uniswap
+from arbx.devnet.deploy import deploy_executor_on, deploy_uniswap
 from arbx.devnet.solc import load_test_contract
 from arbx.domain.profit import GasModel, builder_payment, kept_profit
 from arbx.domain.sizing import Sized, optimize
-from arbx.execution.contract import deploy_executor, locked_build, runtime_matches
+from arbx.execution.contract import locked_build, runtime_matches
 from arbx.execution.route_codec import (
     KIND_V2,
     KIND_V3,
@@ -63,7 +63,7 @@ def market() -> Iterator[Market]:
     with start_anvil(AnvilOptions(balance_ether=100_000)) as node:
         chain = DevChain(node.url)
         uniswap = deploy_uniswap(chain)
-        executor = deploy_executor(chain, uniswap.weth9)
+        executor = deploy_executor_on(chain, uniswap.weth9)
         built = build_market(chain, uniswap, executor)
         # steady state: a builder's coinbase has a balance; the executor keeps a little WETH
         chain.rpc("anvil_setCoinbase", COINBASE)

@@ -24,8 +24,9 @@ from arbx.chain.rpc import RpcClient, RpcError, hex_int
 from arbx.devnet.anvil import Anvil, start_anvil
 from arbx.devnet.artifacts import load_artifact
 from arbx.devnet.chain import DevChain
+from arbx.devnet.deploy import deploy_executor_on
 from arbx.domain.errors import ConfigError
-from arbx.execution.contract import deploy_executor, load_executor_artifact
+from arbx.execution.contract import locked_build
 from arbx.execution.keys import TxSigner, load_keys, new_keystore
 from arbx.execution.nonces import NonceManager
 from arbx.execution.redaction import RedactionFilter
@@ -70,7 +71,7 @@ def fund_and_deploy(chain: DevChain, url: str, owner: str) -> Contract:
     chain.rpc("anvil_impersonateAccount", owner)
     try:
         weth = chain.deploy(load_artifact("WETH9")).address
-        return deploy_executor(DevChain(url, sender=owner), weth)
+        return deploy_executor_on(DevChain(url, sender=owner), weth)
     finally:
         chain.rpc("anvil_stopImpersonatingAccount", owner)
 
@@ -215,7 +216,7 @@ async def test_reverts_come_back_with_their_reason(world: World) -> None:
     same = world.signer.address
     identical = bytes.fromhex(world.factory.encode_abi("createPair", [same, same])[2:])
     bad_route = bytes.fromhex(world.executor.encode_abi("execute", [world.weth, 1, 0, 0, []])[2:])
-    abi = load_executor_artifact().abi
+    abi = locked_build().abi
     async with RpcClient([world.node.url]) as client:
         string_revert = {"to": world.factory.address, "data": identical}
         with pytest.raises(CallRevertedError) as estimated:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from arbx import __version__
-from arbx.cli import api, keys, offline, risk, run, store
+from arbx.cli import api, executor, keys, offline, risk, run, store
 from arbx.cli.args import EXIT_USAGE, Parser
 from arbx.devnet.commands import add_devnet_parser, run_devnet
 from arbx.domain.errors import ArbxError, ConfigError, MathError
@@ -22,7 +22,7 @@ def build_parser() -> Parser:
     parser = Parser(prog="arbx", description="ARBITRAGEXPLUS-II: DEX-arbitrage searcher")
     parser.add_argument("--version", action="version", version=f"arbx {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for module in (offline, store, run, keys, risk, api):
+    for module in (offline, store, run, keys, risk, api, executor):
         module.register(sub)
     devnet = add_devnet_parser(sub)
     devnet.set_defaults(handler=run_devnet)

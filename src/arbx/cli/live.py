@@ -8,38 +8,32 @@ the signing key on the devnet, configured elsewhere); the builders; and the bund
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from eth_abi.abi import encode
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from arbx.chain.rpc import RpcClient, hex_int
+from arbx.chain.rpc import RpcClient
 from arbx.config import Settings
 from arbx.domain.errors import ConfigError
 from arbx.domain.modes import Mode
 from arbx.domain.pools import Pool
 from arbx.domain.stages import stage_limits
-from arbx.errors import SignerLockLostError
-from arbx.execution.contract import locked_build, runtime_matches
-from arbx.execution.keys import TxSigner, load_keys
+from arbx.execution.contract import locked_build
+from arbx.execution.deploy import deploy_executor
+from arbx.execution.keys import load_keys
 from arbx.execution.nonces import NonceManager
 from arbx.execution.relay import BuilderSpec, RelayClient
-from arbx.execution.tx import current_fees, send_raw_transaction
 from arbx.executors.bundle import BundleExecutor, LiveSettings
 from arbx.executors.shadow import ShadowExecutor
 from arbx.risk.controller import RiskController
 from arbx.risk.killswitch import KillSwitch
-from arbx.risk.signer_lock import SignerLock
+from arbx.risk.signer_lock import SignerGuard, SignerLock
 
-DEPLOY_GAS = 3_000_000
 ZERO_ADDRESS = "0x" + "00" * 20
-RECEIPT_TIMEOUT = 60.0
 
 
 def devnet_keys(folder: Path, searcher_key_file: Path) -> dict[str, str]:
@@ -49,49 +43,6 @@ def devnet_keys(folder: Path, searcher_key_file: Path) -> dict[str, str]:
         relay.write_text("0x" + secrets.token_hex(32) + "\n")
         relay.chmod(0o600)
     return {"ARBX_SIGNING_KEY_FILE": str(searcher_key_file), "ARBX_RELAY_KEY_FILE": str(relay)}
-
-
-async def deploy_executor(
-    client: RpcClient, signer: TxSigner, nonces: NonceManager, weth: str, priority_fee: int
-) -> str:
-    """Deploy the locked executor from the signing key (its owner); its address."""
-    build = locked_build()
-    code = build.bytecode + encode(["address"], [weth])
-    fees = await current_fees(client, priority_fee)
-    nonce = await nonces.reserve()
-    tx = {
-        "type": 2,
-        "chainId": await client.chain_id(),
-        "nonce": nonce,
-        "value": 0,
-        "data": code,
-        "gas": DEPLOY_GAS,
-        "maxFeePerGas": fees.max_fee,
-        "maxPriorityFeePerGas": fees.priority_fee,
-    }
-    signed = signer.sign_transaction(tx)
-    await send_raw_transaction(client, signed)
-    receipt = await _receipt(client, signed.hash_hex)
-    if hex_int(receipt["status"]) != 1 or not receipt.get("contractAddress"):
-        nonces.failed(nonce)
-        raise ConfigError("deploying the executor contract failed")
-    nonces.confirm(nonce)
-    address = str(receipt["contractAddress"])
-    deployed = bytes.fromhex((await client.call("eth_getCode", [address, "latest"]))[2:])
-    if not runtime_matches(deployed, build):
-        raise ConfigError(f"the code at {address} is not the locked executor")
-    return address
-
-
-async def _receipt(client: RpcClient, tx_hash: str) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + RECEIPT_TIMEOUT
-    while True:
-        receipt = await client.call("eth_getTransactionReceipt", [tx_hash])
-        if receipt is not None:
-            return dict(receipt)
-        if asyncio.get_running_loop().time() > deadline:
-            raise ConfigError(f"transaction {tx_hash} was not mined in {RECEIPT_TIMEOUT:.0f} s")
-        await asyncio.sleep(0.1)
 
 
 async def live_executor(
@@ -111,19 +62,12 @@ async def live_executor(
 ) -> tuple[BundleExecutor, RiskController, RelayClient]:
     """The bundle executor for a live run, its risk controller and relay client (to close)."""
     env = dict(os.environ if environ is None else environ)
-    holder: dict[str, SignerLock] = {}
-
-    def guard() -> None:
-        lock = holder.get("lock")
-        if lock is None:
-            raise SignerLockLostError("refusing to sign: the signer lock is not taken yet")
-        lock.require()
-
+    guard = SignerGuard()
     keys = load_keys(env, live=True, guard=guard)
     assert keys.signer is not None
     assert keys.relay is not None
     lock = SignerLock(engine, keys.signer.address, lease_seconds=settings.risk.signer_lease_seconds)
-    holder["lock"] = lock
+    guard.lock = lock
     risk = RiskController(
         sessions,
         chain_id=chain_id,
@@ -139,9 +83,10 @@ async def live_executor(
     await nonces.sync()
     executor = settings.execution.executor
     if deploy and lock.held:
-        executor = await deploy_executor(
-            client, keys.signer, nonces, base_token, settings.strategy.priority_fee_wei
+        deployed = await deploy_executor(
+            client, keys.signer, nonces, base_token, priority_fee=settings.strategy.priority_fee_wei
         )
+        executor = deployed.address
     if executor is None and lock.held:
         raise ConfigError("no executor contract: set execution.executor")
     if executor is None:  # the key is someone else's: this instance stays in shadow for good

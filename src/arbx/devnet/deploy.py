@@ -13,11 +13,12 @@ from eth_utils.address import to_checksum_address
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-from arbx.devnet.artifacts import load_artifact
+from arbx.devnet.artifacts import Artifact, load_artifact
 from arbx.devnet.chain import DevChain
 from arbx.devnet.solc import load_test_contract
 from arbx.domain import create2
 from arbx.domain.errors import ConfigError, InputError
+from arbx.execution.contract import CONTRACT_NAME, locked_build, runtime_matches
 
 # Pair init code hash hardcoded in UniswapV2Library (v2-periphery); mainnet's.
 V2_INIT_CODE_HASH = bytes.fromhex(
@@ -308,3 +309,12 @@ def decrease_v3_liquidity(
     # DecreaseLiquidityParams(tokenId, liquidity, amount0Min, amount1Min, deadline)
     chain.send(npm.functions.decreaseLiquidity((position.token_id, liquidity, 0, 0, _FAR_DEADLINE)))
     return replace(position, liquidity=position.liquidity - liquidity)
+
+
+def deploy_executor_on(chain: DevChain, weth: str) -> Contract:
+    """Deploy the shipped executor from the chain's sender (its owner) for ``weth``."""
+    build = locked_build()
+    contract = chain.deploy(Artifact(CONTRACT_NAME, build.abi, build.bytecode), weth)
+    if not runtime_matches(bytes(chain.w3.eth.get_code(contract.address))):
+        raise ConfigError(f"deployed executor at {contract.address} is not the shipped code")
+    return contract

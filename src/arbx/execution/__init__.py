@@ -1,7 +1,7 @@
 """Turning an opportunity into a transaction: the executor contract and its calldata.
 
 ``route_codec`` encodes a sized route for ``ArbExecutor.execute`` (pure, eth_abi only);
-``contract`` builds the contract, checks it against its lock file and deploys it on a devnet.
+``contract`` loads the shipped executor build; ``deploy`` deploys it from the signing key.
 """
 
 from arbx.execution.route_codec import (

@@ -1,13 +1,12 @@
-"""The executor contract's build: compile ``contracts/ArbExecutor.sol``, check it against its lock.
+"""The executor contract as shipped: ABI, creation and runtime code, loaded without a compiler.
 
-The contract is compiled with the pinned npm ``solc`` and its own settings (optimizer at 10,000
-runs, EVM ``cancun`` for transient storage, no metadata trailer). ``ArbExecutor.lock.json``, next
-to the source, records the compiler version, the settings, the source's keccak256 and the
-keccak256 of the creation and runtime bytecode. :func:`lock_drift` lists what a build changes, so
-a source edit, a compiler or settings change, or a non-reproducible output fails CI until the lock
-is rewritten on purpose (``make contracts``, i.e. ``python contracts/build.py --write``).
-:func:`load_executor_artifact` refuses a build that does not match the lock, so only the locked
-bytecode is ever deployed, and :func:`runtime_matches` checks code already on chain.
+``arb_executor.json`` in this package is the executor compiled from ``contracts/ArbExecutor.sol``
+with the pinned npm ``solc`` and its own settings (optimizer at 10,000 runs, EVM ``cancun`` for
+transient storage, no metadata trailer). It records the compiler, the settings, the source's
+keccak256 and the keccak256 of both codes, so a run needs no Node, npm or solc. ``make contracts``
+rewrites it (``arbx.devnet.build_contracts``), and a test recompiles the source and compares every
+field, so a source edit that is not rebuilt fails CI. :func:`locked_build` refuses a file whose
+code does not match its own recorded hashes; :func:`runtime_matches` checks code already on chain.
 """
 
 from __future__ import annotations
@@ -15,22 +14,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 from eth_abi.abi import decode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
-from web3.contract import Contract
 
-from arbx.devnet.artifacts import Artifact
-from arbx.devnet.chain import DevChain
-from arbx.devnet.solc import SOLC_VERSION, compile_standard_json, contracts_dir
 from arbx.domain.errors import ConfigError
 
 CONTRACT_NAME = "ArbExecutor"
 SOURCE_UNIT = "ArbExecutor.sol"
-LOCK_FILE = "ArbExecutor.lock.json"
+ARTIFACT = "arb_executor.json"
 SETTINGS: dict[str, Any] = {
     "optimizer": {"enabled": True, "runs": 10_000},
     "evmVersion": "cancun",
@@ -55,118 +50,87 @@ class ExecutorBuild:
     """A compiled executor: ABI, creation and runtime code, and where immutables sit at runtime."""
 
     source_keccak: str
+    compiler_version: str
     abi: list[dict[str, Any]]
     bytecode: bytes
     runtime: bytes
     immutables: tuple[tuple[int, int], ...]  # (start, length) in the runtime code
-
-    @property
-    def artifact(self) -> Artifact:
-        """The build as a deployable :class:`Artifact`."""
-        return Artifact(name=CONTRACT_NAME, abi=self.abi, bytecode=self.bytecode)
-
-
-def source_path() -> Path:
-    """``<repo>/contracts/ArbExecutor.sol``."""
-    return contracts_dir() / SOURCE_UNIT
-
-
-def lock_path() -> Path:
-    """``<repo>/contracts/ArbExecutor.lock.json``."""
-    return contracts_dir() / LOCK_FILE
 
 
 def _hex(data: bytes) -> str:
     return "0x" + data.hex()
 
 
-def compile_executor(*, fresh: bool = False) -> ExecutorBuild:
-    """Compile the executor (from the build cache unless ``fresh``)."""
-    path = source_path()
-    if not path.is_file():
-        raise ConfigError(f"executor source not found at {path}")
-    source = path.read_text(encoding="utf-8")
-    standard = {
-        "language": "Solidity",
-        "sources": {SOURCE_UNIT: {"content": source}},
-        "settings": SETTINGS,
-    }
-    compiled = compile_standard_json(standard, fresh=fresh)[SOURCE_UNIT][CONTRACT_NAME]
-    runtime = compiled["evm"]["deployedBytecode"]
-    immutables = sorted(
-        (ref["start"], ref["length"])
-        for refs in runtime.get("immutableReferences", {}).values()
-        for ref in refs
-    )
-    return ExecutorBuild(
-        source_keccak=_hex(keccak(source.encode())),
-        abi=compiled["abi"],
-        bytecode=bytes.fromhex(compiled["evm"]["bytecode"]["object"]),
-        runtime=bytes.fromhex(runtime["object"]),
-        immutables=tuple(immutables),
-    )
-
-
-def lock_of(build: ExecutorBuild) -> dict[str, Any]:
-    """The lock-file record of a build."""
+def record_of(build: ExecutorBuild) -> dict[str, Any]:
+    """The shipped file's content for ``build`` (JSON-ready)."""
     return {
         "contract": CONTRACT_NAME,
         "source": f"contracts/{SOURCE_UNIT}",
         "source_keccak256": build.source_keccak,
-        "compiler": {"npm": "solc", "version": SOLC_VERSION},
+        "compiler": {"npm": "solc", "version": build.compiler_version},
         "settings": SETTINGS,
+        "abi": build.abi,
+        "bytecode": _hex(build.bytecode),
+        "runtime": _hex(build.runtime),
+        "immutables": [list(pair) for pair in build.immutables],
         "creation_keccak256": _hex(keccak(build.bytecode)),
         "runtime_keccak256": _hex(keccak(build.runtime)),
         "runtime_size": len(build.runtime),
     }
 
 
-def read_lock(path: Path | None = None) -> dict[str, Any]:
-    """The checked-in lock file."""
-    where = path if path is not None else lock_path()
-    if not where.is_file():
-        raise ConfigError(f"no lock file at {where}: run `make contracts`")
-    lock: dict[str, Any] = json.loads(where.read_text(encoding="utf-8"))
-    return lock
+def build_of(record: dict[str, Any]) -> ExecutorBuild:
+    """The build a shipped record describes; ConfigError when its code fails its own hashes."""
+    try:
+        build = ExecutorBuild(
+            source_keccak=str(record["source_keccak256"]),
+            compiler_version=str(record["compiler"]["version"]),
+            abi=list(record["abi"]),
+            bytecode=bytes.fromhex(str(record["bytecode"]).removeprefix("0x")),
+            runtime=bytes.fromhex(str(record["runtime"]).removeprefix("0x")),
+            immutables=tuple((int(a), int(b)) for a, b in record["immutables"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"the shipped {ARTIFACT} is malformed: {exc!r}") from None
+    drift = drift_of(build, record)
+    if drift:
+        raise ConfigError(f"the shipped {ARTIFACT} is inconsistent: " + "; ".join(drift))
+    return build
 
 
-def write_lock(build: ExecutorBuild, path: Path | None = None) -> Path:
-    """Rewrite the lock file from ``build``; its path."""
-    where = path if path is not None else lock_path()
-    where.write_text(json.dumps(lock_of(build), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return where
-
-
-def lock_drift(build: ExecutorBuild, lock: dict[str, Any]) -> list[str]:
-    """Each field where ``build`` differs from ``lock`` (empty when they agree)."""
-    fresh = lock_of(build)
+def drift_of(build: ExecutorBuild, record: dict[str, Any]) -> list[str]:
+    """Each field where ``build`` differs from a shipped ``record`` (empty when they agree)."""
+    fresh = record_of(build)
     return [
-        f"{key}: locked {lock.get(key)!r}, built {fresh[key]!r}"
+        f"{key}: shipped {_short(record.get(key))}, built {_short(fresh[key])}"
         for key in sorted(fresh)
-        if lock.get(key) != fresh[key]
+        if record.get(key) != fresh[key]
     ]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def shipped_record() -> dict[str, Any]:
+    """The content of the shipped ``arb_executor.json``."""
+    try:
+        text = resources.files("arbx.execution").joinpath(ARTIFACT).read_text(encoding="utf-8")
+        record: dict[str, Any] = json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the shipped {ARTIFACT}: {exc}") from None
+    return record
 
 
 @cache
 def locked_build() -> ExecutorBuild:
-    """The executor build, checked against the lock file; ConfigError on any drift."""
-    build = compile_executor()
-    drift = lock_drift(build, read_lock())
-    if drift:
-        raise ConfigError(
-            f"{SOURCE_UNIT} does not match {LOCK_FILE} (run `make contracts` if the change is "
-            "intended): " + "; ".join(drift)
-        )
-    return build
-
-
-def load_executor_artifact() -> Artifact:
-    """The executor's ABI and creation code, exactly as locked."""
-    return locked_build().artifact
+    """The shipped executor build, checked against its own recorded hashes."""
+    return build_of(shipped_record())
 
 
 def runtime_matches(code: bytes, build: ExecutorBuild | None = None) -> bool:
-    """True if deployed ``code`` is the locked runtime code (immutables aside)."""
+    """True if deployed ``code`` is the shipped runtime code (immutables aside)."""
     expected = build if build is not None else locked_build()
     if len(code) != len(expected.runtime):
         return False
@@ -174,15 +138,6 @@ def runtime_matches(code: bytes, build: ExecutorBuild | None = None) -> bool:
     for start, length in expected.immutables:
         masked[start : start + length] = expected.runtime[start : start + length]
     return bytes(masked) == expected.runtime
-
-
-def deploy_executor(chain: DevChain, weth: str) -> Contract:
-    """Deploy the locked executor from the chain's sender (its owner) for ``weth``."""
-    contract = chain.deploy(load_executor_artifact(), weth)
-    code = bytes(chain.w3.eth.get_code(contract.address))
-    if not runtime_matches(code):
-        raise ConfigError(f"deployed executor at {contract.address} is not the locked code")
-    return contract
 
 
 def revert_reason(data: bytes, abi: list[dict[str, Any]] | None = None) -> str:

@@ -343,3 +343,20 @@ class SignerLock:
             conn, self._conn = self._conn, None
             with contextlib.suppress(DBAPIError):
                 conn.close()
+
+
+class SignerGuard:
+    """The signing key's guard: signing is allowed only while ``lock`` is set and still held.
+
+    The key must be loaded to know which lock to take, so the guard is handed to the signer
+    first and the lock set once taken; until then, and after it is lost, signing raises
+    SignerLockLostError.
+    """
+
+    def __init__(self) -> None:
+        self.lock: SignerLock | None = None
+
+    def __call__(self) -> None:
+        if self.lock is None:
+            raise SignerLockLostError("refusing to sign: the signer lock is not taken")
+        self.lock.require()
