@@ -241,7 +241,7 @@ def set_controls(
 ) -> Controls:
     """Set the mode ceiling and/or the limits (None: back to the settings), audited. -> new.
 
-    With ``configured_mode`` / ``configured_limits`` (see ``arbx.risk.limits.configured_bound``)
+    With ``configured_mode`` / ``configured_limits`` (see ``arbx.domain.limits.configured_bound``)
     a ceiling or a limit above them raises ControlRefusedError and changes nothing (``refusal``
     checks first and audits it).
     """
