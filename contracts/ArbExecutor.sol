@@ -36,6 +36,9 @@ interface IUniswapV3PoolMinimal {
 /// pay-later swap); inside its callback the other hops run, and the first pool is repaid out of
 /// the last hop's output. The call then reverts unless this contract's balance of the base token
 /// grew by at least `minProfit` after paying the builder its share (in ETH, to block.coinbase).
+/// Every token this contract pays a hop with is what it measured arriving from the hop before
+/// (balanceOf before and after), never an amount from the route or a pool's report, so a pool
+/// that sends less than it claims cannot make it spend tokens it held before the call.
 /// @dev Security model (docs/adr/0006-executor-contract.md):
 /// - Only the deployer (`owner`, immutable) may call `execute` and the withdrawals.
 /// - A callback is accepted only from the one pool this contract is calling at that moment, in
@@ -44,6 +47,10 @@ interface IUniswapV3PoolMinimal {
 ///   route `execute` was given (its keccak256 is kept in transient storage), so a pool cannot
 ///   change the route; a V3 payment is in the token and up to the amount this contract chose.
 /// - No approvals are ever given: every payment is a direct `transfer`.
+/// - A hop's input that passes through this contract is measured: a V2 flash's output, and the
+///   output of any hop followed by a V3 hop. Other outputs go straight to the next V2 pair, whose
+///   own balance check (`K`) refuses an input short of what it is asked to send; the last hop's
+///   output is the base token, measured by the profit check.
 /// - ETH is accepted only from WETH (the unwrap that pays the builder).
 contract ArbExecutor {
     /// @notice One hop of a route.
@@ -90,6 +97,8 @@ contract ArbExecutor {
     /// @dev MODE_V3_PAY: the token owed to the pool, and the most that may be paid.
     address private transient _payToken;
     uint256 private transient _payMax;
+    /// @dev The flash's output token balance before the first swap, when that output comes here.
+    uint256 private transient _mark;
 
     /// @notice The caller is not the owner.
     error NotOwner();
@@ -103,7 +112,8 @@ contract ArbExecutor {
     /// @notice A callback from anyone but the pool being called, in another mode, for a swap
     /// this contract did not start, or with other route data.
     error UnexpectedCallback();
-    /// @notice A pool claimed more than this contract chose to pay, or reported no output.
+    /// @notice A pool claimed more than this contract chose to pay, or reported or delivered no
+    /// output.
     error BadDelta();
     /// @notice A pool returned from `swap` without calling back.
     error NoCallback();
@@ -157,6 +167,9 @@ contract ArbExecutor {
         _route = keccak256(route);
         Hop calldata first = hops[0];
         _pool = first.pool;
+        if (first.kind == KIND_V2 || hops[1].kind == KIND_V3) {
+            _mark = IERC20Minimal(hops[1].tokenIn).balanceOf(address(this)); // output comes here
+        }
         if (first.kind == KIND_V2) {
             _mode = MODE_V2_FLASH;
             (uint256 out0, uint256 out1) =
@@ -216,9 +229,9 @@ contract ArbExecutor {
         } else if (mode == MODE_V3_FLASH) {
             (address base, uint256 amountIn, Hop[] memory hops) = _openRoute(data);
             if (uint256(owed) > amountIn) revert BadDelta();
-            int256 received = hops[0].zeroForOne ? -amount1Delta : -amount0Delta;
-            if (received <= 0) revert BadDelta();
-            _runRest(hops, uint256(received), false);
+            // the output came here only when the next hop is V3; else the next pair checks it
+            uint256 received = hops[1].kind == KIND_V3 ? _received(hops[1].tokenIn) : 0;
+            _runRest(hops, received, false);
             _transfer(base, msg.sender, uint256(owed));
         } else {
             revert UnexpectedCallback();
@@ -244,7 +257,7 @@ contract ArbExecutor {
         _mode = MODE_NONE;
         if (sender != address(this)) revert UnexpectedCallback();
         (address base, uint256 amountIn, Hop[] memory hops) = _openRoute(data);
-        _runRest(hops, hops[0].amountOut, true);
+        _runRest(hops, _received(hops[1].tokenIn), true);
         _transfer(base, msg.sender, amountIn);
     }
 
@@ -258,20 +271,28 @@ contract ArbExecutor {
         (base, amountIn,,, hops) = abi.decode(data, (address, uint256, uint256, uint256, Hop[]));
     }
 
-    /// @dev Hops 1.. of the route, starting with `amount` of hops[1].tokenIn. `held` is true when
-    /// that amount is in this contract (after a V2 flash); otherwise it is already at hops[1].pool
-    /// when that is a V2 pair. Each hop sends its output straight to the next V2 pair, else here.
+    /// @dev What arrived of `token` since `_mark` was taken; reverts if nothing did.
+    function _received(address token) private view returns (uint256 amount) {
+        amount = IERC20Minimal(token).balanceOf(address(this)) - _mark;
+        if (amount == 0) revert BadDelta();
+    }
+
+    /// @dev Hops 1.. of the route. `amount` of hops[1].tokenIn was measured arriving here when
+    /// `held` (after a V2 flash) or when hops[1] is V3; otherwise it went to hops[1].pool, a V2
+    /// pair. Each hop sends its output straight to the next V2 pair, else here; an output that
+    /// comes here for a V3 hop is measured and is all that hop may take.
     function _runRest(Hop[] memory hops, uint256 amount, bool held) private {
         uint256 n = hops.length;
         for (uint256 i = 1; i < n; ++i) {
             Hop memory hop = hops[i];
+            bool measure = i + 1 < n && hops[i + 1].kind == KIND_V3;
             address to = i + 1 < n ? _recipient(hops[i + 1].kind, hops[i + 1].pool) : address(this);
+            if (measure) _mark = IERC20Minimal(hops[i + 1].tokenIn).balanceOf(address(this));
             if (hop.kind == KIND_V2) {
                 if (i == 1 && held) _transfer(hop.tokenIn, hop.pool, amount);
                 (uint256 out0, uint256 out1) =
                     hop.zeroForOne ? (uint256(0), hop.amountOut) : (hop.amountOut, uint256(0));
                 IUniswapV2PairMinimal(hop.pool).swap(out0, out1, to, "");
-                amount = hop.amountOut;
             } else if (hop.kind == KIND_V3) {
                 _pool = hop.pool;
                 _mode = MODE_V3_PAY;
@@ -281,12 +302,11 @@ contract ArbExecutor {
                     to, hop.zeroForOne, _int(amount), _noLimit(hop.zeroForOne), ""
                 );
                 if (_pool != address(0)) revert NoCallback();
-                int256 out = hop.zeroForOne ? -amount1 : -amount0;
-                if (out <= 0) revert BadDelta();
-                amount = uint256(out);
+                if ((hop.zeroForOne ? -amount1 : -amount0) <= 0) revert BadDelta();
             } else {
                 revert BadRoute();
             }
+            if (measure) amount = _received(hops[i + 1].tokenIn);
         }
     }
 

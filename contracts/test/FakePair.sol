@@ -51,9 +51,11 @@ contract FakePair {
         IFlashCallbacks(target).uniswapV3SwapCallback(amount0Delta, amount1Delta, data);
     }
 
-    /// @notice The V2 pair's swap: sends nothing and calls `to` back.
+    /// @notice The V2 pair's swap: sends nothing and calls `to` back when given data (as a
+    /// real pair does) or told to tamper.
     function swap(uint256 amount0Out, uint256 amount1Out, address to, bytes calldata data) external {
         bytes memory sent = _sent(data);
+        if (sent.length == 0) return;
         IFlashCallbacks(to).uniswapV2Call(msg.sender, amount0Out, amount1Out, sent);
         if (twice) IFlashCallbacks(to).uniswapV2Call(msg.sender, amount0Out, amount1Out, sent);
     }

@@ -5,7 +5,8 @@ Prices in A per WETH: "v2_a" 2,000 (the fair price), "v2_b" 2,100, "v3_a" 2,200,
 B (8 decimals) is fair at 1.5 per A and 3,000 per WETH ("v2_bw", "v2_ab", "v3_ab", "v3_bw").
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from math import isqrt
@@ -17,6 +18,7 @@ from hexbytes import HexBytes
 from web3.contract import Contract
 from web3.types import RPCEndpoint
 
+from arbx.devnet.anvil import AnvilOptions, start_anvil
 from arbx.devnet.artifacts import load_artifact
 from arbx.devnet.chain import DevChain, RawReceipt, TxQueue
 from arbx.devnet.deploy import (
@@ -24,7 +26,9 @@ from arbx.devnet.deploy import (
     UniswapDeployment,
     create_v2_pair,
     create_v3_pool,
+    deploy_executor_on,
     deploy_test_tokens,
+    deploy_uniswap,
     mint_v3_positions,
     sort_tokens,
     token,
@@ -38,6 +42,7 @@ from arbx.execution.contract import revert_reason
 GAS = 3_000_000
 ETHER = 10**18
 COINBASE = to_checksum_address("0x" + "c0" * 20)
+DUST = 10**9  # WETH the executor keeps, so that a profit is not its first
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,21 @@ def add_v3(
     mint_v3_positions(market.chain, market.uniswap, pool, ranges)
     bounds = tuple(sorted({b for lower, upper, _, _ in ranges for b in (lower, upper)}))
     market.pools[name] = PoolInfo(name, pool.address, "v3", pool.token0, pool.token1, fee, bounds)
+
+
+@contextmanager
+def running_market() -> Iterator[Market]:
+    """Own anvil: Uniswap, the executor (owner: the first account), the priced pools."""
+    with start_anvil(AnvilOptions(balance_ether=100_000)) as node:
+        chain = DevChain(node.url)
+        uniswap = deploy_uniswap(chain)
+        executor = deploy_executor_on(chain, uniswap.weth9)
+        built = build_market(chain, uniswap, executor)
+        # steady state: a builder's coinbase has a balance; the executor keeps a little WETH
+        chain.rpc("anvil_setCoinbase", COINBASE)
+        chain.rpc("anvil_setBalance", COINBASE, hex(ETHER))
+        chain.send(built.erc20(built.weth).functions.transfer(executor.address, DUST))
+        yield built
 
 
 def build_market(chain: DevChain, uniswap: UniswapDeployment, executor: Contract) -> Market:
