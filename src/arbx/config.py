@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from eth_utils.address import is_hex_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -22,12 +22,15 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from arbx import safejson
 from arbx.api.settings import ApiSettings
 from arbx.domain.errors import ConfigError
 from arbx.domain.modes import Mode
 from arbx.risk.settings import RiskSettings
 
 Kind = Literal["uniswap_v2", "uniswap_v3"]
+MAX_SETTINGS_BYTES: Final = 1024 * 1024
+MAX_SETTINGS_DEPTH: Final = 16
 
 
 def _address(value: str) -> str:
@@ -213,16 +216,36 @@ class Settings(BaseSettings):
         return env_settings, init_settings
 
 
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """The TOML file at ``path``, bounded in size and nesting before and after it is parsed.
+
+    The TOML parser recurses in Python: a file of ``[[[[...`` would exhaust the interpreter's
+    stack, and a deep structure would then reach code that recurses over settings.
+    """
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_SETTINGS_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read settings file {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_SETTINGS_BYTES:
+        raise ConfigError(f"settings file {path} is over {MAX_SETTINGS_BYTES} bytes")
+    too_deep = ConfigError(f"settings file {path} nests deeper than {MAX_SETTINGS_DEPTH} levels")
+    if safejson.nesting_depth(raw) > MAX_SETTINGS_DEPTH:  # arrays and inline tables
+        raise too_deep
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except ValueError as exc:  # TOMLDecodeError, bad UTF-8, an integer past 4,300 digits
+        raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise too_deep from None
+    if safejson.value_depth(data) > MAX_SETTINGS_DEPTH:  # dotted keys nest without brackets
+        raise too_deep
+    return data
+
+
 def load_settings(path: Path | None = None) -> Settings:
     """Settings from ``path`` (TOML) and the environment; ConfigError with one clear line."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read settings file {path}: {exc.strerror or exc}") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from None
+    data: dict[str, Any] = {} if path is None else read_settings_file(path)
     try:
         return Settings(**data)
     except SettingsError as exc:

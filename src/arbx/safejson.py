@@ -59,6 +59,20 @@ def nesting_depth(data: bytes) -> int:
     return max(accumulate(memoryview(signs).cast("b"), initial=0))
 
 
+def value_depth(doc: Any) -> int:
+    """How deep lists and dicts nest in a decoded value (iterative: safe on any depth)."""
+    deepest = 0
+    stack = [(doc, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, list | dict):
+            deepest = max(deepest, depth + 1)
+            stack.extend(
+                (item, depth + 1) for item in (node.values() if type(node) is dict else node)
+            )
+    return deepest
+
+
 def loads(
     raw: bytes | bytearray | memoryview | str,
     *,

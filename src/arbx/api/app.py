@@ -4,7 +4,9 @@ The engine and the API share the database and nothing else; they may run as sepa
 (``arbx api``) or in one event loop (the engine's ``arbx run`` calling ``serve``). Every refusal
 is ``{"detail": "<one clear line>"}``: 400 bad input, 401 no or bad token, 403 a viewer's token
 for a change, 404 no such thing, 409 nothing to act on yet, 422 a parameter or body field that
-does not validate, 503 the database is unreachable.
+does not validate, 503 the database is unreachable; and before any route runs (``limits``):
+408 a body too slow, 413 a body too large, 414 a query string too long, 431 too many or too
+large headers, 422 a body that is not JSON or nests too deep.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from arbx import __version__
 from arbx.api import routes_control, routes_pnl, routes_read, stream
 from arbx.api.context import ApiContext, utc_now
 from arbx.api.events import EventHub
+from arbx.api.limits import SERVER_LIMITS, RequestLimits
 from arbx.api.schemas import HealthOut, ReadyOut
 from arbx.api.views import age_s
 from arbx.domain.errors import ConfigError, InputError
@@ -59,6 +62,10 @@ takes `?token=` because a browser's EventSource cannot set headers.
 **Amounts** in wei are decimal strings (they pass 2^53). **Lists** are keyset pages, newest
 first: pass a page's `next_before_id` as `before_id` (`after_id` is the same cursor) for the next
 one. **Errors** are `{"detail": "..."}`.
+
+**Limits**, checked before authentication: a body is at most 64 KiB of JSON nested at most 32
+deep (413, 422), arriving within 10 s (408); a query string at most 4 KiB (414); at most 64
+headers, 16 KiB in all (431).
 """
 
 
@@ -112,6 +119,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    app.add_middleware(RequestLimits)
     _handlers(app)
     _health(app, ctx)
     for module in (routes_read, routes_pnl, routes_control, stream):
@@ -137,6 +145,7 @@ async def serve(
         access_log=False,  # the stream's ?token= would land in it
         lifespan="on",
         timeout_graceful_shutdown=5,
+        **SERVER_LIMITS,
     )
     server = _Server(config)
 

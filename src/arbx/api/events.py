@@ -31,6 +31,7 @@ from typing import Any, Final
 import psycopg
 from sqlalchemy.orm import Session
 
+from arbx import safejson
 from arbx.api import views
 from arbx.api.context import ApiContext
 from arbx.store import browse_repo
@@ -269,7 +270,7 @@ def _ids(payloads: list[str]) -> tuple[list[int], list[int]]:
     bundles: list[int] = []
     for payload in payloads:
         try:
-            data = json.loads(payload)
+            data = safejson.loads(payload, max_bytes=8000, max_depth=4)  # NOTIFY's own cap
             ids = [int(i) for i in data.get("ids", [])]
         except (ValueError, TypeError, AttributeError):
             continue

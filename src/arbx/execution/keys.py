@@ -41,6 +41,7 @@ from eth_keyfile.exceptions import EthKeyfileException
 from eth_typing import ChecksumAddress
 from eth_utils.crypto import keccak
 
+from arbx import safejson
 from arbx.domain.errors import ConfigError, InputError
 from arbx.execution.redaction import remember_secret
 
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 Role = Literal["signing", "relay"]
 SCRYPT_N: Final = 2**18  # eth-keyfile's default work factor: about 0.7 s to open on 2 vCPU
 MIN_PASSWORD: Final = 8  # for keystores we write; any password opens an existing one
+MAX_KEYSTORE_BYTES: Final = 64 * 1024  # a version 3 keystore is under 1 KB
 SECP256K1_N: Final = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _GROUP_OTHER_READ: Final = stat.S_IRGRP | stat.S_IROTH
 
@@ -228,11 +230,14 @@ def _read_stdin(stdin: TextIO | None) -> str:
 def _open_keystore(path: str, password: str) -> bytes:
     """The key in keystore ``path``; ConfigError for a missing file, bad JSON or wrong password."""
     try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        with Path(path).open("rb") as handle:
+            raw = handle.read(MAX_KEYSTORE_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read keystore {path}: {exc.strerror or exc}") from None
-    except (ValueError, UnicodeDecodeError):
-        raise ConfigError(f"keystore {path} is not JSON") from None
+    try:
+        document = safejson.loads(raw, max_bytes=MAX_KEYSTORE_BYTES, max_depth=8)
+    except safejson.JsonError as exc:
+        raise ConfigError(f"keystore {path} is not JSON we accept: {exc}") from None
     crypto = document.get("crypto", document.get("Crypto")) if isinstance(document, dict) else None
     if not isinstance(crypto, dict):
         raise ConfigError(f"keystore {path} is not a version 3 keystore")

@@ -1,0 +1,148 @@
+"""Bounds on what a request may carry, checked before any route (or its authentication) runs.
+
+``RequestLimits`` is an ASGI middleware in front of the whole app:
+
+- the query string is at most ``max_query_bytes`` (414), the headers at most ``max_headers`` of
+  them and ``max_header_bytes`` in all (431);
+- a body is at most ``max_body_bytes``, by its ``Content-Length`` or as it streams in (413), and
+  arrives within ``body_timeout`` seconds (408);
+- a non-empty body must be JSON, no deeper than ``max_body_depth``, decoded by
+  ``arbx.safejson`` (422, as FastAPI's own refusal of a body that is not JSON). FastAPI decodes
+  bodies again with the standard library, which recurses on the C stack: it only ever sees
+  bodies that passed here, so it never meets a deep one.
+
+Every refusal is ``{"detail": "<one line>"}`` like the rest of the API, and closes nothing else:
+the process keeps serving. The HTTP server adds its own caps (see ``SERVER_LIMITS``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from arbx import safejson
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# For uvicorn: the h11 parser (named: the cap below is its own), which refuses a request whose
+# head (request line and headers) passes this size before the app sees it.
+SERVER_LIMITS: Final[dict[str, Any]] = {"http": "h11", "h11_max_incomplete_event_size": 32 * 1024}
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """The caps; the defaults fit every request the API and the dashboard make, many times."""
+
+    max_body_bytes: int = 64 * 1024
+    max_body_depth: int = 32
+    max_query_bytes: int = 4 * 1024
+    max_headers: int = 64
+    max_header_bytes: int = 16 * 1024
+    body_timeout: float = 10.0
+
+
+class RequestLimits:
+    """ASGI middleware refusing requests over the ``Bounds`` with a 4xx and one line."""
+
+    def __init__(self, app: App, bounds: Bounds | None = None) -> None:
+        self.app = app
+        self.bounds = bounds or Bounds()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the request's head, then its body, then hand it to the app."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refusal = self._head(scope)
+        if refusal is None:
+            body, refusal = await self._body(scope, receive)
+        if refusal is not None:
+            await _refuse(send, *refusal)
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+    def _head(self, scope: Scope) -> tuple[int, str] | None:
+        bounds = self.bounds
+        if len(scope.get("query_string", b"")) > bounds.max_query_bytes:
+            return 414, f"query string over {bounds.max_query_bytes} bytes"
+        headers = scope.get("headers", [])
+        if len(headers) > bounds.max_headers:
+            return 431, f"more than {bounds.max_headers} headers"
+        if sum(len(name) + len(value) for name, value in headers) > bounds.max_header_bytes:
+            return 431, f"headers over {bounds.max_header_bytes} bytes"
+        return None
+
+    async def _body(self, scope: Scope, receive: Receive) -> tuple[bytes, tuple[int, str] | None]:
+        cap = self.bounds.max_body_bytes
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                if not value.isdigit():
+                    return b"", (400, "Content-Length is not a number")
+                if len(value) > 20 or int(value) > cap:
+                    return b"", (413, f"request body over {cap} bytes")
+        try:
+            async with asyncio.timeout(self.bounds.body_timeout):
+                body = await _read_body(receive, cap)
+        except TimeoutError:
+            return b"", (408, f"request body not received within {self.bounds.body_timeout:g} s")
+        if body is None:
+            return b"", (413, f"request body over {cap} bytes")
+        if body:
+            try:
+                safejson.loads(body, max_bytes=cap, max_depth=self.bounds.max_body_depth)
+            except safejson.JsonError as exc:
+                return b"", (422, f"request body is not accepted: {exc}")
+        return body, None
+
+
+async def _read_body(receive: Receive, cap: int) -> bytes | None:
+    """The whole body, or None once it passes ``cap`` bytes (the rest is not read)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client left: nothing to serve
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > cap:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives the app the body already read, then the connection's events."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _refuse(send: Send, status: int, detail: str) -> None:
+    body = safejson.dumps({"detail": detail})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
