@@ -26,6 +26,7 @@ from arbx import safejson
 from arbx.api.settings import ApiSettings
 from arbx.domain.errors import ConfigError
 from arbx.domain.modes import Mode
+from arbx.obs.logging import LogSettings
 from arbx.risk.settings import RiskSettings
 
 Kind = Literal["uniswap_v2", "uniswap_v3"]
@@ -181,6 +182,7 @@ class Settings(BaseSettings):
     risk: RiskSettings = Field(default_factory=RiskSettings)
     execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
 
     @property
     def embedded(self) -> bool:

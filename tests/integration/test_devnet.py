@@ -39,6 +39,27 @@ def test_anvil_starts_answers_and_stops() -> None:
     assert rpc_chain_id(node.url, timeout=0.2) is None
 
 
+def test_the_node_inherits_no_key_password_or_database_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secrets = {
+        "ARBX_SIGNING_KEY": "0x" + "11" * 32,
+        "ARBX_KEYSTORE_PASSWORD": "keystore-pa55",
+        "ARBX_RELAY_KEY": "22" * 32,
+        "ARBX_RELAY_KEYSTORE_PASSWORD": "relay-pa55",
+        "ARBX_DATABASE_URL": "postgresql://arbx:db-pa55@127.0.0.1/arbx",
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    with start_anvil() as node:
+        environ = Path(f"/proc/{node.process.pid}/environ").read_bytes().decode()
+    names = {line.split("=", 1)[0] for line in environ.split("\0") if line}
+    assert "PATH" in names
+    assert not names & {n for n in secrets if n != "ARBX_DATABASE_URL"}
+    for value in ("11" * 32, "keystore-pa55", "22" * 32, "relay-pa55", "db-pa55"):
+        assert value not in environ
+
+
 def test_missing_anvil_binary_says_run_make_setup(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="make setup"):
         start_anvil(binary=tmp_path / "anvil")

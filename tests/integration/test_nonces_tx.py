@@ -29,7 +29,6 @@ from arbx.domain.errors import ConfigError
 from arbx.execution.contract import locked_build
 from arbx.execution.keys import TxSigner, load_keys, new_keystore
 from arbx.execution.nonces import NonceManager
-from arbx.execution.redaction import RedactionFilter
 from arbx.execution.tx import (
     CallRevertedError,
     build_execute_tx,
@@ -40,6 +39,7 @@ from arbx.execution.tx import (
     signed_execute_tx,
     simulate_call,
 )
+from arbx.redaction import RedactionFilter
 
 pytestmark = pytest.mark.integration
 

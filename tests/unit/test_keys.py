@@ -34,7 +34,7 @@ from arbx.execution.keys import (
     parse_private_key,
     read_secret_file,
 )
-from arbx.execution.redaction import install_redaction, remove_redaction
+from arbx.redaction import install_redaction, remove_redaction
 
 FAST_N = 2**4  # scrypt work factor for tests (production: 2**18)
 PASSWORD = "correct horse battery"

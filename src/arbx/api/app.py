@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -42,6 +42,7 @@ from arbx.domain.errors import ConfigError, InputError
 from arbx.domain.limits import Limits
 from arbx.domain.modes import Mode
 from arbx.domain.stages import Schedule, default_schedule
+from arbx.scrub import scrub_text
 from arbx.store import api_repo
 from arbx.store.db import make_session_factory
 
@@ -143,6 +144,7 @@ async def serve(
         port=port,
         log_level=log_level,
         access_log=False,  # the stream's ?token= would land in it
+        log_config=None,  # uvicorn's records go to the process's handler (arbx.obs.logging)
         lifespan="on",
         timeout_graceful_shutdown=5,
         **SERVER_LIMITS,
@@ -195,7 +197,8 @@ def _health(app: FastAPI, ctx: ApiContext) -> None:
         try:
             age = await asyncio.wait_for(asyncio.to_thread(_heartbeat_age, ctx), READY_TIMEOUT_S)
         except (OperationalError, TimeoutError) as exc:
-            reason = "timed out" if isinstance(exc, TimeoutError) else _line(exc)
+            reason = "timed out" if isinstance(exc, TimeoutError) else database_problem(exc)
+            log.warning("readiness: database unreachable: %s", scrub_text(_line(exc)))
             return _ready(ctx, False, f"unreachable: {reason}", None, "the database is down")
         if age is None:
             return _ready(ctx, False, "ok", None, "no engine heartbeat recorded yet")
@@ -253,8 +256,8 @@ def _handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def database_down(_: Request, exc: OperationalError) -> JSONResponse:
-        log.warning("database unavailable: %s", _line(exc))
-        return JSONResponse({"detail": f"database unavailable: {_line(exc)}"}, 503)
+        log.warning("database unavailable: %s", scrub_text(_line(exc)))
+        return JSONResponse({"detail": f"database unavailable: {database_problem(exc)}"}, 503)
 
 
 def validation_message(errors: Any) -> str:
@@ -278,6 +281,28 @@ def validation_message(errors: Any) -> str:
         else:
             parts.append(f"{where}: {msg}")
     return "; ".join(parts) or "invalid request"
+
+
+_PROBLEMS: Final = (  # what a driver's message says, in words that name no host or user
+    ("password authentication failed", "authentication failed"),
+    ("authentication failed", "authentication failed"),
+    ("does not exist", "no such database or user"),
+    ("connection refused", "connection refused"),
+    ("timeout", "timed out"),
+    ("timed out", "timed out"),
+    ("could not translate host name", "unknown host"),
+    ("name or service not known", "unknown host"),
+    ("too many connections", "too many connections"),
+    ("database is locked", "database is busy"),
+    ("unable to open database file", "cannot open the database file"),
+    ("disk i/o error", "disk error"),
+)
+
+
+def database_problem(exc: BaseException) -> str:
+    """What went wrong with the database, in a few words that name no host, user or path."""
+    text = _line(exc).lower()
+    return next((words for marker, words in _PROBLEMS if marker in text), "connection failed")
 
 
 def _line(exc: BaseException) -> str:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from arbx import __version__
 from arbx.cli import api, executor, keys, offline, risk, run, store
 from arbx.cli.args import EXIT_USAGE, Parser
+from arbx.config import load_settings
 from arbx.devnet.commands import add_devnet_parser, run_devnet
 from arbx.domain.errors import ArbxError, ConfigError, MathError
+from arbx.obs.logging import LogSettings, configure_logging, log_settings
 
 
 def build_parser() -> Parser:
@@ -33,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``arbx`` console command."""
     args = build_parser().parse_args(argv)
     try:
+        configure_logging(_log_settings(getattr(args, "config", None)))
         code: int = args.handler(args)
     except ConfigError as exc:
         return fail(str(exc))
@@ -52,6 +56,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def _log_settings(config: Path | None) -> LogSettings:
+    """The ``log`` settings of the settings file, else of the environment alone."""
+    if config is None:
+        return log_settings()
+    try:
+        return load_settings(config).log
+    except ConfigError:  # the command reports the bad file itself
+        return log_settings()
 
 
 def fail(message: str) -> int:

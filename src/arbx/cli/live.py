@@ -24,7 +24,7 @@ from arbx.domain.pools import Pool
 from arbx.domain.stages import stage_limits
 from arbx.execution.contract import locked_build
 from arbx.execution.deploy import deploy_executor
-from arbx.execution.keys import load_keys
+from arbx.execution.keys import key_source, load_keys
 from arbx.execution.nonces import NonceManager
 from arbx.execution.relay import BuilderSpec, RelayClient
 from arbx.executors.bundle import BundleExecutor, LiveSettings
@@ -36,13 +36,21 @@ from arbx.risk.signer_lock import SignerGuard, SignerLock
 ZERO_ADDRESS = "0x" + "00" * 20
 
 
-def devnet_keys(folder: Path, searcher_key_file: Path) -> dict[str, str]:
-    """Key variables for a devnet run: its searcher key file and a fresh relay key (0600)."""
-    relay = folder / "devnet-relay.key"
-    if not relay.exists():
-        relay.write_text("0x" + secrets.token_hex(32) + "\n")
-        relay.chmod(0o600)
-    return {"ARBX_SIGNING_KEY_FILE": str(searcher_key_file), "ARBX_RELAY_KEY_FILE": str(relay)}
+def devnet_keys(
+    folder: Path, searcher_key_file: Path, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Key variables for a devnet run, for each role ``environ`` gives no key: the searcher key
+    file (signing) and a fresh relay key (0600)."""
+    keys: dict[str, str] = {}
+    if key_source("signing", environ or {}) is None:
+        keys["ARBX_SIGNING_KEY_FILE"] = str(searcher_key_file)
+    if key_source("relay", environ or {}) is None:
+        relay = folder / "devnet-relay.key"
+        if not relay.exists():
+            relay.write_text("0x" + secrets.token_hex(32) + "\n")
+            relay.chmod(0o600)
+        keys["ARBX_RELAY_KEY_FILE"] = str(relay)
+    return keys
 
 
 async def live_executor(

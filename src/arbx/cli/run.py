@@ -363,11 +363,9 @@ async def _live(
     from arbx.cli.live import devnet_keys, live_executor
 
     environ = None
-    if spec.searcher_key_file is not None and "ARBX_SIGNING_KEY_FILE" not in os.environ:
-        environ = {
-            **os.environ,
-            **devnet_keys(spec.searcher_key_file.parent, spec.searcher_key_file),
-        }
+    if spec.searcher_key_file is not None:  # the devnet's keys where none is configured
+        folder = spec.searcher_key_file.parent
+        environ = {**os.environ, **devnet_keys(folder, spec.searcher_key_file, os.environ)}
     executor, risk, relay = await live_executor(
         settings=settings,
         mode=settings.mode,

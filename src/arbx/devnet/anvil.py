@@ -1,6 +1,7 @@
 """Start and stop Foundry's anvil (npm package ``@foundry-rs/anvil``) on a loopback port."""
 
 import json
+import os
 import platform
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from typing import IO, Self
 from arbx.devnet.artifacts import node_modules_dir
 from arbx.domain.errors import ConfigError
 from arbx.errors import TransientError
+from arbx.scrub import child_environ
 
 DEFAULT_GAS_LIMIT = 1_000_000_000
 _HOST = "127.0.0.1"
@@ -157,6 +159,7 @@ def _launch(binary: Path, options: AnvilOptions, port: int, timeout: float) -> A
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
+        env=child_environ(os.environ),  # no key, password or database URL for the node
     )
     node = Anvil(process, port, options.chain_id, log)
     deadline = time.monotonic() + timeout

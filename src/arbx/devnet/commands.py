@@ -47,6 +47,8 @@ from arbx.devnet.market import DEFAULT_PACE, BlockStats, MarketSimulator
 from arbx.devnet.world import WorldOptions, build_world
 from arbx.domain.errors import ArbxError, ConfigError
 from arbx.errors import TransientError
+from arbx.obs.logging import configure_logging
+from arbx.scrub import child_environ
 
 DEFAULT_PORT = 8545
 DEFAULT_BLOCK_TIME = 2.0
@@ -139,6 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m arbx.devnet.commands up|down|market ...`` (what ``devnet up`` detaches)."""
     parser = argparse.ArgumentParser(prog="arbx")
     add_devnet_parser(parser.add_subparsers(dest="command", required=True))
+    try:
+        configure_logging()
+    except ArbxError as exc:
+        print(f"arbx: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return run_devnet(parser.parse_args(["devnet", *(sys.argv[1:] if argv is None else argv)]))
 
 
@@ -251,7 +258,7 @@ def _spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, env=child_environ(os.environ),
         )  # fmt: skip
     _CHILDREN[process.pid] = process
     return process

@@ -20,6 +20,7 @@ from typing import Any
 
 from arbx.devnet.artifacts import Artifact, node_modules_dir, project_root
 from arbx.domain.errors import ConfigError
+from arbx.scrub import child_environ
 
 SOLC_VERSION = "0.8.37"
 # Reads the standard-JSON input on stdin, writes the output on stdout; argv[1] is the solc package.
@@ -72,6 +73,7 @@ def _run_solc(payload: str, node_modules: Path) -> dict[str, Any]:
         capture_output=True,
         check=False,
         timeout=600,
+        env=child_environ(os.environ),
     )
     if completed.returncode != 0:
         raise ConfigError(f"solc-js failed: {completed.stderr.decode(errors='replace').strip()}")

@@ -16,8 +16,7 @@ Shadow mode never resolves the signing key at all (:func:`load_keys` with ``live
 
 A :class:`Signer` shows its role, address and source in ``repr``/``str`` and refuses to be pickled
 or copied; error messages name the variable or file, never its content. As a second line,
-``arbx.execution.redaction.install_redaction()`` scrubs every loaded key (and, by default,
-anything shaped like a 32-byte hex key) from every log record.
+``arbx.redaction`` scrubs every loaded key and keystore password from every log record.
 """
 
 from __future__ import annotations
@@ -43,7 +42,7 @@ from eth_utils.crypto import keccak
 
 from arbx import safejson
 from arbx.domain.errors import ConfigError, InputError
-from arbx.execution.redaction import remember_secret
+from arbx.redaction import remember_secret, remember_text
 
 log = logging.getLogger(__name__)
 
@@ -194,8 +193,11 @@ def keystore_password(
     names = ROLE_VARIABLES[role]
     chosen = _only_one(env, (names.password_file, names.password))
     if chosen == names.password_file:
-        return _strip_newline(read_secret_file(env[chosen], f"{role} keystore password file"))
+        password = _strip_newline(read_secret_file(env[chosen], f"{role} keystore password file"))
+        remember_text(password)
+        return password
     if chosen == names.password:
+        remember_text(env[chosen])
         return env[chosen]
     if prompt and sys.stdin.isatty():
         first = getpass.getpass(f"{role} keystore password: ")

@@ -38,6 +38,7 @@ from arbx.domain.errors import ConfigError, InputError
 from arbx.domain.pools import Pool, Token, V2Pool
 from arbx.domain.profit import Opportunity
 from arbx.domain.routes import Route
+from arbx.scrub import public_settings
 from arbx.store.models import (
     Block,
     Chain,
@@ -300,11 +301,14 @@ def start_run(
     settings: Mapping[str, Any] | None = None,
     started_at: datetime | None = None,
 ) -> int:
-    """Open a run (status 'running') on a chain already stored. -> run id."""
+    """Open a run (status 'running') on a chain already stored. -> run id.
+
+    ``settings`` are stored without secrets (``arbx.scrub.public_settings``).
+    """
     run = Run(
         chain_id=chain_id,
         mode=mode,
-        settings_json=dict(settings) if settings is not None else None,
+        settings_json=public_settings(dict(settings)) if settings is not None else None,
         status="running",
         started_at=started_at or datetime.now(UTC),
         blocks_seen=0,
@@ -326,7 +330,7 @@ def finish_run(
     if run is None:
         raise InputError(f"no run {run_id}")
     run.status = status
-    run.summary_json = dict(summary) if summary is not None else None
+    run.summary_json = public_settings(dict(summary)) if summary is not None else None
     run.ended_at = ended_at or datetime.now(UTC)
     session.flush()
 
@@ -499,8 +503,8 @@ def report(session: Session, run_id: int | None = None, *, top_routes: int | Non
             started_at=run.started_at,
             ended_at=run.ended_at,
             blocks_seen=run.blocks_seen,
-            settings=run.settings_json,
-            summary=run.summary_json,
+            settings=public_settings(run.settings_json),  # rows written before it was scrubbed
+            summary=public_settings(run.summary_json),
         ),
         blocks=run.blocks_seen,
         blocks_with_opportunities=len(latencies),

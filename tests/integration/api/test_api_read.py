@@ -114,14 +114,21 @@ def test_the_dashboard_is_served_at_the_root(api: Harness, tmp_path: Path) -> No
 
 
 def test_readyz_fails_when_the_database_is_down() -> None:
-    engine = db.make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2")
+    url = "postgresql+psycopg://opsuser:pa55word@127.0.0.1:1/none?connect_timeout=2"
+    engine = db.make_engine(url)
     app = create_app(db.make_session_factory(engine), chain_id=CHAIN)
     with TestClient(app) as client:
         down = client.get("/readyz")
         assert client.get("/healthz").status_code == 200
+        token_check = client.get("/api/v1/status", headers={"Authorization": "Bearer x"})
     assert down.status_code == 503
-    assert down.json()["database"].startswith("unreachable")
+    assert down.json()["database"] == "unreachable: connection refused"
     assert down.json()["detail"] == "the database is down"
+    assert token_check.status_code == 503
+    assert first_line(token_check) == "database unavailable: connection refused"
+    for answer in (down, token_check):  # no host, port, user or password in an answer
+        for word in ("127.0.0.1", "opsuser", "pa55word", ":1", "none"):
+            assert word not in answer.text, (word, answer.text)
 
 
 # --- opportunities ----------------------------------------------------------------------------

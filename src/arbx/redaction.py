@@ -1,12 +1,16 @@
-"""A logging filter that scrubs private keys from log records, as a second line of defence.
+"""A logging filter that scrubs secrets from log records, as a second line of defence.
 
-The first line is that no code logs a key. This one catches mistakes: every key a
+The first line is that no code logs a secret. This one catches mistakes: every key a
 :class:`~arbx.execution.keys.Signer` loads is remembered and removed from each record in any of its
-spellings (hex with or without 0x in any case, ``repr`` of its bytes, its decimal value). With
-``all_hex32`` (the default), any standalone run of 64 hex digits is also replaced, since a key
-nobody loaded yet looks just like that. The price: transaction, block and bundle hashes are
-32-byte hex too, and are scrubbed as well; log them through their own short form, or install with
-``all_hex32=False`` to scrub only the loaded keys.
+spellings (hex with or without 0x in any case, ``repr`` of its bytes, its decimal value), and so is
+every password or other secret text remembered with :func:`remember_text` (keystore passwords,
+the values of secret variables, a database URL's password: see ``arbx.obs.logging``).
+
+With ``all_hex32``, any standalone run of 64 hex digits is also replaced, since a key nobody loaded
+yet looks just like that. The price: transaction, block and bundle hashes are 32-byte hex too, and
+would be scrubbed as well. Processes install it without (``arbx.obs.logging.configure_logging``):
+hashes stay readable, and the keys that could be logged are the ones remembered; tests that
+want the stricter net install it with ``all_hex32=True``.
 
 :func:`install_redaction` wraps the log record factory, so records are scrubbed at creation
 whatever handler gets them later, and adds the filter to the root logger's handlers, which also
@@ -21,6 +25,7 @@ import threading
 from typing import Any, Final
 
 REDACTED: Final = "[redacted]"
+MIN_TEXT: Final = 4
 _HEX32: Final = re.compile(r"(?<![0-9a-fA-F])(?:0[xX])?[0-9a-fA-F]{64}(?![0-9a-fA-F])")
 _STANDARD_FIELDS: Final = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
@@ -38,8 +43,20 @@ def _spellings(key: bytes) -> list[str]:
 
 def remember_secret(key: bytes) -> None:
     """Scrub ``key`` (in any spelling) from every record from now on."""
+    _remember(_spellings(key))
+
+
+def remember_text(secret: str) -> None:
+    """Scrub ``secret`` (a password, a token: as written, any case) from every record from now on.
+
+    Texts shorter than 4 characters are ignored: scrubbing them would garble every line.
+    """
+    if len(secret) >= MIN_TEXT:
+        _remember([re.escape(secret)])
+
+
+def _remember(spellings: list[str]) -> None:
     global _known_pattern  # noqa: PLW0603 (one registry for the process, as logging's own)
-    spellings = _spellings(key)
     with _lock:
         if spellings[0] in _known:
             return
