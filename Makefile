@@ -54,6 +54,7 @@ bench: setup $(BENCH_VENV)/.installed
 	$(BIN)/python -m bench.chain
 	$(BIN)/python -m bench.live
 	$(BIN)/python -m bench.api_bench
+	$(BIN)/python -m bench.decode
 
 # Rebuild the compiled contracts shipped in the package (PoolLens, the executor): the one way
 # to turn a Solidity change into what runs; the tests check they match their sources

@@ -45,7 +45,11 @@ def depth_of(doc: Any) -> int:
 # Strings made of the characters that confuse a bracket counter.
 tricky_text = st.text(alphabet='[]{}"\\/ab\u00e9\n', max_size=12)
 documents = st.recursive(
-    st.none() | st.booleans() | st.integers() | tricky_text,
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**300), 2**300)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | tricky_text,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(tricky_text, inner, max_size=4),
     max_leaves=40,
 )
@@ -122,6 +126,8 @@ def test_integers_past_64_bits_stay_exact() -> None:
     assert safejson.loads(f'{{"x":{big},"y":"0x{"0" * 64}"}}') == {"x": big, "y": "0x" + "0" * 64}
     assert safejson.loads(f"[-{big}, 1.5, 18446744073709551615]") == [-big, 1.5, 2**64 - 1]
     assert safejson.loads(b"[0.12345678901234567890123]") == [0.12345678901234567890123]
+    assert safejson.loads(str(2**100)) == 2**100
+    assert safejson.loads(b'["a 12345678901234567890", 1]') == ["a 12345678901234567890", 1]
     assert safejson.dumps({"x": big, "y": [1]}) == b'{"x":%d,"y":[1]}' % big
     assert safejson.dumps({"a": 1}) == b'{"a":1}'
 
