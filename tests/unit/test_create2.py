@@ -1,6 +1,7 @@
 """CREATE2 pool addresses against real mainnet pools (Uniswap V2 and V3 factories)."""
 
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,25 @@ def test_bad_inputs_raise() -> None:
         v2_pair_address(V2_FACTORY, USDC, WETH, "0x1234")
     with pytest.raises(ValueError, match="not an address"):
         v2_pair_address("0x1234", USDC, WETH, V2_HASH)
+
+
+# Known mainnet pools of each venue of the example settings: WETH/USDC on the V2 venues, WBTC/WETH
+# at 0.3% on Uniswap V3.
+EXAMPLE_POOLS = {
+    "uniswap_v2": "0xB4e16d0168e52d35CaCD2c6185b44281Ec28C9Dc",
+    "sushiswap": "0x397FF1542f962076d0BFE58eA045FfA2d347ACa0",
+    "uniswap_v3": "0xCBCdF9626bC03E24f779434178A73a0B4bad62eD",
+}
+
+
+def test_the_example_settings_prove_known_pools() -> None:
+    path = Path(__file__).parents[2] / "docs" / "settings.example.toml"
+    venues = tomllib.loads(path.read_text())["venues"]
+    assert {v["name"] for v in venues} == set(EXAMPLE_POOLS)
+    for venue in venues:
+        if venue["kind"] == "uniswap_v2":
+            derived = v2_pair_address(venue["factory"], USDC, WETH, venue["init_code_hash"])
+        else:
+            wbtc = "0x2260FAC5E5542a773Aa44fBCfeDf7C193bc2C599"
+            derived = v3_pool_address(venue["factory"], wbtc, WETH, 3000, venue["init_code_hash"])
+        assert derived == EXAMPLE_POOLS[venue["name"]], venue["name"]
