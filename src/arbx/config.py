@@ -8,7 +8,9 @@ default: a local devnet that ``arbx run`` starts itself. A bad file or value rai
 
 from __future__ import annotations
 
+import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -245,8 +247,26 @@ def read_settings_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def check_environment(environ: Mapping[str, str]) -> None:
+    """ConfigError for an ``ARBX_`` variable too large or too deep to decode as JSON.
+
+    Structured settings in variables are decoded by the standard JSON decoder, which recurses
+    on the C stack. The message names the variable, never its value (it may be a secret).
+    """
+    for name, value in environ.items():
+        if not name.upper().startswith("ARBX_"):
+            continue
+        raw = value.encode(errors="surrogateescape")
+        if len(raw) > MAX_SETTINGS_BYTES or safejson.nesting_depth(raw) > MAX_SETTINGS_DEPTH:
+            raise ConfigError(
+                f"variable {name} is over {MAX_SETTINGS_BYTES} bytes or nests deeper than "
+                f"{MAX_SETTINGS_DEPTH} levels"
+            )
+
+
 def load_settings(path: Path | None = None) -> Settings:
     """Settings from ``path`` (TOML) and the environment; ConfigError with one clear line."""
+    check_environment(os.environ)
     data: dict[str, Any] = {} if path is None else read_settings_file(path)
     try:
         return Settings(**data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from arbx import config
-from arbx.config import load_settings
+from arbx.config import check_environment, load_settings
 from arbx.domain.errors import ConfigError
 from arbx.execution.keys import KeySource, read_private_key
 
@@ -83,3 +84,23 @@ def test_hostile_keystores_get_one_line(tmp_path: Path, content: bytes, message:
         read_private_key(KeySource.keystore(path), env)
     assert message in str(refused.value)
     assert "\n" not in str(refused.value)
+
+
+def test_deep_structured_variables_get_one_line_not_a_crash() -> None:
+    # Structured ARBX_ variables are decoded by the standard library: it would overflow C's stack.
+    env = {**os.environ, "ARBX_VENUES": "[" * 100_000, "ARBX_SIGNING_KEY": "0x" + "ab" * 32}
+    proc = subprocess.run(
+        [sys.executable, "-m", "arbx.cli", "api", "--port", "1"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env=env,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "arbx: error: variable ARBX_VENUES is over 1048576 bytes or nests deeper than 16 levels"
+    )
+    check_environment({"ARBX_VENUES": "[[]]", "HOME": "[" * 100, "ARBX_MODE": "shadow"})
+    with pytest.raises(ConfigError, match="ARBX_X"):
+        check_environment({"ARBX_X": '{"a":' * 17})

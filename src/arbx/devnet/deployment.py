@@ -22,7 +22,10 @@ from typing import Any, Literal
 
 from eth_account import Account
 
+from arbx import safejson
 from arbx.domain.errors import ConfigError
+
+MAX_DEPLOYMENT_BYTES = 16 * 1024 * 1024
 
 FORMAT_VERSION = 1
 DEFAULT_FILE = Path("data") / "devnet.json"
@@ -175,12 +178,14 @@ def write_searcher_key(path: Path, address: str) -> None:
 def load_deployment(path: Path) -> Deployment:
     """Read a deployment file; one ConfigError line if it is missing or malformed."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_DEPLOYMENT_BYTES + 1)
+        doc = safejson.loads(raw, max_bytes=MAX_DEPLOYMENT_BYTES, max_depth=16)
     except FileNotFoundError:
         raise ConfigError(f"no devnet deployment file at {path}: run `arbx devnet up`") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except safejson.JsonError as exc:
         raise ConfigError(f"{path} is not a devnet deployment file (bad JSON: {exc})") from None
     try:
         return _parse(doc)
