@@ -122,3 +122,32 @@ def test_an_oversize_file_is_refused_before_it_is_read_whole(
     assert "is over 1000 bytes" in capsys.readouterr().err
     assert main(["arb", "--pools", str(tmp_path)]) == 2  # a directory
     assert "cannot read" in capsys.readouterr().err
+
+
+FOUR_HOP = Path(__file__).parents[1] / "fixtures" / "mainnet" / "v2_triangular_arb_11117996.json"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--amount-in", "²", "not a whole number"),
+        ("--amount-in", "١٢", "not a whole number"),  # Arabic-Indic digits: int() reads them
+        ("--amount-in", "1" * 5000, "outside 1 .. 2^256-1"),
+        ("--max-hops", "١٢", "not a non-negative integer"),
+        ("--gas-price", "9" * 5000, "not a non-negative integer"),
+    ],
+)
+def test_hostile_numbers_on_the_command_line(
+    capsys: pytest.CaptureFixture[str], option: str, value: str, message: str
+) -> None:
+    if option == "--amount-in":
+        args = ["quote", "--pool", str(FOUR_HOP), "--token-in", WETH, option, value]
+    else:
+        args = ["arb", "--pools", str(FOUR_HOP), option, value]
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert len(err) < 400

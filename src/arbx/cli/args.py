@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import re
 from typing import NoReturn
 
 from arbx.domain.pools import UINT256_MAX
 
 EXIT_USAGE = 2
+_DIGITS = re.compile(r"[0-9]+")
 
 
 class Parser(argparse.ArgumentParser):
@@ -24,8 +26,10 @@ class Parser(argparse.ArgumentParser):
 def amount(text: str) -> int:
     """A whole token amount from 1 to 2^256-1, in the token's smallest unit."""
     cleaned = text.replace("_", "")
-    if not cleaned.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of smallest units")
+    if _DIGITS.fullmatch(cleaned) is None:  # ASCII only: isdigit() also takes '²' and '١'
+        raise argparse.ArgumentTypeError(f"{text[:90]!r} is not a whole number of smallest units")
+    if len(cleaned.lstrip("0")) > 78:
+        raise argparse.ArgumentTypeError(f"{text[:90]}... is outside 1 .. 2^256-1")
     value = int(cleaned)
     if not 0 < value <= UINT256_MAX:
         raise argparse.ArgumentTypeError(f"{text} is outside 1 .. 2^256-1")
@@ -34,6 +38,6 @@ def amount(text: str) -> int:
 
 def count(text: str) -> int:
     """A non-negative integer option."""
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a non-negative integer")
+    if _DIGITS.fullmatch(text) is None or len(text) > 30:
+        raise argparse.ArgumentTypeError(f"{text[:90]!r} is not a non-negative integer")
     return int(text)
