@@ -1,7 +1,8 @@
 """The executor's property tests (contracts/fuzz) under Foundry's forge, offline, with the npm
-solc behind contracts/fuzz/solc: random routes through real Uniswap V2 pairs and fake pools must
-never take a token the executor holds, must keep the minimum and pay the coinbase its exact share
-on success, and change nothing on failure. ``ARBX_FUZZ_RUNS`` sets the runs per property (256).
+solc behind contracts/fuzz/solc: random routes through real Uniswap V2 pairs, V3 pools and fake
+pools must never take a token the executor holds, must keep the minimum and pay the coinbase its
+exact share on success, and change nothing on failure. ``ARBX_FUZZ_RUNS`` sets the runs per
+property (256).
 """
 
 import os
