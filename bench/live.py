@@ -73,6 +73,7 @@ async def measure(devnet: Any, key_file: Path, folder: Path) -> dict[str, Any]:
         try:
             summary = await pipeline.run(asyncio.Event(), max_blocks=BLOCKS)
         finally:
+            await executor.close()
             risk.stop()
             await relay.close()
     with sessions.begin() as session:

@@ -170,6 +170,7 @@ async def test_kill_switch_stops_sending_within_a_block_and_a_second_signer_is_r
         await pipeline.run(stop, max_blocks=120)
         await killer
     finally:
+        await executor.close()
         risk.stop()
         await relay.close()
     with first.sessions.begin() as session:

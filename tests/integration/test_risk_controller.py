@@ -211,7 +211,7 @@ def test_controller_one_signer_breach_to_shadow_and_restart(db_url: str, run_id:
         assert "over the cap" in over.reason
         assert not second.may_sign(opportunity()).allowed
 
-        clock.now += timedelta(minutes=1)
+        clock.now += timedelta(seconds=20)  # within the 30 s lease, never renewed here
         with first.sessions.begin() as s:  # what the bundle tracker stores as a bundle settles
             bundle = xrepo.record_bundle(
                 s,
@@ -229,10 +229,13 @@ def test_controller_one_signer_breach_to_shadow_and_restart(db_url: str, run_id:
         breach = first.on_outcome("included", 2 * 10**16, 0)
         assert breach is not None
         assert "daily gas cap" in breach
+        assert first.mode == "shadow"  # at once, before anything is written
+        assert not first.may_sign(opportunity()).allowed
+        first.refresh()  # the worker records the breach, which demotes the stage
         assert (first.mode, first.stage) == ("shadow", 0)
         assert first.reason is not None
         assert first.reason.startswith(f"kill switch set by risk:{KEY.lower()}")
-        assert second.on_block() == "shadow"  # the other instance sees the switch too
+        assert second.refresh() == "shadow"  # the other instance sees the switch too
         with first.sessions() as s:
             kinds = [h.kind for h in rrepo.list_stage_history(s, CHAIN, KEY)]
             stored = rrepo.get_risk_state(s, CHAIN, KEY)
@@ -249,7 +252,7 @@ def test_controller_one_signer_breach_to_shadow_and_restart(db_url: str, run_id:
         assert again.reason is not None
         assert again.reason.startswith("kill switch set by risk")
         unkill(again.sessions, CHAIN, "cli:alice")
-        assert again.on_block() == "shadow"
+        assert again.refresh() == "shadow"
         assert again.reason == "stage 0 is a shadow stage"
         assert again.state.gas_spent_wei == 2 * 10**16  # today's gas was read back
         again.stop()

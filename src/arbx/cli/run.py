@@ -301,6 +301,7 @@ async def _shadow(settings: Settings, spec: ChainSpec, args: argparse.Namespace)
             if api_task is not None:
                 await asyncio.gather(api_task, return_exceptions=True)
             if risk is not None:
+                await executor.close()
                 risk.stop()
                 await relay.close()
                 live = executor.stats

@@ -7,9 +7,12 @@ transaction of a bundle, then ``eth_callBundle`` at the first builder that offer
 and says whether to send, and if not, at which stage and why (for the record of the opportunity).
 Each transaction is called on its own, so the ``eth_call`` stage suits bundles whose transactions
 do not depend on one another (ours: one executor call); ``eth_callBundle`` runs them in sequence.
-A failure at any stage, a node that cannot be reached included, means: do not send.
+The node's calls and the builder's simulation run at the same time; the answer waits for all of
+them, and an ``eth_call`` failure is reported before a builder's. A failure at any stage, a node
+that cannot be reached included, means: do not send.
 """
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -54,13 +57,34 @@ async def presimulate(
             decode_raw_tx(raw)
     except ValueError as exc:
         return Presimulation(False, "decode", str(exc))
-    for index, raw in enumerate(raw_txs):
-        try:
-            await simulate_signed(client, raw)
-        except RpcError as error:
-            return Presimulation(False, "eth_call", f"tx {index}: {error}")
-        except TransientError as exc:
-            return Presimulation(False, "eth_call", f"tx {index}: node unavailable: {exc}")
+    calls, bundle = await asyncio.gather(
+        asyncio.gather(*(_call_stage(client, index, raw) for index, raw in enumerate(raw_txs))),
+        _call_bundle_stage(relay, builders, raw_txs, block_number),
+    )
+    for failure in calls:
+        if failure is not None:
+            return Presimulation(False, "eth_call", failure)
+    return bundle
+
+
+async def _call_stage(client: RpcClient, index: int, raw: bytes | str) -> str | None:
+    """Why ``eth_call`` of one signed transaction failed, or None."""
+    try:
+        await simulate_signed(client, raw)
+    except RpcError as error:
+        return f"tx {index}: {error}"
+    except TransientError as exc:
+        return f"tx {index}: node unavailable: {exc}"
+    return None
+
+
+async def _call_bundle_stage(
+    relay: RelayClient | None,
+    builders: Sequence[BuilderSpec],
+    raw_txs: Sequence[bytes | str],
+    block_number: int,
+) -> Presimulation:
+    """``eth_callBundle`` at the first builder that offers it and answers."""
     unavailable: list[str] = []
     if relay is not None:
         for builder in (b for b in builders if b.supports_call_bundle):

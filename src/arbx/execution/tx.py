@@ -266,3 +266,30 @@ async def signed_execute_tx(
         raise
     log.debug("signed %s nonce %d gas %d for %s", signed.hash_hex, nonce, tx["gas"], executor)
     return signed
+
+
+async def sign_execute_tx(
+    signer: TxSigner,
+    nonces: NonceManager,
+    chain_id: int,
+    executor: str,
+    calldata: bytes,
+    *,
+    gas_limit: int,
+    fees: Fees,
+) -> SignedTx:
+    """Reserve a nonce, build and sign an executor call whose gas and fees are already known.
+
+    No node round trip when the nonce is known: the gas limit comes from the caller's bound
+    (the simulation of the signed transaction then proves it is enough), the fees from the head.
+    """
+    nonce = await nonces.reserve()
+    try:
+        tx = build_execute_tx(
+            chain_id, executor, calldata, nonce, gas_limit, fees.max_fee, fees.priority_fee
+        )
+        signed = signer.sign_transaction(tx)
+    except BaseException:
+        nonces.release(nonce)
+        raise
+    return signed

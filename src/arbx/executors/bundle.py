@@ -2,18 +2,31 @@
 
 Every block it first settles what earlier bundles became (included, not included, reverted,
 state moved), feeding the risk controller; then, if the controller allows a live mode, it takes
-the block's best opportunity, checks it against the limits, encodes the executor call, estimates
-it (a revert reserves no nonce), signs it, simulates the exact signed transaction, and sends it
-privately to the builders for the next block(s). One bundle is in flight at a time: a single
-key's transactions are sequential. Everything is recorded; shadow recording goes on as before.
+the block's best opportunity and does only what must come before the bundle leaves:
+
+1. the risk gate in memory (mode, limits, kill switch) and the calldata; the gas limit is the gas
+   model's figure plus a margin and the fees come from the head, so nothing is asked of the node;
+2. the first fence (kill switch and signer lock read from the database, off the event loop),
+   then the signature (the nonce is known: one key's transactions are sequential);
+3. simulation of the exact signed transaction, at the node (``eth_call``) and at the builders
+   (``eth_callBundle``) at once, with a look at the chain's height: a failure drops it, a chain
+   that moved on makes it late;
+4. the second fence, right before the send; then the bundle goes to every builder for the next
+   block(s) under one replacement uuid.
+
+Records (the block, the bundle, its outcome) are written afterwards by one worker thread, and the
+risk controller refreshes its view of the database beside the engine: between a head and a bundle
+nothing waits for the database. When the kill switch engages, every bundle already sent for a
+block not yet built is cancelled at the builders. One bundle is in flight at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,17 +41,22 @@ from arbx.domain.profit import Opportunity, kept_profit
 from arbx.domain.sizing import Sized
 from arbx.engine.pipeline import BlockResult
 from arbx.errors import SignerLockLostError
-from arbx.execution.inclusion import BundleTracker, Outcome, OutcomeChange, track_head
+from arbx.execution.inclusion import BundleTracker, Outcome, OutcomeChange, block_tx_hashes
 from arbx.execution.keys import TxSigner
 from arbx.execution.nonces import NonceManager
 from arbx.execution.presim import presimulate
 from arbx.execution.relay import BuilderSpec, BundleSubmitter, RelayClient
 from arbx.execution.route_codec import encode_execute
-from arbx.execution.tx import signed_execute_tx
+from arbx.execution.tx import DEFAULT_MARGIN_BPS, fee_policy, gas_limit_from, sign_execute_tx
+from arbx.executors.records import (
+    RecordWriter,
+    SentBundle,
+    store_outcome,
+    store_sent,
+    store_sim_failed,
+)
 from arbx.executors.shadow import ShadowExecutor
 from arbx.risk.controller import RiskController
-from arbx.store import api_repo
-from arbx.store import execution_repo as xrepo
 
 log = logging.getLogger(__name__)
 BALANCE_OF = bytes.fromhex("70a08231")  # balanceOf(address)
@@ -48,6 +66,7 @@ RISK_OUTCOMES: dict[Outcome, RiskOutcome] = {
     Outcome.REVERTED: "reverted",
     Outcome.STATE_MOVED: "state_moved",
 }
+MAX_SAMPLES = 10_000  # latency samples kept per stage
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,15 +80,18 @@ class LiveSettings:
     priority_fee_wei: int = 1_000_000_000
     slippage_bps: int = 0  # how far under the expected profit the contract may still accept
     blocks_ahead: int = 0  # target blocks after the next one
+    gas_margin_bps: int = DEFAULT_MARGIN_BPS  # over the gas model's figure, for the gas limit
 
 
 @dataclass(slots=True)
 class _InFlight:
-    bundle_id: int
+    key: str  # the replacement uuid, also the tracker's key
     nonce: int
     tx_hash: bytes
-    opportunity: Opportunity
+    blocks: tuple[int, ...]  # target blocks
+    record: SentBundle
     decided: bool = False
+    cancelled: bool = False
 
 
 @dataclass(slots=True)
@@ -81,6 +103,7 @@ class LiveStats:
     refused: int = 0
     sim_failed: int = 0
     sent: int = 0
+    cancelled: int = 0  # cancel requests acknowledged by a builder (kill switch)
     outcomes: dict[str, int] = field(default_factory=dict)
     last_refusal: str = ""
     bundle_latencies_ms: list[float] = field(default_factory=list)  # head seen -> bundle sent
@@ -120,7 +143,14 @@ class BundleExecutor:
         self.relay = relay
         self.in_flight: dict[str, _InFlight] = {}
         self.stats = LiveStats()
-        self.configured = (risk.ceiling, risk.limits)
+        self.timings: dict[str, list[float]] = {}  # milliseconds per stage of a trade
+        self.records = RecordWriter()
+        self.head = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop = asyncio.Event()
+        self._background: set[asyncio.Future[Any]] = set()
+        self._refresher: asyncio.Future[None] | None = None
+        risk.kill_switch.on_engage(self._kill_seen)
 
     @property
     def mode(self) -> str:
@@ -134,27 +164,56 @@ class BundleExecutor:
     async def on_block(self, block: BlockResult) -> None:
         """Settle earlier bundles, maybe send this block's best trade, then record the block.
 
-        The trade goes first: recording is bookkeeping and must not delay the bundle.
+        The trade goes first; the block's record is queued for the writer thread.
         """
-        for change in await track_head(self.tracker, self.client, block.head):
+        self._start()
+        self.head = max(self.head, block.head.number)
+        _sample(self.timings.setdefault("detect", []), block.latency_ms)
+        started = time.perf_counter()
+        for change in await self._track(block):
             await self._settle(change)
+        self.tracker.pop_settled()  # settled bundles left in_flight: nothing waits on them
+        self._time("settle", started)
         await self._maybe_trade(block)
-        await self.recorder.on_block(block)
+        self.risk.wake()  # the database work of this head, now that the bundle is out
+        self.records.submit(self.recorder.write_block, block)
+
+    async def close(self) -> None:
+        """Stop the refresher, wait for cancels and records, and stop the writer thread."""
+        self._stop.set()
+        if self._refresher is not None:
+            await self._refresher
+        if self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+        await self.records.drain()
+        self.records.close()
+
+    def _start(self) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self._refresher = asyncio.ensure_future(self.risk.keep_fresh(self._stop))
+
+    async def _track(self, block: BlockResult) -> list[OutcomeChange]:
+        """Feed the head to the tracker; its transactions are read only when a bundle waits."""
+        head = block.head
+        txs: tuple[bytes, ...] = ()
+        if len(self.tracker):
+            found = await block_tx_hashes(self.client, head.hash)
+            if found is None:  # reorged away between the head and now: the next head says more
+                return []
+            txs = found
+        return await self.tracker.on_block(head.number, txs, head.hash, head.parent_hash)
 
     async def _maybe_trade(self, block: BlockResult) -> None:
-        await asyncio.to_thread(self._apply_controls)
         mode = self.risk.on_block()
         if mode == "shadow" or any(not f.decided for f in self.in_flight.values()):
-            return
-        if block.opportunities and await self.client.block_number() > block.head.number:
-            self.stats.stale += 1  # the chain has moved on: a bundle for the next block is late
             return
         for opportunity in block.opportunities[:1]:
             if opportunity.route.base != self.settings.base_token:
                 continue
             self.stats.considered += 1
             try:
-                await self._trade(opportunity, block.head.number + 1, block.seen_at)
+                await self._trade(opportunity, block)
             except SignerLockLostError as exc:  # not ours to sign: refused, not a failure
                 self.stats.refused += 1
                 self._record_refusal(str(exc))
@@ -162,16 +221,97 @@ class BundleExecutor:
                 self.stats.sim_failed += 1
                 self._record_refusal(f"{type(exc).__name__}: {exc}")
 
-    async def _trade(self, opportunity: Opportunity, target: int, seen_at: datetime) -> None:
+    async def _trade(self, opportunity: Opportunity, block: BlockResult) -> None:
+        started = time.perf_counter()
+        head, target = block.head, block.head.number + 1
         decision = self.risk.may_sign(opportunity, gas_cost_wei=opportunity.gas_cost)
         if not decision.allowed:
-            self.stats.refused += 1
-            self._record_refusal(decision.reason or "refused")
+            self._refuse(decision.reason or "refused")
             return
+        calldata = self._calldata(opportunity)
+        gas_limit = gas_limit_from(opportunity.gas_units, self.settings.gas_margin_bps)
+        fees = fee_policy(head.base_fee, self.settings.priority_fee_wei)
+        started = self._time("gate", started)
+        why = await self.risk.fence()
+        started = self._time("fence before signing", started)
+        if why is not None:
+            self._refuse(why)
+            return
+        signed = await sign_execute_tx(
+            self.signer,
+            self.nonces,
+            self.recorder.chain_id,
+            self.settings.executor,
+            calldata,
+            gas_limit=gas_limit,
+            fees=fees,
+        )
+        started = self._time("sign", started)
+        check, latest = await asyncio.gather(
+            presimulate(
+                self.client, [signed.raw], target, relay=self.relay, builders=self.settings.builders
+            ),
+            self.client.block_number(),
+        )
+        started = self._time("simulate", started)
+        if not check.ok:
+            self.nonces.release(signed.nonce)
+            self.stats.sim_failed += 1
+            log.info("dropped after simulation: %s", check.reason)
+            self.records.submit(
+                store_sim_failed,
+                self.sessions,
+                self.recorder.run_id,
+                opportunity,
+                target,
+                signed.hash_hex,
+                self.signer.address,
+            )
+            return
+        if latest > head.number:  # the chain has moved on: a bundle for the next block is late
+            self.nonces.release(signed.nonce)
+            self.stats.stale += 1
+            return
+        why = await self.risk.fence()
+        started = self._time("fence before sending", started)
+        if why is not None:
+            self.nonces.release(signed.nonce)
+            self._refuse(why)
+            return
+        key = str(uuid.uuid4())
+        blocks = tuple(range(target, target + self.settings.blocks_ahead + 1))
+        record = SentBundle(
+            opportunity,
+            target,
+            [],
+            signed,
+            "",
+            self.signer.address,
+            self.settings.executor,
+            self.settings.priority_fee_wei,
+        )
+        flight = _InFlight(key, signed.nonce, signed.hash, blocks, record)
+        self.in_flight[key] = flight  # before the send: a kill during it cancels it too
+        report = await self.submitter.submit([signed.raw], target, replacement_uuid=key)
+        self._time("send", started)
+        elapsed = (datetime.now(UTC) - block.seen_at).total_seconds() * 1000
+        _sample(self.stats.bundle_latencies_ms, elapsed)
+        if self.risk.kill_switch.engaged:  # engaged while it was on its way: take it back
+            flight.cancelled = False
+            self._cancel(flight)
+        record.builders = [s.builder for s in report.acks]
+        record.bundle_hash = report.bundle_hash.hex()
+        self.tracker.track(
+            key, report.tx_hashes, report.blocks[0], report.blocks[-1], record.builders
+        )
+        self.records.submit(store_sent, self.sessions, self.recorder.run_id, record)
+        self.stats.sent += 1
+
+    def _calldata(self, opportunity: Opportunity) -> bytes:
         kept = kept_profit(opportunity.gross_profit, self.settings.builder_share_bps)
         min_profit = max(1, kept * (10_000 - self.settings.slippage_bps) // 10_000)
         sized = Sized(opportunity.amount_in, opportunity.amounts, (0,) * len(opportunity.amounts))
-        calldata = encode_execute(
+        return encode_execute(
             opportunity.route,
             self.pools,
             sized,
@@ -179,36 +319,37 @@ class BundleExecutor:
             min_profit,
             self.settings.builder_share_bps,
         )
-        signed = await signed_execute_tx(
-            self.client,
-            self.signer,
-            self.nonces,
-            self.settings.executor,
-            calldata,
-            priority_fee=self.settings.priority_fee_wei,
-            abi=self.abi,
-        )
-        check = await presimulate(
-            self.client, [signed.raw], target, relay=self.relay, builders=self.settings.builders
-        )
-        if not check.ok:
-            self.nonces.release(signed.nonce)
-            self.stats.sim_failed += 1
-            self._store_sim_failed(opportunity, target, signed.hash_hex, check.reason or "")
+
+    # --- the kill switch ------------------------------------------------------------------
+
+    def _kill_seen(self) -> None:
+        """The kill switch engaged (in any thread): cancel what waits at the builders."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._cancel_all)
+
+    def _cancel_all(self) -> None:
+        for flight in list(self.in_flight.values()):
+            if not flight.decided:
+                self._cancel(flight)
+
+    def _cancel(self, flight: _InFlight) -> None:
+        """Cancel ``flight`` at every builder for each of its blocks not built yet."""
+        blocks = [b for b in flight.blocks if b > self.head]
+        if flight.cancelled or not blocks:
             return
-        report = await self.submitter.submit(
-            [signed.raw], target, replacement_uuid=str(uuid.uuid4())
-        )
-        elapsed = (datetime.now(UTC) - seen_at).total_seconds() * 1000
-        self.stats.bundle_latencies_ms.append(elapsed)
-        builders = [s.builder for s in report.acks]
-        bundle_id = await asyncio.to_thread(
-            self._store_sent, opportunity, target, builders, signed, report.bundle_hash.hex()
-        )
-        key = str(bundle_id)
-        self.tracker.track(key, report.tx_hashes, report.blocks[0], report.blocks[-1], builders)
-        self.in_flight[key] = _InFlight(bundle_id, signed.nonce, signed.hash, opportunity)
-        self.stats.sent += 1
+        flight.cancelled = True
+        log.info("kill switch: cancelling bundle %s for blocks %s", flight.key, blocks)
+        self._spawn(self._send_cancels(flight.key, blocks))
+
+    async def _send_cancels(self, key: str, blocks: list[int]) -> None:
+        answers = await self.relay.cancel_fan_out(self.settings.builders, key, blocks)
+        self.stats.cancelled += sum(1 for a in answers if a.ok)
+
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _settle(self, change: OutcomeChange) -> None:
         flight = self.in_flight.get(change.key)
@@ -217,37 +358,53 @@ class BundleExecutor:
         outcome = change.outcome
         if outcome == Outcome.PENDING:  # a reorg took it out again
             flight.decided = False
-            await asyncio.to_thread(self._store_outcome, flight.bundle_id, "pending", {})
+            self.records.submit(store_outcome, self.sessions, flight.record, "pending", {})
             return
         flight.decided = True
         details: dict[str, Any] = {}
         gas_cost = realized = 0
         if outcome in (Outcome.INCLUDED, Outcome.REVERTED):
             self.nonces.confirm(flight.nonce)
-            receipt = await self.client.call(
-                "eth_getTransactionReceipt", ["0x" + flight.tx_hash.hex()]
-            )
-            gas_used = hex_int(receipt["gasUsed"])
-            gas_cost = gas_used * hex_int(receipt["effectiveGasPrice"])
-            block = hex_int(receipt["blockNumber"])
-            kept = 0
-            if outcome == Outcome.INCLUDED:
-                kept = await self._balance(block) - await self._balance(block - 1)
-            realized = kept - gas_cost
-            details = {
-                "included_block": block,
-                "included_block_hash": receipt["blockHash"],
-                "gas_used": gas_used,
-                "gas_cost": gas_cost,
-                "realized_profit": realized,
-            }
+            details = await self._realized(flight, outcome == Outcome.INCLUDED)
+            gas_cost, realized = details["gas_cost"], details["realized_profit"]
         else:
             self.nonces.failed(flight.nonce)
-        await asyncio.to_thread(self._store_outcome, flight.bundle_id, str(outcome), details)
+            self._spawn(self._resync_nonces())  # now, not when the next bundle needs one
+        self.records.submit(store_outcome, self.sessions, flight.record, str(outcome), details)
         if change.settled or outcome != Outcome.INCLUDED:
             self.stats.outcomes[str(outcome)] = self.stats.outcomes.get(str(outcome), 0) + 1
             self.risk.on_outcome(RISK_OUTCOMES[outcome], gas_cost, realized)
             self.in_flight.pop(change.key, None)
+
+    async def _realized(self, flight: _InFlight, included: bool) -> dict[str, Any]:
+        """Gas paid and profit kept by an included (or reverted) bundle, from its receipt."""
+        tracked = self.tracker.get(flight.key)
+        known = tracked.block_number if tracked is not None else None
+        receipt_call = self.client.call("eth_getTransactionReceipt", ["0x" + flight.tx_hash.hex()])
+        if included and known is not None:  # the receipt and both balances at once
+            receipt, after, before = await asyncio.gather(
+                receipt_call, self._balance(known), self._balance(known - 1)
+            )
+        else:
+            receipt, after, before = await receipt_call, 0, 0
+        block = hex_int(receipt["blockNumber"])
+        if included and block != known:
+            after, before = await self._balance(block), await self._balance(block - 1)
+        gas_used = hex_int(receipt["gasUsed"])
+        gas_cost = gas_used * hex_int(receipt["effectiveGasPrice"])
+        return {
+            "included_block": block,
+            "included_block_hash": receipt["blockHash"],
+            "gas_used": gas_used,
+            "gas_cost": gas_cost,
+            "realized_profit": (after - before) - gas_cost,
+        }
+
+    async def _resync_nonces(self) -> None:
+        try:
+            await self.nonces.sync()
+        except ArbxError as exc:  # the next reservation reads the chain again
+            log.info("nonce resync failed: %s", exc)
 
     async def _balance(self, block: int) -> int:
         data = BALANCE_OF + bytes(12) + bytes.fromhex(self.settings.executor[2:])
@@ -257,76 +414,24 @@ class BundleExecutor:
         )
         return int(raw, 16)
 
-    def _apply_controls(self) -> None:
-        """Operators' mode ceiling and limits (API or CLI), else the configured ones."""
-        with self.sessions.begin() as session:
-            controls = api_repo.get_controls(session, self.recorder.chain_id)
-        self.risk.ceiling = (
-            controls.ceiling_or(self.configured[0]) if controls else self.configured[0]
-        )
-        self.risk.limits = (controls.limits if controls else None) or self.configured[1]
+    # --- bookkeeping ----------------------------------------------------------------------
 
-    # --- records ------------------------------------------------------------------------
+    def _time(self, stage: str, since: float) -> float:
+        now = time.perf_counter()
+        _sample(self.timings.setdefault(stage, []), (now - since) * 1000)
+        return now
 
-    def _store_sent(
-        self,
-        opportunity: Opportunity,
-        target: int,
-        builders: list[str],
-        signed: Any,
-        bundle_hash: str,
-    ) -> int:
-        with self.sessions.begin() as session:
-            bundle_id = xrepo.record_bundle(
-                session,
-                self.recorder.run_id,
-                target_block=target,
-                builders=builders,
-                tx_hashes=[signed.hash_hex],
-                expected_net_profit=opportunity.net_profit,
-                signer=self.signer.address,
-                bundle_hash="0x" + bundle_hash,
-            )
-            api_repo.notify_event(session, "bundle", {"id": bundle_id})
-            xrepo.record_tx(
-                session,
-                bundle_id,
-                xrepo.TxRecord(
-                    hash=signed.hash_hex,
-                    nonce=signed.nonce,
-                    from_address=self.signer.address,
-                    to_address=self.settings.executor,
-                    gas_limit=0,
-                    max_fee=0,
-                    priority_fee=self.settings.priority_fee_wei,
-                ),
-            )
-        return bundle_id
-
-    def _store_sim_failed(
-        self, opportunity: Opportunity, target: int, tx_hash: str, reason: str
-    ) -> None:
-        with self.sessions.begin() as session:
-            bundle_id = xrepo.record_bundle(
-                session,
-                self.recorder.run_id,
-                target_block=target,
-                builders=[],
-                tx_hashes=[tx_hash],
-                expected_net_profit=opportunity.net_profit,
-                signer=self.signer.address,
-            )
-            xrepo.update_bundle_outcome(session, bundle_id, "sim_failed")
-        log.info("dropped after simulation: %s", reason)
-
-    def _store_outcome(self, bundle_id: int, status: str, details: dict[str, Any]) -> None:
-        with self.sessions.begin() as session:
-            xrepo.update_bundle_outcome(
-                session, bundle_id, status, settled_at=datetime.now(UTC), **details
-            )
-            api_repo.notify_event(session, "bundle", {"id": bundle_id})
+    def _refuse(self, reason: str) -> None:
+        self.stats.refused += 1
+        self._record_refusal(reason)
 
     def _record_refusal(self, reason: str) -> None:
         if reason != self.stats.last_refusal:
             log.info("not trading: %s", reason)
         self.stats.last_refusal = reason
+
+
+def _sample(samples: list[float], value: float) -> None:
+    samples.append(value)
+    if len(samples) > MAX_SAMPLES:
+        del samples[: len(samples) - MAX_SAMPLES]

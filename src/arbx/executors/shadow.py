@@ -31,13 +31,14 @@ class ShadowExecutor:
 
     async def on_block(self, block: BlockResult) -> None:
         """Store the block (marking a reorged branch) and its opportunities."""
-        await asyncio.to_thread(self._write_block, block)
+        await asyncio.to_thread(self.write_block, block)
 
     async def on_parity(self, result: ParityResult) -> None:
         """Store one parity check."""
         await asyncio.to_thread(self._write_parity, result)
 
-    def _write_block(self, block: BlockResult) -> None:
+    def write_block(self, block: BlockResult) -> None:
+        """Store the block and its opportunities (blocking: call from a worker thread)."""
         head = block.head
         header = repo.BlockHeader(
             chain_id=self.chain_id,

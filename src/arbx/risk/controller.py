@@ -1,27 +1,41 @@
 """The engine's risk gate for one key on one chain: mode, stage, limits, kill switch, signer lock.
 
-The executor calls ``start`` once, ``on_block`` at every head (before sending anything),
-``may_sign`` before every signature and ``on_outcome`` when a bundle settles; ``stop`` at the end.
+The executor calls ``start`` once, ``on_block`` at every head, ``may_sign`` and ``fence`` before
+every signature, ``fence`` again right before a bundle leaves, ``on_outcome`` when a bundle
+settles, and ``stop`` at the end; ``keep_fresh`` runs beside it for the whole run.
 
-- The mode is shadow unless the configured mode (the ceiling), the current stage, the kill switch
-  and the signer lock all allow a live one; ``reason`` says which one did not.
+Nothing on the path from a head to a bundle waits for the database. ``on_block``, ``may_sign``
+and ``on_outcome`` work in memory; ``refresh`` does the database work (renew the signer lock or
+take it back, read the kill switch and the operators' mode ceiling and limits, persist the mode,
+record breaches and stage changes) in a worker thread, woken by every head and every
+``REFRESH_INTERVAL`` seconds, so a switch set anywhere stops sending within one block. The two
+fences are exact: ``fence`` reads the kill switch and asks the database whether the signer lock
+is still ours (off the event loop, never waiting for SQLite's write lock).
+
+- The mode is shadow unless the configured mode (the ceiling, lowered by operators), the current
+  stage, the kill switch and the signer lock all allow a live one; ``reason`` says which did not.
 - Only the instance that holds the signer lock writes the key's risk state and stage history: a
   second instance with the same key stays in shadow, says why, and changes nothing. It does not
   retry; an instance that held the lock and lost it (a broken connection, a missed renewal) tries
-  to take it back at the next block.
-- A limit breach engages the chain's kill switch (actor ``risk:<key>``) and is recorded in the
-  stage history, which demotes the stage; ``arbx unkill`` resumes trading and resets this run's
-  failure count. Daily gas and realized profit are read back from the store at start, so a
-  restart does not reset the day's limits.
+  to take it back at the next refresh.
+- A limit breach engages the chain's kill switch (actor ``risk:<key>``) at once in memory, then
+  in the store, and is recorded in the stage history, which demotes the stage; ``arbx unkill``
+  resumes trading and resets this run's failure count. Daily gas and realized profit are read
+  back from the store at start, so a restart does not reset the day's limits.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, time
-from typing import Any
+from typing import Any, Final
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from arbx.domain.limits import (
@@ -38,8 +52,13 @@ from arbx.domain.profit import Opportunity
 from arbx.domain.stages import Schedule, StageDecision, effective_mode, evaluate_stage, stage_limits
 from arbx.risk.killswitch import KillSwitch
 from arbx.risk.signer_lock import SignerLock
+from arbx.store import api_repo
 from arbx.store import execution_repo as xrepo
 from arbx.store import risk_repo as rrepo
+from arbx.store.db import make_session_factory
+
+log = logging.getLogger(__name__)
+REFRESH_INTERVAL: Final = 0.5  # seconds between refreshes when no head comes
 
 
 def _now() -> datetime:
@@ -70,7 +89,8 @@ class RiskController:
         self.sessions = sessions
         self.chain_id = chain_id
         self.key = key_address.lower()
-        self.ceiling = ceiling
+        self.configured: tuple[Mode, Limits] = (ceiling, limits)
+        self.ceiling = ceiling  # in force: the configured one, or the operators' lower one
         self.limits = limits
         self.schedule = schedule
         self.lock = lock
@@ -80,6 +100,14 @@ class RiskController:
         self.state = RiskState(day=utc_day(clock()))
         self.refused: str | None = None  # why the lock was refused at start: read-only run
         self.last_decision: StageDecision | None = None
+        self._reader = make_session_factory(sessions.kw["bind"], readonly=True)
+        self._mem = threading.Lock()  # the in-memory state; never held across database work
+        self._io = threading.Lock()  # one database worker at a time
+        self._breaches: list[tuple[str, dict[str, Any], datetime]] = []  # to record
+        self._evaluate_due = False
+        self._lock_problem: str | None = None  # why a lost lock could not be taken back
+        self._stopped = False
+        self._wake: asyncio.Event | None = None
 
     @property
     def mode(self) -> Mode:
@@ -119,17 +147,23 @@ class RiskController:
         self.state = replace(self.state, day=utc_day(now), gas_spent_wei=gas, realized_pnl_wei=pnl)
         if self.writer:
             self._evaluate(now)
-        return self._refresh(now)
+        return self.refresh()
 
     def on_block(self) -> Mode:
-        """Poll the kill switch, renew the lock, and settle the mode; call at every head."""
-        now = self.clock()
-        if self.lock is not None and self.lock.held:
-            self.lock.renew()  # also while killed: the key stays ours until we stop
-        return self._refresh(now)
+        """The mode for this head, from memory. Call at every head, and ``wake`` after its trade."""
+        with self._mem:
+            return self._settle()
+
+    def wake(self) -> None:
+        """Ask the refresher for a refresh now (the executor: once a head's trade is out)."""
+        if self._wake is not None:
+            self._wake.set()
 
     def may_sign(self, opportunity: Opportunity, *, gas_cost_wei: int | None = None) -> Decision:
-        """Whether this trade may be signed now: limits, kill switch, then the lock itself."""
+        """Whether this trade may be signed: kill switch, limits, then the lock as last known.
+
+        In memory only; ``fence`` asks the database right before the signature.
+        """
         if self.kill_switch.engaged:
             return Decision(False, f"kill switch set: {self.kill_switch.state.reason}")
         limits = stage_limits(self.limits, self.schedule.stages[self.stage])
@@ -138,49 +172,113 @@ class RiskController:
         )
         if not decision.allowed:
             return decision
-        if self.lock is None or not self.lock.still_held():
-            self.state = replace(self.state, mode="shadow", reason="lost the signer lock")
+        if self.lock is None or not self.lock.fresh():
+            self._lost_lock()
             return Decision(False, "lost the signer lock")
         return decision
 
+    async def fence(self) -> str | None:
+        """Why nothing may be signed or sent right now (kill switch, signer lock), else None.
+
+        Exact: the kill switch and the signer lock are read from the database, in a worker
+        thread (the event loop never waits on the database), and the in-process switch (a
+        signal, a breach) is looked at again once they answer.
+        """
+        if self.kill_switch.engaged:
+            return f"kill switch set: {self.kill_switch.state.reason}"
+        if self.lock is None:
+            return "no signing key loaded"
+        why = await asyncio.to_thread(self._fence_io, self.lock)
+        if why is None and self.kill_switch.engaged:
+            why = f"kill switch set: {self.kill_switch.state.reason}"
+        if why == "lost the signer lock":
+            self._lost_lock()
+        return why
+
     def on_outcome(self, outcome: Outcome, gas_cost: int, realized_pnl: int) -> str | None:
-        """Count a settled bundle; on a breach, stop and record it. -> the breach or None."""
+        """Count a settled bundle; on a breach, stop at once and record it. -> the breach or None.
+
+        The counters and the switch change in memory; the records are written by the refresher.
+        """
         now = self.clock()
         limits = stage_limits(self.limits, self.schedule.stages[self.stage])
-        state, breach = record_outcome(self.state, outcome, gas_cost, realized_pnl, limits, at=now)
-        self.state = state
+        with self._mem:
+            state, breach = record_outcome(
+                self.state, outcome, gas_cost, realized_pnl, limits, at=now
+            )
+            self.state = state
+            if breach is not None:
+                self.kill_switch.engage_here(breach, f"risk:{self.key}")
+                self._breaches.append((breach, self._counters(), now))
+            self._evaluate_due = True
+            self._settle()
         if breach is not None:
-            self.kill_switch.engage(breach, actor=f"risk:{self.key}")
-            if self.writer:
-                with self.sessions.begin() as session:
-                    rrepo.append_stage_history(
-                        session,
-                        self.chain_id,
-                        self.key,
-                        from_stage=self.stage,
-                        to_stage=self.stage,
-                        kind="breach",
-                        reason=breach,
-                        evidence=self._counters(),
-                        at=now,
-                    )
-        if self.writer:
-            self._evaluate(now)
-        self._refresh(now)
+            self.wake()
         return breach
 
+    def refresh(self) -> Mode:
+        """The database work of a block (call from a worker thread): see the module docstring."""
+        with self._io:
+            if self._stopped:
+                return self.mode
+            now = self.clock()
+            self._record_breaches()
+            if self.writer and self._evaluate_due:
+                self._evaluate_due = False
+                self._evaluate(now)
+            lock = self.lock
+            if lock is not None and lock.held:
+                lock.renew()  # also while killed: the key stays ours until we stop
+            switch = self.kill_switch.poll()
+            self._apply_controls()
+            wants = effective_mode(self.ceiling, self.schedule.stages[self.stage]) != "shadow"
+            if (
+                lock is not None
+                and not lock.held
+                and self.refused is None
+                and wants
+                and not switch.engaged
+            ):
+                self._lock_problem = lock.acquire()
+            with self._mem:
+                mode = self._settle()
+                reason = self.state.reason
+            if self.writer:
+                self._persist(mode, reason, now)
+            return mode
+
+    async def keep_fresh(self, stop: asyncio.Event, interval: float = REFRESH_INTERVAL) -> None:
+        """Run ``refresh`` in a worker thread at every head and every ``interval`` seconds."""
+        wake = self._wake = asyncio.Event()
+        while not stop.is_set() and not self._stopped:
+            wake.clear()
+            try:
+                await asyncio.to_thread(self.refresh)
+            except SQLAlchemyError as exc:  # the switch reads as engaged until it answers
+                log.warning("risk refresh failed: %s", str(exc).splitlines()[0])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), interval)
+
     def stop(self) -> None:
-        """Record that this instance stopped and give the key up."""
-        if self.writer:
-            self._persist("shadow", "engine stopped", self.clock())
-        if self.lock is not None:
-            self.lock.release()
+        """Record what is pending and that this instance stopped, and give the key up."""
+        if self._wake is not None:
+            self._wake.set()
+        with self._io:
+            self._stopped = True
+            self._record_breaches()
+            if self.writer and self._evaluate_due:
+                self._evaluate(self.clock())
+            if self.writer:
+                self._persist("shadow", "engine stopped", self.clock())
+            if self.lock is not None:
+                self.lock.release()
 
     # --- internals ------------------------------------------------------------------------
 
-    def _refresh(self, now: datetime) -> Mode:
+    def _settle(self) -> Mode:
+        """The mode from what is known in memory (call with ``_mem`` held)."""
         was_killed = self.state.kill_switch
-        switch = self.kill_switch.poll()
+        switch = self.kill_switch.state
         state = self.state
         if was_killed and not switch.engaged:
             state = replace(state, consecutive_failures=0)  # the operator's unkill resets the run
@@ -198,14 +296,61 @@ class RiskController:
             mode, reason = "shadow", "no signing key loaded"
         elif self.refused is not None:
             mode, reason = "shadow", self.refused
-        elif not self.lock.still_held():
-            again = self.lock.acquire()
-            if again is not None:
-                mode, reason = "shadow", f"lost the signer lock: {again}"
+        elif not self.lock.fresh():
+            problem = self._lock_problem
+            mode, reason = (
+                "shadow",
+                f"lost the signer lock: {problem}" if problem else ("lost the signer lock"),
+            )
         self.state = replace(state, mode=mode, kill_switch=switch.engaged, reason=reason)
-        if self.writer:
-            self._persist(mode, reason, now)
         return mode
+
+    def _lost_lock(self) -> None:
+        with self._mem:
+            self.state = replace(self.state, mode="shadow", reason="lost the signer lock")
+        if self._wake is not None:
+            self._wake.set()
+
+    def _fence_io(self, lock: SignerLock) -> str | None:
+        """Both reads on one read-only connection: it never waits for SQLite's write lock."""
+        try:
+            with lock.read_only.connect() as conn:
+                switch = self.kill_switch.check(conn)
+                held = not switch.engaged and lock.still_held(conn)
+        except SQLAlchemyError as exc:
+            return f"cannot read the signer lock: {str(exc).splitlines()[0]}"
+        if switch.engaged:
+            return f"kill switch set by {switch.actor}: {switch.reason}"
+        return None if held else "lost the signer lock"
+
+    def _apply_controls(self) -> None:
+        """Operators' mode ceiling and limits (API or CLI), else the configured ones."""
+        with self._reader() as session:
+            controls = api_repo.get_controls(session, self.chain_id)
+        ceiling, limits = self.configured
+        with self._mem:
+            self.ceiling = controls.ceiling_or(ceiling) if controls else ceiling
+            self.limits = controls.limits_or(limits) if controls else limits
+
+    def _record_breaches(self) -> None:
+        """Write the breaches seen since the last refresh: the switch and the stage history."""
+        with self._mem:
+            breaches, self._breaches = self._breaches, []
+        for reason, counters, at in breaches:
+            self.kill_switch.engage(reason, actor=f"risk:{self.key}")
+            if self.writer:
+                with self.sessions.begin() as session:
+                    rrepo.append_stage_history(
+                        session,
+                        self.chain_id,
+                        self.key,
+                        from_stage=self.stage,
+                        to_stage=self.stage,
+                        kind="breach",
+                        reason=reason,
+                        evidence=counters,
+                        at=at,
+                    )
 
     def _evaluate(self, now: datetime) -> None:
         with self.sessions.begin() as session:
@@ -216,7 +361,8 @@ class RiskController:
                 return
             decision = evaluate_stage(history, self.schedule, now, ceiling=self.ceiling)
             self.last_decision = decision
-            self.stage = decision.to_stage
+            with self._mem:
+                self.stage = decision.to_stage
             if decision.action == "stay":
                 return
             kind = "promotion" if decision.action == "promote" else "demotion"

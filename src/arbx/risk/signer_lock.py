@@ -95,9 +95,11 @@ class SignerLock:
         if self.backend not in ("postgresql", "sqlite"):
             raise ConfigError(f"unsupported database {self.backend!r} for the signer lock")
         self.epoch: int | None = None
+        self._until: datetime | None = None  # SQLite: the lease's end as last written by us
         self._conn: Connection | None = None
         self._mutex = threading.Lock()
         self._reader = make_session_factory(engine, readonly=True)
+        self.read_only: Engine = self._reader.kw["bind"]  # never takes SQLite's write lock
         lock_id = advisory_key(self.key_address)
         self._lock_id = lock_id
         self._hi, self._lo = (lock_id >> 32) & 0xFFFFFFFF, lock_id & 0xFFFFFFFF
@@ -107,6 +109,18 @@ class SignerLock:
         """Whether the last ``acquire`` succeeded and nothing was released or lost since."""
         return self.epoch is not None
 
+    def fresh(self) -> bool:
+        """Whether the key is ours as far as this process knows, without asking the database.
+
+        True while held and, on SQLite, while the lease we last wrote has more than ``margin``
+        left: nobody can take a lease over before it ends. Not a substitute for ``still_held``
+        before a bundle leaves (a PostgreSQL connection may have died unnoticed).
+        """
+        if self.epoch is None:
+            return False
+        until = self._until
+        return until is None or until - self.clock() > self.margin
+
     def acquire(self) -> str | None:
         """Take the key. -> None when this instance now holds it, else why it may not sign."""
         with self._mutex:
@@ -114,12 +128,16 @@ class SignerLock:
                 return self._acquire_pg()
             return self._acquire_lease()
 
-    def still_held(self) -> bool:
-        """Verify, in the database, that this instance still holds the key (before signing)."""
+    def still_held(self, conn: Connection | None = None) -> bool:
+        """Verify, in the database, that this instance still holds the key (before signing).
+
+        SQLite reads the lease on ``conn`` when given (a read-only connection of the caller's);
+        PostgreSQL always asks on the connection that holds the lock.
+        """
         with self._mutex:
             if self.epoch is None:
                 return False
-            ok = self._held_pg() if self.backend == "postgresql" else self._held_lease()
+            ok = self._held_pg() if self.backend == "postgresql" else self._held_lease(conn)
             if not ok:
                 self._lost()
             return ok
@@ -133,30 +151,36 @@ class SignerLock:
             )
 
     def renew(self) -> bool:
-        """Extend the lease (SQLite) or confirm the lock (PostgreSQL). -> still held?"""
+        """Extend the lease (SQLite) or confirm the lock (PostgreSQL). -> still held?
+
+        The write runs without holding the lock object's mutex, so that a database busy with
+        another writer delays only the renewal, never ``still_held`` (the fence before a send).
+        """
         with self._mutex:
-            if self.epoch is None:
+            epoch = self.epoch
+            if epoch is None:
                 return False
             now = self.clock()
+            until = None if self.backend == "postgresql" else now + self.lease
             stmt = (
-                update(SignerLease)
-                .where(*self._ours(now))
-                .values(
-                    renewed_at=now,
-                    expires_at=None if self.backend == "postgresql" else now + self.lease,
-                )
+                update(SignerLease).where(*self._ours(now)).values(renewed_at=now, expires_at=until)
             )
-            try:
-                with self.engine.begin() as conn:
-                    renewed = conn.execute(stmt).rowcount == 1
-            except DBAPIError:
-                # A busy or unreachable database: keep what we have; ``still_held`` decides
-                # before the next signature (and the lease or the lock ends on its own).
-                return False
+        try:
+            with self.engine.begin() as conn:
+                renewed = conn.execute(stmt).rowcount == 1
+        except DBAPIError:
+            # A busy or unreachable database: keep what we have; ``still_held`` decides
+            # before the next signature (and the lease or the lock ends on its own).
+            return False
+        with self._mutex:
+            if self.epoch != epoch:
+                return False  # released or lost meanwhile
             # PostgreSQL: the advisory lock decides; the row only names the holder.
             ok = self._held_pg() if self.backend == "postgresql" else renewed
             if not ok:
                 self._lost()
+            elif until is not None:
+                self._until = until
             return ok
 
     def release(self) -> None:
@@ -267,16 +291,19 @@ class SignerLock:
                     refused = True
             if not refused:
                 self.epoch = self._read_epoch(conn)
+                self._until = now + self.lease
         # Described after the write transaction ends: a reader must not wait on our own lock.
         return self.describe_holder() if refused else None
 
-    def _held_lease(self) -> bool:
-        with self._reader() as session:
-            row = session.execute(
-                select(SignerLease.holder_id, SignerLease.epoch, SignerLease.expires_at).where(
-                    SignerLease.key_address == self.key_address
-                )
-            ).first()
+    def _held_lease(self, conn: Connection | None = None) -> bool:
+        query = select(SignerLease.holder_id, SignerLease.epoch, SignerLease.expires_at).where(
+            SignerLease.key_address == self.key_address
+        )
+        if conn is not None:
+            row = conn.execute(query).first()
+        else:
+            with self.read_only.connect() as own:
+                row = own.execute(query).first()
         if row is None:
             return False
         holder, epoch, expires_at = row
@@ -339,6 +366,7 @@ class SignerLock:
 
     def _lost(self) -> None:
         self.epoch = None
+        self._until = None
         if self._conn is not None:
             conn, self._conn = self._conn, None
             with contextlib.suppress(DBAPIError):
@@ -346,7 +374,11 @@ class SignerLock:
 
 
 class SignerGuard:
-    """The signing key's guard: signing is allowed only while ``lock`` is set and still held.
+    """The signing key's guard: signing is allowed only while ``lock`` is set and held.
+
+    It asks no database (the signature is on the hot path): the live executor's fence has just
+    read the lock; here ``fresh`` says whether anything since (a failed renewal, a lease about
+    to end) took the key away.
 
     The key must be loaded to know which lock to take, so the guard is handed to the signer
     first and the lock set once taken; until then, and after it is lost, signing raises
@@ -359,4 +391,8 @@ class SignerGuard:
     def __call__(self) -> None:
         if self.lock is None:
             raise SignerLockLostError("refusing to sign: the signer lock is not taken")
-        self.lock.require()
+        if not self.lock.fresh():  # in memory: the executor's fence asked the database just before
+            raise SignerLockLostError(
+                "refusing to sign: this process does not hold the signer lock of "
+                + self.lock.key_address
+            )

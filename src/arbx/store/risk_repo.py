@@ -7,11 +7,12 @@ addresses are stored in lower case. The API writes the audit log through ``audit
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from arbx.domain.errors import InputError
@@ -181,6 +182,18 @@ def get_kill_switch(session: Session, chain_id: int) -> KillSwitchState:
     rows = session.scalars(
         select(KillSwitchRow).where(KillSwitchRow.chain_id.in_({chain_id, ALL_CHAINS}))
     ).all()
+    return kill_switch_of(rows, chain_id)
+
+
+def read_kill_switch(conn: Connection, chain_id: int) -> KillSwitchState:
+    """``get_kill_switch`` on a bare connection (no session): the cheapest read there is."""
+    table = KillSwitchRow.__table__
+    rows = conn.execute(select(table).where(table.c.chain_id.in_({chain_id, ALL_CHAINS}))).all()
+    return kill_switch_of(rows, chain_id)
+
+
+def kill_switch_of(rows: Sequence[Any], chain_id: int) -> KillSwitchState:
+    """The switch for a chain from its rows (own and all-chains; ORM objects or plain rows)."""
     engaged = sorted((r for r in rows if r.engaged), key=lambda r: r.chain_id != chain_id)
     if engaged:
         r = engaged[0]

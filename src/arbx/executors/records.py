@@ -1,0 +1,150 @@
+"""The live executor's records, written off the hot path: one worker thread, in order.
+
+Between a head and a bundle sent nothing waits for the database. Every record the live executor
+keeps (the block and its opportunities, a bundle sent, a bundle that failed simulation, an
+outcome) is a job for ``RecordWriter``: a single worker thread runs the jobs in the order they
+were given, so a later job sees what an earlier one wrote (an outcome finds its bundle's row),
+and a slow or locked database delays only the records, never the next bundle. ``drain`` waits
+for every job given so far; a failed job is logged and does not stop the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from arbx.domain.profit import Opportunity
+from arbx.execution.keys import SignedTx
+from arbx.store import api_repo
+from arbx.store import execution_repo as xrepo
+
+log = logging.getLogger(__name__)
+
+
+class RecordWriter:
+    """Runs record jobs in one worker thread, in order; nothing on the event loop waits."""
+
+    def __init__(self, name: str = "arbx-records") -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._pending: set[asyncio.Future[Any]] = set()
+        self.failures = 0
+
+    def submit(self, job: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        """Queue ``job(*args)``; its future (None if the job failed)."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._pool, functools.partial(self._run, job, *args))
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        return future
+
+    @property
+    def pending(self) -> int:
+        """Jobs queued or running."""
+        return len(self._pending)
+
+    async def drain(self) -> None:
+        """Wait for every job queued so far."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending))
+
+    def close(self) -> None:
+        """Stop the worker thread (after the jobs already queued)."""
+        self._pool.shutdown(wait=True)
+
+    def _run(self, job: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return job(*args)
+        except Exception as exc:  # a record lost is logged; the engine goes on
+            self.failures += 1
+            name = getattr(job, "__name__", "record")
+            log.error("%s failed: %s", name, str(exc).splitlines()[0] if str(exc) else repr(exc))
+            return None
+
+
+@dataclass(slots=True)
+class SentBundle:
+    """What is recorded of a bundle sent; ``bundle_id`` is filled in once it is written."""
+
+    opportunity: Opportunity
+    target: int
+    builders: list[str]
+    signed: SignedTx
+    bundle_hash: str
+    signer: str
+    executor: str
+    priority_fee: int
+    bundle_id: int | None = None
+
+
+def store_sent(sessions: sessionmaker[Session], run_id: int, sent: SentBundle) -> int:
+    """Record a bundle sent and its transaction; its id (also set on ``sent``)."""
+    with sessions.begin() as session:
+        bundle_id = xrepo.record_bundle(
+            session,
+            run_id,
+            target_block=sent.target,
+            builders=sent.builders,
+            tx_hashes=[sent.signed.hash_hex],
+            expected_net_profit=sent.opportunity.net_profit,
+            signer=sent.signer,
+            bundle_hash="0x" + sent.bundle_hash,
+        )
+        api_repo.notify_event(session, "bundle", {"id": bundle_id})
+        xrepo.record_tx(
+            session,
+            bundle_id,
+            xrepo.TxRecord(
+                hash=sent.signed.hash_hex,
+                nonce=sent.signed.nonce,
+                from_address=sent.signer,
+                to_address=sent.executor,
+                gas_limit=0,
+                max_fee=0,
+                priority_fee=sent.priority_fee,
+            ),
+        )
+    sent.bundle_id = bundle_id
+    return bundle_id
+
+
+def store_sim_failed(
+    sessions: sessionmaker[Session],
+    run_id: int,
+    opportunity: Opportunity,
+    target: int,
+    tx_hash: str,
+    signer: str,
+) -> None:
+    """Record a signed bundle that failed simulation and was never sent."""
+    with sessions.begin() as session:
+        bundle_id = xrepo.record_bundle(
+            session,
+            run_id,
+            target_block=target,
+            builders=[],
+            tx_hashes=[tx_hash],
+            expected_net_profit=opportunity.net_profit,
+            signer=signer,
+        )
+        xrepo.update_bundle_outcome(session, bundle_id, "sim_failed")
+
+
+def store_outcome(
+    sessions: sessionmaker[Session], sent: SentBundle, status: str, details: dict[str, Any]
+) -> None:
+    """Record a bundle's outcome (after ``store_sent`` of the same bundle ran)."""
+    if sent.bundle_id is None:
+        raise LookupError(f"bundle 0x{sent.bundle_hash} was never recorded")
+    with sessions.begin() as session:
+        xrepo.update_bundle_outcome(
+            session, sent.bundle_id, status, settled_at=datetime.now(UTC), **details
+        )
+        api_repo.notify_event(session, "bundle", {"id": sent.bundle_id})
