@@ -6,9 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,8 @@ from arbx.config import load_settings
 from arbx.devnet.commands import EmbeddedDevnet
 from arbx.engine.pipeline import Pipeline
 from arbx.executors.shadow import ShadowExecutor
-from arbx.risk.killswitch import kill
+from arbx.risk.killswitch import kill, unkill
+from arbx.risk.signer_lock import SignerLock
 from arbx.store import execution_repo, make_engine, make_session_factory, migrate, repo
 from arbx.strategies.cyclic import CyclicArbitrage, StrategyLimits
 
@@ -178,3 +183,229 @@ async def test_kill_switch_stops_sending_within_a_block_and_a_second_signer_is_r
     assert bundles
     late = [b for b in bundles if b.target_block > killed_at[0] + 2]
     assert late == []  # nothing targets a block after the one following the kill
+
+
+# --- the fences between a signature and the send ------------------------------------------------
+
+
+class _Wire:
+    """What the relay client sends, seen at its transport seam; ``hook`` runs once a builder's
+    ``eth_callBundle`` answered that the bundle passes: after the signature, before the send."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.methods: list[str] = []
+        self.hook: Any = None
+
+    async def post(self, url: str, body: bytes, headers: Any, timeout: float) -> Any:
+        method = json.loads(body)["method"]
+        self.methods.append(method)
+        answer = await self.inner.post(url, body, headers, timeout)
+        hook, result = self.hook, answer.get("result") if isinstance(answer, dict) else None
+        passed = isinstance(result, dict) and not any(
+            "error" in r or "revert" in r for r in result["results"]
+        )
+        if method == "eth_callBundle" and hook is not None and passed:
+            self.hook = None
+            hook()
+        return answer
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+async def _interfere_before_send(
+    client: RpcClient, live: _Live, interfere: Any, undo: Any
+) -> tuple[Any, _Wire]:
+    """Run the engine until one trade met ``interfere`` between its signature and its send.
+
+    A trade the chain overtook (or that failed at the node) never reached the last fence: the
+    interference is undone and tried again on the next one.
+    """
+    pipeline, executor, (risk, relay), _ = await live.build(client)
+    wire = _Wire(relay.transport)
+    relay.transport = wire
+    stop = asyncio.Event()
+    s = executor.stats
+    met = asyncio.Event()
+    at_hook: list[tuple[int, ...]] = []
+
+    def hook() -> None:  # the trade it runs in has not concluded yet
+        at_hook.append((s.sent, s.refused, s.sim_failed, s.stale))
+        interfere()
+        met.set()
+
+    async def watch() -> None:
+        for _ in range(20):
+            met.clear()
+            wire.hook = hook
+            await met.wait()
+            before = at_hook[-1]
+            while (s.sent, s.refused, s.sim_failed, s.stale) == before:
+                await asyncio.sleep(0.005)
+            if (s.sent, s.refused) != before[:2]:
+                break
+            undo()
+        stop.set()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await asyncio.wait_for(pipeline.run(stop, max_blocks=600), timeout=120)
+        await watcher
+    finally:
+        watcher.cancel()
+        await executor.close()
+        risk.stop()
+        await relay.close()
+    return executor, wire
+
+
+@pytest.mark.asyncio
+async def test_kill_switch_set_between_signature_and_send_sends_nothing(
+    client: RpcClient, devnet: tuple[EmbeddedDevnet, Path], tmp_path: Path
+) -> None:
+    running, key_file = devnet
+    live = _Live(running, key_file, tmp_path / "kill.db")
+    executor, wire = await _interfere_before_send(
+        client,
+        live,
+        lambda: kill(live.sessions, 31337, "operator", "pytest"),  # as `arbx kill` elsewhere
+        lambda: unkill(live.sessions, 31337, "pytest"),
+    )
+    assert "eth_callBundle" in wire.methods  # signed and simulated
+    assert "eth_sendBundle" not in wire.methods
+    assert executor.stats.sent == 0
+    assert executor.stats.refused >= 1  # earlier tries undone may have been refused too
+    assert executor.stats.last_refusal.startswith("kill switch set by pytest: operator")
+
+
+@pytest.mark.asyncio
+async def test_signer_lock_lost_between_signature_and_send_sends_nothing(
+    client: RpcClient, devnet: tuple[EmbeddedDevnet, Path], tmp_path: Path
+) -> None:
+    running, key_file = devnet
+    live = _Live(running, key_file, tmp_path / "lock.db")
+    key = running.deployment.accounts.searcher
+    ahead = {"by": timedelta(minutes=5)}  # the usurper sees our 30 s lease as long over
+    usurper = SignerLock(
+        make_engine(live.url),
+        key,
+        holder_id="usurper",
+        clock=lambda: datetime.now(UTC) + ahead["by"],
+    )
+
+    def give_back() -> None:
+        ahead["by"] = timedelta(0)
+        usurper.release()  # its lease ends now: ours is taken back at the next refresh
+
+    def take() -> None:
+        ahead["by"] = timedelta(minutes=5)
+        assert usurper.acquire() is None
+
+    executor, wire = await _interfere_before_send(client, live, take, give_back)
+    try:
+        assert "eth_callBundle" in wire.methods
+        assert "eth_sendBundle" not in wire.methods
+        assert executor.stats.sent == 0
+        assert executor.stats.refused >= 1  # earlier tries undone may have been refused too
+        assert executor.stats.last_refusal == "lost the signer lock"
+        assert usurper.still_held()  # it was taken, and nobody took it back
+    finally:
+        usurper.release()
+
+
+@pytest.mark.asyncio
+async def test_kill_switch_cancels_the_bundles_sent_for_later_blocks(
+    client: RpcClient, devnet: tuple[EmbeddedDevnet, Path], tmp_path: Path
+) -> None:
+    running, key_file = devnet
+    assert running.builder is not None
+    builder = running.builder.builder
+    live = _Live(running, key_file, tmp_path / "cancel.db")  # each bundle for 2 blocks
+    pipeline, executor, (risk, relay), _ = await live.build(client)
+    wire = _Wire(relay.transport)
+    relay.transport = wire
+    stop = asyncio.Event()
+    seen: dict[str, Any] = {}
+
+    async def kill_after_first_bundle() -> None:
+        while executor.stats.sent == 0:
+            await asyncio.sleep(0.002)
+        (flight,) = executor.in_flight.values()
+        seen["later"] = [b for b in flight.blocks if b > executor.head]
+        seen["cancelled"] = builder.stats.cancelled
+        risk.kill_switch.on_signal(signal.SIGUSR1)  # what `kill -USR1 <pid>` does
+        while executor.stats.cancelled < len(seen["later"]):
+            await asyncio.sleep(0.005)
+        stop.set()
+
+    killer = asyncio.ensure_future(kill_after_first_bundle())
+    try:
+        await asyncio.wait_for(pipeline.run(stop, max_blocks=600), timeout=120)
+        await killer
+    finally:
+        killer.cancel()
+        await executor.close()
+        risk.stop()
+        await relay.close()
+    assert seen["later"], "the bundle waits for at least one block after the next"
+    assert wire.methods.count("eth_cancelBundle") == len(seen["later"])  # one per block copy
+    assert executor.stats.cancelled == len(seen["later"])  # each acknowledged
+    assert builder.stats.cancelled - seen["cancelled"] >= 1  # and dropped by the builder
+    assert wire.methods.count("eth_sendBundle") == 2  # nothing more after the kill
+
+
+@pytest.mark.asyncio
+async def test_a_locked_database_does_not_hold_bundles_back(
+    client: RpcClient, devnet: tuple[EmbeddedDevnet, Path], tmp_path: Path
+) -> None:
+    running, key_file = devnet
+    db = tmp_path / "locked.db"
+    live = _Live(running, key_file, db)
+    pipeline, executor, (risk, relay), run_id = await live.build(client)
+    locked, release = threading.Event(), threading.Event()
+    seen: dict[str, Any] = {}
+
+    def hold_the_write_lock() -> None:  # another process's long write transaction
+        conn = sqlite3.connect(db, isolation_level=None)
+        try:
+            conn.execute("BEGIN EXCLUSIVE")
+            locked.set()
+            release.wait(60)
+            conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+
+    holder = threading.Thread(target=hold_the_write_lock)
+    stop = asyncio.Event()
+
+    async def lock_then_watch() -> None:
+        while executor.stats.sent == 0:
+            await asyncio.sleep(0.005)
+        holder.start()
+        await asyncio.to_thread(locked.wait)
+        sent = executor.stats.sent
+        while executor.stats.sent == sent:  # every write of the engine waits meanwhile
+            await asyncio.sleep(0.005)
+        seen["still_locked"] = not release.is_set()
+        seen["records_waiting"] = executor.records.pending
+        release.set()
+        stop.set()
+
+    watcher = asyncio.ensure_future(lock_then_watch())
+    try:
+        await asyncio.wait_for(pipeline.run(stop, max_blocks=600), timeout=120)
+        await watcher
+    finally:
+        watcher.cancel()
+        release.set()
+        if holder.is_alive():
+            holder.join()
+        await executor.close()
+        risk.stop()
+        await relay.close()
+    assert seen["still_locked"]  # a bundle went out while the database could not be written
+    assert seen["records_waiting"] > 0  # its records were queued, not written on the way
+    with live.sessions.begin() as session:
+        recorded = execution_repo.list_bundles(session, run_id)
+    assert len([b for b in recorded if b.status != "sim_failed"]) == executor.stats.sent
