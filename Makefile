@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 BENCH_VENV := .venv-bench
 
-.PHONY: setup run test test-all lint bench contracts browser clean
+.PHONY: setup run test test-all lint bench contracts browser prometheus monitoring clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -24,8 +24,8 @@ run: setup
 	$(BIN)/arbx run $(ARGS)
 
 lint: setup
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench deploy
+	$(BIN)/ruff format --check src tests bench deploy
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
 
@@ -35,7 +35,14 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } || \
 	  echo "the dashboard tests need Debian's chromium: apt-get install chromium"
 
-test: setup lint browser
+# Debian's prometheus gives promtool and the server the monitoring tests run (installed when
+# missing, as root)
+prometheus:
+	@test -x /usr/bin/promtool || { [ "$$(id -u)" = 0 ] && apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus >/dev/null; } || \
+	  echo "the monitoring tests need Debian's prometheus: apt-get install prometheus"
+
+test: setup lint browser prometheus
 	$(BIN)/pytest -q
 
 # More differential cases than CI runs: make test-all DIFF_CASES=5000
@@ -60,6 +67,11 @@ bench: setup $(BENCH_VENV)/.installed
 # to turn a Solidity change into what runs; the tests check they match their sources
 contracts: setup
 	$(BIN)/python -m arbx.devnet.build_contracts
+
+# Regenerate the alert rules (plain and PrometheusRule) and the Grafana dashboards from their
+# sources in deploy/; the tests check the committed files match
+monitoring: setup
+	$(BIN)/python deploy/prometheus/alerts.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) node_modules build .pytest_cache .mypy_cache .ruff_cache

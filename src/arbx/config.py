@@ -28,6 +28,7 @@ from arbx import safejson
 from arbx.api.settings import ApiSettings
 from arbx.domain.errors import ConfigError
 from arbx.domain.modes import Mode
+from arbx.metrics.settings import MetricsSettings
 from arbx.obs.logging import LogSettings
 from arbx.risk.settings import RiskSettings
 
@@ -185,6 +186,7 @@ class Settings(BaseSettings):
     execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @property
     def embedded(self) -> bool:
