@@ -72,6 +72,7 @@ contracts: setup
 # sources in deploy/; the tests check the committed files match
 monitoring: setup
 	$(BIN)/python deploy/prometheus/alerts.py
+	$(BIN)/python deploy/grafana/dashboards.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) node_modules build .pytest_cache .mypy_cache .ruff_cache
