@@ -26,6 +26,7 @@ from arbx.devnet.deploy import (
     sort_tokens,
 )
 from arbx.devnet.solc import load_test_contract
+from arbx.metrics.registry import ENGINE
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="function")]
 V2_HASH = "0x" + V2_INIT_CODE_HASH.hex()
@@ -109,6 +110,12 @@ def anvil_url(anvil: Anvil) -> str:
     return anvil.url
 
 
+def refused_count(reason: str) -> float:
+    """The engine's ``arbx_discovery_refused_total`` for one reason."""
+    value = ENGINE.get_sample_value("arbx_discovery_refused_total", {"reason": reason})
+    return value or 0.0
+
+
 def proven(scene: Scene) -> set[str]:
     """The real pools of the scene."""
     return {scene.pair, scene.pool}
@@ -118,6 +125,7 @@ def proven(scene: Scene) -> set[str]:
 async def test_logs_from_another_contract_are_refused(
     scene: Scene, blind_url: str, hashed: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
+    counted = refused_count("emitter")
     async with RpcClient([blind_url]) as client:
         with caplog.at_level(logging.WARNING, logger="arbx.chain.discovery"):
             found = await discover(
@@ -132,6 +140,7 @@ async def test_logs_from_another_contract_are_refused(
         assert scene.fake.address.lower() in record.getMessage().lower()
         assert record.getMessage().endswith("not emitted by the venue's factory")
     assert any("refused 2 creation logs; kept 2 pools" in r.getMessage() for r in caplog.records)
+    assert refused_count("emitter") == counted + 2
 
 
 @pytest.mark.parametrize("multicall", [True, False], ids=["multicall", "one call each"])
@@ -164,3 +173,4 @@ async def test_a_pool_address_the_factory_did_not_derive_is_refused(
     ]
     reason = "not the CREATE2 address" if hashed else "the factory does not know"
     assert all(reason in r.reason for r in found.refused)
+    assert {r.kind for r in found.refused} == {"address"}

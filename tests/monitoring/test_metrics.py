@@ -26,6 +26,8 @@ def _exercise_every_helper() -> None:
     record.parity_checked(12, 0)
     record.reorg(2)
     record.reorg(9)
+    record.discovery_refused("emitter")
+    record.discovery_refused("not a reason")
     record.rpc_request(record.endpoint_label(0), "eth_getLogs", True, 0.003)
     record.rpc_request(record.endpoint_label(1, "backup"), "eth_call", False, 0.2)
     record.rpc_failover()
@@ -58,6 +60,7 @@ def test_what_the_engine_and_the_api_expose_passes_promtool(promtool: str) -> No
         "arbx_sync_lag_blocks 5.0",
         'arbx_pools_tracked{kind="uniswap_v3"} 8.0',
         'arbx_reorgs_total{depth="5+"} 1.0',
+        'arbx_discovery_refused_total{reason="other"} 1.0',
         'arbx_rpc_errors_total{endpoint="backup",method="eth_call"} 1.0',
         'arbx_bundles_total{builder="local",outcome="included"} 1.0',
         'arbx_mode{mode="limited"} 1.0',

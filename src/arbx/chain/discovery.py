@@ -29,6 +29,7 @@ from arbx.chain.multicall import Call, multicall, selector
 from arbx.chain.rpc import ExecutionRevertedError, Log, RpcClient, eth_call, get_logs
 from arbx.domain.create2 import is_sorted_pair, v2_pair_address, v3_pool_address
 from arbx.domain.pools import Token
+from arbx.metrics import record
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,12 @@ class Venue:
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """A creation log whose pool was not kept, and why."""
+    """A creation log whose pool was not kept: why, in one word (``kind``) and in a phrase."""
 
     venue: str
     emitter: str
     pool: str
+    kind: str  # "emitter", "event", "malformed", "unsorted" or "address"
     reason: str
     block: int
 
@@ -84,7 +86,8 @@ async def discover(
 ) -> list[PoolMeta]:
     """Every proven pool the venues' factories created in the block range that passes the filters.
 
-    Refused logs are logged (one warning each and a count). Tokens carry only their address;
+    Refused logs are logged (one warning each and a count) and counted in
+    ``arbx_discovery_refused_total``. Tokens carry only their address;
     ``with_metadata`` fills in symbols and decimals.
     """
     found = await find_pools(
@@ -99,6 +102,7 @@ async def discover(
         multicall_address,
     )
     for refusal in found.refused:
+        record.discovery_refused(refusal.kind)
         log.warning(
             "discovery refused pool %s of venue %s (log from %s, block %d): %s",
             refusal.pool,
@@ -153,7 +157,7 @@ async def find_pools(
             if proof is None:
                 result.pools.append(meta)
             else:
-                result.refused.append(_refusal(venue, entry, meta.address, proof))
+                result.refused.append(_refusal(venue, entry, meta.address, "address", proof))
     return result
 
 
@@ -162,24 +166,27 @@ def _claim(
 ) -> PoolMeta | None:
     """The pool a creation log names, or None (recorded as refused) when the log cannot be one."""
     if entry.address.lower() != venue.factory.lower():
-        result.refused.append(_refusal(venue, entry, "", "not emitted by the venue's factory"))
+        result.refused.append(
+            _refusal(venue, entry, "", "emitter", "not emitted by the venue's factory")
+        )
         return None
     if not entry.topics or entry.topics[0] != topic:
-        result.refused.append(_refusal(venue, entry, "", "not a creation event"))
+        result.refused.append(_refusal(venue, entry, "", "event", "not a creation event"))
         return None
     try:
         meta = _created(venue, entry, chain_id)
     except (ValueError, DecodingError, OverflowError) as error:
-        result.refused.append(_refusal(venue, entry, "", f"malformed creation event: {error}"))
+        reason = f"malformed creation event: {error}"
+        result.refused.append(_refusal(venue, entry, "", "malformed", reason))
         return None
     if not is_sorted_pair(meta.token0.address, meta.token1.address):
-        result.refused.append(_refusal(venue, entry, meta.address, "tokens not sorted"))
+        result.refused.append(_refusal(venue, entry, meta.address, "unsorted", "tokens not sorted"))
         return None
     return meta
 
 
-def _refusal(venue: Venue, entry: Log, pool: str, reason: str) -> Refusal:
-    return Refusal(venue.name, entry.address, pool, reason, entry.block_number)
+def _refusal(venue: Venue, entry: Log, pool: str, kind: str, reason: str) -> Refusal:
+    return Refusal(venue.name, entry.address, pool, kind, reason, entry.block_number)
 
 
 async def _proofs(

@@ -108,6 +108,11 @@ def reorg(depth: int) -> None:
     m.REORGS.labels(depth=str(depth) if 1 <= depth <= 4 else "5+").inc()
 
 
+def discovery_refused(reason: str) -> None:
+    """Discovery refused one pool creation log (a reason of ``DISCOVERY_REFUSALS``)."""
+    m.DISCOVERY_REFUSED.labels(reason=reason if reason in m.DISCOVERY_REFUSALS else "other").inc()
+
+
 # --- RPC ------------------------------------------------------------------------------------
 def rpc_request(endpoint: str, method: str, ok: bool, seconds: float) -> None:
     """One JSON-RPC request to ``endpoint`` (a label from ``endpoint_label``), and its outcome."""

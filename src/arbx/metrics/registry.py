@@ -48,6 +48,7 @@ BUNDLE_OUTCOMES: tuple[str, ...] = (
 )
 MODES: tuple[str, ...] = ("shadow", "limited", "scaled")
 POOL_KINDS: tuple[str, ...] = ("uniswap_v2", "uniswap_v3")
+DISCOVERY_REFUSALS: tuple[str, ...] = ("emitter", "event", "malformed", "unsorted", "address")
 
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` twin per counter
@@ -113,6 +114,13 @@ REORGS = Counter(
     "arbx_reorgs_total",
     "Chain reorganisations seen, by depth in blocks.",
     ["depth"],
+    registry=ENGINE,
+)
+DISCOVERY_REFUSED = Counter(
+    "arbx_discovery_refused_total",
+    "Pool creation logs discovery refused, by reason: not from the venue's factory, not a"
+    " creation event, malformed, tokens out of order, or an address not proven the factory's.",
+    ["reason"],
     registry=ENGINE,
 )
 
