@@ -204,9 +204,11 @@ def signer_lock_refused(signer: str) -> None:
 
 
 # --- the API --------------------------------------------------------------------------------
-def api_request(route: str, method: str, status: int, seconds: float) -> None:
-    """One API request: its route template (never the raw path), method, status and latency."""
+def api_request(route: str, method: str, status: int, seconds: float | None) -> None:
+    """One API request: its route template (never the raw path), method, status and latency
+    (None for a stream, whose duration is the client's)."""
     method = method.upper() if method.upper() in _HTTP_METHODS else "other"
     route = route if route.startswith("/") and len(route) <= 80 else "unmatched"
     m.API_REQUESTS.labels(route=route, method=method, status=str(status)).inc()
-    m.API_LATENCY.labels(route=route, method=method).observe(max(seconds, 0.0))
+    if seconds is not None:
+        m.API_LATENCY.labels(route=route, method=method).observe(max(seconds, 0.0))
