@@ -151,3 +151,18 @@ def test_hostile_numbers_on_the_command_line(
     assert message in err
     assert len(err.strip().splitlines()) == 1
     assert len(err) < 400
+
+
+@pytest.mark.parametrize("value", ["²", "١٢"])
+def test_hostile_limits_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("ARBX_DATABASE_URL", f"sqlite:///{tmp_path / 'arbx.db'}")
+    assert main(["limits", "set", "--max-input", f"{WETH}={value}"]) == 2
+    err = capsys.readouterr().err
+    assert "expected TOKEN=AMOUNT (a whole number)" in err
+    assert len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as exited:
+        main(["api", "--port", "١٢٣٤"])
+    assert exited.value.code == 2
+    assert "is not a port" in capsys.readouterr().err

@@ -268,7 +268,7 @@ def _caps(items: list[str]) -> dict[str, int]:
     caps: dict[str, int] = {}
     for item in items:
         token, sep, value = item.partition("=")
-        if not sep or not value.strip().isdigit():
+        if not sep or not value.strip().isascii() or not value.strip().isdigit():
             raise ConfigError(f"--max-input {item!r}: expected TOKEN=AMOUNT (a whole number)")
         caps[token.strip()] = int(value.strip())
     return caps
@@ -311,6 +311,6 @@ def _actor() -> str:
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    if not text.isascii() or not text.isdigit() or len(text) > 5 or not 1 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port (1..65535)")
     return int(text)

@@ -75,7 +75,7 @@ def _non_negative(text: str) -> float:
 
 
 def _count(text: str) -> int:
-    if not text.isdigit():
+    if not text.isascii() or not text.isdigit() or len(text) > 30:
         raise argparse.ArgumentTypeError(f"{text!r} is not a non-negative integer")
     return int(text)
 
