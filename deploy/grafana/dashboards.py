@@ -224,9 +224,7 @@ def sync_rpc() -> db.Dashboard:
                 span=6,
             )
         )
-        .with_panel(
-            series("Pools tracked", Q(f"sum by (kind) (arbx_pools_tracked{{{E}}})", "{{kind}}"))
-        )
+        .with_panel(series("Pools tracked", Q(f"arbx_pools_tracked{{{E}}}", "{{instance}}")))
         .with_panel(
             series(
                 "Parity checks and failures per minute",
@@ -298,7 +296,7 @@ def bundles() -> db.Dashboard:
                 "Signer lock",
                 Q(f"arbx_signer_lock_held{{{E}}}", "held {{instance}}"),
                 Q(f"arbx_signer_lock_epoch{{{E}}}", "epoch {{instance}}"),
-                Q(f"sum(rate(arbx_signer_lock_refusals_total{{{E}}}[{W}]))", "refusals/s"),
+                Q(f"arbx_signer_lock_refused{{{E}}}", "refused {{instance}}"),
             )
         )
         .with_panel(

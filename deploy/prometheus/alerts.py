@@ -172,7 +172,7 @@ ENGINE_ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "ArbxSignerLockContended",
-        f"sum by (signer) (rate(arbx_signer_lock_refusals_total{{{ENGINE}}}[5m])) > 0",
+        f"sum by (signer) (arbx_signer_lock_refused{{{ENGINE}}}) > 0",
         "15m",
         "warning",
         "Another engine keeps asking for a signing key that is held",

@@ -22,7 +22,7 @@ def _exercise_every_helper() -> None:
     record.engine_started("0.1.0", "devnet")
     record.head_seen(105)
     record.observe_block(100, 0.004, block_timestamp=int(time.time()) - 3)
-    record.pools_tracked({"uniswap_v2": 4, "uniswap_v3": 8})
+    record.pools_tracked(12)
     record.parity_checked(12, 0)
     record.reorg(2)
     record.reorg(9)
@@ -42,7 +42,6 @@ def _exercise_every_helper() -> None:
     record.kill_switch(False)
     record.risk_day(gas_wei=10**14, gas_cap_wei=5 * 10**16, loss_wei=0, loss_cap_wei=10**17)
     record.signer_lock(ADDR, epoch=3, holder="host:42:abcd1234")
-    record.signer_lock_refused(ADDR)
     record.api_request("/api/v1/status", "GET", 200, 0.002)
 
 
@@ -58,7 +57,7 @@ def test_what_the_engine_and_the_api_expose_passes_promtool(promtool: str) -> No
         "arbx_block_to_opportunities_seconds_bucket",
         "arbx_head_to_bundle_seconds_bucket",
         "arbx_sync_lag_blocks 5.0",
-        'arbx_pools_tracked{kind="uniswap_v3"} 8.0',
+        "arbx_pools_tracked 12.0",
         'arbx_reorgs_total{depth="5+"} 1.0',
         'arbx_discovery_refused_total{reason="other"} 1.0',
         'arbx_rpc_errors_total{endpoint="backup",method="eth_call"} 1.0',

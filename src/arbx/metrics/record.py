@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
 
 from arbx.metrics import registry as m
 
@@ -91,10 +90,9 @@ def _sync_lag_blocks() -> None:
     m.SYNC_LAG_BLOCKS.set(max(head - done, 0) if done else 0)
 
 
-def pools_tracked(by_kind: Mapping[str, int]) -> None:
-    """How many pools of each kind the engine keeps."""
-    for kind in m.POOL_KINDS:
-        m.POOLS_TRACKED.labels(kind=kind).set(by_kind.get(kind, 0))
+def pools_tracked(count: int) -> None:
+    """How many pools the engine keeps."""
+    m.POOLS_TRACKED.set(count)
 
 
 def parity_checked(pools: int, failures: int) -> None:
@@ -187,20 +185,18 @@ def risk_day(*, gas_wei: int, gas_cap_wei: int, loss_wei: int, loss_cap_wei: int
     m.DAILY_LOSS_CAP.set(eth(loss_cap_wei))
 
 
-def signer_lock(signer: str, *, epoch: int | None, holder: str | None) -> None:
-    """This process's view of the signer lock: held with ``epoch`` or not, and who holds it."""
+def signer_lock(
+    signer: str, *, epoch: int | None, holder: str | None, refused: bool = False
+) -> None:
+    """This process's view of the signer lock: held with ``epoch`` or not, who holds it, and
+    whether this process wants it and was refused."""
     signer = signer.lower() if re.fullmatch(r"0x[0-9a-fA-F]{40}", signer) else "other"
     m.SIGNER_LOCK_HELD.labels(signer=signer).set(0 if epoch is None else 1)
     m.SIGNER_LOCK_EPOCH.labels(signer=signer).set(epoch or 0)
+    m.SIGNER_LOCK_REFUSED.labels(signer=signer).set(1 if refused else 0)
     m.SIGNER_LOCK_HOLDER.clear()
     if holder:
         m.SIGNER_LOCK_HOLDER.labels(signer=signer, holder=_label(holder[:40])).set(1)
-
-
-def signer_lock_refused(signer: str) -> None:
-    """Another process holds the lock this one asked for."""
-    signer = signer.lower() if re.fullmatch(r"0x[0-9a-fA-F]{40}", signer) else "other"
-    m.SIGNER_LOCK_REFUSALS.labels(signer=signer).inc()
 
 
 # --- the API --------------------------------------------------------------------------------

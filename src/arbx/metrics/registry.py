@@ -47,7 +47,6 @@ BUNDLE_OUTCOMES: tuple[str, ...] = (
     "sim_failed",
 )
 MODES: tuple[str, ...] = ("shadow", "limited", "scaled")
-POOL_KINDS: tuple[str, ...] = ("uniswap_v2", "uniswap_v3")
 DISCOVERY_REFUSALS: tuple[str, ...] = ("emitter", "event", "malformed", "unsorted", "address")
 
 
@@ -97,9 +96,7 @@ SYNC_LAG_SECONDS = Gauge(
     "Age of the newest processed block: now minus its timestamp.",
     registry=ENGINE,
 )
-POOLS_TRACKED = Gauge(
-    "arbx_pools_tracked", "Pools whose state the engine keeps, by kind.", ["kind"], registry=ENGINE
-)
+POOLS_TRACKED = Gauge("arbx_pools_tracked", "Pools whose state the engine keeps.", registry=ENGINE)
 PARITY_CHECKS = Counter(
     "arbx_parity_checks_total",
     "Pool states compared with the chain after a block settled.",
@@ -252,9 +249,9 @@ SIGNER_LOCK_HOLDER = Gauge(
     ["signer", "holder"],
     registry=ENGINE,
 )
-SIGNER_LOCK_REFUSALS = Counter(
-    "arbx_signer_lock_refusals_total",
-    "Times this process was refused the signer lock because another holds it.",
+SIGNER_LOCK_REFUSED = Gauge(
+    "arbx_signer_lock_refused",
+    "1 while this process wants the signing key and was refused: another process holds it.",
     ["signer"],
     registry=ENGINE,
 )
