@@ -30,6 +30,7 @@ from eth_utils.crypto import keccak
 from sqlalchemy import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from arbx.domain.capture import best_disjoint
 from arbx.domain.pools import Token
 from arbx.store import api_repo, repo
 from arbx.store import execution_repo as erepo
@@ -143,6 +144,8 @@ def seed(sessions: sessionmaker[Session], now: datetime) -> Seeded:
                     detected_at=detected,
                     latency_ms=rng.uniform(3.0, 40.0),
                     status=rng.choice(["found", "found", "simulated_ok", "simulated_revert"]),
+                    # one opportunity per block: its own best set when it pays at all
+                    capturable=best_disjoint([(route_pools, gross - gas - builder)]) == (0,),
                 )
             )
         session.add_all(rows)

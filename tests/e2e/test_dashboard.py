@@ -267,10 +267,21 @@ def test_pages_load_with_the_seeded_data(context: BrowserContext, stack: Stack) 
     expect_(head).not_to_have_text(first, timeout=8_000)
     shot(page, stack, "overview")
 
+    # What could have been captured next to the sum of all found, each named, exact in wei.
+    pnl = api_call(stack.base, stack.viewer, "GET", "/api/v1/pnl")[1]["opportunities"]
+    capturable, found = pnl["capturable_net_profit_wei"], pnl["expected_net_profit_wei"]
+    assert int(capturable) > 0
+    totals = page.get_by_test_id("pnl-totals")
+    expect_(totals).to_contain_text("Capturable (best pool-disjoint set per block)")
+    expect_(totals).to_contain_text("Sum of all found (overlapping)")
+    expect_(page.get_by_test_id("pnl-capturable")).to_have_attribute("title", f"{capturable} wei")
+    expect_(page.get_by_test_id("pnl-sum-found")).to_have_attribute("title", f"{found} wei")
     page.get_by_test_id("series-opportunities").click()
     expect_(page.locator("[data-testid=pnl-chart] g.bar-group rect.opportunities")).to_have_count(
         DAYS
     )
+    expect_(page.locator("[data-testid=pnl-chart] g.bar-group rect.capturable")).to_have_count(DAYS)
+    shot(page, stack, "overview-capturable", full_page=False)
     page.get_by_test_id("series-bundles").click()
 
     page.get_by_role("tab", name="Opportunities").click()

@@ -169,7 +169,7 @@ def test_database_url_from_environment(tmp_path: Path, monkeypatch: pytest.Monke
 def test_migrations_from_empty_to_head_and_back(db_url: str) -> None:
     assert migrate.current(db_url) is None
     migrate.upgrade(db_url)
-    assert migrate.current(db_url) == migrate.head() == "0003"
+    assert migrate.current(db_url) == migrate.head() == "0004"
     engine = db.make_engine(db_url)
     try:
         tables = set(inspect(engine).get_table_names())
@@ -473,6 +473,9 @@ def test_report_numbers_come_from_what_was_recorded(
         assert got["opportunities_on_reorged_blocks"] == 1
         assert got["expected_net_profit_wei"] == 2**200 - 3 + 107
         assert type(got["expected_net_profit_wei"]) is int
+        # Block 1's two routes share pools A and B: only the better one could be captured.
+        assert got["capturable_net_profit_wei"] == 2**200 + 7
+        assert got["capturable_opportunities"] == 2
         assert got["by_route"] == [
             {
                 "route_key": b,
@@ -499,6 +502,42 @@ def test_report_numbers_come_from_what_was_recorded(
         assert old["parity"] == {"checks": 1, "failures": 1, "coverage": None}
         with pytest.raises(InputError, match=f"no run {run_id + 1}"):
             repo.report(s, run_id + 1)
+
+
+def test_capturable_flags_for_rows_written_before_them_and_across_a_downgrade(
+    db_url: str,
+) -> None:
+    migrate.upgrade(db_url)
+    engine = db.make_engine(db_url)
+    factory = db.make_session_factory(engine)
+    try:
+        with factory.begin() as s:
+            repo.upsert_chain(s, CHAIN, "devnet")
+        run_id = start(factory)
+        c_route = Route(pools=(POOL_C,), zero_for_one=(True,), tokens=(WETH, WETH))
+        found = [opportunity(ROUTE_A, 10), opportunity(ROUTE_B, 12), opportunity(c_route, 3)]
+        with factory.begin() as s:
+            repo.add_opportunities(s, run_id, header(1), found, T0, 5.0)
+            flags = s.execute(
+                select(OpportunityRow.net_profit, OpportunityRow.capturable).order_by(
+                    OpportunityRow.id
+                )
+            ).all()
+        # B (12) shares pools with A (10) and C (3): A and C together (13) are worth more.
+        assert [tuple(f) for f in flags] == [(10, True), (12, False), (3, True)]
+        with factory() as s:
+            assert repo.capturable_of_run(s, run_id) == (2, 13)
+        migrate.downgrade(db_url, "0003")  # the previous release's schema keeps its rows
+        with engine.connect() as conn:
+            assert conn.execute(text("select count(*) from opportunities")).scalar_one() == 3
+        migrate.upgrade(db_url)
+        with factory() as s:  # rows without a flag: worked out per block when reported
+            assert s.scalars(select(OpportunityRow.capturable)).all() == [None] * 3
+            assert repo.capturable_of_run(s, run_id) == (2, 13)
+            got = repo.report(s, run_id)
+        assert (got["capturable_net_profit_wei"], got["expected_net_profit_wei"]) == (13, 25)
+    finally:
+        engine.dispose()
 
 
 # --- SQLite sharing ---------------------------------------------------------------------------

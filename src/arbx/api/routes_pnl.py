@@ -82,11 +82,15 @@ def get_pnl(
         opportunities=OpportunityTotalsOut(
             opportunities=report.opportunities,
             expected_net_profit_wei=str(report.opportunity_expected),
+            capturable_opportunities=report.capturable_opportunities,
+            capturable_net_profit_wei=str(report.capturable_expected),
             by_day=[
                 OpportunityDayOut(
                     day=d.day,
                     opportunities=d.opportunities,
                     expected_net_profit_wei=str(d.expected_net_profit),
+                    capturable_opportunities=d.capturable_opportunities,
+                    capturable_net_profit_wei=str(d.capturable_net_profit),
                 )
                 for d in report.opportunity_days
             ],

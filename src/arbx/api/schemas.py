@@ -289,19 +289,27 @@ class PnlTotalsOut(BaseModel):
     gas_cost_wei: Wei
 
 
+CAPTURABLE = "capturable: per block, the best pool-disjoint set of opportunities (net profit)"
+SUM_OF_ALL = "sum of all found: every opportunity's net profit, overlapping routes each counted"
+
+
 class OpportunityDayOut(BaseModel):
     """Opportunities of one UTC day."""
 
     day: str
     opportunities: int
-    expected_net_profit_wei: Wei
+    expected_net_profit_wei: Wei = Field(description=SUM_OF_ALL)
+    capturable_opportunities: int = Field(description="opportunities in their block's best set")
+    capturable_net_profit_wei: Wei = Field(description=CAPTURABLE)
 
 
 class OpportunityTotalsOut(BaseModel):
-    """Opportunities of the period."""
+    """Opportunities of the period: the sum of all found, and what could have been captured."""
 
     opportunities: int
-    expected_net_profit_wei: Wei
+    expected_net_profit_wei: Wei = Field(description=SUM_OF_ALL)
+    capturable_opportunities: int = Field(description="opportunities in their block's best set")
+    capturable_net_profit_wei: Wei = Field(description=CAPTURABLE)
     by_day: list[OpportunityDayOut]
 
 

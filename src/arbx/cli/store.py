@@ -64,7 +64,15 @@ def _report(args: argparse.Namespace) -> int:
     print(f"  started {run['started_at']}, ended {run['ended_at'] or '-'}")
     print(f"  blocks seen            {data['blocks']}")
     print(f"  opportunities          {data['opportunities']}")
-    print(f"  expected net profit    {data['expected_net_profit_wei']} wei")
+    print("  expected net profit")
+    print(
+        f"    capturable           {data['capturable_net_profit_wei']} wei "
+        f"(best pool-disjoint set per block: {data['capturable_opportunities']} opportunities)"
+    )
+    print(
+        f"    sum of all found     {data['expected_net_profit_wei']} wei "
+        "(overlapping routes: not all can be taken)"
+    )
     print(
         f"  detection latency ms   p50 {_ms(latency['p50'])}  p90 {_ms(latency['p90'])}"
         f"  p99 {_ms(latency['p99'])}"

@@ -82,7 +82,7 @@ class RunView:
             (f"{self.title}  ", "bold"),
             f"block {block.head.number}   pools in sync {block.pools}   ",
             f"blocks {self.blocks}   reorgs {self.reorgs}   found {self.found}   ",
-            f"expected net {eth(self.expected)} ETH   ",
+            f"sum of all found {eth(self.expected)} ETH (overlapping)   ",
             f"latency p50 {percentile(ordered, 50) or 0:.1f} ms  "
             f"p99 {percentile(ordered, 99) or 0:.1f} ms",
         )
@@ -110,8 +110,9 @@ class RunView:
         p50, p99 = percentile(ordered, 50), percentile(ordered, 99)
         print(
             f"stopped ({summary.stopped_by}): {summary.blocks} blocks, "
-            f"{summary.opportunities} opportunities, expected net "
-            f"{eth(summary.expected_net_profit_wei)} ETH, reorgs {summary.reorgs}, "
+            f"{summary.opportunities} opportunities, sum of all found "
+            f"{eth(summary.expected_net_profit_wei)} ETH (overlapping routes: the capturable "
+            f"part is in arbx report), reorgs {summary.reorgs}, "
             f"parity {summary.parity_checks} checks / {summary.parity_failures} failures, "
             f"latency p50 {p50 or 0:.1f} ms p99 {p99 or 0:.1f} ms",
             file=self.stream,

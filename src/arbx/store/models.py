@@ -296,6 +296,8 @@ class OpportunityRow(Base):
     detected_at: Mapped[datetime] = mapped_column(UTCDateTime())
     latency_ms: Mapped[float] = mapped_column(Float)  # block arrival -> opportunity found
     status: Mapped[str] = mapped_column(String(32))  # 'found', 'simulated_ok', ...
+    # In its block's best pool-disjoint set (arbx.domain.capture); None: written before 0004
+    capturable: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
 
 class ParityCheck(Base):
@@ -526,6 +528,8 @@ class PnlOpportunityDaily(Base):
     day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD
     opportunities: Mapped[int] = mapped_column(BigInteger)
     expected_net_profit: Mapped[int] = mapped_column(ExactSum())
+    capturable_opportunities: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    capturable_net_profit: Mapped[int] = mapped_column(ExactSum(), server_default="0")
 
 
 class PnlBundleDaily(Base):

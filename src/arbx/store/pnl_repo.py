@@ -1,5 +1,6 @@
 """Profit and loss: bundles' expected against realized profit by day, route or builder, and the
-opportunities' expected profit per day.
+opportunities' expected profit per day: the sum of all found (overlapping routes each counted)
+and the capturable part (per block, the best pool-disjoint set: ``arbx.domain.capture``).
 
 On PostgreSQL the numbers come from ``pnl_bundle_daily`` and ``pnl_opportunity_daily``, which
 triggers keep up to date (migration 0003): a summary reads a few hundred rows however many
@@ -66,7 +67,9 @@ class OpportunityDay:
 
     day: str
     opportunities: int
-    expected_net_profit: int
+    expected_net_profit: int  # the sum of all found (overlapping routes each counted)
+    capturable_opportunities: int = 0  # in their block's best pool-disjoint set
+    capturable_net_profit: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +88,18 @@ class PnlReport:
 
     @property
     def opportunity_expected(self) -> int:
-        """Their expected net profit, in wei."""
+        """Their expected net profit, in wei (the sum of all found: routes overlap)."""
         return sum(d.expected_net_profit for d in self.opportunity_days)
+
+    @property
+    def capturable_opportunities(self) -> int:
+        """Opportunities in their block's best pool-disjoint set."""
+        return sum(d.capturable_opportunities for d in self.opportunity_days)
+
+    @property
+    def capturable_expected(self) -> int:
+        """Their expected net profit, in wei: what could have been captured."""
+        return sum(d.capturable_net_profit for d in self.opportunity_days)
 
 
 def pnl(
@@ -152,7 +165,13 @@ def _pnl_aggregates(
     total = session.execute(select(*sums).where(b.dim == "all", *where)).one()
     o = PnlOpportunityDaily
     days = session.execute(
-        select(o.day, func.sum(o.opportunities), func.sum(o.expected_net_profit))
+        select(
+            o.day,
+            func.sum(o.opportunities),
+            func.sum(o.expected_net_profit),
+            func.sum(o.capturable_opportunities),
+            func.sum(o.capturable_net_profit),
+        )
         .where(*_scope(o.run_id, o.day, run_id, chain_id, since, until))
         .group_by(o.day)
         .having(func.sum(o.opportunities) != 0)
@@ -163,7 +182,10 @@ def _pnl_aggregates(
         group_by=group_by,
         rows=rows,
         totals=_row("total", *total),
-        opportunity_days=[OpportunityDay(d, int(n), int(v)) for d, n, v in reversed(days)],
+        opportunity_days=[
+            OpportunityDay(d, int(n), int(v), int(cn or 0), int(cv or 0))
+            for d, n, v, cn, cv in reversed(days)
+        ],
     )
 
 
@@ -263,6 +285,12 @@ def _opportunity_days_scan(
         .order_by(day.desc())
         .limit(limit)
     ).all()
+    capturable: dict[str, tuple[int, int]] = {}  # few rows: a block's best set is small
+    for label, profit in session.execute(
+        select(day, OpportunityRow.net_profit).where(*where, OpportunityRow.capturable.is_(True))
+    ):
+        n, v = capturable.get(str(label), (0, 0))
+        capturable[str(label)] = (n + 1, v + profit)
     out: list[OpportunityDay] = []
     for label, count, negatives, *parts in reversed(rows):
         total = 0
@@ -270,7 +298,10 @@ def _opportunity_days_scan(
             scale: int = 10**length
             total = total * scale + int(part or 0)
         offset: int = 10**_DIGITS
-        out.append(OpportunityDay(str(label), int(count), total - int(negatives or 0) * offset))
+        n, v = capturable.get(str(label), (0, 0))
+        out.append(
+            OpportunityDay(str(label), int(count), total - int(negatives or 0) * offset, n, v)
+        )
     return out
 
 

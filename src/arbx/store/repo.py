@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from arbx.domain.capture import best_disjoint
 from arbx.domain.errors import ConfigError, InputError
 from arbx.domain.pools import Pool, Token, V2Pool
 from arbx.domain.profit import Opportunity
@@ -153,7 +154,9 @@ class Report(TypedDict):
     blocks_with_opportunities: int
     opportunities: int
     opportunities_on_reorged_blocks: int
-    expected_net_profit_wei: int
+    expected_net_profit_wei: int  # the sum of all found: overlapping routes counted each time
+    capturable_net_profit_wei: int  # per block, the best pool-disjoint set only
+    capturable_opportunities: int
     by_route: list[RouteStat]
     latency_ms: LatencyStats
     parity: ParityStats
@@ -352,9 +355,13 @@ def add_opportunities(
     latency_ms: float,
     status: str = "found",
 ) -> list[int]:
-    """Insert one block's opportunities in bulk. -> their ids, in the given order."""
+    """Insert one block's opportunities in bulk. -> their ids, in the given order.
+
+    Each is flagged ``capturable`` when it is in the block's best pool-disjoint set.
+    """
     if not opportunities:
         return []
+    chosen = set(best_disjoint([(o.route.pools, o.net_profit) for o in opportunities]))
     rows = [
         {
             "run_id": run_id,
@@ -375,8 +382,9 @@ def add_opportunities(
             "detected_at": detected_at,
             "latency_ms": latency_ms,
             "status": status,
+            "capturable": i in chosen,
         }
-        for o in opportunities
+        for i, o in enumerate(opportunities)
     ]
     # A plain executemany: several times faster than INSERT .. RETURNING on PostgreSQL. Ids come
     # from the sequence (PostgreSQL) or the rowid (SQLite) in execution order, so this batch's
@@ -488,6 +496,7 @@ def report(session: Session, run_id: int | None = None, *, top_routes: int | Non
         )
         .where(OpportunityRow.run_id == run_id, Block.reorged.is_(True))
     ).scalar_one()
+    capturable_count, capturable_total = capturable_of_run(session, run_id)
     checks, failures = session.execute(
         select(func.count(), func.coalesce(func.sum(ParityCheck.failures), 0)).where(
             ParityCheck.run_id == run_id, ParityCheck.pools_checked > 0
@@ -511,6 +520,8 @@ def report(session: Session, run_id: int | None = None, *, top_routes: int | Non
         opportunities=sum(count for count, _ in routes.values()),
         opportunities_on_reorged_blocks=int(on_reorged),
         expected_net_profit_wei=sum(total for _, total in routes.values()),
+        capturable_net_profit_wei=capturable_total,
+        capturable_opportunities=capturable_count,
         by_route=by_route[:top_routes] if top_routes is not None else by_route,
         latency_ms=LatencyStats(
             p50=percentile(latencies, 50),
@@ -524,6 +535,29 @@ def report(session: Session, run_id: int | None = None, *, top_routes: int | Non
             coverage=int(checks) / run.blocks_seen if run.blocks_seen else None,
         ),
     )
+
+
+def capturable_of_run(session: Session, run_id: int) -> tuple[int, int]:
+    """(count, net profit) of the run's capturable opportunities: per block, the best
+    pool-disjoint set. Rows written before the flag existed are worked out here, per block."""
+    flagged = session.scalars(
+        select(OpportunityRow.net_profit).where(
+            OpportunityRow.run_id == run_id, OpportunityRow.capturable.is_(True)
+        )
+    ).all()
+    count, total = len(flagged), sum(flagged)
+    blocks: dict[str, list[tuple[list[str], int]]] = {}
+    for block_hash, pools, profit in session.execute(
+        select(OpportunityRow.block_hash, OpportunityRow.pools_json, OpportunityRow.net_profit)
+        .where(OpportunityRow.run_id == run_id, OpportunityRow.capturable.is_(None))
+        .order_by(OpportunityRow.id)
+    ):
+        blocks.setdefault(block_hash, []).append((pools, profit))
+    for candidates in blocks.values():
+        chosen = best_disjoint(candidates)
+        count += len(chosen)
+        total += sum(candidates[i][1] for i in chosen)
+    return count, total
 
 
 def percentile(sorted_values: Sequence[float], p: int) -> float | None:

@@ -143,10 +143,14 @@ export class OverviewView {
       ["Realized", formatEth(totals.realized_profit_wei), "pnl-realized"],
       ["Gas paid", formatEth(totals.gas_cost_wei), "pnl-gas"],
       ["Opportunities", formatInt(opps.opportunities), "pnl-opportunities"],
+      // What one block could have taken (its best set of routes sharing no pool), next to the
+      // sum of everything found, where routes through the same pools are each counted.
+      ["Capturable (best pool-disjoint set per block)", formatEth(opps.capturable_net_profit_wei), "pnl-capturable", opps.capturable_net_profit_wei],
+      ["Sum of all found (overlapping)", formatEth(opps.expected_net_profit_wei), "pnl-sum-found", opps.expected_net_profit_wei],
     ];
     $("ov-pnl-totals").replaceChildren(
-      ...items.map(([label, value, testid]) =>
-        h("div", {}, h("dt", {}, label), h("dd", { "data-testid": testid }, value)),
+      ...items.map(([label, value, testid, wei]) =>
+        h("div", {}, h("dt", {}, label), h("dd", { "data-testid": testid, ...(wei === undefined ? {} : { title: `${wei} wei` }) }, value)),
       ),
     );
     if (!this.series) this.series = (data?.rows ?? []).length ? "bundles" : "opportunities";
@@ -161,12 +165,19 @@ export class OverviewView {
     const byKey = (a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
     if (this.series === "opportunities") {
       const rows = (this.pnl.opportunities?.by_day ?? [])
-        .map((d) => ({ key: d.day, values: [d.expected_net_profit_wei], note: `${d.opportunities} opportunities` }))
+        .map((d) => ({
+          key: d.day,
+          values: [d.capturable_net_profit_wei ?? "0", d.expected_net_profit_wei],
+          note: `${d.opportunities} opportunities, ${d.capturable_opportunities ?? 0} capturable`,
+        }))
         .sort(byKey);
       drawPnlChart($("pnl-chart"), rows, {
-        series: [["opportunities", "expected net profit of opportunities found"]],
+        series: [
+          ["capturable", "capturable (best pool-disjoint set per block)"],
+          ["opportunities", "sum of all found (overlapping routes)"],
+        ],
         empty: "No opportunities recorded yet.",
-        label: "Expected net profit of the opportunities found, per day, in ETH",
+        label: "Expected net profit per day, in ETH: what could have been captured, and the sum of all found",
       });
       return;
     }

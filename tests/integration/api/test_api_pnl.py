@@ -85,12 +85,27 @@ def test_pnl_by_day(api: Harness, book: dict[str, int]) -> None:
     totals = dict(_row("", 5, 2, BIG + 100, BIG + 69, 35))
     del totals["key"]
     assert body["totals"] == totals
+    # Block 10's two routes share their pools: only the better one (5) could be captured.
     assert body["opportunities"] == {
         "opportunities": 4,
         "expected_net_profit_wei": str(BIG + 9),
+        "capturable_opportunities": 3,
+        "capturable_net_profit_wei": str(BIG + 12),
         "by_day": [
-            {"day": D1, "opportunities": 2, "expected_net_profit_wei": "2"},
-            {"day": D2, "opportunities": 2, "expected_net_profit_wei": str(BIG + 7)},
+            {
+                "day": D1,
+                "opportunities": 2,
+                "expected_net_profit_wei": "2",
+                "capturable_opportunities": 1,
+                "capturable_net_profit_wei": "5",
+            },
+            {
+                "day": D2,
+                "opportunities": 2,
+                "expected_net_profit_wei": str(BIG + 7),
+                "capturable_opportunities": 2,
+                "capturable_net_profit_wei": str(BIG + 7),
+            },
         ],
     }
 
@@ -184,7 +199,15 @@ def test_aggregates_follow_every_change(api: Harness, book: dict[str, int]) -> N
         "day": D1,
         "opportunities": 1,
         "expected_net_profit_wei": "11",
+        "capturable_opportunities": 1,
+        "capturable_net_profit_wei": "11",  # the flagged row's new profit (an UPDATE)
     }
+    with api.factory.begin() as s:  # a flag cleared: the sums follow
+        s.execute(
+            update(OpportunityRow).where(OpportunityRow.id == book["o1"]).values(capturable=False)
+        )
+    day = api.get("/api/v1/pnl").json()["opportunities"]["by_day"][0]
+    assert (day["capturable_opportunities"], day["capturable_net_profit_wei"]) == (0, "0")
     before = _snapshot(api)
     with api.factory.begin() as s:
         pnl_repo.rebuild_pnl(s)
