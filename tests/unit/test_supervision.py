@@ -48,7 +48,7 @@ def test_transient_failures_back_off_with_jitter_up_to_the_cap_and_never_stop() 
     policy = SupervisionPolicy(backoff=Backoff(base=0.2, cap=2.0), rng=random.Random(1))
     delays = []
     for attempt in range(40):
-        decision = policy.decide(TransientError("down"), attempt, rebootstraps=0)
+        decision = policy.decide(TransientError("down"), attempt)
         assert decision.action is Action.RETRY
         delays.append(decision.delay)
     assert 0.1 <= delays[0] <= 0.2
@@ -57,33 +57,30 @@ def test_transient_failures_back_off_with_jitter_up_to_the_cap_and_never_stop() 
     assert len(set(delays[4:])) > 10  # jitter: engines behind one node do not retry in step
 
 
-def test_stale_state_is_retried_then_rebootstrapped_then_fatal() -> None:
-    policy = SupervisionPolicy(backoff=FAST, stale_retries=2, max_rebootstraps=2)
+def test_stale_state_is_retried_then_rebootstrapped_as_long_as_it_lasts() -> None:
+    policy = SupervisionPolicy(backoff=FAST, stale_retries=2)
     error = StaleStateError("the node has no block 9")
-    assert [policy.decide(error, a, 0).action for a in range(4)] == [
-        Action.RETRY,
-        Action.RETRY,
-        Action.REBOOTSTRAP,
-        Action.REBOOTSTRAP,
-    ]
-    stop = policy.decide(error, 2, rebootstraps=2)
-    assert stop.action is Action.STOP
-    assert stop.fault is Fault.FATAL
-    assert "cannot be followed" in stop.reason
-    assert "no block 9" in stop.reason
+    decisions = [policy.decide(error, a) for a in range(6)]
+    assert [d.action for d in decisions] == [Action.RETRY] * 2 + [Action.REBOOTSTRAP] * 4
+    assert all(d.delay > 0 for d in decisions)
+    assert decisions[-1].reason == "the node has no block 9"
+
+
+def test_an_endpoint_without_a_method_the_engine_needs_is_fatal() -> None:
+    assert classify(RpcError(-32601, "the method eth_getLogs does not exist")) is Fault.FATAL
 
 
 def test_stale_pools_are_reloaded_without_waiting() -> None:
-    decision = SupervisionPolicy().decide(StaleStateError("x", pools={"0xa", "0xb"}), 0, 0)
+    decision = SupervisionPolicy().decide(StaleStateError("x", pools={"0xa", "0xb"}), 0)
     assert decision.action is Action.RELOAD
     assert decision.pools == {"0xa", "0xb"}
     assert decision.delay == 0
 
 
 def test_fatal_errors_stop_with_their_message() -> None:
-    decision = SupervisionPolicy().decide(ConfigError("no executor contract"), 0, 0)
+    decision = SupervisionPolicy().decide(ConfigError("no executor contract"), 0)
     assert (decision.action, decision.reason) == (Action.STOP, "no executor contract")
-    bug = SupervisionPolicy().decide(KeyError("k"), 0, 0)
+    bug = SupervisionPolicy().decide(KeyError("k"), 0)
     assert bug.action is Action.STOP
     assert bug.reason == "KeyError: 'k'"
 

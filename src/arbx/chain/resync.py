@@ -1,9 +1,10 @@
 """Repair the pool book from the chain: reload the pools in doubt, or every pool at a new head.
 
 ``reload`` reads some pools at the book's own head, pinned by its hash, so the repaired states
-belong to the block the rest of the book is at. ``rebootstrap`` reads every pool at the chain's
-latest block and restarts the book there (its undo journal is forgotten); heads at or below that
-block are then behind the book and are skipped by the caller.
+belong to the block the rest of the book is at. ``rebootstrap`` reads every pool at the parent of
+the chain's latest block (settled: a node may serve its latest block's calls from state the next
+block is already changing) and restarts the book there (its undo journal is forgotten); heads at
+or below that block are then behind the book and are skipped by the caller.
 """
 
 from __future__ import annotations

@@ -6,12 +6,13 @@ over heads, with its supervision by error class, is the runner's (``engine.runne
 ``Pipeline.run`` is that loop with the default policy.
 
 Parity: after each block the pool states are copied and queued for a check against the chain,
-which a background task runs once the block is settled (a later block exists), pinned by the
-block's hash. Every ``parity_every``-th block is queued (1: every block); when checks fall more
-than ``parity_backlog`` blocks behind, the oldest waiting one is dropped. The summary counts
-blocks checked, skipped (reorged away, or not settled in time), dropped and failed to read, so
-the coverage (blocks checked / blocks seen) is stated, never implied. Pools a check finds wrong
-are reloaded from the chain before the next block.
+which a background task runs once the block is settled (the pipeline has processed a later
+block: a node's word for its head is not enough, it may announce one it cannot serve yet),
+pinned by the block's hash. Every ``parity_every``-th block is queued (1: every block); when
+checks fall more than ``parity_backlog`` blocks behind, the oldest waiting one is dropped. The
+summary counts blocks checked, skipped (reorged away, or not settled in time), dropped and
+failed to read, so the coverage (blocks checked / blocks seen) is stated, never implied. Pools a
+check finds wrong are reloaded from the chain before the next block.
 """
 
 from __future__ import annotations
@@ -157,6 +158,9 @@ class Pipeline:
         self._wrong: set[str] = set()  # pools a parity check found different
         self._waiting: deque[ParitySnapshot] = deque()
         self._checker: asyncio.Future[None] | None = None
+        self._latest = -1  # the highest block processed
+        self._advanced = asyncio.Event()  # set when a block is processed, or at the end
+        self._finishing = False
 
     async def run(self, stop: asyncio.Event, max_blocks: int | None = None) -> RunSummary:
         """Process heads until ``stop`` is set, ``max_blocks`` are done, or the heads end,
@@ -183,6 +187,8 @@ class Pipeline:
         result = BlockResult(head, seen_at, update, opportunities, latency_ms, self.pools())
         await self.executor.on_block(result)
         self._count(result)
+        self._latest = max(self._latest, head.number)
+        self._advanced.set()
         if self.parity is not None and head.number % self.parity_every == 0:
             self._queue_parity(self.parity.snapshot())
         if self.on_block is not None:
@@ -200,7 +206,13 @@ class Pipeline:
     async def _check_waiting(self) -> None:
         assert self.parity is not None
         while self._waiting:
-            ours = self._waiting.popleft()
+            ours = self._waiting[0]
+            while self._latest <= ours.block and not self._finishing:
+                self._advanced.clear()
+                await self._advanced.wait()
+            if not self._waiting or self._waiting[0] is not ours:  # dropped meanwhile
+                continue
+            self._waiting.popleft()
             try:
                 checked = await self.parity.check(ours)
             except ArbxError as exc:  # the chain could not answer: this block goes unchecked
@@ -217,7 +229,10 @@ class Pipeline:
                 await self.on_parity(checked)
 
     async def finish_checks(self) -> None:
-        """Wait for the parity checks queued or running."""
+        """Wait for the parity checks queued or running (the last block's waits for the chain
+        to show a later block, as no later head will come through the pipeline)."""
+        self._finishing = True
+        self._advanced.set()
         if self._checker is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._checker

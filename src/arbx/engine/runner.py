@@ -29,7 +29,6 @@ class Supervisor:
         self.pipeline = pipeline
         self.policy = policy if policy is not None else SupervisionPolicy()
         self.floor = -1  # heads at or below this block are behind the book (re-bootstrapped)
-        self._rebootstraps = 0  # since the last block done
 
     @property
     def summary(self) -> RunSummary:
@@ -85,7 +84,6 @@ class Supervisor:
                         self.summary.skipped_heads += 1
                         return True
                 await self.pipeline.process(head)
-                self._rebootstraps = 0
                 return True
             except Exception as exc:
                 decision = self._decide(exc, attempt)
@@ -116,7 +114,7 @@ class Supervisor:
                 attempt += 1
 
     def _decide(self, exc: Exception, attempt: int) -> Decision:
-        decision = self.policy.decide(exc, attempt, self._rebootstraps)
+        decision = self.policy.decide(exc, attempt)
         if decision.fault is Fault.TRANSIENT:
             self.summary.transient_faults += 1
         elif decision.fault is Fault.STALE:
@@ -133,7 +131,6 @@ class Supervisor:
             self.pipeline.changed_outside |= await resync.reload(decision.pools)
             self.summary.reloads += len(decision.pools)
             return
-        self._rebootstraps += 1
         floor, changed = await resync.rebootstrap()
         self.floor = max(self.floor, floor)
         self.pipeline.changed_outside |= changed

@@ -7,13 +7,14 @@
     StaleStateError, RpcError,          stale       retry after a back-off (a node may lag a
       BootstrapError (our copy of the                 block behind the head it announced); after
       chain and the node's answers                    ``stale_retries`` failures, re-bootstrap the
-      disagree)                                       whole book at the chain's head
+      disagree)                                       whole book at the chain's head, and again
+                                                      after each back-off while it goes on
     ConfigError, InputError, MathError, fatal       stop with one clear message, recorded in the
-      anything else                                   run
+      an RpcError "method not found"                  run
+      (the endpoint cannot serve the
+      engine), anything else
 
-Re-bootstrapping that keeps failing (``max_rebootstraps`` in a row without one block done) is
-fatal too: the chain cannot be followed with the endpoints given. Pure: no IO, no clock; the
-caller sleeps and acts.
+Pure: no IO, no clock; the caller sleeps and acts.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from arbx.chain.bootstrap import BootstrapError
 from arbx.chain.rpc import RpcError
 from arbx.domain.errors import ArbxError, ConfigError, MathError, StaleStateError
 from arbx.errors import TransientError
+
+METHOD_NOT_FOUND = -32601  # JSON-RPC: the endpoint does not serve a method the engine needs
 
 
 class Fault(enum.Enum):
@@ -51,6 +54,8 @@ def classify(exc: BaseException) -> Fault:
         return Fault.FATAL
     if isinstance(exc, TransientError):
         return Fault.TRANSIENT
+    if isinstance(exc, RpcError) and exc.code == METHOD_NOT_FOUND:
+        return Fault.FATAL
     if isinstance(exc, StaleStateError | RpcError | BootstrapError):
         return Fault.STALE
     return Fault.FATAL
@@ -93,12 +98,10 @@ class SupervisionPolicy:
 
     backoff: Backoff = Backoff()
     stale_retries: int = 3
-    max_rebootstraps: int = 3
     rng: random.Random = field(default_factory=random.Random)
 
-    def decide(self, exc: BaseException, attempt: int, rebootstraps: int) -> Decision:
-        """What to do after ``exc``, the ``attempt``-th failure (from 0) of the same block,
-        with ``rebootstraps`` re-bootstraps already done since the last block that worked."""
+    def decide(self, exc: BaseException, attempt: int) -> Decision:
+        """What to do after ``exc``, the ``attempt``-th failure (from 0) of the same block."""
         fault = classify(exc)
         reason = describe(exc)
         if fault is Fault.FATAL:
@@ -111,12 +114,6 @@ class SupervisionPolicy:
             if pools:
                 return Decision(fault, Action.RELOAD, 0.0, pools, reason)
             return Decision(fault, Action.RETRY, delay, reason=reason)
-        if rebootstraps >= self.max_rebootstraps:
-            return Decision(
-                Fault.FATAL,
-                Action.STOP,
-                reason=f"the chain cannot be followed ({rebootstraps} re-bootstraps): {reason}",
-            )
         return Decision(fault, Action.REBOOTSTRAP, delay, reason=reason)
 
 

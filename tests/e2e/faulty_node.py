@@ -1,0 +1,145 @@
+"""A JSON-RPC node in front of a real one that misbehaves the way real nodes do, on command.
+
+Modes (``proxy.mode``):
+- ``ok``: every request goes to the node and back unchanged.
+- ``ahead``: the node announces a head it does not serve yet (``eth_blockNumber`` two blocks
+  ahead, so ``eth_getBlockByNumber`` of it is null).
+- ``no_logs``: the node has no logs for the blocks it serves (``eth_getLogs`` by block hash
+  answers geth's "unknown block" error): a load-balanced backend behind the one that answered
+  the head.
+- ``inconsistent``: logs answer for another block hash than the one asked for, and headers name a
+  parent hash that is no block of the chain: a node on a fork, or a cache mixing two answers.
+- ``down``: the port is closed: connections are refused (``stop_listening`` / ``listen``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from arbx.devnet.anvil import free_port
+
+JSON = {"Content-Type": "application/json"}
+UNKNOWN_BLOCK = {"code": -32000, "message": "unknown block"}
+
+
+class FaultyNode:
+    """An HTTP JSON-RPC proxy to ``upstream`` whose faults are switched by ``mode``."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.mode = "ok"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.faults = 0  # answers altered
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+
+    async def start(self) -> None:
+        """Listen on ``url``."""
+        self._session = aiohttp.ClientSession()
+        app = web.Application()
+        app.router.add_post("/", self._handle)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await self._runner.setup()
+        await self.listen()
+
+    async def listen(self) -> None:
+        """Accept connections again (after ``stop_listening``)."""
+        assert self._runner is not None
+        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        await self._site.start()
+        self.mode = "ok"
+
+    async def stop_listening(self) -> None:
+        """Close the port and cut the open connections: everything fails until ``listen``."""
+        assert self._site is not None
+        self.mode = "down"
+        await self._site.stop()
+
+    async def close(self) -> None:
+        """Stop for good."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        if self.mode == "down":  # a connection kept alive from before: cut it
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response()
+        doc = json.loads(await request.read())
+        answer = await self._forward(doc)
+        mode = self.mode
+        if mode != "ok":
+            if isinstance(doc, list):
+                answer = [
+                    self._alter(mode, q, a) for q, a in zip(doc, _by_id(doc, answer), strict=True)
+                ]
+            else:
+                answer = self._alter(mode, doc, answer)
+        return web.json_response(answer)
+
+    async def _forward(self, doc: Any) -> Any:
+        assert self._session is not None
+        async with self._session.post(self.upstream, json=doc, headers=JSON) as upstream:
+            return json.loads(await upstream.read())
+
+    def _alter(self, mode: str, request: dict[str, Any], reply: dict[str, Any]) -> dict[str, Any]:
+        method, result = request.get("method"), reply.get("result")
+        if mode == "ahead" and method == "eth_blockNumber" and isinstance(result, str):
+            self.faults += 1
+            return {**reply, "result": hex(int(result, 16) + 2)}
+        if mode == "no_logs" and method == "eth_getLogs":
+            self.faults += 1
+            return {"jsonrpc": "2.0", "id": reply["id"], "error": UNKNOWN_BLOCK}
+        if mode == "inconsistent":
+            if method == "eth_getLogs" and isinstance(result, list):
+                self.faults += 1
+                other = "0x" + secrets.token_hex(32)
+                forged = [{**item, "blockHash": other} for item in result]
+                if not forged:  # no logs in this block: answer one of another block
+                    forged = [_foreign_log(request, other)]
+                return {**reply, "result": forged}
+            if method == "eth_getBlockByNumber" and isinstance(result, dict):
+                self.faults += 1
+                return {**reply, "result": {**result, "parentHash": "0x" + secrets.token_hex(32)}}
+        return reply
+
+
+def _by_id(requests: list[dict[str, Any]], replies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Batch replies in request order."""
+    index = {reply["id"]: reply for reply in replies}
+    return [index[request["id"]] for request in requests]
+
+
+def _foreign_log(request: dict[str, Any], block_hash: str) -> dict[str, Any]:
+    """A Sync log of a pool-shaped address in another block."""
+    topic = request["params"][0]["topics"][0][0]
+    return {
+        "address": "0x" + "11" * 20,
+        "topics": [topic],
+        "data": "0x" + "00" * 64,
+        "blockNumber": "0x1",
+        "blockHash": block_hash,
+        "transactionHash": "0x" + "22" * 32,
+        "transactionIndex": "0x0",
+        "logIndex": "0x0",
+        "removed": False,
+    }
+
+
+async def wait_for(condition: Any, timeout: float = 120.0) -> None:
+    """Poll ``condition()`` until it is true."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.01)

@@ -1,0 +1,183 @@
+"""The supervised engine on the devnet behind a node that misbehaves: a head it does not serve and
+logs it does not have, answers about another block, and no endpoint at all for 30 s. Each time
+the run goes on afterwards, and its pool states equal the chain's at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+import pytest_asyncio
+
+from arbx.chain.bootstrap import PoolMeta
+from arbx.chain.heads import heads
+from arbx.chain.parity import ParityChecker, check_parity
+from arbx.chain.resync import BookResync
+from arbx.chain.rpc import RpcClient
+from arbx.chain.sync import ChainSync
+from arbx.cli.run import _bootstrap, devnet_spec
+from arbx.devnet.commands import EmbeddedDevnet
+from arbx.domain.journal import PoolBook
+from arbx.engine.pipeline import BlockResult, Pipeline, RunSummary
+from arbx.engine.runner import Supervisor
+from arbx.strategies.cyclic import CyclicArbitrage, StrategyLimits
+from tests.e2e.faulty_node import FaultyNode, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
+AFTER = 15  # blocks the run must do once the node behaves again
+
+
+class Timeline:
+    """Every block the executor is given, with when."""
+
+    def __init__(self) -> None:
+        self.blocks: list[tuple[float, int]] = []
+
+    async def on_block(self, block: BlockResult) -> None:
+        self.blocks.append((time.monotonic(), block.head.number))
+
+    @property
+    def count(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def last(self) -> int:
+        return self.blocks[-1][1] if self.blocks else -1
+
+
+@dataclass
+class Outcome:
+    summary: RunSummary
+    book: PoolBook
+    metas: list[PoolMeta]
+    timeline: Timeline
+    faults: int
+    exhausted: int  # calls that every endpoint failed
+
+
+@pytest.fixture(scope="module")
+def devnet() -> Iterator[EmbeddedDevnet]:
+    with EmbeddedDevnet.start(seed=23, pace=0.1) as running:
+        yield running
+
+
+@pytest_asyncio.fixture
+async def node(devnet: EmbeddedDevnet) -> AsyncIterator[FaultyNode]:
+    proxy = FaultyNode(devnet.url)
+    await proxy.start()
+    yield proxy
+    await proxy.close()
+
+
+async def supervised_run(
+    devnet: EmbeddedDevnet,
+    node: FaultyNode,
+    faults: Callable[[Timeline], Awaitable[int]],
+) -> Outcome:
+    """The engine through ``node`` while ``faults`` misbehaves; ``faults`` returns the chain's
+    head once the node behaves again, and the run stops AFTER blocks past it."""
+    async with RpcClient([node.url], timeout=2.0) as client:
+        book, metas, _ = await _bootstrap(client, devnet_spec(devnet.deployment))
+        strategy = CyclicArbitrage(book, StrategyLimits(base_tokens=(devnet.deployment.weth,)))
+        timeline = Timeline()
+        pipeline = Pipeline(
+            heads(client, poll_interval=0.02, use_ws=False),
+            ChainSync(client, book),
+            strategy,
+            timeline,
+            parity=ParityChecker(client, book, metas),
+            resync=BookResync(client, book, metas),
+        )
+        stop = asyncio.Event()
+
+        async def drive() -> None:
+            try:
+                head = await faults(timeline)
+                await wait_for(lambda: timeline.last >= head + AFTER)
+            finally:
+                stop.set()
+
+        driver = asyncio.ensure_future(drive())
+        summary = await Supervisor(pipeline).run(stop)
+        await driver
+    return Outcome(summary, book, metas, timeline, node.faults, client.stats.exhausted)
+
+
+async def assert_parity(devnet: EmbeddedDevnet, outcome: Outcome) -> None:
+    """The book equals the chain at its head, through a node that behaves."""
+    async with RpcClient([devnet.url], timeout=10.0) as direct:
+        result = await check_parity(direct, outcome.book, outcome.metas)
+    assert result.checked == len(outcome.metas) > 30
+    assert result.differences == {}
+    assert outcome.summary.parity_failures == 0
+    assert outcome.summary.parity_checks > 0
+    numbers = [n for _, n in outcome.timeline.blocks]
+    assert numbers == sorted(set(numbers))  # in order, none twice
+
+
+async def window(node: FaultyNode, mode: str, seconds: float) -> None:
+    node.mode = mode
+    await asyncio.sleep(seconds)
+    node.mode = "ok"
+
+
+async def chain_head(devnet: EmbeddedDevnet) -> int:
+    async with RpcClient([devnet.url]) as direct:
+        return await direct.block_number()
+
+
+async def test_a_head_not_served_and_missing_logs_are_waited_out(
+    devnet: EmbeddedDevnet, node: FaultyNode
+) -> None:
+    async def faults(timeline: Timeline) -> int:
+        await wait_for(lambda: timeline.count >= 5)
+        await window(node, "ahead", 1.0)
+        await window(node, "no_logs", 3.0)
+        return await chain_head(devnet)
+
+    outcome = await supervised_run(devnet, node, faults)
+    assert outcome.faults > 0
+    assert outcome.summary.stale_faults >= 1  # the logs the node did not have
+    assert outcome.summary.stopped_by == "signal"
+    await assert_parity(devnet, outcome)
+
+
+async def test_answers_about_another_block_are_refused(
+    devnet: EmbeddedDevnet, node: FaultyNode
+) -> None:
+    async def faults(timeline: Timeline) -> int:
+        await wait_for(lambda: timeline.count >= 5)
+        await window(node, "inconsistent", 3.0)
+        return await chain_head(devnet)
+
+    outcome = await supervised_run(devnet, node, faults)
+    assert outcome.faults > 0
+    assert outcome.summary.stale_faults >= 1
+    assert outcome.summary.rebootstraps >= 1  # a head naming no real parent is left behind
+    await assert_parity(devnet, outcome)
+
+
+async def test_every_endpoint_gone_for_30_seconds(devnet: EmbeddedDevnet, node: FaultyNode) -> None:
+    restored: list[tuple[float, int]] = []
+
+    async def faults(timeline: Timeline) -> int:
+        await wait_for(lambda: timeline.count >= 5)
+        await node.stop_listening()
+        await asyncio.sleep(30.0)
+        await node.listen()
+        restored.append((time.monotonic(), await chain_head(devnet)))
+        return restored[0][1]
+
+    outcome = await supervised_run(devnet, node, faults)
+    ((restored_at, head_then),) = restored
+    caught_up = next(t for t, n in outcome.timeline.blocks if n >= head_then)
+    print(
+        f"\ncaught up with block {head_then} {caught_up - restored_at:.2f} s after the node "
+        "was back"
+    )
+    assert outcome.exhausted > 0  # the engine did find no endpoint
+    assert outcome.summary.blocks >= 5 + AFTER
+    await assert_parity(devnet, outcome)
