@@ -24,7 +24,7 @@ from arbx.domain.stages import default_schedule
 from arbx.risk.controller import RiskController
 from arbx.risk.killswitch import KillSwitch, unkill
 from arbx.risk.signer_lock import SignerLock
-from arbx.store import db, migrate, repo
+from arbx.store import api_repo, db, migrate, repo
 from arbx.store import execution_repo as xrepo
 from arbx.store import risk_repo as rrepo
 
@@ -264,6 +264,41 @@ def test_controller_one_signer_breach_to_shadow_and_restart(db_url: str, run_id:
     finally:
         for e in engines:
             e.dispose()
+
+
+def test_stored_controls_only_ever_lower_the_mode_and_the_limits(db_url: str, run_id: int) -> None:
+    clock = Clock(T0)
+    engine = db.make_engine(db_url)
+    risk = controller(engine, "only", clock)
+    try:
+        with risk.sessions.begin() as s:  # the key sits at the scaled stage already
+            rrepo.set_risk_state(
+                s, CHAIN, KEY, mode="limited", stage=3, stage_entered_at=T0, reason=None, at=T0
+            )
+            # Controls stored above the settings (written before they were lowered, or by hand)
+            api_repo.set_controls(
+                s,
+                CHAIN,
+                actor="cli:old",
+                mode_ceiling="scaled",
+                limits=Limits(
+                    max_input={"*": 10**30},
+                    daily_gas_cap_wei=10**30,
+                    daily_loss_cap_wei=10**30,
+                    max_consecutive_failures=1000,
+                ),
+            )
+        assert risk.start() == "limited"  # configured limited: scaled is never reached
+        assert risk.ceiling == "limited"
+        assert risk.limits.daily_gas_cap_wei == 10**16
+        assert risk.limits.max_consecutive_failures == 5
+        assert not risk.may_sign(opportunity(gas_cost=10**16 + 1)).allowed  # the settings' gas cap
+        with risk.sessions.begin() as s:  # an operator lowers the ceiling: it holds
+            api_repo.set_controls(s, CHAIN, actor="api:ops", mode_ceiling="shadow")
+        assert risk.refresh() == "shadow"
+        risk.stop()
+    finally:
+        engine.dispose()
 
 
 # --- commands ---------------------------------------------------------------------------------
