@@ -1,7 +1,8 @@
-"""Secrets stay secret: a live run on the embedded devnet is given its keys and passwords in every
-supported way (key variable, key file, keystore with its password in a variable or a file, the
-relay key, a PostgreSQL URL with a password), then its output, its report, every row of its
-database and the API's answers are searched for each secret, as written and as bare hex."""
+"""Secrets stay secret: live runs on the embedded devnet are given their keys and passwords in every
+supported way between them (a key variable, key files, keystores with the password in a variable
+or a file, the relay key, a PostgreSQL URL with a password), then their output (readable lines,
+or JSON lines), reports, every row of their database and the API's answers are searched for each
+secret, as written and as bare hex."""
 
 from __future__ import annotations
 
@@ -142,20 +143,20 @@ def _secret_file(path: Path, text: str) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("way", ["keystore-variables-postgres", "variables-and-files-sqlite"])
+@pytest.mark.parametrize("way", ["keystore-and-key-file-postgres", "variables-and-files-sqlite"])
 def test_a_live_run_lets_no_secret_out(
     way: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     signing, relay = _searcher_key(), "0x" + os.urandom(32).hex()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARBX_")}
-    if way == "keystore-variables-postgres":
+    if way == "keystore-and-key-file-postgres":
         url = request.getfixturevalue("pg_url")
         env |= {
             "ARBX_SIGNING_KEYSTORE": _keystore(
                 tmp_path / "signing.json", signing, SIGNING_PASSWORD
             ),
             "ARBX_KEYSTORE_PASSWORD": SIGNING_PASSWORD,
-            "ARBX_RELAY_KEY": relay,
+            "ARBX_RELAY_KEY_FILE": _secret_file(tmp_path / "relay.key", relay),
         }
         secrets = [signing, relay, SIGNING_PASSWORD, DB_PASSWORD]
     else:
@@ -164,6 +165,7 @@ def test_a_live_run_lets_no_secret_out(
             "ARBX_SIGNING_KEY": signing.removeprefix("0x"),
             "ARBX_RELAY_KEYSTORE": _keystore(tmp_path / "relay.json", relay, RELAY_PASSWORD),
             "ARBX_RELAY_KEYSTORE_PASSWORD_FILE": _secret_file(tmp_path / "pw", RELAY_PASSWORD),
+            "ARBX_LOG__FORMAT": "json",
         }
         secrets = [signing, relay, RELAY_PASSWORD]
     env |= {"ARBX_DATABASE_URL": url, "ARBX_LOG__LEVEL": "DEBUG"}
@@ -176,6 +178,11 @@ def test_a_live_run_lets_no_secret_out(
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "mode limited" in run.stdout  # it did load the keys and trade
     scan.seen |= {"run stdout": run.stdout, "run stderr": run.stderr}
+    logged = [line for line in run.stderr.splitlines() if line.strip()]
+    assert any("loaded the signing key" in line for line in logged), run.stderr[-2000:]
+    if env.get("ARBX_LOG__FORMAT") == "json":  # every log line is one JSON object
+        records = [json.loads(line) for line in logged]
+        assert {"time", "level", "logger", "message"} <= set(records[0])
     report = _arbx("report", "--json", cwd=tmp_path, env=env)
     assert report.returncode == 0, report.stderr
     data = json.loads(report.stdout)
