@@ -96,6 +96,10 @@ def test_query_strings_and_headers_are_bounded(api: Harness) -> None:
     assert api.client.get("/api/v1/status", headers=last_event).status_code == 200
     huge_token = api.client.get("/api/v1/status", headers={"Authorization": "Bearer " + "a" * 9000})
     assert huge_token.status_code == 401
+    for params in ({"before_id": "9" * 4000}, {"limit": "²"}, {"min_net_profit": "١٢"}):
+        odd = api.get("/api/v1/opportunities", **params)
+        assert odd.status_code == 422, params
+        assert "query parameter" in first_line(odd)
     assert api.get("/api/v1/opportunities", limit=5).status_code == 200
 
 
