@@ -60,6 +60,7 @@ bench: setup $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m bench
 	$(BIN)/python -m bench.chain
 	$(BIN)/python -m bench.live
+	$(BIN)/python -m bench.hotpath
 	$(BIN)/python -m bench.api_bench
 	$(BIN)/python -m bench.decode
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import signal
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -50,6 +52,7 @@ class DoubleStats:
     cancelled: int = 0
     refused: int = 0
     bundles: dict[tuple[str, str | None], int] = field(default_factory=dict)
+    answer_ms: dict[str, list[float]] = field(default_factory=dict)  # request read -> answer
 
 
 class InstantBuilder:
@@ -61,8 +64,18 @@ class InstantBuilder:
         self.chain_id = 0
 
     async def handle(self, request: web.Request) -> web.Response:
-        """One JSON-RPC request."""
+        """One JSON-RPC request, timed from its body read to its answer."""
         body = await request.read()
+        started = time.perf_counter()
+        answer = await self._dispatch(request, body)
+        elapsed = (time.perf_counter() - started) * 1000
+        method = "?"
+        with contextlib.suppress(TransportError, TypeError, KeyError):
+            method = str(decode_json(body)["method"])
+        self.stats.answer_ms.setdefault(method, []).append(elapsed)
+        return answer
+
+    async def _dispatch(self, request: web.Request, body: bytes) -> web.Response:
         try:
             doc = decode_json(body)
         except TransportError:
@@ -93,8 +106,11 @@ class InstantBuilder:
                 self.stats.called += 1
                 if not self.chain_id:
                     self.chain_id = await self.rpc.chain_id()
-                env = await self._env(call.state_block, call.block_number, call.timestamp)
-                run = await simulate(self.rpc, call.txs, env, self.chain_id)
+                senders = sorted({tx.sender for tx in call.txs})
+                env, counts = await self._env(
+                    call.state_block, call.block_number, call.timestamp, senders
+                )
+                run = await simulate(self.rpc, call.txs, env, self.chain_id, counts=counts)
                 if run.error is not None:
                     return _answer(request_id, error=(-32000, run.error))
                 return _answer(request_id, call_bundle_answer(call.txs, run, env))
@@ -102,18 +118,25 @@ class InstantBuilder:
             return _answer(request_id, error=(-32602, str(exc)))
         return _answer(request_id, error=(-32601, f"method {method} not offered"))
 
-    async def _env(self, state: int | str, number: int, timestamp: int | None) -> BlockEnv:
-        """The simulated block's environment: the state block and its base fee in one batch."""
+    async def _env(
+        self, state: int | str, number: int, timestamp: int | None, senders: list[str]
+    ) -> tuple[BlockEnv, dict[str, int]]:
+        """The simulated block's environment and the senders' nonces, in one batch."""
         tag = hex(state) if isinstance(state, int) else state
-        block, history = await self.rpc.batch(
-            [("eth_getBlockByNumber", [tag, False]), ("eth_feeHistory", ["0x1", tag, []])]
+        block, history, *counts = await self.rpc.batch(
+            [
+                ("eth_getBlockByNumber", [tag, False]),
+                ("eth_feeHistory", ["0x1", tag, []]),
+                *(("eth_getTransactionCount", [s, tag]) for s in senders),
+            ]
         )
         if block is None:
             raise ValueError(f"no block {state}")
         parent, parent_time = hex_int(block["number"]), hex_int(block["timestamp"])
         when = timestamp if timestamp is not None else max(parent_time + 1, int(time.time()))
         base_fee = hex_int(history["baseFeePerGas"][-1])
-        return BlockEnv(parent, number, when, base_fee, BUILDER_COINBASE)
+        nonces = {s: hex_int(c) for s, c in zip(senders, counts, strict=True)}
+        return BlockEnv(parent, number, when, base_fee, BUILDER_COINBASE), nonces
 
     def _drop(self, signer: str, uuid: str | None) -> None:
         if self.stats.bundles.pop((signer, uuid), None) is not None:
@@ -153,7 +176,14 @@ async def serve(node_url: str, port: int) -> None:
         await runner.cleanup()
         await double.rpc.close()
         s = double.stats
-        print(f"sent {s.sent}, called {s.called}, cancelled {s.cancelled}, refused {s.refused}")
+        times = {m: round(statistics.median(v), 2) for m, v in s.answer_ms.items() if v}
+        print(
+            json.dumps(
+                {"sent": s.sent, "called": s.called, "cancelled": s.cancelled,
+                 "refused": s.refused, "answer_ms_p50": times}
+            ),
+            flush=True,
+        )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

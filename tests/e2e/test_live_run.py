@@ -197,10 +197,10 @@ class _Wire:
         self.methods: list[str] = []
         self.hook: Any = None
 
-    async def post(self, url: str, body: bytes, headers: Any, timeout: float) -> Any:
+    async def post(self, url: str, body: bytes, timeout: float, headers: Any = None) -> Any:
         method = json.loads(body)["method"]
         self.methods.append(method)
-        answer = await self.inner.post(url, body, headers, timeout)
+        answer = await self.inner.post(url, body, timeout, headers)
         hook, result = self.hook, answer.get("result") if isinstance(answer, dict) else None
         passed = isinstance(result, dict) and not any(
             "error" in r or "revert" in r for r in result["results"]

@@ -15,7 +15,7 @@ Flashbots relay answers ``eth_callBundle``.
 """
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -92,14 +92,21 @@ async def next_env(
 
 
 async def _nonce_error(
-    rpc: RpcClient, txs: Sequence[RawTx], env: BlockEnv, chain_id: int
+    rpc: RpcClient,
+    txs: Sequence[RawTx],
+    env: BlockEnv,
+    chain_id: int,
+    counts: Mapping[str, int] | None = None,
 ) -> str | None:
     """Why the sequence could not be included (chain id, fee cap, nonces), or None."""
     senders = sorted({tx.sender for tx in txs})
-    counts = await rpc.batch(
-        [("eth_getTransactionCount", [s, hex(env.state_block)]) for s in senders], decode=hex_int
-    )
-    expected = dict(zip(senders, counts, strict=True))
+    if counts is None or not set(senders) <= set(counts):
+        read = await rpc.batch(
+            [("eth_getTransactionCount", [s, hex(env.state_block)]) for s in senders],
+            decode=hex_int,
+        )
+        counts = dict(zip(senders, read, strict=True))
+    expected = {sender: counts[sender] for sender in senders}
     for index, tx in enumerate(txs):
         label = f"tx {index} 0x{tx.hash.hex()}"
         if tx.chain_id is not None and tx.chain_id != chain_id:
@@ -122,11 +129,21 @@ def _probe(env: BlockEnv) -> dict[str, Any]:
     }
 
 
-async def simulate(rpc: RpcClient, txs: Sequence[RawTx], env: BlockEnv, chain_id: int) -> Run:
-    """Run ``txs`` in order at the top of the block ``env`` stands for; nothing is mined."""
+async def simulate(
+    rpc: RpcClient,
+    txs: Sequence[RawTx],
+    env: BlockEnv,
+    chain_id: int,
+    *,
+    counts: Mapping[str, int] | None = None,
+) -> Run:
+    """Run ``txs`` in order at the top of the block ``env`` stands for; nothing is mined.
+
+    ``counts``: the senders' nonces at the state block, when the caller already read them.
+    """
     if not txs:
         return Run(())
-    invalid = await _nonce_error(rpc, txs, env, chain_id)
+    invalid = await _nonce_error(rpc, txs, env, chain_id, counts)
     if invalid is not None:
         return Run((), invalid)
     calls: list[dict[str, Any]] = [_probe(env)]

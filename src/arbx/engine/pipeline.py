@@ -173,6 +173,9 @@ class Pipeline:
         """One block: sync, evaluate, execute, and queue its parity check."""
         started = time.perf_counter()
         seen_at = datetime.now(UTC)
+        early = getattr(self.executor, "on_head", None)
+        if early is not None:  # work the executor can start before the block is evaluated
+            early(head)
         update = await self.sync.advance(head)
         suspects = update.suspects | self._wrong
         if suspects and self.resync is not None:

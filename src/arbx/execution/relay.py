@@ -21,7 +21,7 @@ import asyncio
 import itertools
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import TracebackType
@@ -123,6 +123,29 @@ class FanOut:
         return Counter(str(s.status) for s in self.submissions)
 
 
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    """One request to one builder, its body built and signed, ready to post."""
+
+    builder: BuilderSpec
+    method: str
+    request_id: int
+    body: bytes
+    headers: Mapping[str, str]
+    block_number: int | None = None
+    uuid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedFanOut:
+    """A bundle's requests to every builder for every target block, signed, not yet sent."""
+
+    bundle_hash: bytes
+    tx_hashes: tuple[bytes, ...]
+    blocks: tuple[int, ...]
+    requests: tuple[SignedRequest, ...]
+
+
 @dataclass(slots=True)
 class RelayStats:
     """Counters for metrics: requests by builder and status."""
@@ -170,13 +193,30 @@ class RelayClient:
         """Release the session."""
         await self.transport.close()
 
-    async def request(self, builder: BuilderSpec, method: str, params: list[Any]) -> Any:
-        """The result of one signed request; TransportError, or RpcError for an error object."""
+    def signed_request(
+        self,
+        builder: BuilderSpec,
+        method: str,
+        params: list[Any],
+        block_number: int | None = None,
+        uuid: str | None = None,
+    ) -> SignedRequest:
+        """Build and sign one request now, to post later (``post_signed``)."""
         request_id = next(self._ids)
         body = request_body(request_id, method, params)
         headers = {FLASHBOTS_HEADER: self._sign(body)}
-        doc = await self.transport.post(builder.url, body, self.timeout, headers)
-        result = parse_reply(doc, request_id)
+        return SignedRequest(builder, method, request_id, body, headers, block_number, uuid)
+
+    async def request(self, builder: BuilderSpec, method: str, params: list[Any]) -> Any:
+        """The result of one signed request; TransportError, or RpcError for an error object."""
+        return await self.post_signed(self.signed_request(builder, method, params))
+
+    async def post_signed(self, request: SignedRequest) -> Any:
+        """Post a signed request; its result, TransportError, or RpcError for an error object."""
+        doc = await self.transport.post(
+            request.builder.url, request.body, self.timeout, request.headers
+        )
+        result = parse_reply(doc, request.request_id)
         if isinstance(result, RpcError):
             raise result
         return result
@@ -190,11 +230,19 @@ class RelayClient:
         uuid: str | None = None,
     ) -> Submission:
         """Send one request and classify its outcome; never raises for the builder's failure."""
+        return await self._submit_signed(
+            self.signed_request(builder, method, params, block_number, uuid)
+        )
+
+    async def _submit_signed(self, request: SignedRequest) -> Submission:
+        """Post a signed request and classify its outcome; never raises for the builder's."""
+        builder, method = request.builder, request.method
+        block_number, uuid = request.block_number, request.uuid
         started = time.perf_counter()
         found: bytes | None = None
         error = ""
         try:
-            result = await self.request(builder, method, params)
+            result = await self.post_signed(request)
             found = parse_bundle_ack(result) if method == "eth_sendBundle" else None
             status = SubmitStatus.ACK
         except TransportError as failure:
@@ -293,31 +341,59 @@ class RelayClient:
         reverting_hashes: Sequence[bytes] = (),
     ) -> FanOut:
         """Send the bundle to every builder for blocks N..N+k at once; every outcome, no raise."""
+        prepared = self.prepare_fan_out(
+            builders,
+            raw_txs,
+            block_number,
+            blocks_ahead=blocks_ahead,
+            replacement_uuid=replacement_uuid,
+            min_timestamp=min_timestamp,
+            max_timestamp=max_timestamp,
+            reverting_hashes=reverting_hashes,
+        )
+        return await self.send_prepared(prepared)
+
+    def prepare_fan_out(
+        self,
+        builders: Sequence[BuilderSpec],
+        raw_txs: Sequence[bytes | str],
+        block_number: int,
+        *,
+        blocks_ahead: int = DEFAULT_BLOCKS_AHEAD,
+        replacement_uuid: str | None = None,
+        min_timestamp: int | None = None,
+        max_timestamp: int | None = None,
+        reverting_hashes: Sequence[bytes] = (),
+    ) -> PreparedFanOut:
+        """Every request of ``fan_out``, built and signed, nothing sent (ValueError if bad)."""
         if blocks_ahead < 0:
             raise ValueError(f"blocks_ahead {blocks_ahead}")
         blocks = tuple(range(block_number, block_number + blocks_ahead + 1))
-        uuids = {
-            b: None if replacement_uuid is None else block_uuid(replacement_uuid, b) for b in blocks
-        }
-        for builder in builders:  # refuse a bad bundle before anything is sent
-            send_bundle_params(builder, raw_txs, block_number, replacement_uuid=replacement_uuid)
-        jobs = [
-            self.send_bundle(
-                builder,
-                raw_txs,
-                block,
-                uuids[block],
-                min_timestamp,
-                max_timestamp,
-                reverting_hashes,
-            )
-            for block in blocks
-            for builder in builders
-        ]
-        submissions = await asyncio.gather(*jobs)
-        return FanOut(
-            bundle_hash(raw_txs), tuple(tx_hash(raw) for raw in raw_txs), blocks, tuple(submissions)
+        requests = []
+        for block in blocks:
+            uuid = None if replacement_uuid is None else block_uuid(replacement_uuid, block)
+            for builder in builders:
+                params = send_bundle_params(
+                    builder,
+                    raw_txs,
+                    block,
+                    replacement_uuid=uuid,
+                    min_timestamp=min_timestamp,
+                    max_timestamp=max_timestamp,
+                    reverting_hashes=reverting_hashes,
+                )
+                sent_uuid = uuid if builder.uuid_field is not None else None
+                requests.append(
+                    self.signed_request(builder, "eth_sendBundle", [params], block, sent_uuid)
+                )
+        return PreparedFanOut(
+            bundle_hash(raw_txs), tuple(tx_hash(raw) for raw in raw_txs), blocks, tuple(requests)
         )
+
+    async def send_prepared(self, prepared: PreparedFanOut) -> FanOut:
+        """Post every request of a prepared fan-out at once; every outcome, no raise."""
+        submissions = await asyncio.gather(*map(self._submit_signed, prepared.requests))
+        return FanOut(prepared.bundle_hash, prepared.tx_hashes, prepared.blocks, tuple(submissions))
 
     async def cancel_fan_out(
         self, builders: Sequence[BuilderSpec], replacement_uuid: str, blocks: Sequence[int]
@@ -359,7 +435,24 @@ class BundleSubmitter:
         reverting_hashes: Sequence[bytes] = (),
     ) -> FanOut:
         """Fan the bundle out to the builders for its target blocks."""
-        return await self.relay.fan_out(
+        prepared = self.prepare(
+            raw_txs,
+            block_number,
+            replacement_uuid=replacement_uuid,
+            reverting_hashes=reverting_hashes,
+        )
+        return await self.relay.send_prepared(prepared)
+
+    def prepare(
+        self,
+        raw_txs: Sequence[bytes | str],
+        block_number: int,
+        *,
+        replacement_uuid: str | None = None,
+        reverting_hashes: Sequence[bytes] = (),
+    ) -> PreparedFanOut:
+        """The bundle's requests for its target blocks, signed now and sent by ``send``."""
+        return self.relay.prepare_fan_out(
             self.builders,
             raw_txs,
             block_number,
@@ -367,3 +460,7 @@ class BundleSubmitter:
             replacement_uuid=replacement_uuid,
             reverting_hashes=reverting_hashes,
         )
+
+    async def send(self, prepared: PreparedFanOut) -> FanOut:
+        """Send a prepared fan-out."""
+        return await self.relay.send_prepared(prepared)

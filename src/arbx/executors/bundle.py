@@ -6,13 +6,14 @@ the block's best opportunity and does only what must come before the bundle leav
 
 1. the risk gate in memory (mode, limits, kill switch) and the calldata; the gas limit is the gas
    model's figure plus a margin and the fees come from the head, so nothing is asked of the node;
-2. the first fence (kill switch and signer lock read from the database, off the event loop),
-   then the signature (the nonce is known: one key's transactions are sequential);
+2. the first fence (kill switch and signer lock read from the database, off the event loop,
+   started as the head arrives so that it overlaps the block's sync and evaluation), then the
+   signature (the nonce is known: one key's transactions are sequential);
 3. simulation of the exact signed transaction, at the node (``eth_call``) and at the builders
    (``eth_callBundle``) at once, with a look at the chain's height: a failure drops it, a chain
    that moved on makes it late;
 4. the second fence, right before the send; then the bundle goes to every builder for the next
-   block(s) under one replacement uuid.
+   block(s) under one replacement uuid (its requests built and signed while the simulation ran).
 
 Records (the block, the bundle, its outcome) are written afterwards by one worker thread, and the
 risk controller refreshes its view of the database beside the engine: between a head and a bundle
@@ -33,6 +34,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from arbx.chain.heads import Head
 from arbx.chain.rpc import RpcClient, hex_int, to_quantity
 from arbx.domain.errors import ArbxError
 from arbx.domain.limits import Outcome as RiskOutcome
@@ -150,6 +152,7 @@ class BundleExecutor:
         self._stop = asyncio.Event()
         self._background: set[asyncio.Future[Any]] = set()
         self._refresher: asyncio.Future[None] | None = None
+        self._prefence: tuple[int, asyncio.Future[str | None]] | None = None
         risk.kill_switch.on_engage(self._kill_seen)
 
     @property
@@ -160,6 +163,20 @@ class BundleExecutor:
     async def on_parity(self, result: Any) -> None:
         """Parity checks are recorded by the shadow recorder."""
         await self.recorder.on_parity(result)
+
+    def on_head(self, head: Head) -> None:
+        """A head arrived (before it is synced and evaluated): start the fence before signing.
+
+        Its database reads then overlap the block's sync and evaluation instead of following
+        them; the trade waits for it before the signature. Nothing starts when no trade can.
+        """
+        self._start()
+        self._drop_prefence()
+        if self.risk.mode == "shadow" or any(not f.decided for f in self.in_flight.values()):
+            return
+        task = asyncio.ensure_future(self.risk.fence())
+        task.add_done_callback(_quiet)
+        self._prefence = (head.number, task)
 
     async def on_block(self, block: BlockResult) -> None:
         """Settle earlier bundles, maybe send this block's best trade, then record the block.
@@ -175,12 +192,14 @@ class BundleExecutor:
         self.tracker.pop_settled()  # settled bundles left in_flight: nothing waits on them
         self._time("settle", started)
         await self._maybe_trade(block)
+        self._drop_prefence()
         self.risk.wake()  # the database work of this head, now that the bundle is out
         self.records.submit(self.recorder.write_block, block)
 
     async def close(self) -> None:
         """Stop the refresher, wait for cancels and records, and stop the writer thread."""
         self._stop.set()
+        self._drop_prefence()
         if self._refresher is not None:
             await self._refresher
         if self._background:
@@ -232,7 +251,7 @@ class BundleExecutor:
         gas_limit = gas_limit_from(opportunity.gas_units, self.settings.gas_margin_bps)
         fees = fee_policy(head.base_fee, self.settings.priority_fee_wei)
         started = self._time("gate", started)
-        why = await self.risk.fence()
+        why = await self._fence_before_signing(head.number)
         started = self._time("fence before signing", started)
         if why is not None:
             self._refuse(why)
@@ -247,12 +266,22 @@ class BundleExecutor:
             fees=fees,
         )
         started = self._time("sign", started)
-        check, latest = await asyncio.gather(
+        simulation = asyncio.gather(
             presimulate(
                 self.client, [signed.raw], target, relay=self.relay, builders=self.settings.builders
             ),
             self.client.block_number(),
         )
+        try:
+            for _ in range(3):  # let the simulation's requests leave before the work below
+                await asyncio.sleep(0)
+            key = str(uuid.uuid4())
+            prepared = self.submitter.prepare([signed.raw], target, replacement_uuid=key)
+            check, latest = await simulation
+        except BaseException:
+            simulation.cancel()
+            self.nonces.release(signed.nonce)  # simulated at most, never sent as a bundle
+            raise
         started = self._time("simulate", started)
         if not check.ok:
             self.nonces.release(signed.nonce)
@@ -278,8 +307,7 @@ class BundleExecutor:
             self.nonces.release(signed.nonce)
             self._refuse(why)
             return
-        key = str(uuid.uuid4())
-        blocks = tuple(range(target, target + self.settings.blocks_ahead + 1))
+        blocks = prepared.blocks
         record = SentBundle(
             opportunity,
             target,
@@ -292,7 +320,7 @@ class BundleExecutor:
         )
         flight = _InFlight(key, signed.nonce, signed.hash, blocks, record)
         self.in_flight[key] = flight  # before the send: a kill during it cancels it too
-        report = await self.submitter.submit([signed.raw], target, replacement_uuid=key)
+        report = await self.submitter.send(prepared)
         self._time("send", started)
         elapsed = (datetime.now(UTC) - block.seen_at).total_seconds() * 1000
         _sample(self.stats.bundle_latencies_ms, elapsed)
@@ -306,6 +334,21 @@ class BundleExecutor:
         )
         self.records.submit(store_sent, self.sessions, self.recorder.run_id, record)
         self.stats.sent += 1
+
+    async def _fence_before_signing(self, number: int) -> str | None:
+        """The fence started when head ``number`` arrived, else one now; then memory again."""
+        early, self._prefence = self._prefence, None
+        if early is None or early[0] != number:
+            return await self.risk.fence()
+        why = await early[1]
+        if why is None and self.risk.kill_switch.engaged:  # since the reads: a signal, a breach
+            why = f"kill switch set: {self.risk.kill_switch.state.reason}"
+        return why
+
+    def _drop_prefence(self) -> None:
+        if self._prefence is not None:
+            self._prefence[1].cancel()
+            self._prefence = None
 
     def _calldata(self, opportunity: Opportunity) -> bytes:
         kept = kept_profit(opportunity.gross_profit, self.settings.builder_share_bps)
@@ -429,6 +472,12 @@ class BundleExecutor:
         if reason != self.stats.last_refusal:
             log.info("not trading: %s", reason)
         self.stats.last_refusal = reason
+
+
+def _quiet(task: asyncio.Future[Any]) -> None:
+    """Retrieve a background task's outcome, so that a dropped one raises no warning."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _sample(samples: list[float], value: float) -> None:
