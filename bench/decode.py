@@ -9,7 +9,9 @@ takes strings out, then a bracket count, then the standard decoder. Rows:
   pattern rescans the rest of the reply from every quote, so its time grows with the square of
   the size; the same at 1 MB for ``arbx.safejson`` alone (the old check would take hours);
 - a normal ``eth_getLogs`` answer of 1,000 logs (about 900 KB): the price of safety on the
-  everyday path.
+  everyday path;
+- 1 MB of integers past 2^64, decoded exactly (the standard library's second pass): the most a
+  builder's answer can cost per megabyte.
 
 Prints a table; JSON in ``build/bench/decode.json``.
 """
@@ -58,9 +60,9 @@ def old_decode(raw: bytes) -> Any:
 
 
 def new_decode(raw: bytes) -> Any:
-    """The transport's decoder now (None for a refusal)."""
+    """The transport's decoder now, as it reads a node's answer (None for a refusal)."""
     try:
-        return decode_json(raw)
+        return decode_json(raw, exact_integers=False)
     except TransportError:
         return None
 
@@ -106,6 +108,7 @@ def main() -> int:
     assert old_decode(bait) is None  # both refuse it
     assert new_decode(bait) is None
     assert old_decode(logs) == new_decode(logs) == safejson.loads(logs, max_bytes=len(logs))
+    big_ints = b"[" + b"123456789012345678901234," * 40_000 + b"1]"  # 1 MB, a builder's path
     result = {
         "crafted_32kb": {
             "bytes": len(bait),
@@ -113,6 +116,7 @@ def main() -> int:
             "after_s": measure(lambda: new_decode(bait)).median,
         },
         "crafted_1mb_after_s": measure(lambda: new_decode(bait_mb)).median,
+        "big_integers_1mb_exact_s": measure(lambda: decode_json(big_ints)).median,
         "logs_1000": {
             "bytes": len(logs),
             "before_s": measure(lambda: old_decode(logs)).median,
@@ -123,6 +127,7 @@ def main() -> int:
     rows = [
         (f"crafted reply, {c['bytes'] / 1024:.0f} KB", c["before_s"], c["after_s"]),
         ("crafted reply, 1 MB", None, result["crafted_1mb_after_s"]),
+        ("1 MB of integers past 2^64, exact (builders)", None, result["big_integers_1mb_exact_s"]),
         (
             f"eth_getLogs answer, 1,000 logs ({lg['bytes'] // 1024} KB)",
             lg["before_s"],

@@ -89,8 +89,14 @@ def loads(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_depth: int = ORJSON_MAX_DEPTH,
+    exact_integers: bool = True,
 ) -> Any:
-    """``raw`` decoded, or ``JsonError`` naming why it is refused (see the module docstring)."""
+    """``raw`` decoded, or ``JsonError`` naming why it is refused (see the module docstring).
+
+    ``exact_integers=False`` skips step 4 where no integer past 64 bits is legitimate (JSON-RPC
+    answers from nodes carry quantities as hex strings): such a number then decodes to a float,
+    which every reader of amounts refuses, and the document costs orjson's time alone.
+    """
     if isinstance(raw, str):
         try:
             data = raw.encode()
@@ -108,7 +114,7 @@ def loads(
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise JsonError(_reason(exc)) from None
-    if not _may_hold_big_int(data):
+    if not exact_integers or not _may_hold_big_int(data):
         return doc
     try:
         return json.loads(data.decode())  # exact integers past 64 bits; valid and shallow here

@@ -53,6 +53,7 @@ HOSTILE: dict[str, Callable[[int], bytes]] = {
     "nan": lambda i: reply(i, "NaN"),
     "infinity": lambda i: reply(i, "-Infinity"),
     "huge_integer": lambda i: reply(i, "9" * 5000),
+    "big_json_integer": lambda i: reply(i, str(2**70)),  # a quantity must be a hex string
     "float_quantity": lambda i: reply(i, "1e3"),
     "superscript": lambda i: reply(i, '"0x\u00b2"'),
     "wrong_type": lambda i: reply(i, '{"number": "0x1"}'),

@@ -373,12 +373,12 @@ async def test_answers_are_read_whole_and_capped(hostile: str, rpc: RpcClient) -
     bundle = [sign(await funded(rpc), 0)]
     huge = BuilderSpec("huge", hostile + "/huge")
     async with RelayClient(
-        REPUTATION, transport=AiohttpTransport(max_response_bytes=2 * 10**6)
+        REPUTATION, transport=AiohttpTransport(max_response_bytes=2 * 10**6, exact_integers=True)
     ) as roomy:
         submission = await roomy.send_bundle(huge, bundle, 10**6)
         assert (submission.status, submission.bundle_hash) == (SubmitStatus.ACK, b"\xab" * 32)
     async with RelayClient(
-        REPUTATION, transport=AiohttpTransport(max_response_bytes=10**5)
+        REPUTATION, transport=AiohttpTransport(max_response_bytes=10**5, exact_integers=True)
     ) as tight:
         assert (await tight.send_bundle(huge, bundle, 10**6)).status is SubmitStatus.OVERSIZE
 

@@ -95,13 +95,15 @@ async def _read_capped(stream: aiohttp.StreamReader, cap: int) -> bytes:
     raise TransportError(FailureKind.OVERSIZE, f"body over {cap} bytes")
 
 
-def decode_json(raw: bytes | str) -> Any:
+def decode_json(raw: bytes | str, *, exact_integers: bool = True) -> Any:
     """``raw`` as JSON; TransportError(MALFORMED) for anything that is not, or nests too deep.
 
     Linear in the size of ``raw`` whatever it holds (see ``arbx.safejson``).
     """
     try:
-        return safejson.loads(raw, max_bytes=DEFAULT_MAX_RESPONSE_BYTES)
+        return safejson.loads(
+            raw, max_bytes=DEFAULT_MAX_RESPONSE_BYTES, exact_integers=exact_integers
+        )
     except safejson.JsonTooLargeError as exc:
         raise TransportError(FailureKind.OVERSIZE, f"body {exc}") from None
     except safejson.JsonError as exc:
@@ -110,16 +112,22 @@ def decode_json(raw: bytes | str) -> Any:
 
 
 class AiohttpTransport:
-    """HTTP and WebSocket over one aiohttp session with keep-alive connections."""
+    """HTTP and WebSocket over one aiohttp session with keep-alive connections.
+
+    ``exact_integers``: decode JSON numbers past 64 bits exactly (builders send amounts so);
+    off for nodes, whose quantities are hex strings, so a hostile answer costs orjson's time only.
+    """
 
     def __init__(
         self,
         *,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         connections: int = 64,
+        exact_integers: bool = False,
     ) -> None:
         self._cap = max_response_bytes
         self._connections = connections
+        self._exact = exact_integers  # builders: amounts past 2^64 as JSON numbers
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
@@ -157,10 +165,10 @@ class AiohttpTransport:
         except Exception as exc:  # aiohttp, OS and protocol errors: the endpoint failed
             raise TransportError(FailureKind.CONNECTION, repr(exc)) from exc
         if status == 200:
-            return decode_json(raw)
+            return decode_json(raw, exact_integers=self._exact)
         if status < 500:  # nodes and relays send a JSON-RPC error with a 4xx status
             try:
-                doc = decode_json(raw)
+                doc = decode_json(raw, exact_integers=self._exact)
             except TransportError:
                 doc = None
             if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
@@ -212,7 +220,7 @@ class _AiohttpWebSocket:
         except Exception as exc:
             raise TransportError(FailureKind.CONNECTION, repr(exc)) from exc
         if message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-            return decode_json(message.data)
+            return decode_json(message.data, exact_integers=False)  # node answers only
         if message.type == aiohttp.WSMsgType.ERROR and "size" in str(message.data).lower():
             raise TransportError(FailureKind.OVERSIZE, str(message.data))
         raise TransportError(FailureKind.CONNECTION, f"WebSocket {message.type.name}")

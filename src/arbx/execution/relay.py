@@ -174,7 +174,9 @@ class RelayClient:
     ) -> None:
         self._sign = sign
         self.timeout = timeout
-        self.transport: Poster = transport or AiohttpTransport(max_response_bytes=MAX_ANSWER_BYTES)
+        self.transport: Poster = transport or AiohttpTransport(
+            max_response_bytes=MAX_ANSWER_BYTES, exact_integers=True
+        )
         self.stats = RelayStats()
         self._ids = itertools.count(1)
 
