@@ -18,6 +18,8 @@ from arbx.domain.errors import ConfigError
 from arbx.metrics.record import last_heartbeat
 from arbx.metrics.registry import ENGINE
 
+READ_TIMEOUT_S = 10.0  # for a request's line and headers (the standard server caps their size)
+
 
 def exposition(registry: CollectorRegistry = ENGINE) -> bytes:
     """The registry's metrics in the Prometheus text format."""
@@ -92,6 +94,8 @@ class MetricsServer:
 
 def _handler(registry: CollectorRegistry, server: MetricsServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        timeout = READ_TIMEOUT_S  # a connection that sends nothing gives its thread back
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
