@@ -31,6 +31,7 @@ from sqlalchemy import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from arbx.domain.capture import best_disjoint
+from arbx.domain.limits import Limits
 from arbx.domain.pools import Token
 from arbx.store import api_repo, repo
 from arbx.store import execution_repo as erepo
@@ -49,6 +50,12 @@ WBTC = "0x2260FAC5E5542a773Aa44fBCfeDf7C193bc2C599"
 TOKENS = {WETH: ("WETH", 18), USDC: ("USDC", 6), DAI: ("DAI", 18), WBTC: ("WBTC", 8)}
 ETH = 10**18
 OPPORTUNITIES = 140
+CONFIGURED_LIMITS = Limits(
+    max_input={"*": 10 * 10**18},
+    daily_gas_cap_wei=5 * 10**16,
+    daily_loss_cap_wei=10**17,
+    max_consecutive_failures=5,
+)
 DAYS = 5  # the seeded rows cover the last five UTC days, today included
 BUNDLES = 16
 BUILDERS = ["flashbots", "beaverbuild", "titan", "rsync"]
@@ -346,7 +353,13 @@ def serve_api(sessions: sessionmaker[Session], cors_origin: str) -> Iterator[str
 
     from arbx.api import create_app  # noqa: PLC0415
 
-    app = create_app(sessions, chain_id=CHAIN, poll_interval=0.2)
+    app = create_app(
+        sessions,
+        chain_id=CHAIN,
+        poll_interval=0.2,
+        configured_mode="limited",  # operators may lower it, never raise it
+        configured_limits=CONFIGURED_LIMITS,
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=[cors_origin],

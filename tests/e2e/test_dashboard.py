@@ -381,6 +381,40 @@ def test_an_operator_changes_the_mode(context: BrowserContext, stack: Stack) -> 
     shot(page, stack, "controls-operator")
 
 
+def test_an_operator_cannot_raise_the_mode_or_the_limits(
+    context: BrowserContext, stack: Stack
+) -> None:
+    """A ceiling above the configured mode, or a cap above the configured one: 409, shown."""
+    expect_ = expect()
+    page = context.new_page()
+    sign_in(page, stack.base + "/#controls", stack.operator)
+    expect_(page.get_by_test_id("limits-source")).not_to_be_empty()  # the tab has loaded
+    before = api_call(stack.base, stack.operator, "GET", "/api/v1/mode")[1]
+    assert before["configured"] == "limited"
+
+    page.get_by_test_id("mode-select").select_option("scaled")
+    page.get_by_test_id("mode-reason").fill("e2e: more capital")
+    page.get_by_test_id("mode-apply").click()
+    page.get_by_test_id("confirm-ok").click()
+    banner = page.get_by_test_id("error-banner")
+    expect_(banner).to_have_attribute("data-status", "409")
+    expect_(banner).to_contain_text("above the configured mode limited")
+    shot(page, stack, "controls-mode-refused", full_page=False)
+    after = api_call(stack.base, stack.operator, "GET", "/api/v1/mode")[1]
+    assert (after["mode"], after["updated_at"]) == (before["mode"], before["updated_at"])
+
+    page.get_by_test_id("limit-gas").fill("0.06")  # the settings allow 0.05 ETH a day
+    page.get_by_test_id("limit-loss").fill("0.1")
+    page.get_by_test_id("limit-failures").fill("5")
+    page.get_by_test_id("limits-save").click()
+    page.get_by_test_id("confirm-ok").click()
+    expect_(banner).to_have_attribute("data-status", "409")
+    expect_(banner).to_contain_text("daily_gas_cap_wei 60000000000000000 is above the configured")
+    audit = api_call(stack.base, stack.viewer, "GET", "/api/v1/audit")[1]
+    actions = [entry["action"] for entry in audit["items"][:2]]
+    assert actions == ["refuse_set_limits", "refuse_set_mode"]
+
+
 def test_an_operator_uses_the_kill_switch_and_sets_limits(
     context: BrowserContext, stack: Stack
 ) -> None:
