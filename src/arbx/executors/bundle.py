@@ -1,8 +1,10 @@
 """The live executor: the best opportunity of each block, signed, simulated and sent as a bundle.
 
 Every block it first settles what earlier bundles became (included, not included, reverted,
-state moved), feeding the risk controller; then, if the controller allows a live mode, it takes
-the block's best opportunity and does only what must come before the bundle leaves:
+state moved), feeding the risk controller; it starts this as soon as the head arrives
+(``on_head``), so that it overlaps the block's sync and evaluation. Then, if the controller
+allows a live mode, it takes the block's best opportunity and does only what must come before
+the bundle leaves:
 
 1. the risk gate in memory (mode, limits, kill switch) and the calldata; the gas limit is the gas
    model's figure plus a margin and the fees come from the head, so nothing is asked of the node;
@@ -153,6 +155,8 @@ class BundleExecutor:
         self._background: set[asyncio.Future[Any]] = set()
         self._refresher: asyncio.Future[None] | None = None
         self._prefence: tuple[int, asyncio.Future[str | None]] | None = None
+        self._early: tuple[int, asyncio.Future[None]] | None = None
+        self._resync: asyncio.Future[None] | None = None
         risk.kill_switch.on_engage(self._kill_seen)
 
     @property
@@ -165,18 +169,18 @@ class BundleExecutor:
         await self.recorder.on_parity(result)
 
     def on_head(self, head: Head) -> None:
-        """A head arrived (before it is synced and evaluated): start the fence before signing.
+        """A head arrived, before it is synced and evaluated: settle and fence in the meantime.
 
-        Its database reads then overlap the block's sync and evaluation instead of following
-        them; the trade waits for it before the signature. Nothing starts when no trade can.
+        Earlier bundles are settled with it (their node round trips, a nonce resync) and the
+        fence before signing starts (its database reads), so that this work overlaps the block's
+        sync and evaluation instead of following them. ``on_block`` waits for it.
         """
         self._start()
-        self._drop_prefence()
-        if self.risk.mode == "shadow" or any(not f.decided for f in self.in_flight.values()):
-            return
-        task = asyncio.ensure_future(self.risk.fence())
+        self.head = max(self.head, head.number)
+        previous = self._early[1] if self._early is not None else None
+        task = asyncio.ensure_future(self._prepare(head, previous))
         task.add_done_callback(_quiet)
-        self._prefence = (head.number, task)
+        self._early = (head.number, task)
 
     async def on_block(self, block: BlockResult) -> None:
         """Settle earlier bundles, maybe send this block's best trade, then record the block.
@@ -187,9 +191,11 @@ class BundleExecutor:
         self.head = max(self.head, block.head.number)
         _sample(self.timings.setdefault("detect", []), block.latency_ms)
         started = time.perf_counter()
-        for change in await self._track(block):
-            await self._settle(change)
-        self.tracker.pop_settled()  # settled bundles left in_flight: nothing waits on them
+        early, self._early = self._early, None
+        if early is not None and early[0] == block.head.number:
+            await early[1]
+        else:  # no head came first (or another one): settle now
+            await self._prepare(block.head, early[1] if early is not None else None)
         self._time("settle", started)
         await self._maybe_trade(block)
         self._drop_prefence()
@@ -199,7 +205,12 @@ class BundleExecutor:
     async def close(self) -> None:
         """Stop the refresher, wait for cancels and records, and stop the writer thread."""
         self._stop.set()
+        if self._early is not None:
+            await asyncio.gather(self._early[1], return_exceptions=True)
+            self._early = None
         self._drop_prefence()
+        if self._resync is not None:
+            await self._resync
         if self._refresher is not None:
             await self._refresher
         if self._background:
@@ -212,9 +223,25 @@ class BundleExecutor:
             self._loop = asyncio.get_running_loop()
             self._refresher = asyncio.ensure_future(self.risk.keep_fresh(self._stop))
 
-    async def _track(self, block: BlockResult) -> list[OutcomeChange]:
+    async def _prepare(self, head: Head, previous: asyncio.Future[None] | None) -> None:
+        """Settle with ``head`` (after ``previous``), then start the fence if a trade may follow."""
+        if previous is not None:  # never cancelled: a settlement is finished, not cut short
+            await asyncio.gather(previous, return_exceptions=True)
+        for change in await self._track(head):
+            await self._settle(change)
+        self.tracker.pop_settled()  # settled bundles left in_flight: nothing waits on them
+        resync, self._resync = self._resync, None
+        if resync is not None:
+            await resync
+        self._drop_prefence()
+        if self.risk.mode == "shadow" or any(not f.decided for f in self.in_flight.values()):
+            return
+        task = asyncio.ensure_future(self.risk.fence())
+        task.add_done_callback(_quiet)
+        self._prefence = (head.number, task)
+
+    async def _track(self, head: Head) -> list[OutcomeChange]:
         """Feed the head to the tracker; its transactions are read only when a bundle waits."""
-        head = block.head
         txs: tuple[bytes, ...] = ()
         if len(self.tracker):
             found = await block_tx_hashes(self.client, head.hash)
@@ -412,7 +439,8 @@ class BundleExecutor:
             gas_cost, realized = details["gas_cost"], details["realized_profit"]
         else:
             self.nonces.failed(flight.nonce)
-            self._spawn(self._resync_nonces())  # now, not when the next bundle needs one
+            if self._resync is None:  # now, not when the next bundle needs a nonce
+                self._resync = asyncio.ensure_future(self._resync_nonces())
         self.records.submit(store_outcome, self.sessions, flight.record, str(outcome), details)
         if change.settled or outcome != Outcome.INCLUDED:
             self.stats.outcomes[str(outcome)] = self.stats.outcomes.get(str(outcome), 0) + 1
