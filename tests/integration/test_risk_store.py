@@ -8,6 +8,7 @@ empty schema (the fixtures are those of test_store.py, copied).
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -19,9 +20,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from arbx.domain.errors import ConfigError, InputError
+from arbx.domain.limits import Limits
+from arbx.domain.stages import default_schedule
 from arbx.errors import SignerLockLostError, SimulationRevertedError
+from arbx.risk.controller import RiskController
 from arbx.risk.killswitch import ALL_CHAINS, KillSwitch, kill, unkill
-from arbx.risk.signer_lock import SignerLock
+from arbx.risk.signer_lock import SignerLock, advisory_key
 from arbx.store import db, migrate, repo
 from arbx.store import execution_repo as xrepo
 from arbx.store import risk_repo as rrepo
@@ -400,3 +404,59 @@ def test_transactions_and_daily_totals(factory: sessionmaker[Session], run_id: i
         xrepo.record_tx(s, ids[0], tx)
     with factory.begin() as s, pytest.raises(InputError, match="no transaction"):
         xrepo.update_tx(s, ids[0], "0x00", "dropped")
+
+
+# --- the risk controller's fences --------------------------------------------------------------
+
+
+def test_the_fences_read_the_kill_switch_and_the_signer_lock_from_the_database(
+    db_url: str, engine: Engine, factory: sessionmaker[Session]
+) -> None:
+    key = "0x" + uuid.uuid4().hex + "00000000"
+    lock = SignerLock(engine, key, holder_id="engine")
+    risk = RiskController(
+        factory,
+        chain_id=CHAIN,
+        key_address=key,
+        ceiling="limited",
+        limits=Limits(),
+        schedule=default_schedule(),
+        lock=lock,
+    )
+    other_engine = db.make_engine(db_url)
+    ahead = timedelta(minutes=5)  # a lease of ours looks long over to this one
+    other = SignerLock(
+        other_engine, key, holder_id="other", clock=lambda: datetime.now(UTC) + ahead
+    )
+    try:
+        risk.start()
+        assert asyncio.run(risk.fence()) is None
+        kill(factory, CHAIN, "from the command line", "cli:ops")  # another process writes it
+        assert not risk.kill_switch.engaged  # this process has not read it yet
+        assert asyncio.run(risk.fence()) == "kill switch set by cli:ops: from the command line"
+        assert risk.kill_switch.engaged  # and now knows
+        unkill(factory, CHAIN, "cli:ops")
+        assert risk.refresh() == "limited"
+        assert asyncio.run(risk.fence()) is None
+        if engine.dialect.name == "postgresql":  # the lock's connection dies
+            low = advisory_key(key) & 0xFFFFFFFF
+            with psycopg.connect(conninfo(db_url), autocommit=True) as admin:
+                admin.execute(
+                    "select pg_terminate_backend(pid) from pg_locks"
+                    " where locktype = 'advisory' and granted and objid = %s::oid",
+                    (low,),
+                )
+            deadline = time.monotonic() + 5
+            while other.acquire() is not None:
+                assert time.monotonic() < deadline, "the lock outlived its connection"
+                time.sleep(0.05)
+        else:  # another instance takes over a lease it sees as expired
+            assert other.acquire() is None
+        assert lock.fresh()  # nothing in memory says so
+        assert asyncio.run(risk.fence()) == "lost the signer lock"
+        assert not lock.held
+        assert risk.mode == "shadow"
+    finally:
+        risk.stop()
+        other.release()
+        other_engine.dispose()

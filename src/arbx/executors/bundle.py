@@ -212,7 +212,7 @@ class BundleExecutor:
         if self._resync is not None:
             await self._resync
         if self._refresher is not None:
-            await self._refresher
+            await asyncio.gather(self._refresher, return_exceptions=True)
         if self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
         await self.records.drain()

@@ -254,8 +254,9 @@ class RiskController:
             wake.clear()
             try:
                 await asyncio.to_thread(self.refresh)
-            except SQLAlchemyError as exc:  # the switch reads as engaged until it answers
-                log.warning("risk refresh failed: %s", str(exc).splitlines()[0])
+            except Exception as exc:  # the next refresh tries again; the fences stay exact
+                detail = str(exc).splitlines()[0] if str(exc) else ""
+                log.warning("risk refresh failed: %s: %s", type(exc).__name__, detail)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), interval)
 
