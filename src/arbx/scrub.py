@@ -32,6 +32,7 @@ SECRET_FIELD: Final = re.compile(
 _URL: Final = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s'\"<>]+")
 # A path segment of 20+ letters and digits with at least one digit: an API key in the path
 _TOKEN_SEGMENT: Final = re.compile(r"(?=[A-Za-z0-9_-]*[0-9])[A-Za-z0-9_-]{20,}")
+_NETWORK_SCHEMES: Final = frozenset({"http", "https", "ws", "wss"})
 _HEX_KEY: Final = re.compile(r"(?:0[xX])?[0-9a-fA-F]{64}")
 
 
@@ -113,7 +114,8 @@ def secret_values(environ: Mapping[str, str]) -> Iterator[str]:
 
 
 def url_secrets(url: str) -> Iterator[str]:
-    """The secret parts of a URL: its password, query values and token-like path segments."""
+    """The secret parts of a URL: its password, query values and, for network URLs (where
+    providers put API keys), token-like path segments; a database file's path is no secret."""
     try:
         parts = urlsplit(url)
         password = parts.password
@@ -124,7 +126,8 @@ def url_secrets(url: str) -> Iterator[str]:
     for _, value in parse_qsl(parts.query):
         if value:
             yield value
-    yield from (s for s in parts.path.split("/") if _TOKEN_SEGMENT.fullmatch(s))
+    if parts.scheme.lower() in _NETWORK_SCHEMES:
+        yield from (s for s in parts.path.split("/") if _TOKEN_SEGMENT.fullmatch(s))
 
 
 def is_hex_key(text: str) -> bool:

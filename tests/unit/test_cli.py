@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from arbx.cli import main
+from arbx.chain.transport import describe
+from arbx.cli import _log_settings, main
 
 MAINNET = Path(__file__).parents[1] / "fixtures" / "mainnet"
 V3 = MAINNET / "v3_wbtc_weth_24407242.json"
@@ -228,3 +229,30 @@ def test_console_script_exit_code_and_no_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("arbx: error:")
+
+
+@pytest.mark.parametrize(
+    ("command", "environ", "level"),
+    [
+        ("executor", {}, "WARNING"),  # one-shot commands print their answer, log only warnings
+        ("report", {}, "WARNING"),
+        ("executor", {"ARBX_LOG__LEVEL": "info"}, "INFO"),  # unless a level is set
+        ("run", {}, "INFO"),  # services log what they do
+        ("api", {}, "INFO"),
+    ],
+)
+def test_log_level_by_command(
+    monkeypatch: pytest.MonkeyPatch, command: str, environ: dict[str, str], level: str
+) -> None:
+    monkeypatch.delenv("ARBX_LOG__LEVEL", raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    assert _log_settings(None, command).level == level
+
+
+def test_connection_failures_read_as_one_short_line() -> None:
+    error = OSError(111, "Connect call failed ('127.0.0.1', 47361)\n  more")
+    text = describe(error)
+    assert text.startswith("ConnectionRefusedError: [Errno 111] Connect call failed")
+    assert "\n" not in text
+    assert len(describe(OSError("x" * 1000))) <= 220

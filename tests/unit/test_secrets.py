@@ -20,6 +20,7 @@ from arbx.scrub import (
     scrub_text,
     scrub_url,
     secret_values,
+    url_secrets,
 )
 
 KEY = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
@@ -143,3 +144,14 @@ def test_the_log_format_setting() -> None:
     with pytest.raises(ConfigError, match="ARBX_LOG__FORMAT"):
         log_settings({"ARBX_LOG__FORMAT": "xml"})
     assert Settings(log={"format": "json"}).log.format == "json"
+
+
+def test_url_secrets_take_path_tokens_of_network_urls_only() -> None:
+    assert list(url_secrets("https://eth.example/v2/AbCdEf0123456789xyzAbCd")) == [
+        "AbCdEf0123456789xyzAbCd"
+    ]
+    # a database file's folder is no secret (the redaction must not eat log paths)
+    assert list(url_secrets("sqlite:////tmp/test_deploy_against_a_dead_rpc0/arbx.db")) == []
+    assert list(url_secrets("postgresql://arbx:hunter22@db/arbx_2026_12_03_sessiondb")) == [
+        "hunter22"
+    ]

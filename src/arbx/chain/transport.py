@@ -81,6 +81,12 @@ class Transport(Poster, Protocol):
         """Release every connection."""
 
 
+def describe(exc: BaseException) -> str:
+    """One short line naming a connection failure (its class and message, never a repr)."""
+    text = " ".join(str(exc).split())[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 async def _read_capped(stream: aiohttp.StreamReader, cap: int) -> bytes:
     """The whole body of ``stream``, refusing to hold more than ``cap`` bytes of it."""
     body = await stream.read(cap + 1)  # usually the whole body, already buffered
@@ -163,7 +169,7 @@ class AiohttpTransport:
         except TimeoutError as exc:
             raise TransportError(FailureKind.TIMEOUT, f"no answer within {timeout}s") from exc
         except Exception as exc:  # aiohttp, OS and protocol errors: the endpoint failed
-            raise TransportError(FailureKind.CONNECTION, repr(exc)) from exc
+            raise TransportError(FailureKind.CONNECTION, describe(exc)) from exc
         if status == 200:
             return decode_json(raw, exact_integers=self._exact)
         if status < 500:  # nodes and relays send a JSON-RPC error with a 4xx status
@@ -188,7 +194,7 @@ class AiohttpTransport:
         except TimeoutError as exc:
             raise TransportError(FailureKind.TIMEOUT, f"no WebSocket within {timeout}s") from exc
         except Exception as exc:
-            raise TransportError(FailureKind.CONNECTION, repr(exc)) from exc
+            raise TransportError(FailureKind.CONNECTION, describe(exc)) from exc
         return _AiohttpWebSocket(ws)
 
     async def close(self) -> None:
@@ -209,7 +215,7 @@ class _AiohttpWebSocket:
         try:
             await self._ws.send_str(body.decode())
         except Exception as exc:
-            raise TransportError(FailureKind.CONNECTION, repr(exc)) from exc
+            raise TransportError(FailureKind.CONNECTION, describe(exc)) from exc
 
     async def receive(self, timeout: float | None) -> Any:
         """The next decoded JSON document (``timeout`` None: wait as long as it takes)."""
@@ -218,7 +224,7 @@ class _AiohttpWebSocket:
         except TimeoutError as exc:
             raise TransportError(FailureKind.TIMEOUT, f"silent for {timeout}s") from exc
         except Exception as exc:
-            raise TransportError(FailureKind.CONNECTION, repr(exc)) from exc
+            raise TransportError(FailureKind.CONNECTION, describe(exc)) from exc
         if message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
             return decode_json(message.data, exact_integers=False)  # node answers only
         if message.type == aiohttp.WSMsgType.ERROR and "size" in str(message.data).lower():
@@ -289,7 +295,7 @@ class WsChannel:
         except TransportError as failure:
             self._fail(failure)
         except Exception as exc:  # anything else the socket throws: the channel is gone
-            self._fail(TransportError(FailureKind.CONNECTION, repr(exc)))
+            self._fail(TransportError(FailureKind.CONNECTION, describe(exc)))
 
     def _fail(self, failure: TransportError) -> None:
         if self._failure is None:

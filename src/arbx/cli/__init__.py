@@ -7,6 +7,7 @@ on stderr and exit code 2; nothing here prints a traceback for it.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +18,12 @@ from arbx.cli.args import EXIT_USAGE, Parser
 from arbx.config import load_settings
 from arbx.devnet.commands import add_devnet_parser, run_devnet
 from arbx.domain.errors import ArbxError, ConfigError, MathError
+from arbx.errors import TransientError
 from arbx.obs.logging import LogSettings, configure_logging, log_settings
+
+# Commands that run as services log what they do; the others print their own answer and log
+# only warnings unless a log level is set (``ARBX_LOG__LEVEL`` or ``[log] level``).
+SERVICES = frozenset({"run", "api", "devnet", "sync"})
 
 
 def build_parser() -> Parser:
@@ -36,14 +42,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``arbx`` console command."""
     args = build_parser().parse_args(argv)
     try:
-        configure_logging(_log_settings(getattr(args, "config", None)))
+        configure_logging(_log_settings(getattr(args, "config", None), args.command))
         code: int = args.handler(args)
     except ConfigError as exc:
         return fail(str(exc))
     except MathError as exc:
         return fail(f"the pool cannot do this: {exc}")
+    except TransientError as exc:
+        return fail(f"no answer, try again later: {_first_line(exc)}")
     except ArbxError as exc:
-        return fail(f"{type(exc).__name__}: {exc}")
+        return fail(f"{type(exc).__name__}: {_first_line(exc)}")
     except BrokenPipeError:
         return 0
     except (RecursionError, MemoryError) as exc:  # input past what the process can hold
@@ -58,14 +66,15 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
-def _log_settings(config: Path | None) -> LogSettings:
+def _log_settings(config: Path | None, command: str) -> LogSettings:
     """The ``log`` settings of the settings file, else of the environment alone."""
-    if config is None:
-        return log_settings()
-    try:
-        return load_settings(config).log
-    except ConfigError:  # the command reports the bad file itself
-        return log_settings()
+    settings = log_settings()
+    if config is not None:
+        with contextlib.suppress(ConfigError):  # the command reports a bad file itself
+            settings = load_settings(config).log
+    if command in SERVICES or "level" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"level": "WARNING"})
 
 
 def fail(message: str) -> int:
