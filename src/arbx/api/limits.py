@@ -12,7 +12,8 @@
   bodies that passed here, so it never meets a deep one.
 
 Every refusal is ``{"detail": "<one line>"}`` like the rest of the API, and closes nothing else:
-the process keeps serving. The HTTP server adds its own caps (see ``SERVER_LIMITS``).
+the process keeps serving. The HTTP server adds its own caps and a deadline for each request's
+head (see ``SERVER_LIMITS``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
 from arbx import safejson
 
 Scope = MutableMapping[str, Any]
@@ -30,9 +33,53 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-# For uvicorn: the h11 parser (named: the cap below is its own), which refuses a request whose
-# head (request line and headers) passes this size before the app sees it.
-SERVER_LIMITS: Final[dict[str, Any]] = {"http": "h11", "h11_max_incomplete_event_size": 32 * 1024}
+
+class HeadDeadlineH11(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for each request's head (line and headers).
+
+    uvicorn times out idle keep-alive connections, but not a connection that sends nothing or a
+    head one byte at a time: each would hold a file descriptor for ever. Here a connection with no
+    request in flight is closed ``head_timeout`` seconds after it opens or after its last answer.
+    A request being answered (a live stream too) is never cut.
+    """
+
+    head_timeout: float = 10.0
+    _head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Open the connection and start the first head's deadline."""
+        super().connection_made(transport)
+        self._arm_head_deadline()
+
+    def on_response_complete(self) -> None:
+        """After an answer, the next request's head has its own deadline."""
+        super().on_response_complete()
+        self._arm_head_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Forget the deadline with the connection."""
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+        super().connection_lost(exc)
+
+    def _arm_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+        if not self.transport.is_closing():
+            self._head_deadline = self.loop.call_later(self.head_timeout, self._head_expired)
+
+    def _head_expired(self) -> None:
+        in_flight = self.cycle is not None and not self.cycle.response_complete
+        if not in_flight and not self.transport.is_closing():
+            self.transport.close()
+
+
+# For uvicorn: the h11 parser with the deadline above, and its own cap on a request's head
+# (request line and headers): past it the request is refused before the app sees it.
+SERVER_LIMITS: Final[dict[str, Any]] = {
+    "http": HeadDeadlineH11,
+    "h11_max_incomplete_event_size": 32 * 1024,
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,8 @@ process survives a body nested 100,000 deep and keeps answering.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -16,8 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from arbx.api import create_app, serve
 from arbx.api.events import _ids
-from tests.integration.api.support import Harness, first_line
+from arbx.api.limits import HeadDeadlineH11
+from tests.integration.api.support import CHAIN, Harness, first_line
 
 pytestmark = pytest.mark.integration
 
@@ -188,3 +192,41 @@ def test_notification_payloads_are_decoded_safely() -> None:
         '{"kind":"bundle","ids":[3]}',
     ]
     assert _ids(payloads) == ([1, 2], [3])
+
+
+@pytest.mark.asyncio
+async def test_a_request_head_has_a_deadline(api: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(HeadDeadlineH11, "head_timeout", 0.3)
+    app = create_app(api.factory, chain_id=CHAIN)
+    port, stop = _free_port(), asyncio.Event()
+    task = asyncio.create_task(serve(app, "127.0.0.1", port, stop))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(200):
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get("/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.02)
+            silent = await asyncio.open_connection("127.0.0.1", port)
+            trickle = await asyncio.open_connection("127.0.0.1", port)
+            trickle[1].write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never finished
+            for reader, _ in (silent, trickle):
+                assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server
+            held = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}")
+            assert (await held.get("/healthz")).status_code == 200
+            await asyncio.sleep(0.6)  # idle after an answer: closed too, the client reconnects
+            assert (await held.get("/healthz")).status_code == 200
+            await held.aclose()
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            token = api.tokens["viewer"]
+            writer.write(f"GET /api/v1/stream?token={token} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            first = await asyncio.wait_for(reader.readuntil(b"\n\n\r\n"), 5)  # event + chunk end
+            assert first.startswith(b"HTTP/1.1 200")
+            assert b"event: status" in first
+            with pytest.raises(TimeoutError):  # a live stream outlives the deadline: no EOF
+                await asyncio.wait_for(reader.read(1), 1.0)
+            writer.close()
+            assert (await client.get("/healthz")).status_code == 200
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
