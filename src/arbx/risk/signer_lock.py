@@ -195,6 +195,9 @@ class SignerLock:
                         )
                 except DBAPIError:
                     pass  # the lock goes with the connection anyway; the row is informational
+            if self._conn is not None:  # unlock now: the server ends a closed session later
+                with contextlib.suppress(DBAPIError):
+                    self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._lock_id})
             self._lost()
 
     async def keep_alive(self, stop: asyncio.Event, interval: float | None = None) -> None:
