@@ -37,14 +37,16 @@ _HEX_KEY: Final = re.compile(r"(?:0[xX])?[0-9a-fA-F]{64}")
 
 
 def scrub_url(url: str) -> str:
-    """``url`` without its password, query values or token-like path segments."""
+    """``url`` without its password, query values or (network URLs) token-like path segments."""
     try:
         parts = urlsplit(url)
         netloc = _netloc(parts)
     except ValueError:
         return MASK
+    network = parts.scheme.lower() in _NETWORK_SCHEMES  # a file's path is no token
     path = "/".join(
-        MASK if _TOKEN_SEGMENT.fullmatch(segment) else segment for segment in parts.path.split("/")
+        MASK if network and _TOKEN_SEGMENT.fullmatch(segment) else segment
+        for segment in parts.path.split("/")
     )
     names = [name for name, _ in parse_qsl(parts.query, keep_blank_values=True)]
     query = "&".join(f"{quote(name, safe='')}={MASK}" for name in names)

@@ -44,6 +44,10 @@ TX_HASH = "0x" + "ab" * 32
             "https://user:***@builder.example:8443/rpc#***",
         ),
         ("sqlite:///./data/arbx.db", "sqlite:///./data/arbx.db"),
+        (  # a file's path is no token, however long its directory names
+            "sqlite:////tmp/pytest-1/test_deploy_against_a_dead_rp0/arbx.db",
+            "sqlite:////tmp/pytest-1/test_deploy_against_a_dead_rp0/arbx.db",
+        ),
         ("http://127.0.0.1:8545", "http://127.0.0.1:8545"),
     ],
 )
