@@ -22,6 +22,7 @@ import signal
 import statistics
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,36 +155,46 @@ def _answer(
     return web.Response(body=bytes(dumps(doc)), status=status, content_type="application/json")
 
 
-async def serve(node_url: str, port: int) -> None:
-    """Serve on 127.0.0.1:``port`` until SIGTERM or SIGINT."""
+@contextlib.asynccontextmanager
+async def serving(node_url: str, port: int = 0) -> AsyncIterator[tuple[InstantBuilder, str]]:
+    """The double serving on 127.0.0.1:``port`` (0: any free port); it and its URL."""
     double = InstantBuilder(node_url)
     app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     app.router.add_post("/", double.handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    bound = int(runner.addresses[0][1])
-    print(f"listening on http://127.0.0.1:{bound}", flush=True)
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", port)
+        await site.start()
+        yield double, f"http://127.0.0.1:{int(runner.addresses[0][1])}"
+    finally:
+        await runner.cleanup()
+        await double.rpc.close()
+
+
+async def serve(node_url: str, port: int) -> None:
+    """Serve on 127.0.0.1:``port`` until SIGTERM or SIGINT; print its figures at the end."""
+    async with serving(node_url, port) as (double, url):
+        print(f"listening on {url}", flush=True)
+        await _until_signalled()
+    s = double.stats
+    times = {m: round(statistics.median(v), 2) for m, v in s.answer_ms.items() if v}
+    print(
+        json.dumps(
+            {"sent": s.sent, "called": s.called, "cancelled": s.cancelled,
+             "refused": s.refused, "answer_ms_p50": times}
+        ),
+        flush=True,
+    )  # fmt: skip
+
+
+async def _until_signalled() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-        await double.rpc.close()
-        s = double.stats
-        times = {m: round(statistics.median(v), 2) for m, v in s.answer_ms.items() if v}
-        print(
-            json.dumps(
-                {"sent": s.sent, "called": s.called, "cancelled": s.cancelled,
-                 "refused": s.refused, "answer_ms_p50": times}
-            ),
-            flush=True,
-        )  # fmt: skip
+    await stop.wait()
 
 
 def main(argv: list[str] | None = None) -> int:

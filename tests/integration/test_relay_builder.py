@@ -17,7 +17,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from arbx.chain.heads import decode_head
-from arbx.chain.rpc import RpcClient
+from arbx.chain.rpc import RpcClient, RpcError
 from arbx.chain.transport import AiohttpTransport
 from arbx.devnet.anvil import Anvil, AnvilOptions, free_port, start_anvil
 from arbx.devnet.builder import LocalBuilder
@@ -472,3 +472,33 @@ async def test_tracker_classifies_included_not_included_reverted_and_reorgs(
         "reorged": (Outcome.INCLUDED, True),
     }
     assert {b.key for b in tracker.pop_settled()} == set(keys)
+
+
+# -- the benchmark's builder that answers at once -----------------------------------------------
+
+
+async def test_the_instant_builder_double_answers_as_the_local_builder_does(
+    node: Anvil, builder: LocalBuilder, rpc: RpcClient, relay: RelayClient
+) -> None:
+    from bench.instant_builder import serving  # noqa: PLC0415 (the benchmark's double)
+
+    searcher = await funded(rpc)
+    head = await rpc.block_number()
+    bundle = [sign(searcher, 0, value=3 * 10**15, tip=2 * GWEI), sign(searcher, 1, revert=True)]
+    async with serving(node.url) as (double, url):
+        fast = BuilderSpec("double", url, supports_call_bundle=True)
+        ours = await relay.call_bundle(fast, bundle, head + 1)
+        theirs = await relay.call_bundle(spec(builder), bundle, head + 1)
+        assert ours.results == theirs.results  # gas, payments and the revert, tx by tx
+        assert (ours.total_gas_used, ours.state_block) == (theirs.total_gas_used, head)
+        with pytest.raises(RpcError, match="nonce 5"):
+            await relay.call_bundle(fast, [sign(searcher, 5)], head + 1)
+        sent = await relay.send_bundle(fast, bundle[:1], head + 1, replacement_uuid="u")
+        assert (sent.ok, sent.bundle_hash) == (True, bundle_hash(bundle[:1]))
+        assert (await relay.cancel_bundle(fast, "u")).ok
+        assert double.stats.cancelled == 1
+        body = b'{"jsonrpc":"2.0","id":1,"method":"eth_sendBundle","params":[]}'
+        status, answer = await post(url, body, {FLASHBOTS_HEADER: REPUTATION(body + b" ")})
+        assert (status, answer["error"]["code"]) == (403, -32600)
+        assert double.stats.refused == 1
+    assert await rpc.block_number() == head  # it builds nothing
