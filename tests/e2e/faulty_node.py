@@ -9,6 +9,8 @@ Modes (``proxy.mode``):
   the head.
 - ``inconsistent``: logs answer for another block hash than the one asked for, and headers name a
   parent hash that is no block of the chain: a node on a fork, or a cache mixing two answers.
+- ``no_receipts``: the node has not indexed receipts yet (``eth_getTransactionReceipt``
+  answers null), as a backend that lags behind the one that served the block.
 - ``down``: the port is closed: connections are refused (``stop_listening`` / ``listen``).
 """
 
@@ -97,6 +99,9 @@ class FaultyNode:
         if mode == "ahead" and method == "eth_blockNumber" and isinstance(result, str):
             self.faults += 1
             return {**reply, "result": hex(int(result, 16) + 2)}
+        if mode == "no_receipts" and method == "eth_getTransactionReceipt":
+            self.faults += 1
+            return {**reply, "result": None}
         if mode == "no_logs" and method == "eth_getLogs":
             self.faults += 1
             return {"jsonrpc": "2.0", "id": reply["id"], "error": UNKNOWN_BLOCK}

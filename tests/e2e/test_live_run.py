@@ -32,6 +32,7 @@ from arbx.risk.killswitch import kill, unkill
 from arbx.risk.signer_lock import SignerLock
 from arbx.store import execution_repo, make_engine, make_session_factory, migrate, repo
 from arbx.strategies.cyclic import CyclicArbitrage, StrategyLimits
+from tests.e2e.faulty_node import FaultyNode, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -409,3 +410,47 @@ async def test_a_locked_database_does_not_hold_bundles_back(
     with live.sessions.begin() as session:
         recorded = execution_repo.list_bundles(session, run_id)
     assert len([b for b in recorded if b.status != "sim_failed"]) == executor.stats.sent
+
+
+@pytest.mark.asyncio
+async def test_a_receipt_the_node_lacks_is_read_again_and_no_trade_comes_before(
+    devnet: tuple[EmbeddedDevnet, Path], tmp_path: Path
+) -> None:
+    running, key_file = devnet
+    node = FaultyNode(running.url)
+    await node.start()
+    live = _Live(running, key_file, tmp_path / "receipts.db")
+    seen: dict[str, int] = {}
+    try:
+        async with RpcClient([node.url], timeout=10.0) as proxied:
+            pipeline, executor, (risk, relay), run_id = await live.build(proxied)
+            stop = asyncio.Event()
+
+            async def hide_then_show_receipts() -> None:
+                await wait_for(lambda: executor.stats.sent >= 1)
+                node.mode = "no_receipts"
+                await wait_for(lambda: node.faults >= 1)  # an included bundle's receipt
+                seen["sent"] = executor.stats.sent
+                await wait_for(lambda: node.faults >= 4)  # asked again at each head
+                seen["sent_meanwhile"] = executor.stats.sent
+                node.mode = "ok"
+                await wait_for(lambda: executor.stats.outcomes.get("included", 0) >= 1)
+                stop.set()
+
+            watcher = asyncio.ensure_future(hide_then_show_receipts())
+            try:
+                await asyncio.wait_for(pipeline.run(stop, max_blocks=600), timeout=150)
+                await watcher
+            finally:
+                watcher.cancel()
+                await executor.close()
+                risk.stop()
+                await relay.close()
+    finally:
+        await node.close()
+    assert seen["sent_meanwhile"] == seen["sent"]  # the gas it cost was unknown: no next trade
+    with live.sessions.begin() as session:
+        bundles = execution_repo.list_bundles(session, run_id)
+    included = [b for b in bundles if b.status == "included"]
+    assert included
+    assert all(b.gas_cost and b.realized_profit is not None for b in included)

@@ -157,6 +157,7 @@ class BundleExecutor:
         self._prefence: tuple[int, asyncio.Future[str | None]] | None = None
         self._early: tuple[int, asyncio.Future[None]] | None = None
         self._resync: asyncio.Future[None] | None = None
+        self._unsettled: list[OutcomeChange] = []  # changes to settle again (receipt not read)
         risk.kill_switch.on_engage(self._kill_seen)
 
     @property
@@ -227,8 +228,13 @@ class BundleExecutor:
         """Settle with ``head`` (after ``previous``), then start the fence if a trade may follow."""
         if previous is not None:  # never cancelled: a settlement is finished, not cut short
             await asyncio.gather(previous, return_exceptions=True)
-        for change in await self._track(head):
-            await self._settle(change)
+        pending, self._unsettled = self._unsettled, []
+        for change in [*pending, *await self._track(head)]:
+            try:
+                await self._settle(change)
+            except (ArbxError, LookupError, TypeError, ValueError) as exc:  # the receipt, mostly
+                log.warning("settling bundle %s failed, again next head: %s", change.key, exc)
+                self._unsettled.append(change)
         self.tracker.pop_settled()  # settled bundles left in_flight: nothing waits on them
         resync, self._resync = self._resync, None
         if resync is not None:
@@ -430,14 +436,15 @@ class BundleExecutor:
             flight.decided = False
             self.records.submit(store_outcome, self.sessions, flight.record, "pending", {})
             return
-        flight.decided = True
         details: dict[str, Any] = {}
         gas_cost = realized = 0
         if outcome in (Outcome.INCLUDED, Outcome.REVERTED):
             self.nonces.confirm(flight.nonce)
+            # undecided (no next trade) until the gas it cost is known to the limits
             details = await self._realized(flight, outcome == Outcome.INCLUDED)
             gas_cost, realized = details["gas_cost"], details["realized_profit"]
-        else:
+        flight.decided = True
+        if outcome not in (Outcome.INCLUDED, Outcome.REVERTED):
             self.nonces.failed(flight.nonce)
             if self._resync is None:  # now, not when the next bundle needs a nonce
                 self._resync = asyncio.ensure_future(self._resync_nonces())
