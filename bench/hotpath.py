@@ -20,11 +20,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from arbx.chain.book import load_book
 from arbx.chain.heads import heads
 from arbx.chain.rpc import RpcClient
 from arbx.chain.sync import ChainSync
 from arbx.cli.live import devnet_keys, live_executor, stage_caps
-from arbx.cli.run import DEVNET_RISK, _bootstrap, devnet_spec
+from arbx.cli.run import DEVNET_RISK, devnet_spec
 from arbx.config import load_settings
 from arbx.devnet.anvil import free_port
 from arbx.devnet.deployment import load_deployment
@@ -53,7 +54,7 @@ async def measure(rpc_url: str, builder_url: str, key_file: Path, folder: Path) 
     )
     spec = devnet_spec(load_deployment(folder / "devnet.json"))
     async with RpcClient([rpc_url], timeout=10.0) as client:
-        book, _, _ = await _bootstrap(client, spec)
+        book = (await load_book(client, spec)).book
         with sessions.begin() as session:
             repo.upsert_chain(session, 31337, "devnet")
             run_id = repo.start_run(session, 31337, mode="limited")

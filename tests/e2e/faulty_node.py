@@ -11,6 +11,7 @@ Modes (``proxy.mode``):
   parent hash that is no block of the chain: a node on a fork, or a cache mixing two answers.
 - ``no_receipts``: the node has not indexed receipts yet (``eth_getTransactionReceipt``
   answers null), as a backend that lags behind the one that served the block.
+- ``no_method``: ``eth_getLogs`` is a method the node does not serve (-32601).
 - ``down``: the port is closed: connections are refused (``stop_listening`` / ``listen``).
 """
 
@@ -102,6 +103,10 @@ class FaultyNode:
         if mode == "no_receipts" and method == "eth_getTransactionReceipt":
             self.faults += 1
             return {**reply, "result": None}
+        if mode == "no_method" and method == "eth_getLogs":
+            self.faults += 1
+            error = {"code": -32601, "message": "the method eth_getLogs does not exist"}
+            return {"jsonrpc": "2.0", "id": reply["id"], "error": error}
         if mode == "no_logs" and method == "eth_getLogs":
             self.faults += 1
             return {"jsonrpc": "2.0", "id": reply["id"], "error": UNKNOWN_BLOCK}

@@ -8,21 +8,27 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
+from arbx.chain.book import load_book
 from arbx.chain.bootstrap import PoolMeta
 from arbx.chain.heads import heads
 from arbx.chain.parity import ParityChecker, check_parity
 from arbx.chain.resync import BookResync
-from arbx.chain.rpc import RpcClient
+from arbx.chain.rpc import RpcClient, RpcError
 from arbx.chain.sync import ChainSync
-from arbx.cli.run import _bootstrap, devnet_spec
+from arbx.cli.run import devnet_spec
 from arbx.devnet.commands import EmbeddedDevnet
 from arbx.domain.journal import PoolBook
+from arbx.engine.lifecycle import Caps, EngineRun, RunContext, RunPlan
 from arbx.engine.pipeline import BlockResult, Pipeline, RunSummary
 from arbx.engine.runner import Supervisor
+from arbx.executors.factory import ShadowExecution, build_execution
+from arbx.store import make_engine, make_session_factory
+from arbx.store.models import Run
 from arbx.strategies.cyclic import CyclicArbitrage, StrategyLimits
 from tests.e2e.faulty_node import FaultyNode, wait_for
 
@@ -80,7 +86,8 @@ async def supervised_run(
     """The engine through ``node`` while ``faults`` misbehaves; ``faults`` returns the chain's
     head once the node behaves again, and the run stops AFTER blocks past it."""
     async with RpcClient([node.url], timeout=2.0) as client:
-        book, metas, _ = await _bootstrap(client, devnet_spec(devnet.deployment))
+        loaded = await load_book(client, devnet_spec(devnet.deployment))
+        book, metas = loaded.book, loaded.metas
         strategy = CyclicArbitrage(book, StrategyLimits(base_tokens=(devnet.deployment.weth,)))
         timeline = Timeline()
         pipeline = Pipeline(
@@ -101,7 +108,7 @@ async def supervised_run(
                 stop.set()
 
         driver = asyncio.ensure_future(drive())
-        summary = await Supervisor(pipeline).run(stop)
+        summary = await asyncio.wait_for(Supervisor(pipeline).run(stop), timeout=240)
         await driver
     return Outcome(summary, book, metas, timeline, node.faults, client.stats.exhausted)
 
@@ -181,3 +188,41 @@ async def test_every_endpoint_gone_for_30_seconds(devnet: EmbeddedDevnet, node: 
     assert outcome.exhausted > 0  # the engine did find no endpoint
     assert outcome.summary.blocks >= 5 + AFTER
     await assert_parity(devnet, outcome)
+
+
+async def test_an_endpoint_the_engine_cannot_use_ends_the_run_with_its_reason_recorded(
+    devnet: EmbeddedDevnet, node: FaultyNode, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    spec = devnet_spec(devnet.deployment)
+    plan = RunPlan(spec, "shadow", url, {"note": "test"}, poll_interval=0.02)
+
+    def strategy(book: PoolBook, caps: Caps) -> CyclicArbitrage:
+        return CyclicArbitrage(book, StrategyLimits(base_tokens=spec.base_tokens), caps=caps)
+
+    async def execution(run: RunContext) -> ShadowExecution:
+        return await build_execution(
+            "shadow", live=None, engine=run.engine, sessions=run.sessions, client=run.client,
+            chain_id=run.chain_id, run_id=run.run_id, base_tokens=spec.base_tokens,
+            pools=run.book.pools,
+        )  # fmt: skip
+
+    async with RpcClient([node.url], timeout=2.0) as client:
+        run = EngineRun(plan, client, strategy=strategy, execution=execution)
+        started = await run.start()
+        node.mode = "no_method"
+        try:
+            with pytest.raises(RpcError, match="does not exist"):
+                await asyncio.wait_for(run.run(asyncio.Event(), max_blocks=50), timeout=60)
+        finally:
+            record = await run.stop()
+    assert record is not None
+    assert record.run_id == started.run_id
+    with make_session_factory(make_engine(url), readonly=True).begin() as session:
+        row = session.get(Run, started.run_id)
+        assert row is not None
+        assert row.status == "failed"
+        assert row.summary_json is not None
+        assert row.summary_json["stopped_by"] == "error"
+        assert "eth_getLogs does not exist" in row.summary_json["reason"]
+        assert row.ended_at is not None

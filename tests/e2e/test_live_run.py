@@ -19,11 +19,12 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from arbx.chain.book import load_book
 from arbx.chain.heads import heads
 from arbx.chain.rpc import RpcClient
 from arbx.chain.sync import ChainSync
 from arbx.cli.live import devnet_keys, live_executor, stage_caps
-from arbx.cli.run import DEVNET_RISK, _bootstrap, devnet_spec
+from arbx.cli.run import DEVNET_RISK, devnet_spec
 from arbx.config import load_settings
 from arbx.devnet.commands import EmbeddedDevnet
 from arbx.engine.pipeline import Pipeline
@@ -105,7 +106,7 @@ class _Live:
         self.spec = devnet_spec(devnet.deployment)
 
     async def build(self, client: RpcClient) -> tuple[Pipeline, Any, Any, int]:
-        book, _, _ = await _bootstrap(client, self.spec)
+        book = (await load_book(client, self.spec)).book
         with self.sessions.begin() as session:
             repo.upsert_chain(session, 31337, "devnet")
             run_id = repo.start_run(session, 31337, mode="limited")
@@ -130,7 +131,7 @@ async def test_shadow_never_sends(client: RpcClient, devnet: tuple[EmbeddedDevne
     running, _ = devnet
     before = await _searcher_nonce(client, running)
     spec = devnet_spec(running.deployment)
-    book, _, _ = await _bootstrap(client, spec)
+    book = (await load_book(client, spec)).book
     strategy = CyclicArbitrage(book, StrategyLimits(base_tokens=spec.base_tokens))
 
     class _Count:

@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from arbx.chain.book import load_book
 from arbx.chain.heads import heads
 from arbx.chain.parity import check_parity
 from arbx.chain.rpc import RpcClient
 from arbx.chain.sync import ChainSync
-from arbx.cli.run import _bootstrap, devnet_spec
+from arbx.cli.run import devnet_spec
 from arbx.devnet.commands import EmbeddedDevnet
 from arbx.engine.pipeline import BlockResult, Pipeline
 from arbx.store import api_repo, make_engine, make_session_factory
@@ -53,7 +54,8 @@ async def engine(devnet: EmbeddedDevnet) -> AsyncIterator[tuple[RpcClient, Any]]
 
 
 async def run_blocks(client: RpcClient, spec: Any, blocks: int) -> tuple[Any, Any, _Recorder]:
-    book, metas, _ = await _bootstrap(client, spec)
+    loaded = await load_book(client, spec)
+    book, metas = loaded.book, loaded.metas
     strategy = CyclicArbitrage(book, StrategyLimits(base_tokens=spec.base_tokens, max_hops=3))
     recorder = _Recorder()
     pipeline = Pipeline(
@@ -124,7 +126,8 @@ async def test_the_run_goes_on_when_one_endpoint_dies(devnet: EmbeddedDevnet) ->
     endpoints = [f"http://127.0.0.1:{port}", devnet.url]  # the proxy is preferred
     async with RpcClient(endpoints, timeout=2.0, probe_interval=60.0) as client:
         spec = devnet_spec(devnet.deployment)
-        book, metas, _ = await _bootstrap(client, spec)
+        loaded = await load_book(client, spec)
+        book, metas = loaded.book, loaded.metas
         strategy = CyclicArbitrage(book, StrategyLimits(base_tokens=spec.base_tokens))
         recorder = _Recorder()
         stop = asyncio.Event()

@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator, Iterable
 
 import pytest
 
-from arbx.chain.bootstrap import BootstrapError
+from arbx.chain.book import keep_liquid
+from arbx.chain.bootstrap import BootstrapError, PoolMeta
 from arbx.chain.heads import Head
 from arbx.chain.rpc import ExecutionRevertedError, RpcError
 from arbx.chain.sync import SyncUpdate
 from arbx.chain.transport import FailureKind, TransportError
 from arbx.domain.errors import ConfigError, InputError, MathError, StaleStateError
+from arbx.domain.pools import Token, V2Pool
 from arbx.domain.profit import Opportunity
 from arbx.engine.pipeline import BlockResult, Pipeline
 from arbx.engine.runner import Supervisor
@@ -196,3 +198,17 @@ async def test_a_stop_signal_cuts_a_back_off_short() -> None:
     slow = SupervisionPolicy(backoff=Backoff(base=60.0, cap=60.0))
     summary = await asyncio.wait_for(Supervisor(run, slow).run(stop), timeout=5)
     assert (summary.blocks, summary.stopped_by) == (0, "signal")
+
+
+def test_only_v2_pools_with_both_reserves_at_the_minimum_are_kept() -> None:
+    t0, t1 = Token("0x" + "01" * 20, "A", 18), Token("0x" + "02" * 20, "B", 18)
+
+    def pair(n: int, r0: int, r1: int) -> V2Pool:
+        return V2Pool(f"0x{n:040x}", t0, t1, r0, r1)
+
+    pools = [pair(1, 10, 10), pair(2, 10, 9), pair(3, 9, 10), pair(4, 100, 100)]
+    metas = [PoolMeta(p.address, "uniswap_v2", t0, t1, 30) for p in pools]
+    kept, kept_metas = keep_liquid(pools, metas, 10)
+    assert [p.address for p in kept] == [pools[0].address, pools[3].address]
+    assert [m.address for m in kept_metas] == [p.address for p in kept]
+    assert keep_liquid(pools, metas, 0) == (pools, metas)

@@ -39,16 +39,22 @@ class BookResync:
         return self.book.replace(fresh)
 
     async def rebootstrap(self) -> tuple[int, set[str]]:
-        """Read every pool at the chain's latest block and restart the book there.
+        """Read every pool at the parent of the chain's latest block and restart the book there.
 
         Returns that block's number and the pools whose state changed.
         """
-        raw = await self.client.call("eth_getBlockByNumber", ["latest", False])
-        try:
-            head = decode_head(raw)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StaleStateError(f"malformed latest block: {exc}") from None
-        fresh = await load_pools(
-            self.client, self.metas, head.number, block_hash=hex_hash(head.hash)
-        )
-        return head.number, self.book.reset(fresh, head.number, hex_hash(head.hash))
+        number, block_hash = await settled_block(self.client)
+        fresh = await load_pools(self.client, self.metas, number, block_hash=block_hash)
+        return number, self.book.reset(fresh, number, block_hash)
+
+
+async def settled_block(client: RpcClient) -> tuple[int, str]:
+    """The number and hash of the parent of the chain's latest block (the block itself at 0)."""
+    raw = await client.call("eth_getBlockByNumber", ["latest", False])
+    try:
+        head = decode_head(raw)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StaleStateError(f"malformed latest block: {exc}") from None
+    if head.number == 0:
+        return 0, hex_hash(head.hash)
+    return head.number - 1, hex_hash(head.parent_hash)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from arbx.chain.heads import Head, decode_head
 from arbx.chain.pool_events import ALL_TOPICS, to_logged
-from arbx.chain.rpc import Log, RpcClient, RpcError, decode_logs, to_data, to_quantity
+from arbx.chain.rpc import Log, RpcClient, decode_logs, to_data, to_quantity
 from arbx.domain.errors import StaleStateError
 from arbx.domain.events import LoggedEvent
 from arbx.domain.journal import PoolBook
@@ -124,21 +124,16 @@ class ChainSync:
         return header
 
     async def _logs(self, blocks: list[Head]) -> list[list[Log]]:
-        """Each block's pool logs, by block hash; StaleStateError when the node does not have
-        them or answers logs of another block."""
+        """Each block's pool logs, by block hash; StaleStateError when the node answers logs of
+        another block (an RpcError, such as "unknown block", is the caller's to judge)."""
         topics = [[to_data(t) for t in ALL_TOPICS]]
         requests = [
             ("eth_getLogs", [{"blockHash": hex_hash(b.hash), "topics": topics}]) for b in blocks
         ]
-        try:
-            if len(requests) == 1:
-                answers = [await self.client.call(*requests[0], decode=decode_logs)]
-            else:
-                answers = await self.client.batch(requests, decode=decode_logs)
-        except RpcError as exc:  # e.g. "unknown block": the node announced more than it serves
-            raise StaleStateError(
-                f"the node has no logs for block {blocks[-1].number}: {exc}"
-            ) from exc
+        if len(requests) == 1:
+            answers = [await self.client.call(*requests[0], decode=decode_logs)]
+        else:
+            answers = await self.client.batch(requests, decode=decode_logs)
         for block, logs in zip(blocks, answers, strict=True):
             for log in logs:
                 if log.block_hash != block.hash or log.block_number != block.number:

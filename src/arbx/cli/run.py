@@ -11,22 +11,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import os
 import secrets
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from arbx.cli.args import count
+from arbx.chain.spec import ChainSpec
+from arbx.cli.args import Parser, count
 from arbx.config import Settings, load_settings
 from arbx.domain.errors import ConfigError
-from arbx.domain.modes import MODES
+from arbx.domain.modes import MODES, signs
 from arbx.risk.settings import RiskSettings, StageSettings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from arbx.chain.rpc import RpcClient
+    from arbx.devnet.deployment import Deployment
+    from arbx.domain.journal import PoolBook
+    from arbx.engine.lifecycle import Caps, RunContext
+    from arbx.executors.factory import ShadowExecution
+    from arbx.obs.view import RunView
+    from arbx.strategies.cyclic import CyclicArbitrage
 
 # The embedded devnet trades play money: its capital stages are wider than a real chain's.
 DEVNET_RISK = RiskSettings(
@@ -40,27 +50,7 @@ DEVNET_RISK = RiskSettings(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class ChainSpec:
-    """Everything the run needs to know about the chain it follows."""
-
-    name: str
-    chain_id: int
-    rpc: tuple[str, ...]
-    ws: tuple[str, ...]
-    multicall: str
-    venues: tuple[Any, ...]  # arbx.chain.discovery.Venue
-    start_block: int
-    base_tokens: tuple[str, ...]
-    allow: tuple[str, ...] = ()
-    deny: tuple[str, ...] = ()
-    min_reserve: int = 0
-    symbols: dict[str, str] = field(default_factory=dict)
-    builder_url: str | None = None  # the embedded devnet's local builder
-    searcher_key_file: Path | None = None  # the embedded devnet's searcher key (live modes)
-
-
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
     """Add ``run`` and ``sync verify``."""
     run = sub.add_parser("run", help="the searcher (shadow mode; embedded devnet by default)")
     run.add_argument("--config", type=Path, help="settings file (TOML)")
@@ -121,8 +111,7 @@ def chain_for(settings: Settings, args: argparse.Namespace) -> Iterator[ChainSpe
             return
 
     print("starting the embedded devnet (anvil, Uniswap V2/V3, market simulator)...", flush=True)
-    live = settings.mode != "shadow"
-    key_file = DEFAULT_FILE.parent / "devnet-searcher.key" if live else None
+    key_file = DEFAULT_FILE.parent / "devnet-searcher.key" if signs(settings.mode) else None
     if key_file is not None:
         key_file.parent.mkdir(parents=True, exist_ok=True)
     with EmbeddedDevnet.start(
@@ -136,7 +125,7 @@ def chain_for(settings: Settings, args: argparse.Namespace) -> Iterator[ChainSpe
         yield replace(spec, builder_url=devnet.builder_url, searcher_key_file=key_file)
 
 
-def devnet_spec(deployment: Any) -> ChainSpec:
+def devnet_spec(deployment: Deployment) -> ChainSpec:
     """The ChainSpec of a devnet deployment."""
     from arbx.chain.discovery import Venue
 
@@ -160,163 +149,121 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     if args.mode is not None:
         settings = settings.model_copy(update={"mode": args.mode})
-    if settings.embedded and settings.mode != "shadow":  # play money, fast blocks
+    if settings.embedded and signs(settings.mode):  # play money, fast blocks
         execution = settings.execution.model_copy(
             update={"blocks_ahead": max(1, settings.execution.blocks_ahead)}
         )
         settings = settings.model_copy(update={"risk": DEVNET_RISK, "execution": execution})
     with chain_for(settings, args) as spec:
-        return asyncio.run(_shadow(settings, spec, args))
+        return asyncio.run(_engine_run(settings, spec, args))
 
 
-async def _shadow(settings: Settings, spec: ChainSpec, args: argparse.Namespace) -> int:
-    from arbx.chain.heads import heads
-    from arbx.chain.parity import ParityChecker
-    from arbx.chain.resync import BookResync
-    from arbx.chain.sync import ChainSync
-    from arbx.cli.live import stage_caps
-    from arbx.cli.store import database_errors
-    from arbx.engine.pipeline import Pipeline
-    from arbx.engine.runner import Supervisor
-    from arbx.engine.supervision import describe
-    from arbx.executors.shadow import ShadowExecutor
+async def _engine_run(settings: Settings, spec: ChainSpec, args: argparse.Namespace) -> int:
+    """Wire a run: its plan, the strategy, the executor factory, the view; then start, run and
+    stop it (the API and the dashboard beside it when configured)."""
+    from arbx.cli.live import devnet_keys, live_plan
+    from arbx.cli.store import database_errors, redacted
+    from arbx.engine.lifecycle import EngineRun, RunPlan
+    from arbx.executors.factory import build_execution
+    from arbx.obs.progress import LoadingBar
     from arbx.obs.view import RunView
-    from arbx.store import make_engine, make_session_factory, migrate, repo
     from arbx.strategies.cyclic import CyclicArbitrage, StrategyLimits
 
-    url = settings.database_url
-    with database_errors(url):
-        migrate.upgrade(url)
-    engine = make_engine(url)
-    sessions = make_session_factory(engine)
-    async with _client(spec, settings) as client:
-        chain_id = await client.chain_id()
-        if chain_id != spec.chain_id and not settings.embedded:
-            raise ConfigError(f"the RPC serves chain {chain_id}, the settings say {spec.chain_id}")
-        book, metas, symbols = await _bootstrap(client, spec)
-        strategy = CyclicArbitrage(
-            book,
-            StrategyLimits(
-                base_tokens=spec.base_tokens,
-                max_hops=settings.strategy.max_hops,
-                max_input=settings.strategy.max_input or None,
-                min_net_profit_wei=settings.strategy.min_net_profit_wei,
-                builder_share_bps=settings.strategy.builder_share_bps,
-                priority_fee_wei=settings.strategy.priority_fee_wei,
-                max_routes=settings.strategy.max_routes,
-                max_sized=settings.strategy.max_sized_per_block,
-            ),
-        )
-        with database_errors(url), sessions.begin() as session:
-            repo.upsert_chain(session, chain_id, spec.name)
-            repo.upsert_pools(session, list(book.pools.values()))
-            run_id = repo.start_run(
-                session, chain_id, mode=settings.mode, settings=settings.model_dump(mode="json")
-            )
-        recorder = ShadowExecutor(sessions, run_id, chain_id)
-        executor: Any = recorder
-        risk: Any = None
-        relay: Any = None
-        if settings.mode != "shadow":
-            executor, risk, relay = await _live(
-                settings, spec, engine, sessions, client, chain_id, book, recorder
-            )
-            live_risk = risk
-            strategy.caps = lambda: (
-                stage_caps(live_risk, spec.base_tokens)
-                if live_risk.mode != "shadow"
-                else strategy.limits.max_input
-            )
-            print(f"mode {risk.mode} (stage {risk.stage}): {risk.reason or 'trading'}", flush=True)
-        print(
-            f"run {run_id}: {len(book)} pools, {len(strategy.index)} routes from "
-            f"{', '.join(symbols.get(b, b) for b in spec.base_tokens)}, "
-            f"database {_short(url)}",
-            flush=True,
-        )
-        stop = asyncio.Event()
-        api_task = None
-        if settings.embedded or settings.api.serve_in_run:
-            api_task = await _serve_api(settings, sessions, chain_id, run_id, stop)
-        view = RunView(
-            f"arbx {settings.mode} · {spec.name}", symbols, live=False if args.plain else None
+    plan = RunPlan(
+        spec=spec,
+        mode=settings.mode,
+        database_url=settings.database_url,
+        settings_record=settings.model_dump(mode="json"),
+        poll_interval=settings.chain.poll_interval,
+        check_chain_id=not settings.embedded,
+    )
+    limits = StrategyLimits(
+        base_tokens=spec.base_tokens,
+        max_hops=settings.strategy.max_hops,
+        max_input=settings.strategy.max_input or None,
+        min_net_profit_wei=settings.strategy.min_net_profit_wei,
+        builder_share_bps=settings.strategy.builder_share_bps,
+        priority_fee_wei=settings.strategy.priority_fee_wei,
+        max_routes=settings.strategy.max_routes,
+        max_sized=settings.strategy.max_sized_per_block,
+    )
+    live = live_plan(
+        settings,
+        builder_url=spec.builder_url,
+        environ=_key_environ(spec, devnet_keys),
+        deploy=spec.builder_url is not None,
+    )
+
+    def strategy(book: PoolBook, caps: Caps) -> CyclicArbitrage:
+        return CyclicArbitrage(book, limits, caps=caps)
+
+    async def execution(run: RunContext) -> ShadowExecution:
+        return await build_execution(
+            settings.mode,
+            live=live,
+            engine=run.engine,
+            sessions=run.sessions,
+            client=run.client,
+            chain_id=run.chain_id,
+            run_id=run.run_id,
+            base_tokens=spec.base_tokens,
+            pools=run.book.pools,
         )
 
-        pipeline = Pipeline(
-            heads(client, poll_interval=settings.chain.poll_interval, use_ws=bool(spec.ws)),
-            ChainSync(client, book),
-            strategy,
-            executor,
-            parity=ParityChecker(client, book, metas),
-            resync=BookResync(client, book, metas),
-            on_block=view.update,
-            on_parity=recorder.on_parity,
-            pools=lambda: len(book),
+    def view(symbols: dict[str, str]) -> RunView:
+        title = f"arbx {settings.mode} · {spec.name}"
+        return RunView(title, symbols, live=False if args.plain else None)
+
+    url = settings.database_url
+    stop = asyncio.Event()
+    api_task: asyncio.Task[None] | None = None
+    async with _client(spec, settings) as client:
+        run = EngineRun(
+            plan,
+            client,
+            strategy=strategy,
+            execution=execution,
+            observer=view,
+            progress=LoadingBar(),
         )
-        _on_signals(stop)
-        status = "failed"
         try:
-            summary = await Supervisor(pipeline).run(stop, args.max_blocks)
-            status = "stopped"
-        except BaseException as exc:
-            if not pipeline.summary.fault:
-                pipeline.summary.fault = describe(exc)
-            raise
-        finally:
-            s = pipeline.summary
-            with sessions.begin() as session:
-                repo.finish_run(
-                    session,
-                    run_id,
-                    status,
-                    summary={
-                        "blocks": s.blocks,
-                        "opportunities": s.opportunities,
-                        "expected_net_profit_wei": str(s.expected_net_profit_wei),
-                        "reorgs": s.reorgs,
-                        "stopped_by": s.stopped_by or "error",
-                        "reason": s.fault or None,
-                        "parity": {
-                            "blocks_checked": s.parity_checks,
-                            "blocks_seen": s.blocks,
-                            "failures": s.parity_failures,
-                            "skipped": s.parity_skipped,
-                            "dropped": s.parity_dropped,
-                            "errors": s.parity_errors,
-                        },
-                        "supervision": {
-                            "transient_faults": s.transient_faults,
-                            "stale_faults": s.stale_faults,
-                            "reloads": s.reloads,
-                            "rebootstraps": s.rebootstraps,
-                            "skipped_heads": s.skipped_heads,
-                        },
-                        "rpc": client.stats.as_dict(),
-                        "live": dataclasses.asdict(executor.stats) if risk is not None else None,
-                    },
-                    ended_at=datetime.now(UTC),
+            with database_errors(url):
+                started = await run.start()
+            print("\n".join(started.lines) + f", database {redacted(url)}", flush=True)
+            if settings.embedded or settings.api.serve_in_run:
+                api_task = await _serve_api(
+                    settings, started.sessions, started.chain_id, started.run_id, stop
                 )
-            view.close(s)
+            _on_signals(stop)
+            await run.run(stop, args.max_blocks)
+        finally:
+            record = await run.stop()
             stop.set()
             if api_task is not None:
                 await asyncio.gather(api_task, return_exceptions=True)
-            if risk is not None:
-                await executor.close()
-                risk.stop()
-                await relay.close()
-                live = executor.stats
-                print(
-                    f"live: {live.considered} considered, {live.sent} bundles sent, "
-                    f"outcomes {live.outcomes or '{}'}, {live.refused} refused, "
-                    f"{live.sim_failed} failed simulation",
-                    flush=True,
-                )
-    print(f"report: arbx report --run {run_id}", flush=True)
-    return 0 if summary.parity_failures == 0 else 1
+    assert record is not None
+    for line in record.closing:
+        print(line, flush=True)
+    print(f"report: arbx report --run {record.run_id}", flush=True)
+    return record.exit_code
+
+
+def _key_environ(
+    spec: ChainSpec, devnet_keys: Callable[[Path, Path, Mapping[str, str]], dict[str, str]]
+) -> dict[str, str]:
+    """The variables keys are read from; on the devnet, its keys where none is configured."""
+    if spec.searcher_key_file is None:
+        return dict(os.environ)
+    folder = spec.searcher_key_file.parent
+    return {**os.environ, **devnet_keys(folder, spec.searcher_key_file, os.environ)}
 
 
 async def _serve_api(
-    settings: Settings, sessions: Any, chain_id: int, run_id: int, stop: asyncio.Event
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    chain_id: int,
+    run_id: int,
+    stop: asyncio.Event,
 ) -> asyncio.Task[None]:
     """Serve the API and the dashboard on loopback for this run; print where, with a token."""
     import socket
@@ -350,43 +297,8 @@ async def _serve_api(
     return task
 
 
-async def _live(
-    settings: Settings,
-    spec: ChainSpec,
-    engine: Any,
-    sessions: Any,
-    client: Any,
-    chain_id: int,
-    book: Any,
-    recorder: Any,
-) -> tuple[Any, Any, Any]:
-    """The live executor; on the embedded devnet with the devnet's keys and a fresh contract."""
-    from arbx.cli.live import devnet_keys, live_executor
-
-    environ = None
-    if spec.searcher_key_file is not None:  # the devnet's keys where none is configured
-        folder = spec.searcher_key_file.parent
-        environ = {**os.environ, **devnet_keys(folder, spec.searcher_key_file, os.environ)}
-    executor, risk, relay = await live_executor(
-        settings=settings,
-        mode=settings.mode,
-        engine=engine,
-        sessions=sessions,
-        client=client,
-        chain_id=chain_id,
-        base_token=spec.base_tokens[0],
-        pools=book.pools,
-        recorder=recorder,
-        builder_url=spec.builder_url,
-        environ=environ,
-        deploy=spec.builder_url is not None,
-    )
-    risk.kill_switch.install()
-    return executor, risk, relay
-
-
 @contextlib.asynccontextmanager
-async def _client(spec: ChainSpec, settings: Settings) -> AsyncIterator[Any]:
+async def _client(spec: ChainSpec, settings: Settings) -> AsyncIterator[RpcClient]:
     from arbx.chain.rpc import Endpoint, RpcClient
 
     endpoints = [
@@ -396,61 +308,11 @@ async def _client(spec: ChainSpec, settings: Settings) -> AsyncIterator[Any]:
         yield client
 
 
-async def _bootstrap(client: Any, spec: ChainSpec) -> tuple[Any, list[Any], dict[str, str]]:
-    """Discover the venues' pools and load them all at the current head."""
-    from rich.progress import Progress
-
-    from arbx.chain.bootstrap import load_pools
-    from arbx.chain.discovery import discover, token_metadata, with_metadata
-    from arbx.chain.heads import decode_head
-    from arbx.chain.sync import hex_hash
-    from arbx.domain.journal import PoolBook
-    from arbx.domain.pools import V2Pool
-
-    head = decode_head(await client.call("eth_getBlockByNumber", ["latest", False]))
-    metas = await discover(
-        client,
-        spec.venues,
-        spec.start_block,
-        head.number,
-        spec.chain_id,
-        spec.allow,
-        spec.deny,
-        multicall_address=spec.multicall,
-    )
-    if not metas:
-        raise ConfigError("no pools found: check the venues' factories and chain.start_block")
-    addresses = sorted({t.address for m in metas for t in (m.token0, m.token1)})
-    tokens = await token_metadata(client, spec.multicall, addresses, head.number)
-    metas = with_metadata(metas, tokens)
-    with Progress(transient=True) as progress:
-        task = progress.add_task(
-            f"loading {len(metas)} pools at block {head.number}", total=len(metas)
-        )
-        pools = await load_pools(client, metas, head.number, lambda n: progress.advance(task, n))
-    if spec.min_reserve:
-        pools = [
-            p
-            for p in pools
-            if not isinstance(p, V2Pool) or min(p.reserve0, p.reserve1) >= spec.min_reserve
-        ]
-        kept = {p.address for p in pools}
-        metas = [m for m in metas if m.address in kept]
-    symbols = {a: t.symbol for a, t in tokens.items() if t.symbol} | spec.symbols
-    return PoolBook(pools, head.number, hex_hash(head.hash)), metas, symbols
-
-
 def _on_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-
-
-def _short(url: str) -> str:
-    from arbx.cli.store import redacted
-
-    return redacted(url)
 
 
 def _sync(args: argparse.Namespace) -> int:
@@ -461,12 +323,15 @@ def _sync(args: argparse.Namespace) -> int:
 
 async def _verify(spec: ChainSpec, settings: Settings, blocks: int) -> int:
     """Bootstrap, follow ``blocks`` new heads, then compare every pool with the chain."""
+    from arbx.chain.book import load_book
     from arbx.chain.heads import heads
     from arbx.chain.parity import check_parity
     from arbx.chain.sync import ChainSync
+    from arbx.obs.progress import LoadingBar
 
     async with _client(spec, settings) as client:
-        book, metas, _ = await _bootstrap(client, spec)
+        loaded = await load_book(client, spec, LoadingBar())
+        book, metas = loaded.book, loaded.metas
         sync = ChainSync(client, book)
         seen = 0
         if blocks:

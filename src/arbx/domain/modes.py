@@ -10,6 +10,11 @@ Mode = Literal["shadow", "limited", "scaled"]
 MODES: tuple[Mode, ...] = ("shadow", "limited", "scaled")
 
 
+def signs(mode: Mode) -> bool:
+    """Whether a run in ``mode`` needs the signing key (every mode but shadow)."""
+    return mode != "shadow"
+
+
 def mode_rank(mode: Mode) -> int:
     """0 for shadow, 1 for limited, 2 for scaled: a higher rank risks more."""
     return MODES.index(mode)

@@ -113,7 +113,8 @@ class RunView:
             f"{summary.opportunities} opportunities, sum of all found "
             f"{eth(summary.expected_net_profit_wei)} ETH (overlapping routes: the capturable "
             f"part is in arbx report), reorgs {summary.reorgs}, "
-            f"parity {summary.parity_checks} checks / {summary.parity_failures} failures, "
+            f"parity {summary.parity_checks} of {summary.blocks} blocks checked / "
+            f"{summary.parity_failures} failures, "
             f"latency p50 {p50 or 0:.1f} ms p99 {p99 or 0:.1f} ms",
             file=self.stream,
             flush=True,

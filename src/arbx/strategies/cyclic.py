@@ -41,7 +41,8 @@ class CyclicArbitrage:
     ) -> None:
         self.book = book
         self.limits = limits
-        self.caps = caps  # live input caps per base token (the risk stage's), read every block
+        self.caps = caps  # live input caps per base token (the risk stage's), read every block;
+        # None from it (or no caps at all): the limits' own max_input
         self.index = RouteIndex(())
         self.rebuild()
 
@@ -68,7 +69,9 @@ class CyclicArbitrage:
     def on_block(self, changed: Iterable[str], base_fee_wei: int) -> list[Opportunity]:
         """Opportunities through the changed pools, best net profit first."""
         routes = self.index.touched(changed)
-        caps = self.caps() if self.caps is not None else self.limits.max_input
+        caps = self.caps() if self.caps is not None else None
+        if caps is None:
+            caps = self.limits.max_input
         return evaluate(
             routes, self.book.pools, self.costs(base_fee_wei), caps, self.limits.max_sized
         )
