@@ -222,16 +222,26 @@ class EngineRun:
 
     async def stop(self) -> RunRecord | None:
         """Release the executor and close the run's record; None when no run was recorded."""
-        live = await self.execution.close() if self.execution is not None else None
+        live: dict[str, object] | None = None
+        failure: Exception | None = None
+        try:
+            live = await self.execution.close() if self.execution is not None else None
+        except Exception as exc:  # recorded below, then raised: the run row is closed first
+            failure = exc
+            self.status, self.fault = "failed", self.fault or describe(exc)
         if self.observer is not None:
             self.observer.close(self.summary)
         if self.run_id is None or self.sessions is None:
+            if failure is not None:
+                raise failure
             return None
         summary = summary_record(self.summary, self.client.stats.as_dict(), live, self.fault)
         with self.sessions.begin() as session:
             repo.finish_run(
                 session, self.run_id, self.status, summary=summary, ended_at=datetime.now(UTC)
             )
+        if failure is not None:
+            raise failure
         exit_code = 0 if self.summary.parity_failures == 0 else 1
         closing = self.execution.closing if self.execution is not None else ()
         return RunRecord(self.run_id, self.status, summary, exit_code, closing)

@@ -155,7 +155,7 @@ class Pipeline:
         self.pools = pools
         self.summary = RunSummary()
         self.changed_outside: set[str] = set()  # pools changed by a reload between blocks
-        self._wrong: set[str] = set()  # pools a parity check found different
+        self._wrong: set[str] = set()  # pools to reload: undecodable logs, wrong at parity
         self._waiting: deque[ParitySnapshot] = deque()
         self._checker: asyncio.Future[None] | None = None
         self._latest = -1  # the highest block processed
@@ -177,10 +177,10 @@ class Pipeline:
         if early is not None:  # work the executor can start before the block is evaluated
             early(head)
         update = await self.sync.advance(head)
-        suspects = update.suspects | self._wrong
-        if suspects and self.resync is not None:
-            self.changed_outside |= await self.resync.reload(suspects)
-            self.summary.reloads += len(suspects)
+        self._wrong |= update.suspects  # kept until reloaded: a retry of this head syncs nothing
+        if self._wrong and self.resync is not None:
+            self.changed_outside |= await self.resync.reload(self._wrong)
+            self.summary.reloads += len(self._wrong)
             self._wrong.clear()
         if self.changed_outside:
             update.changed |= self.changed_outside
