@@ -177,6 +177,7 @@ class BundleExecutor:
         sync and evaluation instead of following them. ``on_block`` waits for it.
         """
         self._start()
+        self.records.pause()  # no record written while this head's bundle is on its way
         self.head = max(self.head, head.number)
         previous = self._early[1] if self._early is not None else None
         task = asyncio.ensure_future(self._prepare(head, previous))
@@ -192,13 +193,16 @@ class BundleExecutor:
         self.head = max(self.head, block.head.number)
         _sample(self.timings.setdefault("detect", []), block.latency_ms)
         started = time.perf_counter()
-        early, self._early = self._early, None
-        if early is not None and early[0] == block.head.number:
-            await early[1]
-        else:  # no head came first (or another one): settle now
-            await self._prepare(block.head, early[1] if early is not None else None)
-        self._time("settle", started)
-        await self._maybe_trade(block)
+        try:
+            early, self._early = self._early, None
+            if early is not None and early[0] == block.head.number:
+                await early[1]
+            else:  # no head came first (or another one): settle now
+                await self._prepare(block.head, early[1] if early is not None else None)
+            self._time("settle", started)
+            await self._maybe_trade(block)
+        finally:
+            self.records.resume()
         self._drop_prefence()
         self.risk.wake()  # the database work of this head, now that the bundle is out
         self.records.submit(self.recorder.write_block, block)

@@ -6,6 +6,10 @@ outcome) is a job for ``RecordWriter``: a single worker thread runs the jobs in 
 were given, so a later job sees what an earlier one wrote (an outcome finds its bundle's row),
 and a slow or locked database delays only the records, never the next bundle. ``drain`` waits
 for every job given so far; a failed job is logged and does not stop the others.
+
+Writing is Python work that holds the interpreter lock, so the executor ``pause``s the writer
+from a head's arrival until its bundle is out (a job already running finishes) and ``resume``s
+it afterwards; a pause lasts at most ``MAX_PAUSE`` seconds, whatever happens.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +32,7 @@ from arbx.store import api_repo
 from arbx.store import execution_repo as xrepo
 
 log = logging.getLogger(__name__)
+MAX_PAUSE = 1.0  # seconds a pause holds the writer back at most
 
 
 class RecordWriter:
@@ -35,7 +41,17 @@ class RecordWriter:
     def __init__(self, name: str = "arbx-records") -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._pending: set[asyncio.Future[Any]] = set()
+        self._open = threading.Event()
+        self._open.set()
         self.failures = 0
+
+    def pause(self) -> None:
+        """Start no new job until ``resume`` (or ``MAX_PAUSE`` seconds)."""
+        self._open.clear()
+
+    def resume(self) -> None:
+        """Let queued jobs run again."""
+        self._open.set()
 
     def submit(self, job: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         """Queue ``job(*args)``; its future (None if the job failed)."""
@@ -52,6 +68,7 @@ class RecordWriter:
 
     async def drain(self) -> None:
         """Wait for every job queued so far."""
+        self.resume()
         while self._pending:
             await asyncio.gather(*list(self._pending))
 
@@ -60,6 +77,7 @@ class RecordWriter:
         self._pool.shutdown(wait=True)
 
     def _run(self, job: Callable[..., Any], *args: Any) -> Any:
+        self._open.wait(MAX_PAUSE)
         try:
             return job(*args)
         except Exception as exc:  # a record lost is logged; the engine goes on
