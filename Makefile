@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 BENCH_VENV := .venv-bench
 
-.PHONY: setup run test test-all lint bench contracts browser prometheus monitoring clean
+.PHONY: setup run test test-all lint bench contracts browser prometheus monitoring images container-tools clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -28,6 +28,7 @@ lint: setup
 	$(BIN)/ruff format --check src tests bench deploy
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
+	$(BIN)/hadolint deploy/images/*/Containerfile
 
 # Debian's chromium drives the dashboard's end-to-end tests (installed when missing, as root)
 browser:
@@ -41,6 +42,22 @@ prometheus:
 	@test -x /usr/bin/promtool || { [ "$$(id -u)" = 0 ] && apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus >/dev/null; } || \
 	  echo "the monitoring tests need Debian's prometheus: apt-get install prometheus"
+
+# podman and the tools `make images` uses, from Debian (installed when missing, as root)
+CONTAINER_TOOLS := podman buildah runc debootstrap docker-registry curl
+container-tools:
+	@missing=""; for tool in $(CONTAINER_TOOLS); do command -v $$tool >/dev/null || \
+	  missing="$$missing $$tool"; done; [ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing \
+	  >/dev/null; } || { echo "make images needs:$$missing (apt-get install$$missing)"; exit 1; }
+
+# The container images (searcher, web, devnet, postgres) built with podman from Debian bookworm
+# bases made here with debootstrap and a local wheelhouse (no network inside the builds), tagged
+# with the version and the git revision, pushed to the local registry on 127.0.0.1:5050.
+# `make images IMAGES=searcher REGISTRY=` builds one image and pushes nothing.
+images: export CONTAINERS_CONF := $(CURDIR)/deploy/images/containers.conf
+images: setup container-tools
+	PYTHON_BIN=$(BIN)/python IMAGES="$(IMAGES)" $(if $(filter undefined,$(origin REGISTRY)),,REGISTRY="$(REGISTRY)") deploy/images/build.sh
 
 test: setup lint browser prometheus
 	$(BIN)/pytest -q

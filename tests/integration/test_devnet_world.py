@@ -14,6 +14,8 @@ import pytest
 from eth_utils.crypto import keccak
 from web3 import Web3
 
+from arbx.cli.run import devnet_spec, spec_from_settings
+from arbx.config import load_settings
 from arbx.devnet.anvil import Anvil, AnvilOptions, free_port, rpc_chain_id, start_anvil
 from arbx.devnet.artifacts import load_artifact
 from arbx.devnet.chain import DevChain
@@ -25,6 +27,7 @@ from arbx.devnet.commands import (
 )
 from arbx.devnet.deployment import Deployment, load_deployment, save_deployment
 from arbx.devnet.market import MarketSimulator
+from arbx.devnet.serve import settings_toml
 from arbx.devnet.world import WorldOptions, build_world
 from arbx.domain.errors import ConfigError
 
@@ -261,3 +264,20 @@ def test_up_refuses_twice_and_down_stops_everything(
     assert "market: stopped" in (path.parent / "market.log").read_text()
     assert run_devnet(_devnet("down", "--file", str(path))) == 0
     assert "nothing to stop" in capsys.readouterr().out
+
+
+def test_served_settings_follow_the_world(world: Deployment, tmp_path: Path) -> None:
+    path = tmp_path / "settings.toml"
+    path.write_text(settings_toml(world, "http://devnet:8545"), encoding="utf-8")
+    settings = load_settings(path)
+    assert settings.mode == "shadow"
+    assert not settings.embedded
+    spec, expected = spec_from_settings(settings), devnet_spec(world)
+    assert spec.rpc == ("http://devnet:8545",)
+    assert (spec.chain_id, spec.multicall, spec.base_tokens) == (
+        expected.chain_id,
+        expected.multicall,
+        expected.base_tokens,
+    )
+    assert spec.venues == expected.venues
+    assert len(spec.venues) >= 2

@@ -39,11 +39,13 @@ class AnvilOptions:
     # every block's state under ~/.foundry/anvil/tmp and never deletes it (tens of GB)
     prune_history: int = 64
     extra_args: tuple[str, ...] = field(default_factory=tuple)
+    host: str = _HOST  # the address anvil listens on (clients here still use loopback)
+    port: int | None = None  # None: any free port
 
     def arguments(self, port: int) -> list[str]:
         """The command-line arguments for a node listening on ``port``."""
         args = [
-            "--host", _HOST,
+            "--host", self.host,
             "--port", str(port),
             "--silent",
             "--chain-id", str(self.chain_id),
@@ -187,11 +189,16 @@ def start_anvil(
     binary: Path | None = None,
     timeout: float = 30.0,
 ) -> Anvil:
-    """Start anvil on a free loopback port and return once it answers ``eth_chainId``."""
+    """Start anvil (on a free loopback port unless options name one); return once it answers."""
     opts = options if options is not None else AnvilOptions()
     exe = binary if binary is not None else find_anvil()
     if not exe.is_file():
         raise ConfigError(f"anvil not found at {exe}: run `make setup`")
+    if opts.port is not None:
+        node = _launch(exe, opts, opts.port, timeout)
+        if node is None:
+            raise ConfigError(f"port {opts.port} is in use: choose another")
+        return node
     for _ in range(_PORT_ATTEMPTS):
         node = _launch(exe, opts, free_port(), timeout)
         if node is not None:

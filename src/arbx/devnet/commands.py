@@ -44,6 +44,7 @@ from arbx.devnet.deployment import (
     write_searcher_key,
 )
 from arbx.devnet.market import DEFAULT_PACE, BlockStats, MarketSimulator
+from arbx.devnet.serve import add_serve_parser, run_serve
 from arbx.devnet.world import WorldOptions, build_world
 from arbx.domain.errors import ArbxError, ConfigError
 from arbx.errors import TransientError
@@ -88,7 +89,7 @@ def _port(text: str) -> int:
 
 
 def add_devnet_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``devnet up|down|market`` to the CLI's subparsers; the ``devnet`` parser."""
+    """Add ``devnet up|down|market|serve`` to the CLI's subparsers; the ``devnet`` parser."""
     devnet: argparse.ArgumentParser = subparsers.add_parser(
         "devnet", help="a local chain with Uniswap V2/V3 venues and a simulated market"
     )
@@ -121,6 +122,7 @@ def add_devnet_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="serve a local builder on PORT and send and mine through it (default: through "
         "the deployment's builder_url if it names one, else straight to anvil)",
     )  # fmt: skip
+    add_serve_parser(sub, _port, _count, _non_negative)
     return devnet
 
 
@@ -129,6 +131,8 @@ def run_devnet(args: argparse.Namespace) -> int:
     try:
         if args.devnet_command == "up":
             return _up(args)
+        if args.devnet_command == "serve":
+            return run_serve(args, EmbeddedDevnet.start)
         if args.devnet_command == "down":
             return _down(args)
         return _market(args)
@@ -406,13 +410,17 @@ class EmbeddedDevnet:
         file: Path | None = None,
         builder: bool = True,
         searcher_key_file: Path | None = None,
+        listen: tuple[str, int] | None = None,
     ) -> Iterator[EmbeddedDevnet]:
         """Start anvil, the world (``file``), the builder and the market; stop all on exit."""
         # With `builder`, it makes every block: every `block_time` seconds (mine_every) or, in
         # manual pacing, on the market's `evm_mine` (no market, no block time: only on demand).
-        # `searcher_key_file`: the searcher's key is written there, mode 0600.
+        # `searcher_key_file`: the searcher's key is written there, mode 0600. `listen`: the
+        # address and port anvil serves on (default: a free loopback port).
         interval = block_time or None
         options = AnvilOptions(block_time=None if builder else interval, extra_args=FIFO)
+        if listen is not None:
+            options = replace(options, host=listen[0], port=listen[1])
         with start_anvil(options) as node, contextlib.ExitStack() as stack:
             deployment = build_world(
                 node.url, WorldOptions(seed=seed, n_pools=n_pools), block_time=interval,

@@ -1,0 +1,75 @@
+#!/bin/sh
+# Build the images with podman from Debian bookworm bases made here (base.sh), a local wheelhouse
+# and no network inside the builds; tag each with the version and the git revision; push both
+# tags to the local registry (started on loopback when it is not running). Run from the
+# repository root by `make images`; CONTAINERS_CONF names the project's containers.conf.
+#   IMAGES="searcher web devnet postgres"  which images to build (default: all)
+#   REGISTRY=127.0.0.1:5050                 where to push ("" to skip pushing)
+set -eu
+
+python=${PYTHON_BIN:-.venv/bin/python}
+images=${IMAGES:-searcher web devnet postgres}
+registry=${REGISTRY-127.0.0.1:5050}
+version=$($python -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+revision=$(git rev-parse --short=12 HEAD)
+full_revision=$(git rev-parse HEAD)
+
+# --- bases: Debian packages only --------------------------------------------------------------
+deploy/images/base.sh python python3,python3-venv,ca-certificates
+case " $images " in *" web "*) deploy/images/base.sh web nginx-light,ca-certificates ;; esac
+case " $images " in *" postgres "*) deploy/images/base.sh postgres postgresql-15 ;; esac
+
+# --- the wheelhouse: the project's wheel and every dependency for CPython 3.11 on Linux ---------
+rm -rf build/wheelhouse
+$python -m pip wheel --quiet --disable-pip-version-check --no-deps -w build/wheelhouse . 2>/dev/null
+$python -m pip download --quiet --disable-pip-version-check -d build/wheelhouse \
+    --only-binary=:all: --implementation cp --python-version 3.11 --abi cp311 --abi abi3 \
+    --abi none --platform manylinux_2_36_x86_64 --platform manylinux_2_28_x86_64 \
+    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    --platform manylinux_2_5_x86_64 --platform manylinux1_x86_64 --platform any \
+    pip build/wheelhouse/arbx-"$version"-py3-none-any.whl 2>&1 | grep -v 'is ignored' >&2 || true
+ls build/wheelhouse/pip-*.whl >/dev/null
+
+# --- the devnet's files: anvil, the Uniswap artifacts, the test token compiled on the host -----
+case " $images " in *" devnet "*)
+    $python -c 'from arbx.devnet.world import test_token_artifact; test_token_artifact()'
+    rm -rf build/devnet && mkdir -p build/devnet/node_modules/@uniswap build/devnet/node_modules/solc \
+        build/devnet/node_modules/@foundry-rs/anvil-linux-amd64 build/devnet/contracts build/devnet/build
+    cp pyproject.toml package.json build/devnet/
+    cp -r contracts/test build/devnet/contracts/
+    cp -r build/contracts build/devnet/build/
+    cp node_modules/solc/package.json build/devnet/node_modules/solc/
+    cp -r node_modules/@foundry-rs/anvil-linux-amd64/bin build/devnet/node_modules/@foundry-rs/anvil-linux-amd64/
+    for package in v2-core/build v2-periphery/build v3-core/artifacts v3-periphery/artifacts; do
+        mkdir -p "build/devnet/node_modules/@uniswap/${package%/*}"
+        cp -r "node_modules/@uniswap/$package" "build/devnet/node_modules/@uniswap/$package"
+    done
+    ;;
+esac
+
+# --- the images ---------------------------------------------------------------------------------
+for name in $images; do
+    case $name in
+        searcher|devnet) base=localhost/arbx-base-python:bookworm ;;
+        *) base=localhost/arbx-base-$name:bookworm ;;
+    esac
+    image=localhost/arbx-$name
+    start=$(date +%s)
+    podman build --quiet --format docker --network none --pull=never \
+        -f "deploy/images/$name/Containerfile" --build-arg BASE="$base" \
+        --build-arg VERSION="$version" --build-arg REVISION="$full_revision" \
+        -t "$image:$version" -t "$image:$revision" . >/dev/null
+    size=$(podman image inspect --format '{{.Size}}' "$image:$version")
+    echo "built $image:$version and :$revision ($((size / 1000000)) MB, $(($(date +%s) - start)) s)"
+done
+
+# --- the registry: every version pushed stays there -------------------------------------------
+[ -n "$registry" ] || exit 0
+deploy/images/registry.sh start "$registry"
+for name in $images; do
+    for tag in "$version" "$revision"; do
+        podman push --quiet --tls-verify=false "localhost/arbx-$name:$tag" \
+            "$registry/arbx-$name:$tag"
+    done
+    echo "pushed $registry/arbx-$name:$version and :$revision"
+done

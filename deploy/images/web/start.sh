@@ -1,0 +1,20 @@
+#!/bin/sh
+# Render nginx's configuration with the API's address (ARBX_API_UPSTREAM) and run nginx.
+set -eu
+upstream=${ARBX_API_UPSTREAM:-http://api:8000}
+case $upstream in
+    http://*|https://*) ;;
+    *) echo "arbx-web: error: ARBX_API_UPSTREAM must be an http(s) URL, not '$upstream'" >&2; exit 2 ;;
+esac
+case $upstream in
+    *[!A-Za-z0-9:/._-]*) echo "arbx-web: error: ARBX_API_UPSTREAM has characters a URL base cannot have" >&2; exit 2 ;;
+esac
+upstream=${upstream%/}
+resolver=$(awk '/^nameserver/ { print $2; exit }' /etc/resolv.conf 2>/dev/null || true)
+case $resolver in
+    "") resolver=127.0.0.1 ;;
+    *:*) resolver="[$resolver]" ;;
+esac
+sed -e "s|@API_UPSTREAM@|$upstream|" -e "s|@RESOLVER@|$resolver|" \
+    /opt/arbx-web/nginx.conf.template >/tmp/nginx.conf
+exec nginx -c /tmp/nginx.conf -g 'daemon off;'
