@@ -90,13 +90,15 @@ async def supervised_run(
         book, metas = loaded.book, loaded.metas
         strategy = CyclicArbitrage(book, StrategyLimits(base_tokens=(devnet.deployment.weth,)))
         timeline = Timeline()
+        stream = heads(client, poll_interval=0.02, use_ws=False)
         pipeline = Pipeline(
-            heads(client, poll_interval=0.02, use_ws=False),
+            stream,
             ChainSync(client, book),
             strategy,
             timeline,
             parity=ParityChecker(client, book, metas),
             resync=BookResync(client, book, metas),
+            tip=lambda: stream.tip,
         )
         stop = asyncio.Event()
 
@@ -186,6 +188,7 @@ async def test_every_endpoint_gone_for_30_seconds(devnet: EmbeddedDevnet, node: 
         "was back"
     )
     assert outcome.exhausted > 0  # the engine did find no endpoint
+    assert outcome.summary.catch_ups >= 1  # ~300 blocks behind: re-bootstrapped, not replayed
     assert outcome.summary.blocks >= 5 + AFTER
     await assert_parity(devnet, outcome)
 

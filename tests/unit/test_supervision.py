@@ -212,3 +212,21 @@ def test_only_v2_pools_with_both_reserves_at_the_minimum_are_kept() -> None:
     assert [p.address for p in kept] == [pools[0].address, pools[3].address]
     assert [m.address for m in kept_metas] == [p.address for p in kept]
     assert keep_liquid(pools, metas, 0) == (pools, metas)
+
+
+@loop_test
+async def test_a_book_far_behind_the_chain_jumps_to_its_head_instead_of_replaying() -> None:
+    sync = ScriptedSync({})
+    resync = CountingResync(head_after=499)
+    run = Pipeline(
+        numbered([1, 2, 3, 500, 501]),
+        sync,
+        NoStrategy(),
+        Keep(),
+        resync=resync,
+        tip=lambda: 501,
+    )
+    summary = await Supervisor(run, SupervisionPolicy(backoff=FAST)).run(asyncio.Event())
+    assert resync.rebootstrapped == 1
+    assert sync.advanced == [500, 501]
+    assert (summary.catch_ups, summary.skipped_heads, summary.blocks) == (1, 3, 2)

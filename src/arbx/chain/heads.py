@@ -88,6 +88,7 @@ class HeadStream:
     ) -> None:
         self.client = client
         self.stats = HeadStats()
+        self.tip = -1  # the highest block a node announced (gap-filled blocks come before it)
         self._poll_interval = poll_interval
         self._silence = silence_timeout
         self._ws_retry = ws_retry_interval
@@ -213,6 +214,7 @@ class HeadStream:
         """``head``, preceded by the blocks missing since the last one yielded."""
         if head is None:
             return
+        self.tip = max(self.tip, head.number)
         last = self._last
         if self._yielded.get(head.number) == head.hash:
             self.stats.duplicates += 1

@@ -186,8 +186,9 @@ class EngineRun:
             raise
         if self._make_observer is not None:
             self.observer = self._make_observer(loaded.symbols)
+        stream = heads(self.client, poll_interval=plan.poll_interval, use_ws=bool(spec.ws))
         self.pipeline = Pipeline(
-            heads(self.client, poll_interval=plan.poll_interval, use_ws=bool(spec.ws)),
+            stream,
             ChainSync(self.client, book),
             strategy,
             execution,
@@ -196,6 +197,7 @@ class EngineRun:
             on_block=self.observer.update if self.observer is not None else None,
             on_parity=execution.on_parity,
             pools=lambda: len(book),
+            tip=lambda: stream.tip,
         )
         bases = ", ".join(loaded.symbols.get(b, b) for b in spec.base_tokens)
         opening = f"run {self.run_id}: {len(book)} pools, {len(strategy.index)} routes from {bases}"
@@ -272,6 +274,7 @@ def summary_record(
             "stale_faults": s.stale_faults,
             "reloads": s.reloads,
             "rebootstraps": s.rebootstraps,
+            "catch_ups": s.catch_ups,
             "skipped_heads": s.skipped_heads,
         },
         "rpc": dict(rpc),

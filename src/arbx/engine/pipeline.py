@@ -114,7 +114,8 @@ class RunSummary:
     transient_faults: int = 0  # failures retried after a back-off
     stale_faults: int = 0  # our state and the node's answers disagreed
     reloads: int = 0  # pools reloaded from the chain (suspect, wrong at parity, stale)
-    rebootstraps: int = 0  # whole book reloaded at the chain's head
+    rebootstraps: int = 0  # whole book reloaded at the chain's head (stale, or far behind)
+    catch_ups: int = 0  # of which: the book was too far behind the chain to replay blocks
     skipped_heads: int = 0  # heads at or below a re-bootstrap's block
     fault: str = ""  # what stopped the run, when an error did
 
@@ -141,6 +142,7 @@ class Pipeline:
         on_block: Callable[[BlockResult], None] | None = None,
         on_parity: Callable[[ParityResult], Awaitable[None]] | None = None,
         pools: Callable[[], int] = lambda: 0,
+        tip: Callable[[], int] | None = None,
     ) -> None:
         self.heads = heads
         self.sync = sync
@@ -153,6 +155,7 @@ class Pipeline:
         self.on_block = on_block
         self.on_parity = on_parity
         self.pools = pools
+        self.tip = tip  # the chain's newest block as the heads know it, when they can tell
         self.summary = RunSummary()
         self.changed_outside: set[str] = set()  # pools changed by a reload between blocks
         self._wrong: set[str] = set()  # pools to reload: undecodable logs, wrong at parity

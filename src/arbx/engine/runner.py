@@ -58,6 +58,13 @@ class Supervisor:
                 if head.number <= self.floor:
                     summary.skipped_heads += 1
                     continue
+                if self._far_behind(head):  # after an outage: jump to the chain's head
+                    summary.catch_ups += 1
+                    catch_up = Decision(Fault.STALE, Action.REBOOTSTRAP, reason="far behind")
+                    if not await self._supervised(head, stop_wait, catch_up):
+                        summary.stopped_by = "signal"
+                        break
+                    continue
                 if not await self._supervised(head, stop_wait):
                     summary.stopped_by = "signal"
                     break
@@ -71,10 +78,23 @@ class Supervisor:
             await self.pipeline.finish_checks()
         return summary
 
-    async def _supervised(self, head: Head, stop_wait: asyncio.Future[Literal[True]]) -> bool:
-        """``head``'s work, retried and repaired until done; False if stopped meanwhile."""
+    def _far_behind(self, head: Head) -> bool:
+        """Whether ``head`` is more than ``catch_up_blocks`` behind the chain's newest block,
+        so that reloading every pool at the head beats replaying the blocks in between."""
+        tip = self.pipeline.tip
+        if tip is None or self.pipeline.resync is None:
+            return False
+        return tip() - head.number > self.policy.catch_up_blocks
+
+    async def _supervised(
+        self,
+        head: Head,
+        stop_wait: asyncio.Future[Literal[True]],
+        repair: Decision | None = None,
+    ) -> bool:
+        """``head``'s work (after ``repair``), retried and repaired until done; False if stopped
+        meanwhile."""
         attempt = 0
-        repair: Decision | None = None
         while True:
             try:
                 if repair is not None:

@@ -14,6 +14,9 @@
       (the endpoint cannot serve the
       engine), anything else
 
+A book more than ``catch_up_blocks`` behind the chain (after an outage) is re-bootstrapped at
+the chain's head rather than replayed block by block: those blocks' opportunities are gone.
+
 Pure: no IO, no clock; the caller sleeps and acts.
 """
 
@@ -98,6 +101,7 @@ class SupervisionPolicy:
 
     backoff: Backoff = Backoff()
     stale_retries: int = 3
+    catch_up_blocks: int = 64  # further behind the chain than this: re-bootstrap, do not replay
     rng: random.Random = field(default_factory=random.Random)
 
     def decide(self, exc: BaseException, attempt: int) -> Decision:
