@@ -3,15 +3,22 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 BENCH_VENV := .venv-bench
+DEPLOY_VENV := .venv-deploy
 
 .PHONY: setup run test test-all lint bench contracts browser prometheus monitoring images container-tools clean
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed node_modules/.installed $(DEPLOY_VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+# checkov (the manifests' policy check) in its own environment: its pins must not reach ours
+$(DEPLOY_VENV)/.installed: deploy/requirements-checkov.txt
+	$(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet --disable-pip-version-check -r deploy/requirements-checkov.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -93,4 +100,4 @@ monitoring: setup
 	$(BIN)/python deploy/grafana/dashboards.py
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) node_modules build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) $(DEPLOY_VENV) node_modules build .pytest_cache .mypy_cache .ruff_cache

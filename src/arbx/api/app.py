@@ -19,10 +19,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -132,11 +132,19 @@ def create_app(
 
 
 async def serve(
-    app: FastAPI, host: str, port: int, stop: asyncio.Event, *, log_level: str = "warning"
+    app: FastAPI,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    *,
+    log_level: str = "warning",
+    drain_s: float = 0.0,
 ) -> None:
     """Serve ``app`` on ``host:port`` in the running event loop until ``stop`` is set.
 
-    Signals stay with the caller (set ``stop`` from them). Streams end first, then the server.
+    Signals stay with the caller (set ``stop`` from them). Once it is set, ``/readyz`` answers
+    503 for ``drain_s`` seconds while everything else is still served; then streams end, then
+    the server.
     """
     config = uvicorn.Config(
         app,
@@ -153,7 +161,13 @@ async def serve(
 
     async def watch() -> None:
         await stop.wait()
-        hub = getattr(getattr(app.state, "ctx", None), "hub", None)
+        ctx = getattr(app.state, "ctx", None)
+        if isinstance(ctx, ApiContext):
+            ctx.draining = True
+            if drain_s > 0:
+                log.info("shutting down: not ready, serving %g s more", drain_s)
+                await asyncio.sleep(drain_s)
+        hub = getattr(ctx, "hub", None)
         if isinstance(hub, EventHub):
             await hub.close()
         server.should_exit = True
@@ -192,14 +206,27 @@ def _health(app: FastAPI, ctx: ApiContext) -> None:
         summary="Ready to serve",
         responses={503: {"model": ReadyOut, "description": "a check failed"}},
     )
-    async def readyz() -> Any:
-        """The database answers and the engine's heartbeat is fresh (no token needed)."""
+    async def readyz(
+        engine: Annotated[
+            bool, Query(description="false: judge the API alone (database, not shutting down)")
+        ] = True,
+    ) -> Any:
+        """The database answers and the engine's heartbeat is fresh (no token needed).
+
+        503 as soon as shutdown begins. ``?engine=false`` leaves the heartbeat out: a load
+        balancer's probe, so that operators keep the API (and the kill switch) when the engine
+        is down.
+        """
+        if ctx.draining:
+            return _ready(ctx, False, "ok", None, "shutting down")
         try:
             age = await asyncio.wait_for(asyncio.to_thread(_heartbeat_age, ctx), READY_TIMEOUT_S)
         except (OperationalError, TimeoutError) as exc:
             reason = "timed out" if isinstance(exc, TimeoutError) else database_problem(exc)
             log.warning("readiness: database unreachable: %s", scrub_text(_line(exc)))
             return _ready(ctx, False, f"unreachable: {reason}", None, "the database is down")
+        if not engine:
+            return _ready(ctx, True, "ok", age, None)
         if age is None:
             return _ready(ctx, False, "ok", None, "no engine heartbeat recorded yet")
         if age > ctx.heartbeat_max_age_s:

@@ -41,6 +41,7 @@ class ApiContext:
     clock: Callable[[], datetime] = utc_now
     touched: dict[int, float] = field(default_factory=dict)  # token id -> monotonic time
     hub: EventHub | None = None
+    draining: bool = False  # shutdown has begun: /readyz answers 503
 
     def chain(self, session: Session) -> int | None:
         """The chain this API serves: configured, else the engine's newest heartbeat or run."""

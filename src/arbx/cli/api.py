@@ -114,20 +114,20 @@ def _api(args: argparse.Namespace) -> int:
     )
     print(f"arbx API on http://{host}:{port}/ (OpenAPI at /docs); Ctrl-C stops it", flush=True)
     try:
-        asyncio.run(_serve_until_signalled(app, host, port))
+        asyncio.run(_serve_until_signalled(app, host, port, api.drain_seconds))
     finally:
         engine.dispose()
     return 0
 
 
-async def _serve_until_signalled(app: Any, host: str, port: int) -> None:
+async def _serve_until_signalled(app: Any, host: str, port: int, drain_s: float) -> None:
     from arbx.api.app import serve
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    await serve(app, host, port, stop, log_level="info")
+    await serve(app, host, port, stop, log_level="info", drain_s=drain_s)
 
 
 def api_settings(settings: Settings) -> Any:
