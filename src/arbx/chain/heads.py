@@ -88,7 +88,7 @@ class HeadStream:
     ) -> None:
         self.client = client
         self.stats = HeadStats()
-        self.tip = -1  # the highest block a node announced (gap-filled blocks come before it)
+        self.tip = -1  # the highest block yielded, or reached by filling a gap the node serves
         self._poll_interval = poll_interval
         self._silence = silence_timeout
         self._ws_retry = ws_retry_interval
@@ -214,7 +214,6 @@ class HeadStream:
         """``head``, preceded by the blocks missing since the last one yielded."""
         if head is None:
             return
-        self.tip = max(self.tip, head.number)
         last = self._last
         if self._yielded.get(head.number) == head.hash:
             self.stats.duplicates += 1
@@ -229,6 +228,7 @@ class HeadStream:
                 for block in await self._blocks(start, stop):
                     if block is None:  # the node lacks it for now: the next head fills again
                         return
+                    self.tip = max(self.tip, head.number)  # served: the gap is real
                     self.stats.filled += 1
                     self._remember(block)
                     yield block
@@ -236,6 +236,7 @@ class HeadStream:
         yield head
 
     def _remember(self, head: Head) -> None:
+        self.tip = max(self.tip, head.number)
         self._last = head
         self._yielded[head.number] = head.hash
         self._yielded.pop(head.number - _REMEMBERED, None)

@@ -58,14 +58,11 @@ class Supervisor:
                 if head.number <= self.floor:
                     summary.skipped_heads += 1
                     continue
+                catch_up = None
                 if self._far_behind(head):  # after an outage: jump to the chain's head
                     summary.catch_ups += 1
                     catch_up = Decision(Fault.STALE, Action.REBOOTSTRAP, reason="far behind")
-                    if not await self._supervised(head, stop_wait, catch_up):
-                        summary.stopped_by = "signal"
-                        break
-                    continue
-                if not await self._supervised(head, stop_wait):
+                if not await self._supervised(head, stop_wait, catch_up):
                     summary.stopped_by = "signal"
                     break
                 if max_blocks is not None and summary.blocks >= max_blocks:
