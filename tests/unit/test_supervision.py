@@ -11,6 +11,7 @@ import pytest
 from arbx.chain.book import keep_liquid
 from arbx.chain.bootstrap import BootstrapError, PoolMeta
 from arbx.chain.heads import Head
+from arbx.chain.parity import ParityResult, ParitySnapshot
 from arbx.chain.rpc import ExecutionRevertedError, RpcError
 from arbx.chain.sync import SyncUpdate
 from arbx.chain.transport import FailureKind, TransportError
@@ -230,3 +231,60 @@ async def test_a_book_far_behind_the_chain_jumps_to_its_head_instead_of_replayin
     assert resync.rebootstrapped == 1
     assert sync.advanced == [500, 501]
     assert (summary.catch_ups, summary.skipped_heads, summary.blocks) == (1, 3, 2)
+
+
+# -- parity in the background -------------------------------------------------------------------
+
+
+class FakeParity:
+    """Checks each settled block after ``release``; block 1's pool 0xbad differs when asked."""
+
+    def __init__(self, sync: ScriptedSync, *, wrong_at: int = -1) -> None:
+        self.sync = sync
+        self.wrong_at = wrong_at
+        self.release = asyncio.Event()
+        self.release.set()
+        self.checked: list[int] = []
+
+    def snapshot(self) -> ParitySnapshot:
+        return ParitySnapshot(self.sync.advanced[-1], "0x", {})
+
+    async def check(self, ours: ParitySnapshot) -> ParityResult:
+        await self.release.wait()
+        self.checked.append(ours.block)
+        result = ParityResult(ours.block, checked=1)
+        if ours.block == self.wrong_at:
+            result.differences["0xbad"] = "reserves differ"
+        return result
+
+
+@loop_test
+async def test_parity_checks_settled_blocks_and_states_what_it_dropped() -> None:
+    sync = ScriptedSync({})
+    parity = FakeParity(sync)
+    parity.release.clear()
+    asyncio.get_running_loop().call_later(0.05, parity.release.set)
+    run = Pipeline(
+        numbered(range(1, 7)), sync, NoStrategy(), Keep(), parity=parity, parity_backlog=2
+    )
+    summary = await Supervisor(run, SupervisionPolicy(backoff=FAST)).run(asyncio.Event())
+    assert parity.checked == [1, 5, 6]  # 1 was running; 2-4 fell out of a backlog of 2
+    assert (summary.parity_checks, summary.parity_dropped, summary.blocks) == (3, 3, 6)
+    assert summary.parity_coverage == 0.5
+
+
+@loop_test
+async def test_a_pool_parity_finds_wrong_is_reloaded_before_the_next_block() -> None:
+    sync = ScriptedSync({})
+    resync = CountingResync(head_after=0)
+    run = Pipeline(
+        numbered(range(1, 6)),
+        sync,
+        NoStrategy(),
+        Keep(),
+        parity=FakeParity(sync, wrong_at=1),
+        resync=resync,
+    )
+    summary = await Supervisor(run, SupervisionPolicy(backoff=FAST)).run(asyncio.Event())
+    assert resync.reloaded == [{"0xbad"}]
+    assert (summary.parity_failures, summary.reloads, summary.parity_checks) == (1, 1, 5)
