@@ -1,9 +1,10 @@
-"""``arbx run`` (the shadow run) and ``arbx sync verify``: where the engine's pieces are wired.
+"""``arbx run`` and ``arbx sync verify``: where the engine's pieces are wired, nothing more.
 
 With no settings, the run is the embedded default: it starts a local devnet with the market
 simulator, then follows it like any chain. With settings (TOML file or ``ARBX_`` variables) it
-follows the configured chain in shadow mode. Either way: discover pools, bootstrap them, then per
-block sync, evaluate, record and show; Ctrl-C or SIGTERM stops it cleanly with a summary.
+follows the configured chain in the configured mode. The run itself (start, supervised loop,
+stop and its record) is ``arbx.engine.lifecycle``'s; the executor for the mode comes from
+``arbx.executors.factory``; Ctrl-C or SIGTERM stops it cleanly with a summary.
 """
 
 from __future__ import annotations
