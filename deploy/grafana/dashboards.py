@@ -138,6 +138,10 @@ def overview() -> db.Dashboard:
                     "expected, all opportunities",
                 ),
                 Q(
+                    f"sum(increase(arbx_opportunities_capturable_profit_eth_total{{{E}}}[1h]))",
+                    "capturable (best pool-disjoint set per block)",
+                ),
+                Q(
                     f"sum(increase(arbx_bundles_expected_profit_eth_total{{{E}}}[1h]))",
                     "expected, included bundles",
                 ),

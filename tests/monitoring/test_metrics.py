@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 
+from arbx.cli.args import port
 from arbx.config import load_settings
 from arbx.domain.errors import ConfigError
 from arbx.metrics import record
 from arbx.metrics.registry import API, ENGINE, LATENCY_BUCKETS
-from arbx.metrics.server import MetricsServer, exposition
+from arbx.metrics.server import MetricsServer, exposition, serving
+from arbx.metrics.settings import MetricsSettings
 from tests.monitoring.conftest import run_promtool
 
 ADDR = "0x00000000000000000000000000000000000000aa"
@@ -31,7 +34,8 @@ def _exercise_every_helper() -> None:
     record.rpc_request(record.endpoint_label(0), "eth_getLogs", True, 0.003)
     record.rpc_request(record.endpoint_label(1, "backup"), "eth_call", False, 0.2)
     record.rpc_failover()
-    record.opportunities(3, 1, 2 * 10**15)
+    record.opportunities_found(3, 2 * 10**15)
+    record.opportunities_capturable(1, 10**15)
     record.bundle_outcome("local", "sent")
     record.bundle_outcome("local", "included")
     record.head_to_bundle(0.012)
@@ -127,3 +131,27 @@ def test_the_metrics_port_comes_from_the_settings(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("ARBX_METRICS__PORT", "70000")
     with pytest.raises(ConfigError, match=r"metrics\.port"):
         load_settings()
+
+
+def test_a_taken_port_is_one_error_or_any_free_port_for_a_local_run() -> None:
+    first = MetricsServer("127.0.0.1", 0).start()
+    try:
+        taken = MetricsSettings(port=first.port)
+        with pytest.raises(ConfigError, match="cannot serve metrics"), serving(taken):
+            pass
+        with serving(taken, any_port_if_taken=True) as other:
+            assert other is not None
+            assert other.port != first.port
+            assert _get(other.url)[0] == 200
+        with serving(MetricsSettings(enabled=False)) as off:
+            assert off is None
+    finally:
+        first.close()
+
+
+@pytest.mark.parametrize("text", ["65536", "²", "-1", "80a", "123456"])
+def test_the_metrics_port_option_refuses_what_is_not_a_port(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="is not a port"):
+        port(text)
+    assert port("0") == 0
+    assert port("9464") == 9464

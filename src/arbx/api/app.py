@@ -36,6 +36,7 @@ from arbx.api import routes_control, routes_pnl, routes_read, stream
 from arbx.api.context import ApiContext, utc_now
 from arbx.api.events import EventHub
 from arbx.api.limits import SERVER_LIMITS, RequestLimits
+from arbx.api.metrics import MetricsMiddleware, metrics_endpoint
 from arbx.api.schemas import HealthOut, ReadyOut
 from arbx.api.views import age_s
 from arbx.domain.errors import ConfigError, InputError
@@ -57,8 +58,8 @@ The arbx searcher's API: status, opportunities, bundles, PnL, pools, and the ope
 
 **Authentication.** `Authorization: Bearer <token>`, with a token from
 `arbx token add --name NAME --role viewer|operator` (shown once; only its SHA-256 is stored).
-Viewers read; operators also change. `/healthz` and `/readyz` need no token. The stream also
-takes `?token=` because a browser's EventSource cannot set headers.
+Viewers read; operators also change. `/healthz`, `/readyz` and `/metrics` (Prometheus) need no
+token. The stream also takes `?token=` because a browser's EventSource cannot set headers.
 
 **Amounts** in wei are decimal strings (they pass 2^53). **Lists** are keyset pages, newest
 first: pass a page's `next_before_id` as `before_id` (`after_id` is the same cursor) for the next
@@ -121,6 +122,8 @@ def create_app(
     )
     app.state.ctx = ctx
     app.add_middleware(RequestLimits)
+    app.add_middleware(MetricsMiddleware)  # outermost: the limits' refusals count too
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     _handlers(app)
     _health(app, ctx)
     for module in (routes_read, routes_pnl, routes_control, stream):

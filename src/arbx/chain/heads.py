@@ -24,6 +24,7 @@ from typing import Any, Final, Self
 from arbx.chain.rpc import RpcClient, RpcError, hex_hash, hex_int, malformed, parse_reply
 from arbx.chain.transport import FailureKind, TransportError, WebSocket, dumps
 from arbx.domain.errors import ArbxError
+from arbx.metrics import record
 
 _REMEMBERED: Final = 256  # block numbers whose yielded hash is kept to skip duplicates
 _FILL_CHUNK: Final = 100  # blocks fetched per gap-filling batch
@@ -206,6 +207,7 @@ class HeadStream:
                             yield accepted
             except ArbxError:  # every endpoint failed (already retried), or a node error
                 self.stats.poll_errors += 1
+            record.heartbeat()  # the loop is alive, even when the chain is idle
             await asyncio.sleep(self._poll_interval)
 
     # -- ordering ---------------------------------------------------------------------------
@@ -229,6 +231,7 @@ class HeadStream:
                     if block is None:  # the node lacks it for now: the next head fills again
                         return
                     self.tip = max(self.tip, head.number)  # served: the gap is real
+                    record.head_seen(self.tip)
                     self.stats.filled += 1
                     self._remember(block)
                     yield block
@@ -237,6 +240,7 @@ class HeadStream:
 
     def _remember(self, head: Head) -> None:
         self.tip = max(self.tip, head.number)
+        record.head_seen(self.tip)
         self._last = head
         self._yielded[head.number] = head.hash
         self._yielded.pop(head.number - _REMEMBERED, None)

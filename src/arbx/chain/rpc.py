@@ -36,6 +36,7 @@ from arbx.chain.transport import (
 )
 from arbx.domain.errors import ArbxError, ConfigError
 from arbx.errors import SimulationRevertedError, TransientError
+from arbx.metrics import record
 
 T = TypeVar("T")
 
@@ -413,6 +414,7 @@ class RpcClient:
             stats.requests += 1
             started = time.perf_counter()
             ws_url = health.endpoint.ws_url if self._ws_calls else None
+            ok = False
             try:
                 if ws_url is None:
                     doc = await self.transport.post(health.endpoint.url, body, self.timeout)
@@ -426,12 +428,16 @@ class RpcClient:
                 if error.code not in self._transient:
                     self._answered(health, started)
                     stats.rpc_errors += 1
+                    ok = True  # the node answered; the error is the caller's
                     raise
                 self._failed(health, FailureKind.RATE_LIMITED, str(error))
                 last = error
             else:
                 self._answered(health, started)
+                ok = True
                 return result
+            finally:
+                self._measure(health, what, ok, started)
             tried.append(health)
             following = self._next(tried)
             if following is None:
@@ -445,6 +451,7 @@ class RpcClient:
             stats.retries += 1
             if following is not health:
                 stats.failovers += 1
+                record.rpc_failover()
             health = following
 
     async def _channel(self, ws_url: str) -> WsChannel:
@@ -483,6 +490,12 @@ class RpcClient:
             if health.healthy:
                 return health
         return untried[0] if untried else None
+
+    def _measure(self, health: EndpointHealth, what: str, ok: bool, started: float) -> None:
+        """One exchange as metrics: the endpoint by index (never its URL), the method."""
+        index = next(i for i, h in enumerate(self.health) if h is health)
+        method = "batch" if what.startswith("batch") else what
+        record.rpc_request(record.endpoint_label(index), method, ok, time.perf_counter() - started)
 
     def _answered(self, health: EndpointHealth, started: float) -> None:
         health.last_latency = time.perf_counter() - started

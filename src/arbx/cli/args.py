@@ -36,6 +36,13 @@ def amount(text: str) -> int:
     return value
 
 
+def port(text: str) -> int:
+    """A TCP port, 0 (any free port) to 65535."""
+    if _DIGITS.fullmatch(text) is None or len(text) > 5 or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text[:90]!r} is not a port (0..65535)")
+    return int(text)
+
+
 def count(text: str) -> int:
     """A non-negative integer option."""
     if _DIGITS.fullmatch(text) is None or len(text) > 30:

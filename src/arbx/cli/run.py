@@ -21,11 +21,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from arbx import __version__
 from arbx.chain.spec import ChainSpec
-from arbx.cli.args import Parser, count
+from arbx.cli.args import Parser, count, port
 from arbx.config import Settings, load_settings
 from arbx.domain.errors import ConfigError
 from arbx.domain.modes import MODES, signs
+from arbx.metrics import record
 from arbx.risk.settings import RiskSettings, StageSettings
 
 if TYPE_CHECKING:
@@ -64,6 +66,9 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     run.add_argument("--pools", type=count, help="embedded devnet: scale out to this many pools")
     run.add_argument("--plain", action="store_true", help="one line per block, no live view")
     run.add_argument("--mode", choices=MODES, help="overrides the settings' mode")
+    run.add_argument(
+        "--metrics-port", type=port, help="serve /metrics here (settings [metrics]; 0: any free)"
+    )
     run.set_defaults(handler=_run)
 
     sync = sub.add_parser("sync", help="pool state sync tools")
@@ -155,8 +160,15 @@ def _run(args: argparse.Namespace) -> int:
             update={"blocks_ahead": max(1, settings.execution.blocks_ahead)}
         )
         settings = settings.model_copy(update={"risk": DEVNET_RISK, "execution": execution})
-    with chain_for(settings, args) as spec:
-        return asyncio.run(_engine_run(settings, spec, args))
+    from arbx.metrics.server import serving
+
+    local = settings.embedded and args.metrics_port is None
+    with serving(settings.metrics, args.metrics_port, any_port_if_taken=local) as metrics:
+        if metrics is not None:
+            print(f"metrics: {metrics.url}", flush=True)
+        with chain_for(settings, args) as spec:
+            record.engine_started(__version__, spec.name)
+            return asyncio.run(_engine_run(settings, spec, args))
 
 
 async def _engine_run(settings: Settings, spec: ChainSpec, args: argparse.Namespace) -> int:

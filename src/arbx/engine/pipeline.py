@@ -32,6 +32,7 @@ from arbx.chain.parity import ParityResult, ParitySnapshot
 from arbx.chain.sync import SyncUpdate
 from arbx.domain.errors import ArbxError
 from arbx.domain.profit import Opportunity
+from arbx.metrics import record
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +231,7 @@ class Pipeline:
             else:
                 self.summary.parity_checks += 1
                 self.summary.parity_failures += checked.failures
+                record.parity_checked(checked.checked, checked.failures)
                 self._wrong |= set(checked.differences)
             if self.on_parity is not None:
                 await self.on_parity(checked)
@@ -250,3 +252,9 @@ class Pipeline:
         s.expected_net_profit_wei += sum(o.net_profit for o in result.opportunities)
         s.reorgs += 1 if result.update.reorg_depth else 0
         s.latencies_ms.append(result.latency_ms)
+        head, found = result.head, result.opportunities
+        record.observe_block(head.number, result.latency_ms / 1000, block_timestamp=head.timestamp)
+        record.opportunities_found(len(found), sum(o.net_profit for o in found))
+        record.pools_tracked(result.pools)
+        if result.update.reorg_depth:
+            record.reorg(result.update.reorg_depth)

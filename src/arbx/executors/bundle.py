@@ -60,6 +60,7 @@ from arbx.executors.records import (
     store_sim_failed,
 )
 from arbx.executors.shadow import ShadowExecutor
+from arbx.metrics import record as metrics
 from arbx.risk.controller import RiskController
 
 log = logging.getLogger(__name__)
@@ -328,6 +329,7 @@ class BundleExecutor:
         if not check.ok:
             self.nonces.release(signed.nonce)
             self.stats.sim_failed += 1
+            metrics.bundle_outcome("none", "sim_failed")
             log.info("dropped after simulation: %s", check.reason)
             self.records.submit(
                 store_sim_failed,
@@ -376,6 +378,7 @@ class BundleExecutor:
         )
         self.records.submit(store_sent, self.sessions, self.recorder.run_id, record)
         self.stats.sent += 1
+        _sent(key, record, head, elapsed, self.recorder.run_id)
 
     async def _fence_before_signing(self, number: int) -> str | None:
         """The fence started when head ``number`` arrived, else one now; then memory again."""
@@ -462,6 +465,7 @@ class BundleExecutor:
             self.stats.outcomes[str(outcome)] = self.stats.outcomes.get(str(outcome), 0) + 1
             self.risk.on_outcome(RISK_OUTCOMES[outcome], gas_cost, realized)
             self.in_flight.pop(change.key, None)
+            _settled(flight, change, details, self.recorder.run_id)
 
     async def _realized(self, flight: _InFlight, included: bool) -> dict[str, Any]:
         """Gas paid and profit kept by an included (or reverted) bundle, from its receipt."""
@@ -522,6 +526,77 @@ def _quiet(task: asyncio.Future[Any]) -> None:
     """Retrieve a background task's outcome, so that a dropped one raises no warning."""
     if not task.cancelled():
         task.exception()
+
+
+def _sent(key: str, record: SentBundle, head: Head, elapsed_ms: float, run_id: int) -> None:
+    """A bundle handed to its builders as metrics (head to bundle, sent by builder) and as one
+    log event (bundle, head block and run)."""
+    builders = sorted(set(record.builders))  # one ack per target block
+    metrics.head_to_bundle(elapsed_ms / 1000)
+    for builder in builders:
+        metrics.bundle_outcome(builder, "sent")
+    block_hash = "0x" + head.hash.hex()
+    log.info(
+        "bundle %s sent for block %d (head %d %s, run %d) to %s in %.1f ms",
+        key,
+        record.target,
+        head.number,
+        block_hash,
+        run_id,
+        ", ".join(builders) or "no builder",
+        elapsed_ms,
+        extra={
+            "event": "bundle_sent",
+            "run_id": run_id,
+            "bundle": key,
+            "block": head.number,
+            "block_hash": block_hash,
+            "target_block": record.target,
+            "builders": ",".join(builders),
+            "head_to_bundle_ms": round(elapsed_ms, 3),
+            "expected_profit_wei": str(record.opportunity.net_profit),
+        },
+    )
+
+
+def _settled(
+    flight: _InFlight, change: OutcomeChange, details: Mapping[str, Any], run_id: int
+) -> None:
+    """A settled bundle as metrics (outcome by builder, gas, expected and realized profit) and
+    as one log event (bundle, block and run, to tie the two together)."""
+    outcome, expected = change.outcome, flight.record.opportunity.net_profit
+    builders = set(flight.record.builders)
+    metrics.bundle_outcome(builders.pop() if len(builders) == 1 else "multiple", str(outcome))
+    metrics.bundle_settled(
+        block=details.get("included_block"),
+        expected_wei=expected,
+        realized_wei=details.get("realized_profit", 0),
+        gas_wei=details.get("gas_cost", 0),
+        included=outcome == Outcome.INCLUDED,
+    )
+    at = details.get("included_block", change.at)
+    block_hash = details.get("included_block_hash") or (
+        "0x" + change.block_hash.hex() if change.block_hash else None
+    )
+    log.info(
+        "bundle %s %s at block %d (run %d)",
+        change.key,
+        outcome,
+        at,
+        run_id,
+        extra={
+            "event": "bundle_outcome",
+            "run_id": run_id,
+            "bundle": change.key,
+            "bundle_id": flight.record.bundle_id,
+            "outcome": str(outcome),
+            "block": at,
+            "block_hash": block_hash,
+            "gas_cost_wei": str(details.get("gas_cost", 0)),
+            "realized_profit_wei": str(details.get("realized_profit", 0)),
+            "expected_profit_wei": str(expected),
+        },
+    )
 
 
 def _sample(samples: list[float], value: float) -> None:

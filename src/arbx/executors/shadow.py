@@ -7,6 +7,7 @@ detection; they are serialised through one lock (SQLite has a single writer).
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from datetime import UTC, datetime
 
@@ -16,6 +17,8 @@ from arbx.chain.parity import ParityResult
 from arbx.chain.sync import hex_hash
 from arbx.engine.pipeline import BlockResult
 from arbx.store import api_repo, repo
+
+log = logging.getLogger(__name__)
 
 
 class ShadowExecutor:
@@ -77,6 +80,7 @@ class ShadowExecutor:
                 head_block=head.number,
                 synced_block=head.number,
             )
+        block_event(self.run_id, block)
 
     def _write_parity(self, result: ParityResult) -> None:
         with self._lock, self.sessions.begin() as session:
@@ -88,3 +92,32 @@ class ShadowExecutor:
                 result.failures,
                 detail=dict(list(result.differences.items())[:20]) or None,
             )
+
+
+def block_event(run_id: int, block: BlockResult) -> None:
+    """One log event per block: its number, hash, run, timings and what was found."""
+    head, update = block.head, block.update
+    block_hash = hex_hash(head.hash)
+    recorded_ms = (datetime.now(UTC) - block.seen_at).total_seconds() * 1000
+    log.info(
+        "block %d %s run %d: %d opportunities, %d pools changed, found in %.1f ms, "
+        "recorded in %.1f ms",
+        head.number,
+        block_hash,
+        run_id,
+        len(block.opportunities),
+        len(update.changed),
+        block.latency_ms,
+        recorded_ms,
+        extra={
+            "event": "block",
+            "run_id": run_id,
+            "block": head.number,
+            "block_hash": block_hash,
+            "opportunities": len(block.opportunities),
+            "pools_changed": len(update.changed),
+            "reorg_depth": update.reorg_depth,
+            "latency_ms": round(block.latency_ms, 3),
+            "recorded_ms": round(recorded_ms, 3),
+        },
+    )

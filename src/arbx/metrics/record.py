@@ -40,6 +40,8 @@ def endpoint_label(index: int, name: str | None = None) -> str:
 def engine_started(version: str, chain: str) -> None:
     """Record which engine runs, and beat once."""
     m.ENGINE_INFO.labels(version=_label(version), chain=_label(chain)).set(1)
+    mode("shadow", 0)  # until the risk controller says otherwise
+    kill_switch(False)
     heartbeat()
 
 
@@ -128,11 +130,16 @@ def rpc_failover() -> None:
 
 
 # --- opportunities, bundles, money ----------------------------------------------------------
-def opportunities(found: int, capturable: int, expected_profit_wei: int) -> None:
-    """A block's opportunities: how many found, how many could be sent, their expected profit."""
-    m.OPPORTUNITIES_FOUND.inc(max(found, 0))
-    m.OPPORTUNITIES_CAPTURABLE.inc(max(capturable, 0))
+def opportunities_found(count: int, expected_profit_wei: int) -> None:
+    """A block's opportunities: how many were found, and their expected net profit."""
+    m.OPPORTUNITIES_FOUND.inc(max(count, 0))
     m.EXPECTED_PROFIT.inc(eth(max(expected_profit_wei, 0)))
+
+
+def opportunities_capturable(count: int, net_profit_wei: int) -> None:
+    """A block's best pool-disjoint set of opportunities: its size and net profit."""
+    m.OPPORTUNITIES_CAPTURABLE.inc(max(count, 0))
+    m.CAPTURABLE_PROFIT.inc(eth(max(net_profit_wei, 0)))
 
 
 def bundle_outcome(builder: str, outcome: str) -> None:

@@ -161,12 +161,17 @@ OPPORTUNITIES_FOUND = Counter(
 )
 OPPORTUNITIES_CAPTURABLE = Counter(
     "arbx_opportunities_capturable_total",
-    "Opportunities that passed simulation and the risk checks (could be sent).",
+    "Opportunities in their block's best pool-disjoint set (what could have been captured).",
     registry=ENGINE,
 )
 EXPECTED_PROFIT = Counter(
     "arbx_opportunities_expected_profit_eth_total",
     "Expected net profit of the opportunities found, in ETH.",
+    registry=ENGINE,
+)
+CAPTURABLE_PROFIT = Counter(
+    "arbx_opportunities_capturable_profit_eth_total",
+    "Expected net profit of each block's best pool-disjoint set of opportunities, in ETH.",
     registry=ENGINE,
 )
 BUNDLES = Counter(

@@ -8,8 +8,10 @@ heartbeat is older than ``max_age`` seconds.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -17,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from arbx.domain.errors import ConfigError
 from arbx.metrics.record import last_heartbeat
 from arbx.metrics.registry import ENGINE
+from arbx.metrics.settings import MetricsSettings
 
 READ_TIMEOUT_S = 10.0  # for a request's line and headers (the standard server caps their size)
 
@@ -90,6 +93,30 @@ class MetricsServer:
         if self._thread.is_alive():
             self._httpd.shutdown()
         self._httpd.server_close()
+
+
+@contextlib.contextmanager
+def serving(
+    settings: MetricsSettings, port: int | None = None, *, any_port_if_taken: bool = False
+) -> Iterator[MetricsServer | None]:
+    """The engine's metrics server (on ``port`` when given) while the block runs; None when
+    the settings disable it. A taken port is a ConfigError, or with ``any_port_if_taken`` (a
+    local devnet run) any free port instead."""
+    if not settings.enabled:
+        yield None
+        return
+    wanted = settings.port if port is None else port
+    try:
+        server = MetricsServer(settings.host, wanted, max_age=settings.heartbeat_max_age_s)
+    except ConfigError:
+        if not any_port_if_taken:
+            raise
+        server = MetricsServer(settings.host, 0, max_age=settings.heartbeat_max_age_s)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 def _handler(registry: CollectorRegistry, server: MetricsServer) -> type[BaseHTTPRequestHandler]:

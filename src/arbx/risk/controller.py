@@ -50,6 +50,7 @@ from arbx.domain.limits import (
 from arbx.domain.modes import Mode
 from arbx.domain.profit import Opportunity
 from arbx.domain.stages import Schedule, StageDecision, effective_mode, evaluate_stage, stage_limits
+from arbx.metrics import record
 from arbx.risk.killswitch import KillSwitch
 from arbx.risk.signer_lock import SignerLock
 from arbx.store import api_repo
@@ -243,6 +244,7 @@ class RiskController:
             with self._mem:
                 mode = self._settle()
                 reason = self.state.reason
+            self._measure(mode)
             if self.writer:
                 self._persist(mode, reason, now)
             return mode
@@ -305,6 +307,27 @@ class RiskController:
             )
         self.state = replace(state, mode=mode, kill_switch=switch.engaged, reason=reason)
         return mode
+
+    def _measure(self, mode: Mode) -> None:
+        """Mode, stage, kill switch, the day's gas and loss against the caps, the signer lock."""
+        limits = stage_limits(self.limits, self.schedule.stages[self.stage])
+        state, lock = self.state, self.lock
+        record.mode(mode, self.stage)
+        record.kill_switch(state.kill_switch)
+        record.risk_day(
+            gas_wei=state.gas_spent_wei,
+            gas_cap_wei=limits.daily_gas_cap_wei,
+            loss_wei=-state.realized_pnl_wei,
+            loss_cap_wei=limits.daily_loss_cap_wei,
+        )
+        if lock is not None:
+            held = lock.held
+            record.signer_lock(
+                self.key,
+                epoch=lock.epoch if held else None,
+                holder=lock.holder_id if held else None,
+                refused=self.refused is not None,
+            )
 
     def _lost_lock(self) -> None:
         with self._mem:

@@ -39,6 +39,7 @@ from arbx.domain.errors import ConfigError, InputError
 from arbx.domain.pools import Pool, Token, V2Pool
 from arbx.domain.profit import Opportunity
 from arbx.domain.routes import Route
+from arbx.metrics import record as metrics
 from arbx.scrub import public_settings
 from arbx.store.models import (
     Block,
@@ -362,6 +363,7 @@ def add_opportunities(
     if not opportunities:
         return []
     chosen = set(best_disjoint([(o.route.pools, o.net_profit) for o in opportunities]))
+    metrics.opportunities_capturable(len(chosen), sum(opportunities[i].net_profit for i in chosen))
     rows = [
         {
             "run_id": run_id,
