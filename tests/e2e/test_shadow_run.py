@@ -22,6 +22,7 @@ from arbx.chain.heads import heads
 from arbx.chain.parity import check_parity
 from arbx.chain.rpc import RpcClient
 from arbx.chain.sync import ChainSync
+from arbx.chain.verify import follow_and_verify
 from arbx.cli.run import devnet_spec
 from arbx.devnet.commands import EmbeddedDevnet
 from arbx.engine.pipeline import BlockResult, Pipeline
@@ -202,3 +203,16 @@ def test_embedded_run_then_report(tmp_path: Path) -> None:
     engine.dispose()
     assert stored is not None
     assert stored.revoked_at is not None
+
+
+@pytest.mark.asyncio
+async def test_follow_and_verify_finds_the_book_equal_to_the_chain(
+    engine: tuple[RpcClient, Any],
+) -> None:
+    client, spec = engine
+    verified = await follow_and_verify(client, spec, 5, poll_interval=0.05)
+    assert verified.blocks == 5
+    assert verified.sync.blocks >= 5
+    loaded = await load_book(client, spec)
+    assert verified.parity.checked == len(loaded.metas)  # every pool of the book compared
+    assert verified.parity.failures == 0, verified.parity.differences

@@ -336,27 +336,17 @@ def _sync(args: argparse.Namespace) -> int:
 
 async def _verify(spec: ChainSpec, settings: Settings, blocks: int) -> int:
     """Bootstrap, follow ``blocks`` new heads, then compare every pool with the chain."""
-    from arbx.chain.book import load_book
-    from arbx.chain.heads import heads
-    from arbx.chain.parity import check_parity
-    from arbx.chain.sync import ChainSync
+    from arbx.chain.verify import follow_and_verify
     from arbx.obs.progress import LoadingBar
 
     async with _client(spec, settings) as client:
-        loaded = await load_book(client, spec, LoadingBar())
-        book, metas = loaded.book, loaded.metas
-        sync = ChainSync(client, book)
-        seen = 0
-        if blocks:
-            async for head in heads(client, poll_interval=settings.chain.poll_interval):
-                await sync.advance(head)
-                seen += 1
-                if seen >= blocks:
-                    break
-        result = await check_parity(client, book, metas)
+        verified = await follow_and_verify(
+            client, spec, blocks, poll_interval=settings.chain.poll_interval, progress=LoadingBar()
+        )
+    result = verified.parity
     print(
-        f"verified {result.checked} pools at block {result.block} after {seen} blocks "
-        f"({sync.stats.logs} logs, {sync.stats.reorgs} reorgs): {result.failures} differ"
+        f"verified {result.checked} pools at block {result.block} after {verified.blocks} blocks "
+        f"({verified.sync.logs} logs, {verified.sync.reorgs} reorgs): {result.failures} differ"
     )
     for address, difference in list(result.differences.items())[:20]:
         print(f"  {address}: {difference}", file=sys.stderr)
