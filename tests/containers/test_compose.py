@@ -1,0 +1,114 @@
+"""The compose stack under podman, from the images ``make images`` builds: the engine follows the
+devnet in shadow mode, the dashboard and the API answer through the web container, Prometheus
+scrapes every target; then every container restarts, PostgreSQL included, and nothing recorded
+is lost."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.containers.stack import Stack, build_images, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.containers]
+
+START_TIMEOUT = 240.0  # first start: the cluster is made, the devnet's world deployed
+RECORDED = "SELECT count(*) FROM opportunities"
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    if shutil.which("podman") is None:
+        pytest.fail("podman is missing: run `make images` once (it installs it, as root)")
+    took = build_images()
+    print(f"make images: {took:.0f} s")
+    running = Stack()
+    try:
+        running.compose("up", "-d")
+        yield running
+    finally:
+        for service in ("engine", "devnet", "api", "web"):
+            print(f"--- {service}\n{running.logs(service)}")
+        running.compose("down", "-v", "-t", "5")
+
+
+def _engine_recording(stack: Stack) -> int:
+    count = int(stack.sql(RECORDED) or 0)
+    blocks = int(stack.sql("SELECT count(*) FROM blocks") or 0)
+    return count if blocks > 3 and count > 0 else 0
+
+
+# the scrape jobs of deploy/compose/prometheus.yml: the container and the port it serves on
+JOBS = {"arbx-engine": ("engine", 9464), "arbx-api": ("api", 8000)}
+
+
+def _served(stack: Stack, service: str, port: int) -> bool:
+    """True when ``service`` answers 200 on its own /metrics (asked inside its container)."""
+    probe = (
+        "import sys, urllib.request as u\n"
+        "try: sys.exit(u.urlopen(sys.argv[1], timeout=3).status != 200)\n"
+        "except OSError: sys.exit(1)"
+    )
+    url = f"http://127.0.0.1:{port}/metrics"
+    stack.podman("exec", stack.container(service), "python3", "-c", probe, url, check=False)
+    return stack.last_returncode == 0
+
+
+def _targets_up(stack: Stack, jobs: set[str]) -> list[str]:
+    targets = stack.get_json(stack.prometheus_port, "/api/v1/targets")["data"]["activeTargets"]
+    health = {t["labels"]["job"]: t["health"] for t in targets}
+    assert set(health) == {*JOBS, "prometheus"}, health
+    return sorted(jobs) if all(health[job] == "up" for job in jobs) else []
+
+
+def _serving(stack: Stack) -> bool:
+    status, page = stack.get(stack.web_port, "/")
+    ready, _ = stack.get(stack.web_port, "/readyz")
+    return status == 200 and b"arbx dashboard" in page and ready == 200
+
+
+def test_stack_follows_the_devnet_serves_and_survives_restarts(stack: Stack) -> None:
+    recorded = wait_for("the engine records blocks", lambda: _engine_recording(stack), 240)
+    assert stack.sql("SELECT DISTINCT mode FROM runs") == "shadow"
+    wait_for("the dashboard and /readyz through nginx", lambda: _serving(stack), 60)
+    token = stack.podman(
+        "exec", stack.container("api"), "arbx", "token", "add", "--name", "ci", "--role", "viewer"
+    ).strip()
+    status = stack.get_json(stack.web_port, "/api/v1/status", token)
+    assert (status["chain_id"], status["mode"]) == (31337, "shadow")
+    page = stack.get_json(stack.web_port, "/api/v1/opportunities?limit=5", token)
+    assert page["items"]
+    # every endpoint the searcher serves is scraped, the alert rules are loaded, and every
+    # container's own health check passes (podman runs them on demand: no systemd timers here)
+    served = {job for job, (service, port) in JOBS.items() if _served(stack, service, port)}
+    print(f"metrics endpoints served: {sorted(served) or 'none'}")
+    wait_for(
+        "Prometheus scrapes every target", lambda: _targets_up(stack, served | {"prometheus"}), 60
+    )
+    rules = stack.get_json(stack.prometheus_port, "/api/v1/rules")["data"]["groups"]
+    assert sum(len(group["rules"]) for group in rules) > 0
+    for service in ("postgres", "devnet", "api", "web", "prometheus"):
+        stack.podman("healthcheck", "run", stack.container(service))
+    if "arbx-engine" in served:
+        stack.podman("healthcheck", "run", stack.container("engine"))
+
+    # every container restarts, PostgreSQL included: what was recorded is still there
+    before, last = (
+        int(v) for v in stack.sql("SELECT count(*), max(id) FROM opportunities").split("|")
+    )
+    assert before >= recorded
+    started = time.monotonic()
+    for name in stack.containers():
+        stack.podman("restart", "-t", "10", name)
+    kept = f"SELECT count(*) FROM opportunities WHERE id <= {last}"
+    assert wait_for("PostgreSQL after the restart", lambda: stack.sql(kept), 60) == str(before)
+    wait_for("the dashboard after the restart", lambda: _serving(stack), 90)
+    wait_for(
+        "the engine records again", lambda: int(stack.sql(RECORDED)) > before, 120
+    )  # fmt: skip
+    token_again = stack.get_json(stack.web_port, "/api/v1/whoami", token)
+    assert token_again["name"] == "ci"
+    print(f"restart to recording again: {time.monotonic() - started:.0f} s")
