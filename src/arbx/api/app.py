@@ -37,7 +37,7 @@ from arbx.api.context import ApiContext, utc_now
 from arbx.api.events import EventHub
 from arbx.api.limits import SERVER_LIMITS, RequestLimits
 from arbx.api.metrics import MetricsMiddleware, metrics_endpoint
-from arbx.api.schemas import HealthOut, ReadyOut
+from arbx.api.schemas import ErrorOut, HealthOut, ReadyOut
 from arbx.api.views import age_s
 from arbx.domain.errors import ConfigError, InputError
 from arbx.domain.limits import Limits
@@ -207,7 +207,10 @@ def _health(app: FastAPI, ctx: ApiContext) -> None:
         response_model=ReadyOut,
         tags=["health"],
         summary="Ready to serve",
-        responses={503: {"model": ReadyOut, "description": "a check failed"}},
+        responses={
+            422: {"model": ErrorOut, "description": "a bad query parameter"},
+            503: {"model": ReadyOut, "description": "a check failed"},
+        },
     )
     async def readyz(
         engine: Annotated[
