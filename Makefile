@@ -87,6 +87,8 @@ bench: setup $(BENCH_VENV)/.installed
 	$(BIN)/python -m bench.hotpath
 	$(BIN)/python -m bench.api_bench
 	$(BIN)/python -m bench.decode
+	$(MAKE) -s images REGISTRY=
+	$(BIN)/python -m bench.images
 
 # Rebuild the compiled contracts shipped in the package (PoolLens, the executor): the one way
 # to turn a Solidity change into what runs; the tests check they match their sources
