@@ -1,10 +1,11 @@
 #!/bin/sh
 # The local registry: registry.sh start|stop|tags [ADDRESS] [IMAGE]. Started detached
-# (pid in build/registry/pid, log in build/registry/log), storage in build/registry/data.
+# (pid in build/registry/pid, log in build/registry/log), storage in build/registry/data
+# (REGISTRY_DIR moves all three). Run from the repository root.
 set -eu
 action=$1
 address=${2:-127.0.0.1:5050}
-top=$(pwd)/build/registry
+top=${REGISTRY_DIR:-$(pwd)/build/registry}
 case $action in
     start)
         if curl -fsS "http://$address/v2/" >/dev/null 2>&1; then exit 0; fi

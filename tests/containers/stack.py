@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -34,11 +35,21 @@ def podman_env() -> dict[str, str]:
     return {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
 
 
+@functools.cache
 def build_images() -> float:
-    """``make images`` without pushing; the seconds it took."""
+    """``make images`` without pushing (once per test session); the seconds it took."""
     start = time.monotonic()
     subprocess.run(["make", "-s", "images", "REGISTRY="], cwd=ROOT, env=podman_env(), check=True)
     return time.monotonic() - start
+
+
+def revision() -> str:
+    """The short git revision: the images' other tag (unique to the tree that built them)."""
+    done = subprocess.run(
+        ["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+        check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
 
 
 def version() -> str:
@@ -79,7 +90,7 @@ class Stack:
             "POSTGRES_PASSWORD": self.password,
             "ARBX_WEB_PORT": str(self.web_port),
             "ARBX_PROMETHEUS_PORT": str(self.prometheus_port),
-            "ARBX_TAG": version(),
+            "ARBX_TAG": revision(),
             "ARBX_DEVNET_PACE": "0.5",
         }
 
