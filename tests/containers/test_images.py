@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,3 +82,46 @@ def test_the_registry_keeps_earlier_versions_for_rollback(built: str, registry: 
     pulled = json.loads(_podman("image", "inspect", f"{registry}/arbx-web:0.0.9"))[0]["Id"]
     assert pulled == old_id
     _podman("rmi", f"{registry}/arbx-web:0.0.9")
+
+
+def _web(built: str, *env: str) -> subprocess.CompletedProcess[str]:
+    port = free_port()
+    args = ["run", "-d", "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL"]
+    args += [*(x for e in env for x in ("-e", e)), "-p", f"127.0.0.1:{port}:8080"]
+    done = subprocess.run(
+        ["podman", *args, f"localhost/arbx-web:{built}"], env=podman_env(), capture_output=True,
+        text=True, check=True,
+    )  # fmt: skip
+    name = done.stdout.strip()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            state = _podman("inspect", "--format", "{{.State.Running}}", name)
+            if state != "true":  # refused its settings and exited
+                logs = _podman("logs", name) + subprocess.run(
+                    ["podman", "logs", name], env=podman_env(), capture_output=True, text=True,
+                    check=False,
+                ).stderr  # fmt: skip
+                code = int(_podman("inspect", "--format", "{{.State.ExitCode}}", name))
+                return subprocess.CompletedProcess(args, code, "", logs)
+            try:
+                url = f"http://127.0.0.1:{port}/config.js"
+                with urllib.request.urlopen(url, timeout=2) as answer:
+                    return subprocess.CompletedProcess(args, 0, answer.read().decode(), "")
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("the web container neither served nor exited")
+    finally:
+        subprocess.run(
+            ["podman", "rm", "-f", "-t", "0", name], env=podman_env(), capture_output=True,
+            check=False,
+        )  # fmt: skip
+
+
+def test_the_dashboard_learns_the_api_address_at_start(built: str) -> None:
+    assert 'api: ""' in _web(built).stdout  # this origin: nginx passes /api/ on
+    served = _web(built, "ARBX_API_URL=https://api.example.org/arbx")
+    assert 'window.ARBX_CONFIG = { api: "https://api.example.org/arbx" };' in served.stdout
+    hostile = _web(built, 'ARBX_API_URL=https://x.example/";alert(1)//')
+    assert hostile.returncode == 2
+    assert hostile.stderr.strip().splitlines()[-1].startswith("arbx-web: error: ARBX_API_URL")

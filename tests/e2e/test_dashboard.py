@@ -549,3 +549,22 @@ def test_served_from_a_static_host(context: BrowserContext, stack: Stack) -> Non
     expect_(page.get_by_test_id("stream-state")).to_have_text("live")
     page.get_by_role("tab", name="Pools").click()
     expect_(page.get_by_test_id("pool-row")).to_have_count(len(stack.seeded.pools))
+
+
+def test_served_from_a_static_host_with_a_config_file(
+    context: BrowserContext, stack: Stack
+) -> None:
+    """The same files with config.js naming the API (as the web container writes it): no ?api=."""
+    expect_ = expect()
+    page = context.new_page()
+    script = f'window.ARBX_CONFIG = {{ api: "{stack.base}" }};\n'
+    page.route(
+        "**/config.js",
+        lambda route: route.fulfill(body=script, content_type="application/javascript"),
+    )
+    page.goto(f"{stack.static}/index.html")
+    expect_(page.get_by_test_id("api-input")).to_have_value(stack.base)
+    sign_in(page, f"{stack.static}/index.html", stack.viewer)
+    expect_(page.get_by_test_id("overview-mode")).not_to_have_text("—")
+    page.get_by_role("tab", name="Pools").click()
+    expect_(page.get_by_test_id("pool-row")).to_have_count(len(stack.seeded.pools))

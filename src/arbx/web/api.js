@@ -15,8 +15,16 @@ export class ApiError extends Error {
   }
 }
 
-/** The API base URL: `?api=` (kept for the session), else the origin the page came from. */
-export function resolveApiBase(location = window.location, storage = window.sessionStorage) {
+/**
+ * The API base URL: `?api=` (kept for the session), else the one chosen earlier in the session,
+ * else `api` of config.js (`window.ARBX_CONFIG`: written where the files are served), else the
+ * origin the page came from.
+ */
+export function resolveApiBase(
+  location = window.location,
+  storage = window.sessionStorage,
+  config = window.ARBX_CONFIG,
+) {
   const fromQuery = cleanBase(new URLSearchParams(location.search).get("api"));
   if (fromQuery) {
     storage.setItem(API_KEY, fromQuery);
@@ -24,6 +32,8 @@ export function resolveApiBase(location = window.location, storage = window.sess
   }
   const stored = storage.getItem(API_KEY);
   if (stored) return stored;
+  const configured = cleanBase(config && typeof config.api === "string" ? config.api : null);
+  if (configured) return configured;
   return location.origin; // served by the API itself, which mounts the dashboard at /
 }
 
