@@ -62,9 +62,13 @@ for name in $images; do
     esac
     image=localhost/arbx-$name
     start=$(date +%s)
+    # the labels also as options: podman's layer cache ignores a changed build argument, so a
+    # LABEL made from one could keep the revision of an earlier build
     podman build --quiet --format docker --network none --pull=never \
         -f "deploy/images/$name/Containerfile" --build-arg BASE="$base" \
         --build-arg VERSION="$version" --build-arg REVISION="$full_revision" \
+        --label "org.opencontainers.image.version=$version" \
+        --label "org.opencontainers.image.revision=$full_revision" \
         -t "$image:$version" -t "$image:$revision" . >/dev/null
     size=$(podman image inspect --format '{{.Size}}' "$image:$version")
     echo "built $image:$version and :$revision ($((size / 1000000)) MB, $(($(date +%s) - start)) s)"
