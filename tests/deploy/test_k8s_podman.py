@@ -192,8 +192,14 @@ def _logs(container: str) -> str:
     return result.stdout + result.stderr
 
 
+LAST_ERROR: list[str] = [""]
+
+
 def _ok(*args: str) -> bool:
-    result = subprocess.run(["podman", *args], capture_output=True, env=_env(), check=False)
+    result = subprocess.run(
+        ["podman", *args], capture_output=True, text=True, env=_env(), check=False
+    )
+    LAST_ERROR[0] = (result.stdout + result.stderr)[-600:]
     return result.returncode == 0
 
 
@@ -205,8 +211,9 @@ def _wait(what: str, check: Any, timeout: float, container: str | None = None) -
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            logs = _logs(container) if container else ""
-            raise AssertionError(f"{what}: not ready after {timeout:g} s\n{logs}")
+            logs = _logs(container)[-600:] if container else ""
+            last = LAST_ERROR[0]
+            raise AssertionError(f"{what}: not ready after {timeout:g} s\n{last}\n{logs}")
         time.sleep(1)
 
 
@@ -241,3 +248,36 @@ def test_the_staging_workloads_start_and_become_ready(played: dict[str, Any]) ->
         120,
         "arbx-engine-engine",
     )
+
+
+def test_the_engines_prestop_ends_its_run_cleanly(played: dict[str, Any]) -> None:
+    """The preStop command, run in the engine's container as the kubelet would, returns once
+    the engine has stopped; the run is recorded as stopped by the signal, not failed."""
+    (container,) = played["workloads"]["arbx-engine"]["spec"]["template"]["spec"]["containers"]
+    command = container["lifecycle"]["preStop"]["exec"]["command"]
+    _wait("an engine run", lambda: _sql("SELECT count(*) FROM runs") not in ("", "0"), 120)
+    first = _sql("SELECT min(id) FROM runs")
+    result = subprocess.run(
+        ["podman", "exec", "arbx-engine-engine", *command],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+        check=False,
+    )
+    # the engine was PID 1: the container ends with it, and the exec with the container
+    assert result.returncode in (0, 137), result.stdout + result.stderr
+    _wait(
+        "the run's record",
+        lambda: _sql(f"SELECT status FROM runs WHERE id = {first}") != "running",
+        30,
+    )
+    status = _sql(f"SELECT status, summary_json->>'stopped_by' FROM runs WHERE id = {first}")
+    assert status == "stopped|signal", _logs("arbx-engine-engine")
+
+
+def _sql(query: str) -> str:
+    return _podman(
+        "exec", "arbx-postgres-postgres", "/usr/lib/postgresql/15/bin/psql", "-h", "/tmp",
+        "-U", "arbx", "-d", "arbx", "-tAc", query, check=False,
+    ).strip()  # fmt: skip
