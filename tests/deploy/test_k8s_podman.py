@@ -163,11 +163,11 @@ def played(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     for key, content in files.items():
         paths[key] = tmp / f"{key}.yaml"
         paths[key].write_text(yaml.safe_dump_all(content))
-    _podman("network", "create", network)
     # podman 4.3 reads a secretKeyRef from a podman secret holding the Secret's data as JSON
     (tmp / "secret.json").write_text(json.dumps(secret["data"]))
-    _podman("secret", "create", secret_name, str(tmp / "secret.json"))
     try:
+        _podman("network", "create", network)
+        _podman("secret", "create", secret_name, str(tmp / "secret.json"))
         _podman("kube", "play", "--network", network, str(paths["db"]))
         ready = ("exec", "arbx-postgres-postgres", PG_ISREADY, "-h", "127.0.0.1", "-q")
         _wait("postgres", lambda: _ok(*ready), 60)
