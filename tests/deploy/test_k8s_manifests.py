@@ -32,17 +32,22 @@ WORKLOADS = {"Deployment", "StatefulSet", "Job"}
 Docs = list[dict[str, Any]]
 
 
-def _staging_secrets() -> None:
-    """The staging overlay reads secrets.env, which git ignores: make it from the example."""
-    staging = K8S / "overlays" / "staging"
-    if not (staging / "secrets.env").exists():
-        shutil.copyfile(staging / "secrets.env.example", staging / "secrets.env")
+def staging_secret(tmp: Path) -> dict[str, Any]:
+    """The staging Secret as ``secrets/`` makes it, from a copy of the example ``secrets.env``
+    (the real one is git-ignored; the checkout is left as it is)."""
+    source = K8S / "overlays" / "staging" / "secrets"
+    shutil.copyfile(source / "kustomization.yaml", tmp / "kustomization.yaml")
+    shutil.copyfile(source / "secrets.env.example", tmp / "secrets.env")
+    text = subprocess.run(
+        [BIN / "kubectl", "kustomize", tmp], check=True, capture_output=True, text=True
+    ).stdout
+    (secret,) = [d for d in yaml.safe_load_all(text) if d]
+    return dict(secret)
 
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Docs]]:
     """Each overlay rendered by the pinned kubectl's kustomize: (file, documents)."""
-    _staging_secrets()
     out = tmp_path_factory.mktemp("rendered")
     result = {}
     for overlay in OVERLAYS:
@@ -210,7 +215,7 @@ def test_every_pod_is_hardened_and_bounded(
 
 
 def test_settings_come_from_the_overlays_file_and_secrets_never_from_git(
-    rendered: dict[str, tuple[Path, Docs]],
+    rendered: dict[str, tuple[Path, Docs]], tmp_path: Path
 ) -> None:
     for overlay, (_, docs) in rendered.items():
         (config,) = [d for d in docs if d["kind"] == "ConfigMap"]
@@ -223,10 +228,15 @@ def test_settings_come_from_the_overlays_file_and_secrets_never_from_git(
         assert tomllib.loads(settings_file.read_text())["chain"]["id"] == settings.chain.id
     secrets = [d for d in rendered["production"][1] if d["kind"] == "Secret"]
     assert secrets == []  # only ExternalSecrets: the operator makes the Secrets
-    (staging,) = [d for d in rendered["staging"][1] if d["kind"] == "Secret"]
+    assert [d for d in rendered["staging"][1] if d["kind"] == "Secret"] == []  # made apart
+    staging = staging_secret(tmp_path)
+    assert (staging["metadata"]["name"], staging["metadata"]["namespace"]) == (
+        "arbx-secrets",
+        "arbx-staging",
+    )
     assert set(staging["data"]) == {"ARBX_DATABASE_URL"}
     ignored = subprocess.run(
-        ["git", "check-ignore", "-q", K8S / "overlays" / "staging" / "secrets.env"],
+        ["git", "check-ignore", "-q", K8S / "overlays" / "staging" / "secrets" / "secrets.env"],
         cwd=ROOT,
         check=False,
     )

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.test_k8s_manifests import BIN, K8S, ROOT, _staging_secrets
+from tests.deploy.test_k8s_manifests import BIN, K8S, ROOT, staging_secret
 
 CONTAINERS_CONF = ROOT / "deploy" / "images" / "containers.conf"
 IMAGES = ("arbx-searcher", "arbx-web", "arbx-devnet", "arbx-postgres")
@@ -70,7 +70,6 @@ def _images() -> str:
 
 def _render(tmp: Path, tag: str) -> list[dict[str, Any]]:
     """The staging overlay with the local images, rendered by kustomize."""
-    _staging_secrets()
     overlay = os.path.relpath(K8S / "overlays" / "staging", tmp)
     images = [
         {"name": f"registry.staging.example.com/{n}", "newName": f"localhost/{n}", "newTag": tag}
@@ -144,7 +143,7 @@ def played(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     password = secrets.token_hex(12)
     url = f"postgresql+psycopg://arbx:{password}@arbx-postgres:5432/arbx"
     config = [d for d in docs if d["kind"] == "ConfigMap"]
-    (secret,) = copy.deepcopy([d for d in docs if d["kind"] == "Secret"])
+    secret = staging_secret(tmp_path_factory.mktemp("secret"))
     secret["data"] = {"ARBX_DATABASE_URL": base64.b64encode(url.encode()).decode()}
     secret_name = secret["metadata"]["name"]
     workloads = {
