@@ -31,8 +31,8 @@ run: setup
 	$(BIN)/arbx run $(ARGS)
 
 lint: setup
-	$(BIN)/ruff check src tests bench deploy
-	$(BIN)/ruff format --check src tests bench deploy
+	$(BIN)/ruff check src tests bench deploy rehearsal
+	$(BIN)/ruff format --check src tests bench deploy rehearsal
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/hadolint deploy/images/*/Containerfile

@@ -10,8 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-
-from tests.containers.stack import Stack, build_images, wait_for
+from rehearsal.stack import Stack, build_images, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.containers]
 

@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.containers.stack import ROOT, build_images, free_port, podman_env, version
-from tests.containers.stack import revision as tree_revision
+from rehearsal.stack import ROOT, build_images, free_port, podman_env, version
+from rehearsal.stack import revision as tree_revision
 
 pytestmark = [pytest.mark.e2e, pytest.mark.containers]
 

@@ -1,4 +1,4 @@
-"""The compose stack under podman for the tests: build the images (``make images``), bring
+"""Podman for the rehearsal and the tests: build the images (``make images``), bring
 ``deploy/compose.yaml`` up under a project name of its own, and read what it says."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "deploy" / "compose.yaml"
 CONTAINERS_CONF = ROOT / "deploy" / "images" / "containers.conf"
 
