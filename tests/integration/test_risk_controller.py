@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -177,10 +178,19 @@ def test_an_unreadable_kill_switch_counts_as_engaged(tmp_path: Path) -> None:
 # --- the controller, end to end ---------------------------------------------------------------
 
 
+# The gate out of shadow asks for nothing observed (test_stage_gates.py measures the gates).
+OPEN = replace(
+    default_schedule(),
+    promotion=replace(
+        default_schedule().promotion, min_blocks=0, min_parity_checks=0, max_latency_p99_ms=None
+    ),
+)
+
+
 def controller(
     engine: Engine, holder: str, clock: Clock, ceiling: str = "limited"
 ) -> RiskController:
-    """A controller on its own lock for KEY, with small limits."""
+    """A controller on its own lock for KEY, with small limits and an open shadow gate."""
     sessions = db.make_session_factory(engine)
     return RiskController(
         sessions,
@@ -188,7 +198,7 @@ def controller(
         key_address=KEY,
         ceiling=ceiling,  # type: ignore[arg-type]
         limits=Limits(daily_gas_cap_wei=10**16, daily_loss_cap_wei=10**16),
-        schedule=default_schedule(),
+        schedule=OPEN,
         lock=SignerLock(engine, KEY, holder_id=holder, clock=clock),
         clock=clock,
     )

@@ -23,6 +23,7 @@ from arbx.domain.routes import Route
 from arbx.domain.stages import (
     BundleEvidence,
     DemotionRule,
+    Observations,
     PromotionRule,
     Schedule,
     Stage,
@@ -247,6 +248,13 @@ def bundles(
 SCHEDULE = default_schedule()
 ENTERED = T0 - timedelta(days=3)
 NOW = T0
+# What a stage observed that passes the default gates: a day of blocks, parity, fast detection.
+SEEN = Observations(blocks=7_200, parity_checks=100, latency_p99_ms=120.0, latency_samples=6_000)
+
+
+def at(stage: int, **changes: object) -> StageHistory:
+    """A history at ``stage`` since ENTERED whose observations pass the default gates."""
+    return replace(StageHistory(stage=stage, entered_at=ENTERED, observed=SEEN), **changes)  # type: ignore[arg-type]
 
 
 def test_schedules_start_in_shadow_and_never_go_down_in_mode() -> None:
@@ -278,7 +286,7 @@ def test_stage_limits_take_the_smaller_cap() -> None:
 
 
 def test_shadow_stage_is_promoted_only_when_the_configured_mode_allows() -> None:
-    history = StageHistory(stage=0, entered_at=ENTERED)
+    history = at(0)
     up = evaluate_stage(history, SCHEDULE, NOW, ceiling="limited")
     assert (up.action, up.from_stage, up.to_stage) == ("promote", 0, 1)
     stay = evaluate_stage(history, SCHEDULE, NOW, ceiling="shadow")
@@ -288,10 +296,10 @@ def test_shadow_stage_is_promoted_only_when_the_configured_mode_allows() -> None
 
 def test_promotion_needs_enough_included_bundles_at_a_good_ratio() -> None:
     good = bundles(19, 100, 90, ENTERED)
-    history = StageHistory(stage=1, entered_at=ENTERED, bundles=good)
+    history = at(1, bundles=good)
     few = evaluate_stage(history, SCHEDULE, NOW)
     assert few.action == "stay"
-    assert "19 of 20" in few.reason
+    assert few.reason == "the next gate needs: bundles included >= 20 (now 19)"
     # Bundles that were not included, or came before the stage, are no evidence.
     extra = [
         *bundles(5, 100, 0, ENTERED, status="not_included"),
@@ -301,16 +309,29 @@ def test_promotion_needs_enough_included_bundles_at_a_good_ratio() -> None:
     enough = replace(history, bundles=bundles(20, 100, 90, ENTERED))
     up = evaluate_stage(enough, SCHEDULE, NOW)
     assert (up.action, up.to_stage) == ("promote", 2)
-    assert up.evidence == {
+    assert {k: up.evidence[k] for k in ("included", "ratio_bps", "gate")} == {
         "included": 20,
-        "expected_net_profit_wei": "2000",
-        "realized_profit_wei": "1800",
         "ratio_bps": 9000,
+        "gate": {"from_stage": 1, "to_stage": 2},
     }
+    assert (up.evidence["expected_net_profit_wei"], up.evidence["realized_profit_wei"]) == (
+        "2000",
+        "1800",
+    )
+    assert [(c["name"], c["measured"], c["passed"]) for c in up.evidence["conditions"]] == [
+        ("blocks observed", "7200", True),
+        ("parity checks", "100", True),
+        ("parity failures", "0", True),
+        ("detection latency p99", "120.0 ms over 6000 blocks", True),
+        ("arbx alerts", "not checked", True),
+        ("bundles included", "20", True),
+        ("realized/expected", "9000 bps", True),
+        ("caps breached", "0", True),
+    ]
     poor = replace(history, bundles=bundles(20, 100, 79, ENTERED))
     stay = evaluate_stage(poor, SCHEDULE, NOW)
     assert stay.action == "stay"
-    assert "7900 bps is below 8000" in stay.reason
+    assert "realized/expected >= 8000 bps (now 7900 bps)" in stay.reason
 
 
 def test_promotion_waits_for_quiet_hours_after_a_breach_and_respects_the_ceiling() -> None:
@@ -318,14 +339,14 @@ def test_promotion_waits_for_quiet_hours_after_a_breach_and_respects_the_ceiling
     breach = NOW - timedelta(hours=10)
     # The breach was before entering this stage (it caused the demotion here): no new demotion,
     # but no promotion within 24 quiet hours either.
-    history = StageHistory(stage=1, entered_at=NOW - timedelta(hours=9), breaches=[breach])
+    history = at(1, entered_at=NOW - timedelta(hours=9), breaches=[breach])
     history = replace(history, bundles=bundles(30, 100, 100, NOW - timedelta(hours=8)))
     stay = evaluate_stage(history, SCHEDULE, NOW)
     assert stay.action == "stay"
-    assert "within the last 24 hours" in stay.reason
+    assert "caps breached 0 in the last 24 hours (now 1 (last at" in stay.reason
     later = evaluate_stage(history, SCHEDULE, NOW + timedelta(hours=15))
     assert later.action == "promote"
-    at_two = StageHistory(stage=2, entered_at=ENTERED, bundles=evidence)
+    at_two = at(2, bundles=evidence)
     capped = evaluate_stage(at_two, SCHEDULE, NOW, ceiling="limited")
     assert capped.action == "stay"
     assert "does not allow stage 3 (scaled)" in capped.reason
@@ -334,9 +355,7 @@ def test_promotion_waits_for_quiet_hours_after_a_breach_and_respects_the_ceiling
 
 
 def test_a_breach_in_the_stage_demotes_one_stage_or_to_shadow() -> None:
-    history = StageHistory(
-        stage=3, entered_at=ENTERED, bundles=bundles(30, 100, 100, ENTERED), breaches=[NOW]
-    )
+    history = at(3, bundles=bundles(30, 100, 100, ENTERED), breaches=[NOW])
     down = evaluate_stage(history, SCHEDULE, NOW)
     assert (down.action, down.to_stage) == ("demote", 2)
     assert "limit breached" in down.reason
@@ -357,7 +376,7 @@ def test_realized_below_the_floor_over_the_window_demotes() -> None:
         demotion=DemotionRule(window=10, floor_ratio_bps=5_000),
     )
     good_then_bad = [*bundles(20, 100, 100, ENTERED), *bundles(10, 100, 49, T0 - timedelta(days=1))]
-    history = StageHistory(stage=2, entered_at=ENTERED, bundles=good_then_bad)
+    history = at(2, bundles=good_then_bad)
     down = evaluate_stage(history, schedule, NOW)
     assert (down.action, down.to_stage) == ("demote", 1)
     assert "4900 bps" in down.reason

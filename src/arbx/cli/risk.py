@@ -51,7 +51,7 @@ def _kill(args: argparse.Namespace) -> int:
     from arbx.risk.killswitch import kill
 
     chain, url = _target(args)
-    with _sessions(url) as sessions:
+    with sessions_of(url) as sessions:
         state = kill(sessions, chain, args.reason, _actor())
     print(f"kill switch engaged for {_scope(chain)}: {state.reason}")
     return 0
@@ -61,7 +61,7 @@ def _unkill(args: argparse.Namespace) -> int:
     from arbx.risk.killswitch import unkill
 
     chain, url = _target(args)
-    with _sessions(url) as sessions:
+    with sessions_of(url) as sessions:
         state = unkill(sessions, chain, _actor(), args.reason)
     still = " (the all-chains switch is still engaged)" if state.engaged else ""
     print(f"kill switch released for {_scope(chain)}{still}")
@@ -72,7 +72,7 @@ def _status(args: argparse.Namespace) -> int:
     from arbx.store import risk_repo as rrepo
 
     chain, url = _target(args)
-    with _sessions(url) as sessions, sessions() as session:
+    with sessions_of(url) as sessions, sessions() as session:
         switch = rrepo.get_kill_switch(session, chain)
         states = rrepo.list_risk_states(session, chain)
     if switch.engaged:
@@ -101,7 +101,7 @@ def _target(args: argparse.Namespace) -> tuple[int, str]:
 
 
 @contextmanager
-def _sessions(url: str) -> Iterator[sessionmaker[Session]]:
+def sessions_of(url: str) -> Iterator[sessionmaker[Session]]:
     """Sessions on the migrated database; database errors become one ConfigError line."""
     from arbx.cli.store import database_errors
     from arbx.store import make_engine, make_session_factory, migrate

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +27,7 @@ from arbx.execution.nonces import NonceManager
 from arbx.execution.relay import BuilderSpec, RelayClient
 from arbx.executors.bundle import BundleExecutor, LiveSettings
 from arbx.executors.shadow import ShadowExecutor
+from arbx.risk.alerts import firing_alerts
 from arbx.risk.controller import RiskController
 from arbx.risk.killswitch import KillSwitch
 from arbx.risk.settings import RiskSettings
@@ -77,6 +79,10 @@ async def live_executor(
         schedule=plan.risk.schedule(),
         lock=lock,
         kill_switch=KillSwitch(sessions, chain_id),
+        alerts=partial(
+            firing_alerts, plan.risk.prometheus_url, timeout=plan.risk.prometheus_timeout_s
+        ),
+        gate_interval=plan.risk.gate_interval_s,
     )
     risk.start()
     nonces = NonceManager(client, keys.signer.address)

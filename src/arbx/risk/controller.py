@@ -18,6 +18,9 @@ is still ours (off the event loop, never waiting for SQLite's write lock).
   second instance with the same key stays in shadow, says why, and changes nothing. It does not
   retry; an instance that held the lock and lost it (a broken connection, a missed renewal) tries
   to take it back at the next refresh.
+- The gate to the next stage is evaluated at start, when a bundle settles and every
+  ``gate_interval`` seconds (a shadow stage settles no bundles), by the lock holder only; the
+  arbx alerts come from ``alerts`` (a bounded call to Prometheus) before the transaction opens.
 - A limit breach engages the chain's kill switch (actor ``risk:<key>``) at once in memory, then
   in the store, and is recorded in the stage history, which demotes the stage; ``arbx unkill``
   resumes trading and resets this run's failure count. Daily gas and realized profit are read
@@ -32,7 +35,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, Final
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -49,7 +52,14 @@ from arbx.domain.limits import (
 )
 from arbx.domain.modes import Mode
 from arbx.domain.profit import Opportunity
-from arbx.domain.stages import Schedule, StageDecision, effective_mode, evaluate_stage, stage_limits
+from arbx.domain.stages import (
+    Alerts,
+    Schedule,
+    StageDecision,
+    effective_mode,
+    evaluate_stage,
+    stage_limits,
+)
 from arbx.metrics import record
 from arbx.risk.killswitch import KillSwitch
 from arbx.risk.signer_lock import SignerLock
@@ -86,6 +96,8 @@ class RiskController:
         lock: SignerLock | None,
         kill_switch: KillSwitch | None = None,
         clock: Callable[[], datetime] = _now,
+        alerts: Callable[[], Alerts] = Alerts,
+        gate_interval: float = 5.0,
     ) -> None:
         self.sessions = sessions
         self.chain_id = chain_id
@@ -97,6 +109,9 @@ class RiskController:
         self.lock = lock
         self.kill_switch = kill_switch or KillSwitch(sessions, chain_id)
         self.clock = clock
+        self.alerts = alerts
+        self.gate_interval = timedelta(seconds=gate_interval)
+        self._evaluated_at: datetime | None = None
         self.stage = 0
         self.state = RiskState(day=utc_day(clock()))
         self.refused: str | None = None  # why the lock was refused at start: read-only run
@@ -224,7 +239,7 @@ class RiskController:
                 return self.mode
             now = self.clock()
             self._record_breaches()
-            if self.writer and self._evaluate_due:
+            if self.writer and (self._evaluate_due or self._gate_due(now)):
                 self._evaluate_due = False
                 self._evaluate(now)
             lock = self.lock
@@ -376,10 +391,18 @@ class RiskController:
                         at=at,
                     )
 
+    def _gate_due(self, now: datetime) -> bool:
+        last = self._evaluated_at
+        return last is None or now - last >= self.gate_interval or now < last
+
     def _evaluate(self, now: datetime) -> None:
+        self._evaluated_at = now
+        last = len(self.schedule.stages) - 1
+        alerts = self.alerts() if self.stage < last else Alerts()  # before the transaction
         with self.sessions.begin() as session:
+            quiet_hours = self.schedule.gate(min(max(self.stage, 0), last)).quiet_hours
             history = rrepo.load_stage_history(
-                session, self.chain_id, self.key, now, self.schedule.promotion.quiet_hours
+                session, self.chain_id, self.key, now, quiet_hours, alerts
             )
             if history is None:
                 return

@@ -12,17 +12,27 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from arbx.domain.errors import InputError
 from arbx.domain.modes import MODES
-from arbx.domain.stages import StageHistory
+from arbx.domain.stages import Alerts, Observations, StageHistory
 from arbx.store.execution_repo import stage_evidence
-from arbx.store.models import AuditLog, KillSwitchRow, RiskStateRow, StageHistoryRow
-from arbx.store.repo import upsert_row
+from arbx.store.models import (
+    AuditLog,
+    Block,
+    KillSwitchRow,
+    OpportunityRow,
+    ParityCheck,
+    RiskStateRow,
+    Run,
+    StageHistoryRow,
+)
+from arbx.store.repo import percentile, upsert_row
 
 STAGE_KINDS = ("promotion", "demotion", "breach", "manual")
+LATENCY_SAMPLES = 10_000  # the gate's detection latency p99 is over the newest blocks, at most
 ALL_CHAINS = 0  # the kill switch row that stops every chain
 
 
@@ -153,8 +163,54 @@ def list_stage_history(
     ]
 
 
+def stage_observations(
+    session: Session, chain_id: int, since: datetime | None, alerts: Alerts | None = None
+) -> Observations:
+    """What every engine on the chain observed since ``since`` (stage entry; None: ever).
+
+    Blocks: canonical blocks seen. Parity: checks that compared at least one pool, and their
+    failures. Detection latency: per block with opportunities, the time to its first one (as
+    ``arbx report`` measures it), p99 over the newest ``LATENCY_SAMPLES`` such blocks.
+    """
+    runs = select(Run.id).where(Run.chain_id == chain_id)
+    blocks = (
+        select(func.count())
+        .select_from(Block)
+        .where(Block.chain_id == chain_id, Block.reorged.is_(False))
+    )
+    checks = select(func.count(), func.coalesce(func.sum(ParityCheck.failures), 0)).where(
+        ParityCheck.run_id.in_(runs), ParityCheck.pools_checked > 0
+    )
+    first = (
+        select(func.min(OpportunityRow.latency_ms).label("ms"))
+        .where(OpportunityRow.chain_id == chain_id)
+        .group_by(OpportunityRow.block_hash)
+        .order_by(func.max(OpportunityRow.id).desc())
+        .limit(LATENCY_SAMPLES)
+    )
+    if since is not None:
+        blocks = blocks.where(Block.seen_at >= since)
+        checks = checks.where(ParityCheck.at >= since)
+        first = first.where(OpportunityRow.detected_at >= since)
+    n_checks, failures = session.execute(checks).one()
+    latencies = sorted(float(ms) for ms in session.scalars(first))
+    return Observations(
+        blocks=int(session.execute(blocks).scalar_one()),
+        parity_checks=int(n_checks),
+        parity_failures=int(failures),
+        latency_p99_ms=percentile(latencies, 99),
+        latency_samples=len(latencies),
+        alerts=alerts or Alerts(),
+    )
+
+
 def load_stage_history(
-    session: Session, chain_id: int, key_address: str, now: datetime, quiet_hours: float
+    session: Session,
+    chain_id: int,
+    key_address: str,
+    now: datetime,
+    quiet_hours: float,
+    alerts: Alerts | None = None,
 ) -> StageHistory | None:
     """What ``evaluate_stage`` needs, from the store; None when the key has no risk state."""
     state = get_risk_state(session, chain_id, key_address)
@@ -171,7 +227,29 @@ def load_stage_history(
         entered_at=state.stage_entered_at,
         bundles=stage_evidence(session, chain_id, key_address, state.stage_entered_at),
         breaches=breaches,
+        observed=stage_observations(session, chain_id, state.stage_entered_at, alerts),
     )
+
+
+def promotions(
+    session: Session, chain_id: int, key_address: str, limit: int = 50
+) -> list[StageChange]:
+    """A key's newest stage changes (promotions, demotions, manual), newest first, evidence
+    included: what a report shows behind each promotion."""
+    rows = session.scalars(
+        select(StageHistoryRow)
+        .where(
+            StageHistoryRow.chain_id == chain_id,
+            StageHistoryRow.key_address == key_address.lower(),
+            StageHistoryRow.kind != "breach",
+        )
+        .order_by(StageHistoryRow.at.desc(), StageHistoryRow.id.desc())
+        .limit(limit)
+    )
+    return [
+        StageChange(r.id, r.at, r.from_stage, r.to_stage, r.kind, r.reason, r.evidence_json)
+        for r in rows
+    ]
 
 
 # --- kill switch and audit --------------------------------------------------------------------
