@@ -132,14 +132,21 @@ def test_leaving_shadow_asks_no_bundles_and_unchecked_alerts_fail_when_required(
 def test_each_transition_has_its_own_gate_from_the_settings() -> None:
     settings = RiskSettings(
         promote_min_blocks=3,
-        gates=[{"min_blocks": 10, "max_latency_p99_ms": 80}, {"min_included": 1}],  # type: ignore[list-item]
+        gates=[
+            {"min_blocks": 10, "max_latency_p99_ms": 80},
+            {"min_included": 1},
+            {"max_latency_p99_ms": 0},
+        ],  # type: ignore[list-item]
     )
     schedule = settings.schedule()
     assert schedule.gate(0).min_blocks == 10
     assert schedule.gate(0).max_latency_p99_ms == 80
     assert schedule.gate(1).min_blocks == 3  # left out: the promote_* value
     assert schedule.gate(1).min_included == 1
-    assert schedule.gate(2) == schedule.promotion
+    assert schedule.gate(2) == replace(schedule.promotion, max_latency_p99_ms=None)  # 0: none
+    assert (
+        RiskSettings(promote_max_latency_p99_ms=0).schedule().promotion.max_latency_p99_ms is None
+    )
     defaults = RiskSettings().schedule().promotion
     assert (defaults.min_blocks, defaults.min_parity_checks, defaults.max_latency_p99_ms) == (
         7_200,

@@ -68,7 +68,7 @@ class GateSettings(BaseModel):
 
     min_blocks: int | None = Field(None, ge=0)
     min_parity_checks: int | None = Field(None, ge=0)
-    max_latency_p99_ms: float | None = Field(None, gt=0)
+    max_latency_p99_ms: float | None = Field(None, ge=0)  # 0: no bound
     alerts_required: bool | None = None
     min_included: int | None = Field(None, ge=0)
     min_ratio_bps: int | None = Field(None, ge=0)
@@ -90,7 +90,7 @@ class RiskSettings(BaseModel):
     promote_quiet_hours: float = Field(24.0, ge=0)
     promote_min_blocks: int = Field(7_200, ge=0)
     promote_min_parity_checks: int = Field(100, ge=0)
-    promote_max_latency_p99_ms: float | None = Field(500.0, gt=0)  # None: no bound
+    promote_max_latency_p99_ms: float | None = Field(500.0, ge=0)  # 0 or None: no bound
     promote_alerts_required: bool = False
     gates: list[GateSettings] = Field(default_factory=list)
     prometheus_url: str | None = Field(None, max_length=2048)
@@ -137,12 +137,14 @@ class RiskSettings(BaseModel):
             quiet_hours=self.promote_quiet_hours,
             min_blocks=self.promote_min_blocks,
             min_parity_checks=self.promote_min_parity_checks,
-            max_latency_p99_ms=self.promote_max_latency_p99_ms,
+            max_latency_p99_ms=self.promote_max_latency_p99_ms or None,
             alerts_required=self.promote_alerts_required,
         )
         gates = []
         for gate in self.gates:
             given: dict[str, Any] = gate.model_dump(exclude_none=True)
+            if given.get("max_latency_p99_ms") == 0:
+                given["max_latency_p99_ms"] = None
             gates.append(replace(promotion, **given))
         return Schedule(
             stages=tuple(Stage(s.mode, dict(s.max_input), s.name) for s in self.stages),
