@@ -33,15 +33,17 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, Literal, NoReturn, TextIO
 
+from coincurve import PrivateKey
 from eth_account import Account
-from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from eth_keyfile.exceptions import EthKeyfileException
 from eth_typing import ChecksumAddress
+from eth_utils.address import is_checksum_address
 from eth_utils.crypto import keccak
 
 from arbx import safejson
 from arbx.domain.errors import ConfigError, InputError
+from arbx.execution.eip1559 import Eip1559Fields, personal_sign, sign_eip1559
 from arbx.redaction import remember_secret, remember_text
 
 log = logging.getLogger(__name__)
@@ -300,10 +302,11 @@ class SignedTx:
 class Signer:
     """A loaded key: its role, address and source; its repr and str never show the key."""
 
-    __slots__ = ("_account", "role", "source")
+    __slots__ = ("_account", "_secp", "role", "source")
 
     def __init__(self, account: LocalAccount, role: Role, source: str) -> None:
         self._account = account
+        self._secp = PrivateKey(bytes(account.key))  # libsecp256k1's handle, for the hot path
         self.role: Role = role
         self.source = source
         remember_secret(bytes(account.key))
@@ -352,6 +355,10 @@ class TxSigner(Signer):
         sender = fields.pop("from", None)
         if sender is not None and str(sender).lower() != self.address.lower():
             raise InputError(f"transaction from {sender} cannot be signed by {self.address}")
+        direct = _eip1559_fields(fields)
+        if direct is not None:  # the executor's calls: the same bytes, ten times faster
+            raw = sign_eip1559(self._secp, direct)
+            return SignedTx(raw, keccak(raw), direct.nonce, self.address)
         try:
             signed = self._account.sign_transaction(fields)
         except (TypeError, ValueError) as exc:
@@ -371,12 +378,42 @@ class RelaySigner(Signer):
 
     def sign_text(self, text: str) -> str:
         """EIP-191 personal-sign of ``text``: the 65-byte signature as 0x-prefixed hex."""
-        signature = self._account.sign_message(encode_defunct(text=text)).signature
-        return "0x" + bytes(signature).hex()
+        return "0x" + personal_sign(self._secp, text).hex()
 
     def flashbots_signature(self, body: bytes) -> str:
         """The ``X-Flashbots-Signature`` value for a request body: ``address:signature``."""
         return f"{self.address}:{self.sign_text('0x' + keccak(body).hex())}"
+
+
+_EIP1559_KEYS: Final = frozenset(
+    {"type", "chainId", "nonce", "to", "value", "data", "gas", "maxFeePerGas"}
+    | {"maxPriorityFeePerGas", "accessList"}
+)
+_EIP1559_INTS: Final = ("chainId", "nonce", "value", "gas", "maxFeePerGas", "maxPriorityFeePerGas")
+
+
+def _eip1559_fields(tx: Mapping[str, Any]) -> Eip1559Fields | None:
+    """The fields of a plain type-2 call (checksummed ``to``, bytes data, no access list) signed
+    directly; None for anything else, which eth-account signs (or refuses) instead."""
+    if tx.keys() != _EIP1559_KEYS or type(tx["type"]) is not int or tx["type"] != 2:
+        return None
+    if any(type(tx[name]) is not int or tx[name] < 0 for name in _EIP1559_INTS):
+        return None
+    to, data = tx["to"], tx["data"]
+    if type(data) is not bytes or tx["accessList"] != [] or not isinstance(to, str):
+        return None
+    if not is_checksum_address(to):
+        return None
+    return Eip1559Fields(
+        tx["chainId"],
+        tx["nonce"],
+        tx["maxPriorityFeePerGas"],
+        tx["maxFeePerGas"],
+        tx["gas"],
+        bytes.fromhex(to[2:]),
+        tx["value"],
+        data,
+    )
 
 
 def _account(key: bytes) -> LocalAccount:

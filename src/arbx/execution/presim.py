@@ -20,7 +20,7 @@ from typing import Literal
 from arbx.chain.rpc import RpcClient, RpcError, block_tag, hex_bytes
 from arbx.errors import TransientError
 from arbx.execution.flashbots import BuilderSpec, BundleSimulation
-from arbx.execution.rawtx import call_object, decode_raw_tx
+from arbx.execution.rawtx import RawTx, call_object, decode_raw_tx
 from arbx.execution.relay import RelayClient
 
 
@@ -53,12 +53,11 @@ async def presimulate(
 ) -> Presimulation:
     """Whether to send a bundle: ``eth_call`` of each tx alone, then callBundle at a builder."""
     try:
-        for raw in raw_txs:
-            decode_raw_tx(raw)
+        decoded = [decode_raw_tx(raw) for raw in raw_txs]
     except ValueError as exc:
         return Presimulation(False, "decode", str(exc))
     calls, bundle = await asyncio.gather(
-        asyncio.gather(*(_call_stage(client, index, raw) for index, raw in enumerate(raw_txs))),
+        asyncio.gather(*(_call_stage(client, index, tx) for index, tx in enumerate(decoded))),
         _call_bundle_stage(relay, builders, raw_txs, block_number),
     )
     for failure in calls:
@@ -67,10 +66,10 @@ async def presimulate(
     return bundle
 
 
-async def _call_stage(client: RpcClient, index: int, raw: bytes | str) -> str | None:
-    """Why ``eth_call`` of one signed transaction failed, or None."""
+async def _call_stage(client: RpcClient, index: int, tx: RawTx) -> str | None:
+    """Why ``eth_call`` of one signed transaction (read back) failed, or None."""
     try:
-        await simulate_signed(client, raw)
+        await client.call("eth_call", [call_object(tx), "latest"], decode=hex_bytes)
     except RpcError as error:
         return f"tx {index}: {error}"
     except TransientError as exc:

@@ -16,6 +16,8 @@ from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
+from arbx.execution.eip1559 import SignedEip1559, decode_eip1559
+
 SUPPORTED_TYPES: Final = frozenset({0, 1, 2})
 
 
@@ -83,6 +85,14 @@ def _address(value: Any) -> str | None:
 def decode_raw_tx(raw: bytes | str) -> RawTx:
     """The fields and the recovered sender of a signed transaction; ValueError if it is not one."""
     data = raw_tx_bytes(raw)
+    direct = decode_eip1559(data)
+    if direct is not None:  # a plain type-2 transaction, read back without eth-account
+        return _from_eip1559(direct)
+    return decode_with_eth_account(data)
+
+
+def decode_with_eth_account(data: bytes) -> RawTx:
+    """``decode_raw_tx`` by eth-account's general model (any supported type, or why not)."""
     try:
         if data[0] >= 0xC0:
             fields: dict[str, Any] = Transaction.from_bytes(data).as_dict()
@@ -119,6 +129,29 @@ def decode_raw_tx(raw: bytes | str) -> RawTx:
         max_fee_per_gas=fields.get("maxFeePerGas"),
         max_priority_fee_per_gas=fields.get("maxPriorityFeePerGas"),
         access_list=access,
+    )
+
+
+def _from_eip1559(tx: SignedEip1559) -> RawTx:
+    fields = tx.fields
+    return RawTx(
+        raw=tx.raw,
+        hash=tx.hash,
+        sender="0x" + tx.sender.hex(),
+        tx_type=2,
+        chain_id=fields.chain_id,
+        nonce=fields.nonce,
+        gas=fields.gas,
+        to="0x" + fields.to.hex() if fields.to else None,
+        value=fields.value,
+        data=fields.data,
+        gas_price=None,
+        max_fee_per_gas=fields.max_fee_per_gas,
+        max_priority_fee_per_gas=fields.max_priority_fee_per_gas,
+        access_list=tuple(
+            ("0x" + address.hex(), tuple(f"0x{key:064x}" for key in keys))
+            for address, keys in fields.access_list
+        ),
     )
 
 

@@ -8,7 +8,8 @@ which stays valid through about six full blocks of base-fee growth (12.5% each) 
 Simulation (``eth_estimateGas``, ``eth_call``) omits the fee fields, so the node checks what the
 call does, not whether the sender could pay a worst-case ``gas * max_fee``. A revert raises
 :class:`CallRevertedError`, a ``SimulationRevertedError`` carrying the decoded reason.
-Encoding and signing are eth-account's and eth-abi's: no hand-written RLP or ABI.
+Encoding and signing are eth-account's and eth-abi's, except the executor's plain type-2 calls,
+which ``TxSigner`` signs with pyrlp and libsecp256k1 directly (the same bytes; ADR 0023).
 """
 
 from __future__ import annotations
