@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 BENCH_VENV := .venv-bench
 DEPLOY_VENV := .venv-deploy
 
-.PHONY: setup run test test-all lint bench contracts browser prometheus monitoring images container-tools clean
+.PHONY: setup run test test-all lint bench chaos contracts browser prometheus monitoring images container-tools clean
 
 setup: $(VENV)/.installed node_modules/.installed $(DEPLOY_VENV)/.installed
 
@@ -31,8 +31,8 @@ run: setup
 	$(BIN)/arbx run $(ARGS)
 
 lint: setup
-	$(BIN)/ruff check src tests bench deploy rehearsal
-	$(BIN)/ruff format --check src tests bench deploy rehearsal
+	$(BIN)/ruff check src tests bench chaos deploy rehearsal
+	$(BIN)/ruff format --check src tests bench chaos deploy rehearsal
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/hadolint deploy/images/*/Containerfile
@@ -89,6 +89,13 @@ bench: setup $(BENCH_VENV)/.installed
 	$(BIN)/python -m bench.decode
 	$(MAKE) -s images REGISTRY=
 	$(BIN)/python -m bench.images
+
+# The fault suite: a limited-mode run on the devnet (anvil, the local builder, a private
+# PostgreSQL) with RPC, reorg, database, builder, crash, signer-lock and API faults injected one at
+# a time and combined; writes build/chaos/report.json and prints its table (exit 1 on a miss).
+# `make chaos FAULTS="reorgs builder_5xx"` runs some of them.
+chaos: setup
+	$(BIN)/python -m chaos $(FAULTS)
 
 # Rebuild the compiled contracts shipped in the package (PoolLens, the executor): the one way
 # to turn a Solidity change into what runs; the tests check they match their sources

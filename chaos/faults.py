@@ -1,0 +1,407 @@
+"""The faults, each injected into the running stage and then taken away.
+
+Each returns a :class:`Fault`: whether the run survived it (the engine carried on, or stopped
+with one clear message and was started again, and caught up with the chain once the fault was
+gone), how long recovery took (from the fault's end to the first block the engine processed at
+or past the chain's head of that moment), and what was seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import statistics
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from arbx.chain.rpc import RpcClient
+from chaos.run import Stage
+from chaos.world import EngineProcess
+
+CATCH_UP_TIMEOUT = 120.0
+
+
+@dataclass
+class Fault:
+    """One fault's outcome."""
+
+    name: str
+    survived: bool
+    recover_s: float | None
+    detail: str = ""
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+async def caught_up(stage: Stage, engine: EngineProcess, since: float) -> float:
+    """Seconds from ``since`` until ``engine`` processed a block at or past the chain's head of
+    now (TimeoutError if it does not within CATCH_UP_TIMEOUT)."""
+    target = await stage.head()
+    deadline = time.monotonic() + CATCH_UP_TIMEOUT
+    while engine.log.last_block() < target:
+        if not engine.running:
+            raise RuntimeError(f"{engine.name} ended: {engine.tail()}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{engine.name} is not back at block {target}")
+        await asyncio.sleep(0.02)
+    at = next(t for t, n in reversed(engine.log.blocks) if n >= target)
+    return max(0.0, at - since)
+
+
+async def _while(
+    name: str,
+    stage: Stage,
+    engine: EngineProcess,
+    seconds: float,
+    inject: Callable[[], Awaitable[None]],
+    remove: Callable[[], Awaitable[None]],
+) -> Fault:
+    """Inject, hold for ``seconds``, remove; then wait for the engine to catch up."""
+    sent_before = len(engine.log.named("bundle_sent"))
+    await inject()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        await remove()
+    ended = time.monotonic()
+    try:
+        recover = await caught_up(stage, engine, ended)
+    except (TimeoutError, RuntimeError) as exc:
+        return Fault(name, False, None, str(exc))
+    sent = len(engine.log.named("bundle_sent")) - sent_before
+    return Fault(name, True, round(recover, 3), f"{sent} bundles sent meanwhile and since")
+
+
+# --- RPC endpoints ---------------------------------------------------------------------------
+
+
+async def rpc_endpoint_killed(stage: Stage, engine: EngineProcess) -> Fault:
+    """The first RPC endpoint's port closed for 10 s: the client fails over to the second."""
+    first = stage.rpcs[0]
+    blocks_before = len(engine.log.blocks)
+    fault = await _while(
+        "rpc endpoint killed", stage, engine, 10.0, first.stop_listening, first.listen
+    )
+    during = len(engine.log.blocks) - blocks_before
+    fault.detail += f"; {during} blocks processed across the outage"
+    fault.survived = fault.survived and during > 0  # it kept following through the other one
+    return fault
+
+
+async def rpc_all_down(stage: Stage, engine: EngineProcess, seconds: float = 30.0) -> Fault:
+    """Every RPC endpoint gone for ``seconds``."""
+
+    async def down() -> None:
+        for proxy in stage.rpcs:
+            await proxy.stop_listening()
+
+    async def up() -> None:
+        for proxy in stage.rpcs:
+            await proxy.listen()
+
+    return await _while(f"all rpc endpoints down {seconds:g} s", stage, engine, seconds, down, up)
+
+
+async def rpc_latency(stage: Stage, engine: EngineProcess) -> Fault:
+    """300 ms added to every RPC answer for 10 s."""
+
+    async def slow() -> None:
+        for proxy in stage.rpcs:
+            proxy.delay, proxy.mode = 0.3, "latency"
+
+    async def fast() -> None:
+        for proxy in stage.rpcs:
+            proxy.mode = "ok"
+
+    return await _while("rpc latency 300 ms", stage, engine, 10.0, slow, fast)
+
+
+async def rpc_dropped(stage: Stage, engine: EngineProcess) -> Fault:
+    """One RPC request in three loses its connection, for 10 s."""
+
+    async def drop() -> None:
+        for proxy in stage.rpcs:
+            proxy.every, proxy.mode = 3, "drop"
+
+    async def keep() -> None:
+        for proxy in stage.rpcs:
+            proxy.mode = "ok"
+
+    return await _while("rpc dropped connections", stage, engine, 10.0, drop, keep)
+
+
+# --- reorgs ----------------------------------------------------------------------------------
+
+
+async def _reorg(stage: Stage, depth: int) -> None:
+    async with RpcClient([stage.deployment.rpc_url], timeout=30.0) as client:
+        await client.call("anvil_reorg", [depth, []])
+
+
+async def reorgs(stage: Stage, engine: EngineProcess, depths: range) -> Fault:
+    """A reorg of each depth, one after the other; the engine catches up after each."""
+    name = f"reorgs depth {depths.start}..{depths.stop - 1}"
+    worst = 0.0
+    reorged_before = _reorg_count(engine)
+    for depth in depths:
+        while await stage.head() < depth + 2:
+            await asyncio.sleep(0.2)
+        try:
+            await _reorg(stage, depth)
+            worst = max(worst, await caught_up(stage, engine, time.monotonic()))
+        except Exception as exc:
+            return Fault(name, False, None, f"depth {depth}: {exc}")
+    seen = _reorg_count(engine) - reorged_before
+    return Fault(
+        name, True, round(worst, 3), f"{seen} reorgs seen by the engine", {"reorgs_seen": seen}
+    )
+
+
+async def reorg_past_journal(stage: Stage, engine: EngineProcess, depth: int = 70) -> Fault:
+    """A reorg deeper than the engine's journal (64 blocks): it must re-bootstrap."""
+    name = f"reorg depth {depth} (past the journal)"
+    while await stage.head() < depth + 2:
+        await asyncio.sleep(0.2)
+    try:
+        await _reorg(stage, depth)
+        recover = await caught_up(stage, engine, time.monotonic())
+    except Exception as exc:
+        return Fault(name, False, None, str(exc))
+    rebootstraps = [e for e in engine.log.events if "re-bootstrapped" in str(e[1].get("message"))]
+    return Fault(
+        name, bool(rebootstraps), round(recover, 3), f"{len(rebootstraps)} re-bootstraps logged"
+    )
+
+
+def _reorg_count(engine: EngineProcess) -> int:
+    return sum(1 for line in engine.log.stdout if "reorg depth" in line)
+
+
+# --- databases -------------------------------------------------------------------------------
+
+
+async def postgres_restart(stage: Stage, engine: EngineProcess, down_s: float = 5.0) -> Fault:
+    """PostgreSQL stopped (every session cut) and started again ``down_s`` later."""
+    postgres = stage.postgres
+    assert postgres is not None
+
+    async def stop() -> None:
+        await asyncio.to_thread(postgres.stop, "fast")
+
+    async def start() -> None:
+        await asyncio.to_thread(postgres.start)
+
+    fault = await _while("postgresql restarted", stage, engine, down_s, stop, start)
+    if fault.survived:  # after the restart, bundles are sent and recorded again
+        try:
+            await engine.wait_event("bundle_sent", len(engine.log.named("bundle_sent")) + 2, 120)
+        except (TimeoutError, RuntimeError) as exc:
+            return Fault(fault.name, False, fault.recover_s, f"no bundle after: {exc}")
+    return fault
+
+
+async def sqlite_locked(stage: Stage, engine: EngineProcess, seconds: float = 5.0) -> Fault:
+    """Another process holds SQLite's write lock for ``seconds``."""
+    path = stage.database_url.removeprefix("sqlite:///")
+    release = threading.Event()
+
+    def hold() -> None:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+        try:
+            conn.execute("BEGIN EXCLUSIVE")
+            release.wait(seconds)
+            conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+
+    holder: list[asyncio.Future[None]] = []
+
+    async def lock() -> None:
+        holder.append(asyncio.ensure_future(asyncio.to_thread(hold)))
+
+    async def unlock() -> None:
+        release.set()
+        await holder[0]
+
+    return await _while("sqlite file locked", stage, engine, seconds, lock, unlock)
+
+
+# --- builders --------------------------------------------------------------------------------
+
+
+async def builder_fault(stage: Stage, engine: EngineProcess, mode: str) -> Fault:
+    """The builder answers ``mode`` (5xx, timeout, garbage) for 10 s, then bundles flow again."""
+    builder = stage.builder
+
+    async def bad() -> None:
+        builder.hang, builder.mode = 5.0, mode
+
+    async def good() -> None:
+        builder.mode = "ok"
+
+    fault = await _while(f"builder {mode}", stage, engine, 10.0, bad, good)
+    if fault.survived:
+        try:
+            await engine.wait_event("bundle_sent", len(engine.log.named("bundle_sent")) + 2, 120)
+        except (TimeoutError, RuntimeError) as exc:
+            return Fault(fault.name, False, fault.recover_s, f"no bundle after: {exc}")
+    return fault
+
+
+# --- the engine killed -----------------------------------------------------------------------
+
+
+async def sigkill_mid_bundle(stage: Stage, engine: EngineProcess) -> tuple[Fault, EngineProcess]:
+    """SIGKILL the engine the moment a bundle reaches the builder, then start it again."""
+    name = "engine SIGKILLed mid-bundle"
+    fired = asyncio.Event()
+
+    def kill(method: str, _: Any) -> None:
+        if method == "eth_sendBundle" and not fired.is_set():
+            engine.sigkill()
+            fired.set()
+
+    stage.builder.on_request = kill
+    try:
+        await asyncio.wait_for(fired.wait(), 120)
+    finally:
+        stage.builder.on_request = None
+    await engine.stop()
+    killed_at = time.monotonic()
+    try:
+        restarted = await stage.engine(engine.name + "-restarted")
+        recover = await caught_up(stage, restarted, killed_at)
+        await restarted.wait_event("bundle_sent", 2, 120)
+    except (TimeoutError, RuntimeError) as exc:
+        return Fault(name, False, None, str(exc)), stage.engines[-1]
+    return Fault(name, True, round(recover, 3), "restarted; bundles sent again"), restarted
+
+
+# --- the signer lock -------------------------------------------------------------------------
+
+
+async def signer_lock_cut(stage: Stage, engine: EngineProcess) -> Fault:
+    """A second instance waits on the same key while the first holds the lock; every database
+    connection of both is cut. Neither signs without the lock; the one that signs after holds
+    it with a higher epoch."""
+    name = "signer lock connection cut"
+    assert stage.db_proxy is not None
+    standby = await stage.engine("standby")
+    before = len(stage.builder.sent)
+    await asyncio.sleep(3)
+    first_relay, standby_relay = _relay_address(stage, engine), _relay_address(stage, standby)
+    epochs_before = await asyncio.to_thread(_epoch, stage)
+    cut_at = time.monotonic()
+    stage.db_proxy.cut()
+    try:
+        recover = await caught_up(stage, engine, cut_at)
+        await engine.wait_event("bundle_sent", len(engine.log.named("bundle_sent")) + 2, 120)
+    except (TimeoutError, RuntimeError) as exc:
+        await standby.stop()
+        return Fault(name, False, None, str(exc))
+    senders = stage.builder.senders[before:]
+    by_standby = sum(1 for s in senders if s == standby_relay)
+    by_first = sum(1 for s in senders if s == first_relay)
+    epochs_after = await asyncio.to_thread(_epoch, stage)
+    await standby.stop()
+    ok = by_standby == 0 or epochs_after > epochs_before
+    return Fault(
+        name, ok, round(recover, 3),
+        f"bundles after the cut: {by_first} by the holder, {by_standby} by the standby; "
+        f"epoch {epochs_before} -> {epochs_after}",
+    )  # fmt: skip
+
+
+def _relay_address(stage: Stage, engine: EngineProcess) -> str:
+    from eth_account import Account  # noqa: PLC0415 - the one place the suite reads a key
+
+    key = (stage.folder / f"{engine.name}-relay.key").read_text().strip()
+    return str(Account.from_key(key).address).lower()
+
+
+def _epoch(stage: Stage) -> int:
+    from sqlalchemy import create_engine, text  # noqa: PLC0415
+
+    assert stage.postgres is not None
+    engine = create_engine(stage.postgres.url())
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(text("SELECT coalesce(max(epoch), 0) FROM signer_leases")).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
+# --- the API under load ----------------------------------------------------------------------
+
+
+async def api_load(_: Stage, engine: EngineProcess, seconds: float = 20.0) -> Fault:
+    """Head-to-bundle latency of the engine for ``seconds`` without load, then as long under
+    a loopback load generator against its API."""
+    name = "api under load"
+    url, token = _api(engine)
+    if url is None:
+        return Fault(name, False, None, "the engine serves no API")
+    quiet = await _latencies(engine, seconds)
+    stop = asyncio.Event()
+    counts = {"requests": 0, "errors": 0}
+
+    async def hammer(session: aiohttp.ClientSession) -> None:
+        paths = ["/api/v1/opportunities?limit=50", "/api/v1/bundles?limit=50", "/api/v1/status"]
+        i = 0
+        while not stop.is_set():
+            try:
+                async with session.get(url + paths[i % len(paths)]) as response:
+                    await response.read()
+                    counts["errors"] += response.status >= 500
+            except aiohttp.ClientError:
+                counts["errors"] += 1
+            counts["requests"] += 1
+            i += 1
+
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        workers = [asyncio.ensure_future(hammer(session)) for _ in range(16)]
+        loaded = await _latencies(engine, seconds)
+        stop.set()
+        await asyncio.gather(*workers, return_exceptions=True)
+    figures = {
+        "without_load_ms": quiet,
+        "with_load_ms": loaded,
+        "api_requests": counts["requests"],
+        "api_rps": round(counts["requests"] / seconds, 1),
+        "api_errors": counts["errors"],
+    }
+    ok = engine.running and loaded["samples"] > 0
+    detail = (
+        f"head->bundle p50 {quiet['p50']} ms without load, {loaded['p50']} ms with "
+        f"{figures['api_rps']} API requests/s"
+    )
+    return Fault(name, ok, 0.0, detail, figures)
+
+
+def _api(engine: EngineProcess) -> tuple[str | None, str]:
+    for line in engine.log.stdout:
+        if line.startswith("dashboard: "):
+            url = line.split()[1].rstrip("/")
+            return url, line.rsplit(": ", 1)[1].rstrip(")")
+    return None, ""
+
+
+async def _latencies(engine: EngineProcess, seconds: float) -> dict[str, Any]:
+    start = len(engine.log.named("bundle_sent"))
+    await asyncio.sleep(seconds)
+    values = sorted(float(e["head_to_bundle_ms"]) for e in engine.log.named("bundle_sent")[start:])
+    if not values:
+        return {"samples": 0, "p50": None, "p90": None}
+    p90 = values[min(len(values) - 1, int(len(values) * 0.9))]
+    return {
+        "samples": len(values),
+        "p50": round(statistics.median(values), 1),
+        "p90": round(p90, 1),
+    }

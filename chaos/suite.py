@@ -1,0 +1,180 @@
+"""The suite: the faults in order on one live run, then combined, then the audit; the report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from chaos import faults as f
+from chaos.audit import audit
+from chaos.run import Stage, stage
+from chaos.world import EngineProcess
+
+REPORT = Path("build") / "chaos" / "report.json"
+
+Step = Callable[[Stage, EngineProcess], Awaitable[Any]]
+
+
+async def _combined(s: Stage, engine: EngineProcess) -> f.Fault:
+    """RPC latency, a builder answering 5xx, a reorg of depth 3 and PostgreSQL restarted, at
+    once."""
+    assert s.postgres is not None
+    for proxy in s.rpcs:
+        proxy.delay, proxy.mode = 0.2, "latency"
+    s.builder.mode = "5xx"
+    await asyncio.to_thread(s.postgres.stop, "fast")
+    await f._reorg(s, 3)
+    await asyncio.sleep(8)
+    await asyncio.to_thread(s.postgres.start)
+    for proxy in [*s.rpcs, s.builder]:
+        proxy.mode = "ok"
+    ended = time.monotonic()
+    try:
+        recover = await f.caught_up(s, engine, ended)
+        await engine.wait_event("bundle_sent", len(engine.log.named("bundle_sent")) + 2, 120)
+    except (TimeoutError, RuntimeError) as exc:
+        return f.Fault("combined", False, None, str(exc))
+    return f.Fault("combined", True, round(recover, 3), "latency + builder 5xx + reorg + restart")
+
+
+FULL: Sequence[str] = (
+    "rpc_endpoint_killed", "rpc_all_down", "rpc_latency", "rpc_dropped", "reorgs",
+    "reorg_past_journal", "postgres_restart", "builder_5xx", "builder_timeout",
+    "builder_garbage", "api_load", "signer_lock_cut", "sigkill_mid_bundle", "combined",
+    "sqlite_locked",
+)  # fmt: skip
+SHORT: Sequence[str] = (
+    "rpc_endpoint_killed", "reorgs_short", "postgres_restart", "builder_5xx",
+    "sigkill_mid_bundle",
+)  # fmt: skip
+
+
+async def run_suite(
+    folder: Path, names: Sequence[str], *, all_down_s: float = 30.0
+) -> dict[str, Any]:
+    """Run the named faults on one stage; the report."""
+    results: list[f.Fault] = []
+    crashes: list[str] = []
+    engines: list[EngineProcess] = []
+    started = time.monotonic()
+    async with stage(folder) as s:
+        engine = await s.engine("engine", api_port=0 if "api_load" in names else None)
+        steps: dict[str, Step] = {
+            "rpc_endpoint_killed": f.rpc_endpoint_killed,
+            "rpc_all_down": lambda st, e: f.rpc_all_down(st, e, all_down_s),
+            "rpc_latency": f.rpc_latency,
+            "rpc_dropped": f.rpc_dropped,
+            "reorgs": lambda st, e: f.reorgs(st, e, range(1, 65)),
+            "reorgs_short": lambda st, e: f.reorgs(st, e, range(1, 4)),
+            "reorg_past_journal": f.reorg_past_journal,
+            "postgres_restart": f.postgres_restart,
+            "builder_5xx": lambda st, e: f.builder_fault(st, e, "5xx"),
+            "builder_timeout": lambda st, e: f.builder_fault(st, e, "timeout"),
+            "builder_garbage": lambda st, e: f.builder_fault(st, e, "garbage"),
+            "api_load": f.api_load,
+            "signer_lock_cut": f.signer_lock_cut,
+            "combined": _combined,
+        }
+        for name in names:
+            if name == "sqlite_locked":
+                continue
+            if name == "sigkill_mid_bundle":
+                fault, engine = await f.sigkill_mid_bundle(s, engine)
+            else:
+                fault = await steps[name](s, engine)
+            print(_row(fault), flush=True)
+            results.append(fault)
+            if not engine.running:
+                crashes.append(f"{engine.name}: {engine.tail()}")
+                engine = await s.engine(f"engine-{len(s.engines)}")
+        for e in s.engines:
+            if e.running:
+                await e.stop()
+        engines = list(s.engines)
+        databases = (
+            [s.database_url.replace(f":{s.db_proxy.port}/", f":{s.postgres.port}/")]
+            if s.postgres and s.db_proxy
+            else [s.database_url]
+        )
+        if "sqlite_locked" in names:
+            sqlite = await _sqlite_phase(s)
+            print(_row(sqlite[0]), flush=True)
+            results.append(sqlite[0])
+            engines.append(sqlite[1])
+            databases.append(sqlite[2])
+        checked = await audit(
+            rpc_url=s.deployment.rpc_url,
+            database_urls=databases,
+            searcher=s.deployment.accounts.searcher,
+            executor=s.executor,
+            sent=s.builder.sent,
+        )
+    for e in engines:
+        if not e.killed and e.returncode not in (0, None):
+            crashes.append(f"{e.name} exited {e.returncode}: {e.tail()}")
+        crashes += [f"{e.name}: traceback" for _ in e.log.tracebacks()[:1]]
+    return {
+        "faults": [
+            {"name": r.name, "survived": r.survived, "recover_s": r.recover_s, "detail": r.detail,
+             **({"figures": r.figures} if r.figures else {})}
+            for r in results
+        ],
+        "crashes": len(crashes),
+        "double_sends": checked.double_sends,
+        "lost_records": checked.lost_records,
+        "parity_failures": checked.parity_failures,
+        "crash_details": crashes,
+        "findings": checked.findings,
+        "totals": {
+            "chain_txs": checked.chain_txs, "builder_txs": checked.builder_txs,
+            "bundle_records": checked.records, "parity_checks": checked.parity_checks,
+            "records_contradicting_chain": checked.wrong_records, "runs": checked.runs,
+        },
+        "duration_s": round(time.monotonic() - started, 1),
+    }  # fmt: skip
+
+
+async def _sqlite_phase(s: Stage) -> tuple[f.Fault, EngineProcess, str]:
+    """The engine on a SQLite file (the same chain and key; the PostgreSQL engines stopped)."""
+    url = f"sqlite:///{s.folder / 'arbx-sqlite.db'}"
+    saved = s.database_url
+    s.database_url = url
+    try:
+        engine = await s.engine("engine-sqlite")
+        await engine.wait_event("bundle_sent", 2, 120)
+        fault = await f.sqlite_locked(s, engine)
+        await engine.stop()
+    finally:
+        s.database_url = saved
+    return fault, engine, url
+
+
+def _row(fault: f.Fault) -> str:
+    recover = "-" if fault.recover_s is None else f"{fault.recover_s:.2f}"
+    mark = "yes" if fault.survived else "NO"
+    return f"{fault.name:<34} {mark:>8} {recover:>9}  {fault.detail}"
+
+
+def table(report: dict[str, Any]) -> str:
+    """The report as the table ``make chaos`` prints."""
+    lines = [f"{'fault':<34} {'survived':>8} {'recover_s':>9}  detail"]
+    lines += [
+        _row(f.Fault(**{k: v for k, v in x.items() if k != "figures"})) for x in report["faults"]
+    ]
+    lines.append("")
+    for key in ("crashes", "double_sends", "lost_records", "parity_failures"):
+        lines.append(f"{key:<34} {report[key]:>8}")
+    return "\n".join(lines)
+
+
+def write(report: dict[str, Any], path: Path = REPORT) -> None:
+    """Write the report as JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+
+
+__all__ = ["FULL", "SHORT", "run_suite", "table", "write"]
