@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from arbx.devnet.anvil import free_port
 from chaos import faults as f
 from chaos.audit import audit
 from chaos.run import Stage, stage
@@ -62,7 +63,7 @@ async def run_suite(
     engines: list[EngineProcess] = []
     started = time.monotonic()
     async with stage(folder) as s:
-        engine = await s.engine("engine", api_port=0 if "api_load" in names else None)
+        engine = await s.engine("engine", api_port=free_port() if "api_load" in names else None)
         steps: dict[str, Step] = {
             "rpc_endpoint_killed": f.rpc_endpoint_killed,
             "rpc_all_down": lambda st, e: f.rpc_all_down(st, e, all_down_s),

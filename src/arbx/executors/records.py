@@ -5,7 +5,10 @@ keeps (the block and its opportunities, a bundle sent, a bundle that failed simu
 outcome) is a job for ``RecordWriter``: a single worker thread runs the jobs in the order they
 were given, so a later job sees what an earlier one wrote (an outcome finds its bundle's row),
 and a slow or locked database delays only the records, never the next bundle. ``drain`` waits
-for every job given so far; a failed job is logged and does not stop the others.
+for every job given so far; a failed job is logged and does not stop the others. A job that
+fails because the database cannot be reached or is locked (a restart, a cut connection, another
+writer) is tried again, in place, for up to ``RETRY_FOR`` seconds: the records after it wait
+their turn, so nothing is lost to a database restarted mid-run and the order holds.
 
 Writing is Python work that holds the interpreter lock, so the executor ``pause``s the writer
 from a head's arrival until its bundle is out (a job already running finishes) and ``resume``s
@@ -18,12 +21,14 @@ import asyncio
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from arbx.domain.profit import Opportunity
@@ -33,13 +38,17 @@ from arbx.store import execution_repo as xrepo
 
 log = logging.getLogger(__name__)
 MAX_PAUSE = 1.0  # seconds a pause holds the writer back at most
+RETRY_FOR = 120.0  # seconds a record is retried while the database is unreachable or locked
+RETRY_MAX_DELAY = 2.0  # seconds between two tries at most
 
 
 class RecordWriter:
     """Runs record jobs in one worker thread, in order; nothing on the event loop waits."""
 
-    def __init__(self, name: str = "arbx-records") -> None:
+    def __init__(self, name: str = "arbx-records", retry_for: float = RETRY_FOR) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self.retry_for = retry_for
+        self.retries = 0  # tries again after the database could not be reached
         self._pending: set[asyncio.Future[Any]] = set()
         self._open = threading.Event()
         self._open.set()
@@ -78,13 +87,31 @@ class RecordWriter:
 
     def _run(self, job: Callable[..., Any], *args: Any) -> Any:
         self._open.wait(MAX_PAUSE)
-        try:
-            return job(*args)
-        except Exception as exc:  # a record lost is logged; the engine goes on
-            self.failures += 1
-            name = getattr(job, "__name__", "record")
-            log.error("%s failed: %s", name, str(exc).splitlines()[0] if str(exc) else repr(exc))
-            return None
+        name = getattr(job, "__name__", "record")
+        deadline, delay = time.monotonic() + self.retry_for, 0.05
+        while True:
+            try:
+                return job(*args)
+            except Exception as exc:  # a record lost is logged; the engine goes on
+                line = str(exc).splitlines()[0] if str(exc) else repr(exc)
+                if _unreachable(exc) and time.monotonic() + delay < deadline:
+                    self.retries += 1
+                    log.warning("%s: the database is unavailable, again in %.2f s: %s",
+                                name, delay, line)  # fmt: skip
+                    time.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_DELAY)
+                    continue
+                self.failures += 1
+                log.error("%s failed: %s", name, line)
+                return None
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not be reached or was locked (worth another try),
+    rather than that the record itself was refused."""
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 @dataclass(slots=True)
