@@ -7,12 +7,12 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from chaos.postgres import PrivatePostgres, available
 from sqlalchemy import select
 
 from arbx.executors.records import RecordWriter
 from arbx.store import make_engine, make_session_factory, migrate, repo
 from arbx.store.models import Chain
-from chaos.postgres import PrivatePostgres, available
 
 pytestmark = [
     pytest.mark.integration,
