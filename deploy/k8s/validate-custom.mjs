@@ -1,11 +1,14 @@
 // Validates the custom resources of rendered manifests (JSON array on stdin) with the
-// @kubernetes-models validators: ServiceMonitor, PrometheusRule, ExternalSecret. Prints one line
-// per invalid resource and exits 1; kinds it has no model for are named and fail too.
+// @kubernetes-models validators: ServiceMonitor, PrometheusRule, ExternalSecret, and Argo
+// Rollouts' Rollout, AnalysisTemplate and AnalysisRun. Prints one line per invalid resource and
+// exits 1; kinds it has no model for are named and fail too. The validators check types and
+// required fields, not unknown keys: tests/deploy/model_keys.py walks the models for those.
 import { readFileSync } from "node:fs";
 
 const PACKAGES = {
   "monitoring.coreos.com": "@kubernetes-models/prometheus-operator",
   "external-secrets.io": "@kubernetes-models/external-secrets",
+  "argoproj.io": "@kubernetes-models/argo-rollouts",
 };
 
 const docs = JSON.parse(readFileSync(0, "utf8"));

@@ -18,6 +18,7 @@ MODELS = Path(__file__).resolve().parents[2] / "node_modules" / "@kubernetes-mod
 PACKAGES = {
     "monitoring.coreos.com": "prometheus-operator",
     "external-secrets.io": "external-secrets",
+    "argoproj.io": "argo-rollouts",
 }
 
 _FIELD = re.compile(r'^    "(?P<key>[^"]+)"\??: (?P<type>.+?);?$')

@@ -26,7 +26,7 @@ OVERLAYS = ("staging", "production", "production-base")
 KUBERNETES = "1.33.0"  # the version the manifests target (docs/deploy/README.md)
 BIN = Path(sys.executable).parent
 CHECKOV = ROOT / ".venv-deploy" / "bin" / "checkov"
-CUSTOM = {"monitoring.coreos.com/v1", "external-secrets.io/v1"}
+CUSTOM = {"monitoring.coreos.com/v1", "external-secrets.io/v1", "argoproj.io/v1alpha1"}
 WORKLOADS = {"Deployment", "StatefulSet", "Job"}
 
 Docs = list[dict[str, Any]]
@@ -82,7 +82,7 @@ def test_strict_validation_refuses_an_unknown_field(
     rendered: dict[str, tuple[Path, Docs]], tmp_path: Path
 ) -> None:
     _, docs = rendered["production"]
-    engine = copy.deepcopy(_one(docs, "StatefulSet", "arbx-engine"))
+    engine = copy.deepcopy(_one(docs, "Deployment", "arbx-engine"))
     engine["spec"]["template"]["spec"]["containers"][0]["readOnlyRootFileSystem"] = True
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(engine))
@@ -119,7 +119,9 @@ def test_checkov_finds_no_failed_check_and_every_skip_says_why(
 def test_custom_resources_pass_their_models(rendered: dict[str, tuple[Path, Docs]]) -> None:
     custom = [d for _, docs in rendered.values() for d in docs if d["apiVersion"] in CUSTOM]
     kinds = {d["kind"] for d in custom}
-    assert kinds == {"ServiceMonitor", "PrometheusRule", "ExternalSecret"}
+    assert kinds == {
+        "ServiceMonitor", "PrometheusRule", "ExternalSecret", "Rollout", "AnalysisTemplate"
+    }  # fmt: skip
     assert _models(custom).returncode == 0, _models(custom).stdout
     for doc in custom:
         assert unknown_keys(doc) == [], doc["kind"]
@@ -150,6 +152,20 @@ def _models(docs: Docs) -> subprocess.CompletedProcess[str]:
     )
 
 
+def pod_specs(docs: Docs) -> dict[str, dict[str, Any]]:
+    """Every pod spec the manifests make, by workload name: the built-in workloads' templates
+    and the Job metrics of the AnalysisTemplates (as ``template/metric``)."""
+    pods = {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in docs if d["kind"] in WORKLOADS
+    }
+    for template in (d for d in docs if d["kind"] == "AnalysisTemplate"):
+        for metric in template["spec"]["metrics"]:
+            if "job" in metric["provider"]:
+                name = f"{template['metadata']['name']}/{metric['name']}"
+                pods[name] = metric["provider"]["job"]["spec"]["template"]["spec"]
+    return pods
+
+
 def _one(docs: Docs, kind: str, name: str) -> dict[str, Any]:
     (doc,) = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
     return doc
@@ -160,20 +176,29 @@ def test_the_engine_is_one_signer_and_the_api_never_drops_below_its_count(
     rendered: dict[str, tuple[Path, Docs]], overlay: str
 ) -> None:
     _, docs = rendered[overlay]
-    engine = _one(docs, "StatefulSet", "arbx-engine")
+    assert not [d for d in docs if d["kind"] == "StatefulSet"]
+    engine = _one(docs, "Rollout", "arbx-engine")
     assert engine["spec"]["replicas"] == 1
-    assert not [d for d in docs if d["kind"] == "Deployment" and "engine" in d["metadata"]["name"]]
-    pod = engine["spec"]["template"]["spec"]
+    assert set(engine["spec"]["strategy"]) == {"blueGreen"}
+    template = _one(docs, "Deployment", "arbx-engine")
+    assert template["spec"]["replicas"] == 0  # the Rollout runs the engine, never this
+    pod = template["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert container["lifecycle"]["preStop"]["exec"]["command"][:2] == ["arbx", "stop"]
-    api = _one(docs, "Deployment", "arbx-api")
+    api = _one(docs, "Rollout", "arbx-api")
     assert api["spec"]["replicas"] >= 2
-    assert api["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
-    probe = api["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]
+    assert api["spec"]["strategy"]["canary"]["maxUnavailable"] == 0
+    deployment = _one(docs, "Deployment", "arbx-api")
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    probe = deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]
     assert probe["path"].startswith("/readyz")
     assert _one(docs, "PodDisruptionBudget", "arbx-api")["spec"]["minAvailable"] >= 1
-    assert _one(docs, "HorizontalPodAutoscaler", "arbx-api")["spec"]["minReplicas"] >= 2
+    autoscaler = _one(docs, "HorizontalPodAutoscaler", "arbx-api")["spec"]
+    assert autoscaler["minReplicas"] >= 2
+    assert autoscaler["scaleTargetRef"] == {
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "arbx-api"
+    }  # fmt: skip
     ingress = _one(docs, "Ingress", "arbx")["spec"]
     assert ingress["tls"][0]["hosts"] == [ingress["rules"][0]["host"]]
     routes = {
@@ -190,13 +215,12 @@ def test_every_pod_is_hardened_and_bounded(
     rendered: dict[str, tuple[Path, Docs]], overlay: str
 ) -> None:
     _, docs = rendered[overlay]
-    workloads = [d for d in docs if d["kind"] in WORKLOADS]
-    assert {"arbx-engine", "arbx-api", "arbx-dashboard", "arbx-migrate"} <= {
-        d["metadata"]["name"] for d in workloads
-    }
-    for workload in workloads:
-        pod = workload["spec"]["template"]["spec"]
-        name = workload["metadata"]["name"]
+    pods = pod_specs(docs)
+    assert {
+        "arbx-engine", "arbx-api", "arbx-dashboard", "arbx-migrate",
+        "arbx-engine-preview/compare", "arbx-engine-handover/handover",
+    } <= set(pods)  # fmt: skip
+    for name, pod in pods.items():
         assert pod["automountServiceAccountToken"] is False, name
         assert pod["securityContext"]["runAsNonRoot"] is True, name
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name

@@ -1,13 +1,14 @@
 """The staging overlay's workloads start under ``podman kube play`` from the images ``make
 images`` builds, and become ready by their own readiness probes.
 
-Podman plays Pods, Deployments, ConfigMaps and Secrets, not StatefulSets, Jobs or Services: each
-workload of the rendered overlay is played as a Pod named after its Service (a pod's name
-resolves on a podman network, as a Service's does in a cluster), the migration Job first, to
-completion. The database is the ``arbx-postgres`` image, a stand-in for the managed one, and
-the Secret's URL points at it. Network policies, the Ingress and the autoscaler are not played.
-Last, the API's full ``/readyz`` shows the engine following the devnet: its heartbeat, written
-in PostgreSQL, is fresh. The pods' names are the Services' names, so one run at a time.
+Podman plays Pods, Deployments, ConfigMaps and Secrets, not Rollouts, Jobs or Services: each
+workload's pod template (the Deployments the Rollouts refer to) is played as a Pod named after
+its Service (a pod's name resolves on a podman network, as a Service's does in a cluster), with
+the labels a Rollout's pod carries, the migration Job first, to completion. The database is the
+``arbx-postgres`` image, a stand-in for the managed one, and the Secret's URL points at it.
+Network policies, the Ingress and the autoscaler are not played. Last, the API's full
+``/readyz`` shows the engine following the devnet: its heartbeat, written in PostgreSQL, is
+fresh. The pods' names are the Services' names, so one run at a time.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ SERVICE = {
 }
 
 PG_ISREADY = "/usr/lib/postgresql/15/bin/pg_isready"
+RELEASE_LABEL = {"rollouts-pod-template-hash": "kubeplay"}
 
 pytestmark = pytest.mark.e2e
 
@@ -89,7 +91,14 @@ def _pod(workload: dict[str, Any], name: str, restart: str) -> dict[str, Any]:
     spec["restartPolicy"] = restart
     for container in spec["containers"]:
         container["imagePullPolicy"] = "Never"  # the local images; no registry to pull from
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+    # the labels a Rollout's pod carries (the engine reads its release from the hash)
+    labels = {**workload["spec"]["template"]["metadata"].get("labels", {}), **RELEASE_LABEL}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels},
+        "spec": spec,
+    }
 
 
 def _postgres(password: str, tag: str) -> dict[str, Any]:
