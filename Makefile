@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 BENCH_VENV := .venv-bench
 DEPLOY_VENV := .venv-deploy
 
-.PHONY: setup run test test-all lint bench chaos contracts browser prometheus monitoring images container-tools clean
+.PHONY: setup run test test-all lint bench chaos contracts browser prometheus monitoring images container-tools rehearse clean
 
 setup: $(VENV)/.installed node_modules/.installed $(DEPLOY_VENV)/.installed
 
@@ -96,6 +96,13 @@ bench: setup $(BENCH_VENV)/.installed
 # `make chaos FAULTS="reorgs builder_5xx"` runs some of them.
 chaos: setup
 	$(BIN)/python -m chaos $(FAULTS)
+
+# The staging rehearsal: the stack on podman (registry, PostgreSQL, devnet, Prometheus, the pods),
+# the Rollouts and AnalysisTemplates of deploy/k8s/overlays/staging executed on it, releases v2
+# and v3, the rollbacks; writes build/rehearsal/report.json. `make rehearse ARGS=--short`.
+rehearse: export CONTAINERS_CONF := $(CURDIR)/deploy/images/containers.conf
+rehearse: setup container-tools prometheus
+	$(BIN)/python -m rehearsal $(ARGS)
 
 # Rebuild the compiled contracts shipped in the package (PoolLens, the executor): the one way
 # to turn a Solidity change into what runs; the tests check they match their sources

@@ -111,11 +111,15 @@ def substitute(value: Any, args: dict[str, str]) -> Any:
 
 
 def resolve_args(
-    template: dict[str, Any], given: list[dict[str, Any]], hashes: dict[str, str]
+    template: dict[str, Any],
+    given: list[dict[str, Any]],
+    hashes: dict[str, str],
+    fields: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The template's arguments: its defaults, overridden by the Rollout's ``args``.
 
-    ``hashes`` maps ``Stable``/``Latest`` (``podTemplateHashValue``) to the versions.
+    ``hashes`` maps ``Stable``/``Latest`` (``podTemplateHashValue``) to the versions;
+    ``fields`` the Rollout's own fields a ``fieldRef`` may name (``metadata.namespace``).
     """
     values: dict[str, str] = {}
     for arg in template.get("spec", {}).get("args", []) or []:
@@ -129,6 +133,11 @@ def resolve_args(
             if which not in hashes:
                 raise ManifestError(f"podTemplateHashValue {which!r}: not Stable or Latest")
             values[arg["name"]] = hashes[which]
+        elif "fieldRef" in (arg.get("valueFrom") or {}):
+            path = arg["valueFrom"]["fieldRef"].get("fieldPath", "")
+            if path not in (fields or {}):
+                raise ManifestError(f"fieldRef {path!r}: not a field the rehearsal provides")
+            values[arg["name"]] = (fields or {})[path]
     for arg in template.get("spec", {}).get("args", []) or []:
         if arg["name"] not in values:
             name = template["metadata"]["name"]
@@ -149,7 +158,7 @@ def _get(url: str, headers: dict[str, str], timeout: float) -> bytes:
         raise MeasureError(f"{url[:80]}: {exc}") from None
     if len(body) > MAX_BODY:
         raise MeasureError(f"answer larger than {MAX_BODY} bytes from {url[:80]}")
-    return body
+    return bytes(body)
 
 
 def prometheus_result(address: str, query: str, timeout: float = 10.0) -> Any:
@@ -207,6 +216,8 @@ class AnalysisRun:
     dry_run: set[str]
     job_runner: JobRunner | None = None
     log: Callable[[str], None] = print
+    hosts: dict[str, str] = field(default_factory=dict)  # Service host:port -> address
+    scale: float = 1.0  # durations are multiplied by this (a faster clock; 1 in a cluster)
     phase: str = RUNNING
     message: str = ""
     started: float = field(default_factory=time.monotonic)
@@ -223,6 +234,9 @@ class AnalysisRun:
         overrides: dict[str, str] | None = None,
         job_runner: JobRunner | None = None,
         log: Callable[[str], None] = print,
+        fields: dict[str, str] | None = None,
+        hosts: dict[str, str] | None = None,
+        scale: float = 1.0,
     ) -> AnalysisRun:
         """A run of the templates ``refs`` names (``[{templateName: ...}]``)."""
         metrics: list[MetricRun] = []
@@ -231,7 +245,7 @@ class AnalysisRun:
             if ref.get("clusterScope"):
                 raise ManifestError("ClusterAnalysisTemplates are not part of the staging overlay")
             template = manifests.get("AnalysisTemplate", ref["templateName"])
-            args = resolve_args(template, given_args, hashes)
+            args = resolve_args(template, given_args, hashes, fields)
             args.update(overrides or {})
             spec = template.get("spec", {})
             for metric in spec.get("metrics", []) or []:
@@ -239,7 +253,7 @@ class AnalysisRun:
             dry |= {d["metricName"] for d in spec.get("dryRun", []) or []}
         if not metrics:
             raise ManifestError(f"analysis {name}: the templates define no metric")
-        return cls(name, metrics, dry, job_runner, log)
+        return cls(name, metrics, dry, job_runner, log, hosts=hosts or {}, scale=scale)
 
     def measure(self, metric: MetricRun) -> Measurement:
         """One measurement of ``metric`` now."""
@@ -250,7 +264,7 @@ class AnalysisRun:
                 prom = provider["prometheus"]
                 value = prometheus_result(str(prom["address"]), str(prom["query"]))
             elif "web" in provider:
-                value = web_result(provider["web"])
+                value = web_result(self._resolved(provider["web"]))
             elif "job" in provider:
                 if self.job_runner is None:
                     raise MeasureError("no job runner")
@@ -261,6 +275,14 @@ class AnalysisRun:
         except MeasureError as exc:
             return Measurement(ERROR, None, str(exc), now)
         return self.assess(spec, value, now)
+
+    def _resolved(self, web: dict[str, Any]) -> dict[str, Any]:
+        """A web metric whose URL names a Service, sent to that Service's address."""
+        parts = urllib.parse.urlsplit(str(web.get("url", "")))
+        address = self.hosts.get(parts.netloc)
+        if address is None:
+            return web
+        return {**web, "url": urllib.parse.urlunsplit(parts._replace(netloc=address))}
 
     @staticmethod
     def assess(spec: dict[str, Any], value: Any, now: float) -> Measurement:
@@ -287,7 +309,7 @@ class AnalysisRun:
                 continue
             if not metric.measurements and metric.next_at == 0.0:
                 delay = duration(metric.spec.get("initialDelay", 0), "initialDelay")
-                metric.next_at = self.started + delay
+                metric.next_at = self.started + delay * self.scale
             if now < metric.next_at:
                 continue
             measured = self.measure(metric)
@@ -297,7 +319,8 @@ class AnalysisRun:
             self.log(f"analysis {self.name}: {metric.name} = {value} -> {measured.phase}{note}")
             metric.settle()
             interval = metric.spec.get("interval")
-            metric.next_at = now + (duration(interval, "interval") if interval else 0.0)
+            every = duration(interval, "interval") * self.scale if interval else 0.0
+            metric.next_at = now + every
         self._decide()
         pending = [m.next_at for m in self.metrics if m.phase == RUNNING]
         return max(0.0, min(pending) - time.monotonic()) if pending else 0.0

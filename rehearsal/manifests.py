@@ -4,6 +4,7 @@ nothing here keeps a second copy of a query or a condition."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -78,8 +79,8 @@ class Manifests:
 
     @classmethod
     def staging(cls) -> Manifests:
-        """The staging overlay, rendered now."""
-        return cls.parse(render(STAGING))
+        """The staging overlay (``ARBX_REHEARSAL_OVERLAY`` names another), rendered now."""
+        return cls.parse(render(Path(os.environ.get("ARBX_REHEARSAL_OVERLAY", str(STAGING)))))
 
     def find(self, kind: str, name: str) -> dict[str, Any] | None:
         """The object of ``kind`` named ``name``, or None."""
@@ -112,8 +113,10 @@ def container(template: dict[str, Any]) -> dict[str, Any]:
     return first
 
 
-def readiness(template: dict[str, Any]) -> tuple[str, float]:
-    """The readiness probe's HTTP path and period of a pod template (``/``, 10 s by default)."""
+def readiness(template: dict[str, Any]) -> tuple[str, float, float]:
+    """The readiness probe of a pod template: HTTP path, period and timeout (Kubernetes's
+    defaults: 10 s and 1 s)."""
     probe = container(template).get("readinessProbe") or {}
     http = probe.get("httpGet") or {}
-    return str(http.get("path", "/")), float(probe.get("periodSeconds", 10))
+    period, timeout = probe.get("periodSeconds", 10), probe.get("timeoutSeconds", 1)
+    return str(http.get("path", "/")), float(period), float(timeout)

@@ -1,0 +1,158 @@
+"""``python -m rehearsal``: the staging rehearsal, and the commands that operate its stack.
+
+    python -m rehearsal [--short] [--scale F] [--keep]   the whole rehearsal, then its report
+    python -m rehearsal up | down | status                a stack to operate by hand
+    python -m rehearsal rollback COMPONENT --to VERSION   back (or forward) to a version the
+                                                          registry keeps, at once
+    python -m rehearsal abort|promote|undo COMPONENT      as kubectl argo rollouts does
+
+COMPONENT is api, web or engine. Exit 0 done, 1 failed, 2 a wrong request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from rehearsal.cluster import StackError, log_command, read_state, registry_tags, run_dir
+from rehearsal.controller import ROLLED_BACK, Controller
+from rehearsal.manifests import ManifestError, Manifests
+from rehearsal.scenario import COMPONENTS, Options, Rehearsal, status_lines, table
+
+
+class UserError(Exception):
+    """A request that cannot be right (exit 2)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m rehearsal", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="the run directory (build/rehearsal)"
+    )
+    sub = parser.add_subparsers(dest="command")
+    full = sub.add_parser("run", help="the whole rehearsal (the default)")
+    for p in (parser, full):
+        p.add_argument("--short", action="store_true", help="the short form (make test)")
+        p.add_argument("--scale", type=float, default=0.1, help="durations x this (default 0.1)")
+        p.add_argument("--keep", action="store_true", help="leave the stack running")
+    sub.add_parser("up", help="start the staging stack with v1 and serve it until Ctrl-C")
+    sub.add_parser("down", help="remove the staging stack")
+    sub.add_parser("status", help="the Rollouts, their versions and pods")
+    back = sub.add_parser("rollback", help="one component to a version the registry keeps")
+    back.add_argument("component", choices=sorted(COMPONENTS))
+    back.add_argument("--to", required=True, help="the version (a tag in the registry)")
+    for verb, text in (
+        ("abort", "abort the release in progress"),
+        ("promote", "promote the paused release"),
+        ("undo", "back to the previous version, by the Rollout's strategy"),
+    ):
+        one = sub.add_parser(verb, help=text)
+        one.add_argument("component", choices=sorted(COMPONENTS))
+        if verb == "promote":
+            one.add_argument("--full", action="store_true", help="skip the remaining steps")
+    return parser
+
+
+def _controller(directory: Path) -> Controller:
+    from rehearsal.cluster import Stack  # noqa: PLC0415
+
+    return Controller(Stack(directory), Manifests.staging())
+
+
+def _rollback(directory: Path, component: str, version: str) -> int:
+    state = read_state(directory)
+    name = COMPONENTS[component]
+    if name not in state["rollouts"]:
+        raise UserError(f"{component}: no Rollout {name} runs on this stack")
+    kind = "web" if component == "web" else "searcher"
+    tags = registry_tags(state["registry"], f"arbx-{kind}")
+    if version not in tags:
+        raise UserError(f"{version}: not in the registry (it keeps {', '.join(tags) or 'none'})")
+    result = _controller(directory).set_image(name, version, full=True)
+    print(f"{name}: {result.outcome} {version} in {result.finished - result.started:.1f} s")
+    return 0 if result.outcome != ROLLED_BACK else 1
+
+
+def _undo(directory: Path, component: str) -> int:
+    name = COMPONENTS[component]
+    status = read_state(directory)["rollouts"].get(name)
+    if not status or len(status.get("history", [])) < 2:
+        raise UserError(f"{component}: no earlier version to go back to")
+    previous = [v for v in status["history"] if v != status["stable"]][-1]
+    result = _controller(directory).set_image(name, previous)
+    print(f"{name}: {result.outcome} {previous}")
+    return 0 if result.outcome != ROLLED_BACK else 1
+
+
+def _serve(directory: Path, options: Options) -> int:
+    rehearsal = Rehearsal(options)
+    rehearsal.up()
+    assert rehearsal.controller is not None
+    for name in ("arbx-api", "arbx-web"):
+        rehearsal.controller.deploy(name, "v1")
+    for line in status_lines(directory):
+        print(line)
+    print("serving; Ctrl-C stops (the stack stays until `python -m rehearsal down`)")
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        done.wait()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    directory = args.dir or run_dir()
+    command = args.command or "run"
+    if command not in ("run", "up"):
+        log_command(["python", "-m", "rehearsal", *(argv if argv is not None else sys.argv[1:])],
+                    directory)  # fmt: skip
+    try:
+        if command == "run":
+            if not 0 < args.scale <= 1:
+                raise UserError("--scale must be in (0, 1]")
+            options = Options(directory, args.scale, args.short, args.keep)
+            report = Rehearsal(options).run()
+            print(table(report))
+            print(f"report: {directory / 'report.json'}")
+            return 0
+        if command == "up":
+            return _serve(directory, Options(directory, keep=True))
+        if command == "down":
+            from rehearsal.cluster import Stack  # noqa: PLC0415
+
+            Stack(directory).down()
+            return 0
+        if command == "status":
+            print("\n".join(status_lines(directory)))
+            return 0
+        if command == "rollback":
+            return _rollback(directory, args.component, args.to)
+        if command == "undo":
+            return _undo(directory, args.component)
+        name = COMPONENTS[args.component]
+        if name not in read_state(directory)["rollouts"]:
+            raise UserError(f"{args.component}: no Rollout {name} runs on this stack")
+        flags = {"abort": True} if command == "abort" else {"promote": True}
+        _controller(directory).request(name, **flags)
+        print(f"{name}: {command} requested")
+        return 0
+    except UserError as exc:
+        print(f"rehearsal: error: {exc}", file=sys.stderr)
+        return 2
+    except (StackError, ManifestError) as exc:
+        print(f"rehearsal: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+__all__ = ["json", "main"]

@@ -1,0 +1,287 @@
+"""The rehearsal: the staging stack, the releases of v2 and v3, the rollbacks, the report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rehearsal.cluster import (
+    PATCHES,
+    Stack,
+    StackError,
+    build_version,
+    log_command,
+    podman,
+    read_state,
+    registry_tags,
+    state_lock,
+)
+from rehearsal.controller import PROMOTED, ROLLED_BACK, Controller, Result
+from rehearsal.loadgen import Load, Target
+from rehearsal.manifests import Manifests, readiness
+from rehearsal.service import Balancer, Service
+from rehearsal.stack import ROOT, free_port
+
+# the Rollouts each component name stands for (the rollback command's first argument)
+COMPONENTS = {"api": "arbx-api", "web": "arbx-web", "engine": "arbx-engine"}
+REPORT_KEYS = ("releases", "stages", "double_signatures", "records_lost", "trades_lost")
+
+
+@dataclass
+class Options:
+    directory: Path
+    scale: float = 0.1  # the rehearsal's clock: durations of the manifests times this
+    short: bool = False  # the short form: one canary that passes, one rolled back, one by hand
+    keep: bool = False  # leave the stack running at the end
+    log: Callable[[str], None] = print
+
+
+@dataclass
+class Rehearsal:
+    options: Options
+    manifests: Manifests = field(default_factory=Manifests.staging)
+    releases: list[dict[str, Any]] = field(default_factory=list)
+    stack: Stack | None = None
+    balancer: Balancer | None = None
+    controller: Controller | None = None
+    load: Load | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def log(self, line: str) -> None:
+        stamp = time.monotonic() - self.started
+        self.options.log(f"[{stamp:6.1f}s] {line}")
+
+    # the stack --------------------------------------------------------------------------------
+
+    def up(self) -> None:
+        directory = self.options.directory
+        self.log("staging stack: network, registry, PostgreSQL, devnet, migrations, Prometheus")
+        self.stack = Stack.up(directory, self.manifests)
+        registry = self.stack.state["registry"]
+        for image, version in (("searcher", "v2"), ("searcher", "v3"), ("web", "v2")):
+            took = build_version(registry, image, version, PATCHES / f"{image}-{version}.patch")
+            self.log(f"built and pushed arbx-{image}:{version} ({took:.1f} s)")
+        self.log(f"registry keeps arbx-searcher {registry_tags(registry, 'arbx-searcher')}")
+        self.balancer = Balancer(self.stack, self.log)
+        self.balancer.start()
+        hosts = self._services()
+        self.controller = Controller(self.stack, self.manifests, self.options.scale, self.log,
+                                     hosts)  # fmt: skip
+
+    def _services(self) -> dict[str, str]:
+        """A load balancer for every Service that selects a Rollout's pods (headless ones
+        excepted); the cluster DNS names of each, mapped to its address."""
+        assert self.stack is not None
+        assert self.balancer is not None
+        state = self.stack.state
+        apps: dict[str, str] = {}
+        for name in self.manifests.names("Rollout"):
+            controller = Controller(self.stack, self.manifests)
+            apps[controller.app(name)] = name
+        hosts: dict[str, str] = {}
+        for service in self.manifests.objects:
+            if service.get("kind") != "Service":
+                continue
+            spec = service.get("spec", {})
+            app = (spec.get("selector") or {}).get("app.kubernetes.io/name")
+            if app not in apps or spec.get("clusterIP") == "None":
+                continue
+            name = service["metadata"]["name"]
+            namespace = service["metadata"].get("namespace", "default")
+            port = int(spec["ports"][0]["port"])
+            template = Controller(self.stack, self.manifests).template(apps[app])
+            path, period, timeout = readiness(template)
+            listen = [("127.0.0.1", free_port())]
+            if name == "arbx-api":  # what the dashboard's nginx reaches the API at
+                listen.append((state["gateway"], port))
+            self.balancer.add(Service(name, listen, path, period, timeout))
+            with state_lock(self.stack.directory) as st:
+                st["services"][name] = {"selector": {"app": app}, "address": listen[0]}
+                if name == "arbx-api":
+                    st["api_port"] = port
+            for host in (f"{name}.{namespace}.svc.cluster.local:{port}", f"{name}:{port}"):
+                hosts[host] = f"{listen[0][0]}:{listen[0][1]}"
+        return hosts
+
+    def address(self, service: str) -> str:
+        assert self.stack is not None
+        host, port = self.stack.state["services"][service]["address"]
+        return f"http://{host}:{port}"
+
+    def token(self) -> str:
+        assert self.stack is not None
+        pod = self.stack.pods("arbx-api")[0]
+        argv = [
+            "arbx",
+            "token",
+            "add",
+            "--name",
+            f"rehearsal{int(time.time())}",
+            "--role",
+            "viewer",
+        ]
+        return podman("exec", pod["name"], *argv).strip()
+
+    # releases ---------------------------------------------------------------------------------
+
+    def release(self, component: str, version: str, full: bool = False) -> Result:
+        """Release ``version`` of ``component`` under load; its entry in the report."""
+        assert self.controller is not None
+        assert self.load is not None
+        mark = self.load.snapshot()
+        result = self.controller.set_image(COMPONENTS[component], version, full)
+        self._record(component, result, self.load.errors_since(mark))
+        return result
+
+    def _record(self, component: str, result: Result, errors: int) -> None:
+        entry = {
+            "version": result.version,
+            "component": component,
+            "strategy": result.strategy,
+            "outcome": result.outcome,
+            "detect_s": result.detect_s,
+            "rollback_s": result.rollback_s,
+            "client_errors": errors,
+            "seconds": round(result.finished - result.started, 1),
+            "message": result.message,
+            "analyses": [{k: a[k] for k in ("name", "phase", "message")} for a in result.analyses],
+        }
+        self.releases.append(entry)
+        self.log(f"release {component} {result.version}: {result.outcome}, {errors} client errors")
+
+    def manual(self, component: str, version: str) -> None:
+        """The one-command rollback, run as an operator runs it, under load."""
+        assert self.load is not None
+        assert self.stack is not None
+        argv = [sys.executable, "-m", "rehearsal", "rollback", component, "--to", version]
+        mark = self.load.snapshot()
+        start = time.monotonic()
+        env_dir = {"ARBX_REHEARSAL_DIR": str(self.options.directory)}
+        log_command(["python", "-m", "rehearsal", "rollback", component, "--to", version],
+                    self.options.directory)  # fmt: skip
+        done = subprocess.run(argv, cwd=ROOT, env={**_env(), **env_dir}, capture_output=True,
+                              text=True, check=False, timeout=900)  # fmt: skip
+        for line in done.stdout.splitlines()[-6:]:
+            self.log(f"  | {line}")
+        if done.returncode != 0:
+            raise StackError(f"rollback {component} --to {version}: {done.stderr.strip()[-300:]}")
+        took = time.monotonic() - start
+        kind, _ = self.controller.strategy(COMPONENTS[component]) if self.controller else ("", {})
+        self.releases.append({
+            "version": version, "component": component, "strategy": f"{kind}, by hand",
+            "outcome": PROMOTED, "detect_s": None, "rollback_s": round(took, 1),
+            "client_errors": self.load.errors_since(mark), "seconds": round(took, 1),
+            "message": "python -m rehearsal rollback", "analyses": [],
+        })  # fmt: skip
+        self.log(f"rollback {component} --to {version}: {took:.0f} s")
+
+    # the scenario ------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        try:
+            self.up()
+            assert self.stack is not None
+            assert self.controller is not None
+            self.controller.deploy("arbx-api", "v1")
+            if not self.options.short:
+                self.controller.deploy("arbx-web", "v1")
+            token = self.token()
+            targets = [Target("api", f"{self.address('arbx-api')}/api/v1/status", token)]
+            if not self.options.short:
+                dashboard = self.address("arbx-dashboard")
+                targets += [
+                    Target("dashboard", f"{dashboard}/", expect=b"arbx dashboard"),
+                    Target("dashboard-api", f"{dashboard}/api/v1/status", token),
+                ]
+            self.load = Load(targets).start()
+            self.release("api", "v2")
+            if not self.options.short:
+                self.release("web", "v2")
+            self.release("api", "v3")
+            self.manual("api", "v1")
+            if not self.options.short:
+                self.manual("web", "v1")
+                self.manual("api", "v2")
+                self.manual("web", "v2")
+            time.sleep(1)
+            return self.report()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the clients, the Services and (unless kept) the stack."""
+        try:
+            if self.load is not None:
+                self.load.stop()
+            if self.balancer is not None and not self.options.keep:
+                self.balancer.stop()
+        finally:
+            if self.stack is not None and not self.options.keep:
+                self.stack.down()
+
+    def report(self) -> dict[str, Any]:
+        assert self.load is not None
+        report: dict[str, Any] = {
+            "releases": self.releases,
+            "stages": [],
+            "double_signatures": None,
+            "records_lost": None,
+            "trades_lost": None,
+            "requests": dict(self.load.requests),
+            "client_error_samples": list(self.load.samples),
+            "answered_by": dict(self.load.releases),
+            "scale": self.options.scale,
+            "seconds": round(time.monotonic() - self.started, 1),
+        }
+        path = self.options.directory / "report.json"
+        path.write_text(json.dumps(report, indent=2))
+        return report
+
+
+def _env() -> dict[str, str]:
+    import os  # noqa: PLC0415
+
+    return dict(os.environ)
+
+
+def table(report: dict[str, Any]) -> str:
+    """The report's releases as a table, then its totals."""
+    head = ("component", "version", "strategy", "outcome", "detect_s", "rollback_s", "errors")
+    rows = [head] + [
+        (r["component"], r["version"], r["strategy"], r["outcome"],
+         "-" if r["detect_s"] is None else f"{r['detect_s']:.1f}",
+         "-" if r["rollback_s"] is None else f"{r['rollback_s']:.1f}", str(r["client_errors"]))
+        for r in report["releases"]
+    ]  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    for stage in report["stages"]:
+        lines.append(f"stage {stage.get('from')} -> {stage.get('to')}: {stage.get('outcome')}")
+    for key in ("double_signatures", "records_lost", "trades_lost"):
+        value = report[key]
+        lines.append(f"{key}: {'not measured' if value is None else value}")
+    return "\n".join(lines)
+
+
+def status_lines(directory: Path) -> list[str]:
+    """The Rollouts of a running stack, one line each."""
+    state = read_state(directory)
+    lines = []
+    for name, rollout in sorted(state["rollouts"].items()):
+        versions: dict[str, int] = {}
+        for pod in state["pods"].values():
+            if pod["app"] == rollout.get("app"):
+                versions[pod["version"]] = versions.get(pod["version"], 0) + 1
+        pods = ", ".join(f"{v}: {n}" for v, n in sorted(versions.items())) or "none"
+        lines.append(f"{name}: {rollout.get('phase')} stable {rollout.get('stable')} pods {pods}"
+                     + (f" ({rollout['message']})" if rollout.get("message") else ""))  # fmt: skip
+    return lines
+
+
+__all__ = ["COMPONENTS", "REPORT_KEYS", "ROLLED_BACK", "Options", "Rehearsal", "table"]
