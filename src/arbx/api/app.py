@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from arbx import __version__
-from arbx.api import routes_control, routes_pnl, routes_read, stream
+from arbx.api import routes_control, routes_pnl, routes_read, routes_stage, stream
 from arbx.api.context import ApiContext, utc_now
 from arbx.api.events import EventHub
 from arbx.api.limits import SERVER_LIMITS, RequestLimits
@@ -42,7 +42,7 @@ from arbx.api.views import age_s
 from arbx.domain.errors import ConfigError, InputError
 from arbx.domain.limits import Limits
 from arbx.domain.modes import Mode
-from arbx.domain.stages import Schedule, default_schedule
+from arbx.domain.stages import Alerts, Schedule, default_schedule
 from arbx.scrub import scrub_text
 from arbx.store import api_repo
 from arbx.store.db import make_session_factory
@@ -82,6 +82,7 @@ def create_app(
     configured_limits: Limits | None = None,
     schedule: Schedule | None = None,
     clock: Callable[[], datetime] = utc_now,
+    alerts: Callable[[], Alerts] | None = None,
 ) -> FastAPI:
     """The API on ``sessions_factory``'s database, serving the dashboard when there is one."""
     bind = sessions_factory.kw.get("bind")
@@ -97,6 +98,7 @@ def create_app(
         heartbeat_max_age_s=heartbeat_max_age_s,
         poll_interval=poll_interval,
         clock=clock,
+        alerts=alerts or Alerts,
     )
     conninfo = None
     if bind.dialect.name == "postgresql":
@@ -126,7 +128,7 @@ def create_app(
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     _handlers(app)
     _health(app, ctx)
-    for module in (routes_read, routes_pnl, routes_control, stream):
+    for module in (routes_read, routes_stage, routes_pnl, routes_control, stream):
         app.include_router(module.router)
     web = static_dir if static_dir is not None else WEB_DIR
     if web.is_dir():

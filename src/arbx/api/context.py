@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from arbx.domain.limits import Limits
 from arbx.domain.modes import Mode
-from arbx.domain.stages import Schedule
+from arbx.domain.stages import Alerts, Schedule
 from arbx.store import api_repo, browse_repo
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ class ApiContext:
     touched: dict[int, float] = field(default_factory=dict)  # token id -> monotonic time
     hub: EventHub | None = None
     draining: bool = False  # shutdown has begun: /readyz answers 503
+    alerts: Callable[[], Alerts] = Alerts  # the firing arbx alerts, for the stage gate
 
     def chain(self, session: Session) -> int | None:
         """The chain this API serves: configured, else the engine's newest heartbeat or run."""

@@ -385,3 +385,60 @@ class UnkillIn(_In):
 
     reason: Reason | None = None
     all_chains: bool = False
+
+
+# --- capital stages ---------------------------------------------------------------------------
+
+
+class StageOut(BaseModel):
+    """A capital stage of the schedule."""
+
+    index: int
+    name: str
+    mode: Mode
+    max_input: dict[str, Wei] = Field(description="input cap per base token ('*': any other)")
+
+
+class GateConditionOut(BaseModel):
+    """One condition of the gate to the next stage."""
+
+    name: str
+    measured: str
+    required: str
+    passed: bool
+
+
+class StageDecisionOut(BaseModel):
+    """What an evaluation of the stage would decide now."""
+
+    action: Literal["stay", "promote", "demote"]
+    to_stage: int
+    reason: str
+
+
+class StageChangeOut(BaseModel):
+    """A stage change (promotion, demotion, manual) with the evidence behind it."""
+
+    at: datetime
+    kind: str
+    from_stage: int
+    to_stage: int
+    reason: str
+    evidence: Any = Field(description="the conditions measured when it happened (JSON)")
+
+
+class StageStatusOut(BaseModel):
+    """A key's capital stage, the next one, the gate between them and the recent changes."""
+
+    chain_id: int
+    key: str | None = Field(description="the signing key's address; None before any live start")
+    stage: StageOut
+    entered_at: datetime | None
+    next: StageOut | None = Field(description="None at the last stage")
+    ceiling: Mode = Field(description="the mode ceiling in force (configured, or lowered)")
+    conditions: list[GateConditionOut]
+    gate_passed: bool
+    needs: list[str] = Field(description="what the next gate still needs, one line each")
+    decision: StageDecisionOut
+    note: str | None
+    history: list[StageChangeOut] = Field(description="the newest stage changes, newest first")

@@ -93,6 +93,7 @@ def _api(args: argparse.Namespace) -> int:
     from arbx.api.app import create_app
     from arbx.cli.store import database_errors
     from arbx.config import load_settings
+    from arbx.risk.alerts import CachedAlerts
     from arbx.store import make_engine, make_session_factory, migrate
 
     settings = load_settings(args.config)
@@ -111,6 +112,9 @@ def _api(args: argparse.Namespace) -> int:
         configured_mode=settings.mode,
         configured_limits=settings.risk.limits(),
         schedule=settings.risk.schedule(),
+        alerts=CachedAlerts(
+            settings.risk.prometheus_url, timeout=settings.risk.prometheus_timeout_s
+        ),
     )
     print(f"arbx API on http://{host}:{port}/ (OpenAPI at /docs); Ctrl-C stops it", flush=True)
     try:

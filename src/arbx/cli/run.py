@@ -288,6 +288,7 @@ async def _serve_api(
 
     from arbx.api.app import create_app, serve
     from arbx.api.auth import revoked_after
+    from arbx.risk.alerts import CachedAlerts
     from arbx.store import api_repo
 
     host, port = "127.0.0.1", settings.api.port
@@ -306,6 +307,9 @@ async def _serve_api(
         configured_mode=settings.mode,
         configured_limits=settings.risk.limits(),
         schedule=settings.risk.schedule(),
+        alerts=CachedAlerts(
+            settings.risk.prometheus_url, timeout=settings.risk.prometheus_timeout_s
+        ),
     )
     name = f"run-{run_id}-{secrets.token_hex(3)}"
     with sessions.begin() as session:

@@ -41,7 +41,6 @@ def _status(args: argparse.Namespace) -> int:
     from arbx.cli.risk import sessions_of
     from arbx.config import load_settings
     from arbx.risk.alerts import firing_alerts
-    from arbx.store import risk_repo as rrepo
     from arbx.store import stage_repo
 
     settings = load_settings(args.config)
@@ -57,19 +56,6 @@ def _status(args: argparse.Namespace) -> int:
             datetime.now(UTC),
             alerts,
         )
-        key = status["key"]
-        changes = rrepo.promotions(session, chain, key, limit=10) if key else []
-    status["history"] = [
-        {
-            "at": c.at.isoformat(),
-            "kind": c.kind,
-            "from_stage": c.from_stage,
-            "to_stage": c.to_stage,
-            "reason": c.reason,
-            "evidence": c.evidence,
-        }
-        for c in changes
-    ]
     if args.json:
         print(json.dumps(status, indent=2))
         return 0

@@ -9,6 +9,8 @@ Prometheus as a failed condition (it cannot tell silence from absence). The answ
 
 from __future__ import annotations
 
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -73,3 +75,22 @@ def _names(doc: Any) -> tuple[str, ...] | None:
 def _line(reason: object) -> str:
     text = str(reason).strip()
     return (text.splitlines()[0] if text else type(reason).__name__)[:200]
+
+
+class CachedAlerts:
+    """``firing_alerts`` at most once per ``ttl`` seconds (the API answers many readers with one
+    call to Prometheus); thread-safe, and one caller asks while the others wait for its answer."""
+
+    def __init__(self, url: str | None, *, timeout: float = 2.0, ttl: float = 5.0) -> None:
+        self.url, self.timeout, self.ttl = url, timeout, ttl
+        self._lock = threading.Lock()
+        self._answer: tuple[float, Alerts] | None = None
+
+    def __call__(self) -> Alerts:
+        if not self.url:
+            return Alerts()
+        with self._lock:
+            now = time.monotonic()
+            if self._answer is None or now - self._answer[0] >= self.ttl:
+                self._answer = (now, firing_alerts(self.url, timeout=self.timeout))
+            return self._answer[1]

@@ -26,15 +26,17 @@ def key_stage_status(
     configured: Mode,
     now: datetime,
     alerts: Alerts | None = None,
+    changes: int = 10,
 ) -> dict[str, Any]:
     """``stage_status`` of a key on a chain (the only key with a risk state when None), with the
-    operators' mode ceiling in force; JSON-ready. InputError when the key cannot be told."""
+    operators' mode ceiling in force, and the newest ``changes`` stage changes with their evidence;
+    JSON-ready. InputError when the key cannot be told."""
     if key_address is None:
         keys = [s.key_address for s in rrepo.list_risk_states(session, chain_id)]
         if len(keys) > 1:
             raise InputError(
                 f"{len(keys)} keys have a stage on chain {chain_id}: name one with --key "
-                f"({', '.join(keys[:5])}{', ...' if len(keys) > 5 else ''})"
+                f"(API: ?key=) ({', '.join(keys[:5])}{', ...' if len(keys) > 5 else ''})"
             )
         key_address = keys[0] if keys else None
     controls = get_controls(session, chain_id)
@@ -65,4 +67,17 @@ def key_stage_status(
         **status,
         "entered_at": status["entered_at"] if state is not None else None,
         "note": note,
+        "history": [
+            {
+                "at": c.at.isoformat(),
+                "kind": c.kind,
+                "from_stage": c.from_stage,
+                "to_stage": c.to_stage,
+                "reason": c.reason,
+                "evidence": c.evidence,
+            }
+            for c in (
+                rrepo.promotions(session, chain_id, state.key_address, changes) if state else []
+            )
+        ],
     }
