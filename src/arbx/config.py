@@ -24,7 +24,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from arbx import safejson
+from arbx import __version__, safejson
 from arbx.api.settings import ApiSettings
 from arbx.domain.errors import ConfigError
 from arbx.domain.modes import Mode
@@ -169,6 +169,29 @@ class ExecutionSettings(_Strict):
         return None if value is None else _address(value)
 
 
+RELEASE_PATTERN: Final = r"^[A-Za-z0-9._-]{1,64}$"
+
+
+class ReleaseSettings(_Strict):
+    """Releases of the engine: the pre-promotion comparison's rules and the handover's pace.
+
+    ``arbx release compare`` passes a preview when, over the blocks both engines processed with
+    the same hash: there are at least ``min_blocks``; at most ``max_differing_ratio_bps`` of them
+    (500: 5%) show other routes, or sizes or expected profits off by more than ``tolerance_bps``
+    (10: 0.1%); the preview's median detection latency is at most ``latency_ratio_bps`` (20000:
+    twice) the active's plus ``latency_slack_ms``; and the preview had no parity failure and no
+    error on them.
+    """
+
+    min_blocks: int = Field(20, ge=1)
+    tolerance_bps: int = Field(10, ge=0, le=10_000)
+    max_differing_ratio_bps: int = Field(500, ge=0, le=10_000)
+    latency_ratio_bps: int = Field(20_000, ge=10_000)
+    latency_slack_ms: float = Field(10.0, ge=0)
+    handover_poll_s: float = Field(0.5, gt=0, le=60)  # how often engines look for a request
+    promote_timeout_s: float = Field(60.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything a run needs; ``load_settings`` builds it."""
 
@@ -187,6 +210,9 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    release: str = Field(__version__, pattern=RELEASE_PATTERN)  # this process's release
+    standby: bool = False  # follow in shadow beside the active engine until promoted
+    releases: ReleaseSettings = Field(default_factory=ReleaseSettings)
 
     @property
     def embedded(self) -> bool:

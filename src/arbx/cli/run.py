@@ -5,6 +5,10 @@ simulator, then follows it like any chain. With settings (TOML file or ``ARBX_``
 follows the configured chain in the configured mode. The run itself (start, supervised loop,
 stop and its record) is ``arbx.engine.lifecycle``'s; the executor for the mode comes from
 ``arbx.executors.factory``; Ctrl-C or SIGTERM stops it cleanly with a summary.
+
+Every run is a release (``ARBX_RELEASE``, default the package version) inside
+``arbx.engine.handover``: ``--standby`` follows the chain in shadow beside the active engine,
+never loading the signing key, until ``arbx release promote`` hands it the signer lock.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from arbx.chain.spec import ChainSpec
 from arbx.cli.args import Parser, count, port
 from arbx.config import Settings, load_settings
 from arbx.domain.errors import ConfigError
-from arbx.domain.modes import MODES, signs
+from arbx.domain.modes import MODES, Mode, signs
 from arbx.metrics import record
 from arbx.risk.settings import RiskSettings, StageSettings
 
@@ -73,6 +77,11 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     run.add_argument("--mode", choices=MODES, help="overrides the settings' mode")
     run.add_argument(
         "--metrics-port", type=port, help="serve /metrics here (settings [metrics]; 0: any free)"
+    )
+    run.add_argument(
+        "--standby",
+        action="store_true",
+        help="follow in shadow beside the active engine until promoted (settings: standby)",
     )
     run.set_defaults(handler=_run)
 
@@ -160,6 +169,14 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     if args.mode is not None:
         settings = settings.model_copy(update={"mode": args.mode})
+    if args.standby:
+        settings = settings.model_copy(update={"standby": True})
+    if settings.standby and settings.embedded:
+        raise ConfigError("a standby follows a configured chain beside the active engine")
+    if settings.standby and not signs(settings.mode):
+        raise ConfigError(
+            "a standby signs once promoted: configure a live mode (limited or scaled)"
+        )
     if settings.embedded and signs(settings.mode):  # play money, fast blocks
         execution = settings.execution.model_copy(
             update={"blocks_ahead": max(1, settings.execution.blocks_ahead)}
@@ -181,15 +198,17 @@ async def _engine_run(settings: Settings, spec: ChainSpec, args: argparse.Namesp
     stop it (the API and the dashboard beside it when configured)."""
     from arbx.cli.live import devnet_keys, live_plan
     from arbx.cli.store import database_errors, redacted
+    from arbx.engine.handover import ReleaseExecution, Taken
     from arbx.engine.lifecycle import EngineRun, RunPlan
     from arbx.executors.factory import build_execution
     from arbx.obs.progress import LoadingBar
     from arbx.obs.view import RunView
+    from arbx.risk.signer_lock import SignerLock
     from arbx.strategies.cyclic import CyclicArbitrage, StrategyLimits
 
     plan = RunPlan(
         spec=spec,
-        mode=settings.mode,
+        mode="shadow" if settings.standby else settings.mode,
         database_url=settings.database_url,
         settings_record=settings.model_dump(mode="json"),
         poll_interval=settings.chain.poll_interval,
@@ -215,17 +234,57 @@ async def _engine_run(settings: Settings, spec: ChainSpec, args: argparse.Namesp
     def strategy(book: PoolBook, caps: Caps) -> CyclicArbitrage:
         return CyclicArbitrage(book, limits, caps=caps)
 
-    async def execution(run: RunContext) -> ShadowExecution:
-        return await build_execution(
-            settings.mode,
-            live=live,
-            engine=run.engine,
+    async def execution(run: RunContext) -> ReleaseExecution:
+        async def build(mode: Mode, role: str, lock: SignerLock | None = None) -> ShadowExecution:
+            return await build_execution(
+                mode,
+                live=live,
+                engine=run.engine,
+                sessions=run.sessions,
+                client=run.client,
+                chain_id=run.chain_id,
+                run_id=run.run_id,
+                base_tokens=spec.base_tokens,
+                pools=run.book.pools,
+                release=settings.release,
+                role=role,
+                lock=lock,
+            )
+
+        async def go_live(key: str | None) -> Taken | str:
+            lock = None
+            if key is not None:  # the lock first: the key is loaded only once it is ours
+                lock = SignerLock(
+                    run.engine,
+                    key,
+                    lease_seconds=settings.risk.signer_lease_seconds,
+                    release=settings.release,
+                    chain_id=run.chain_id,
+                )
+                refused = await asyncio.to_thread(lock.acquire)
+                if refused is not None:
+                    return refused
+            taken = await build(settings.mode, "active", lock)
+            holding = taken.holding()
+            if holding is None:
+                why = getattr(getattr(taken, "risk", None), "reason", None) or "lock refused"
+                await taken.close()
+                return str(why)
+            return Taken(taken, *holding)
+
+        async def go_standby() -> ShadowExecution:
+            return await build("shadow", "standby")
+
+        first = await (go_standby() if settings.standby else build(settings.mode, "active"))
+        return ReleaseExecution(
+            first,
             sessions=run.sessions,
-            client=run.client,
             chain_id=run.chain_id,
-            run_id=run.run_id,
-            base_tokens=spec.base_tokens,
-            pools=run.book.pools,
+            release=settings.release,
+            promotable=settings.standby,
+            go_live=go_live,
+            go_standby=go_standby,
+            poll=settings.releases.handover_poll_s,
         )
 
     def view(symbols: dict[str, str]) -> RunView:

@@ -61,8 +61,15 @@ class RunStrategy(Strategy, Protocol):
 class Execution(Protocol):
     """The executor a run hands its blocks to (shadow or live), and its end."""
 
-    status: str  # one line: the mode and why
-    closing: tuple[str, ...]  # lines for the end of the run, once closed
+    @property
+    def status(self) -> str:
+        """One line: the mode and why."""
+        ...
+
+    @property
+    def closing(self) -> tuple[str, ...]:
+        """Lines for the end of the run, once closed."""
+        ...
 
     async def on_block(self, block: BlockResult) -> None:
         """Act on one processed block."""

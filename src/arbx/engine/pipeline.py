@@ -95,6 +95,7 @@ class BlockResult:
     opportunities: list[Opportunity]
     latency_ms: float
     pools: int
+    errors: int = 0  # faults handled since the previous block (retried, repaired, unread parity)
 
 
 @dataclass(slots=True)
@@ -165,6 +166,11 @@ class Pipeline:
         self._latest = -1  # the highest block processed
         self._advanced = asyncio.Event()  # set when a block is processed, or at the end
         self._finishing = False
+        self._faulted = 0  # faults counted up to the previous block
+
+    def _faults(self) -> int:
+        s = self.summary
+        return s.transient_faults + s.stale_faults + s.parity_errors
 
     async def run(self, stop: asyncio.Event, max_blocks: int | None = None) -> RunSummary:
         """Process heads until ``stop`` is set, ``max_blocks`` are done, or the heads end,
@@ -191,7 +197,11 @@ class Pipeline:
             self.changed_outside = set()
         opportunities = self.strategy.on_block(update.changed, head.base_fee)
         latency_ms = (time.perf_counter() - started) * 1000
-        result = BlockResult(head, seen_at, update, opportunities, latency_ms, self.pools())
+        faults = self._faults()
+        result = BlockResult(
+            head, seen_at, update, opportunities, latency_ms, self.pools(), faults - self._faulted
+        )
+        self._faulted = faults
         await self.executor.on_block(result)
         self._count(result)
         self._latest = max(self._latest, head.number)

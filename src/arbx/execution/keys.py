@@ -333,9 +333,10 @@ class Signer:
 
 
 class TxSigner(Signer):
-    """The funded key: signs transactions, each after ``guard`` (e.g. the signer lock) allows it."""
+    """The funded key: signs transactions, each after ``guard`` (e.g. the signer lock) allows it,
+    and tells ``witness`` the hash of each one signed (the signer lock's record of signatures)."""
 
-    __slots__ = ("_guard",)
+    __slots__ = ("_guard", "_witness")
 
     def __init__(
         self,
@@ -343,9 +344,11 @@ class TxSigner(Signer):
         source: str,
         *,
         guard: Callable[[], None] | None = None,
+        witness: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(account, "signing", source)
         self._guard = guard
+        self._witness = witness
 
     def sign_transaction(self, tx: Mapping[str, Any]) -> SignedTx:
         """Sign a transaction dict (type 2 for EIP-1559); InputError for a malformed one."""
@@ -363,9 +366,12 @@ class TxSigner(Signer):
             signed = self._account.sign_transaction(fields)
         except (TypeError, ValueError) as exc:
             raise InputError(f"cannot sign the transaction: {exc}") from None
-        return SignedTx(
+        result = SignedTx(
             bytes(signed.raw_transaction), bytes(signed.hash), fields["nonce"], self.address
         )
+        if self._witness is not None:
+            self._witness(result.hash_hex)
+        return result
 
 
 class RelaySigner(Signer):
@@ -422,7 +428,10 @@ def _account(key: bytes) -> LocalAccount:
 
 
 def load_tx_signer(
-    environ: Mapping[str, str] | None = None, *, guard: Callable[[], None] | None = None
+    environ: Mapping[str, str] | None = None,
+    *,
+    guard: Callable[[], None] | None = None,
+    witness: Callable[[str], None] | None = None,
 ) -> TxSigner:
     """The funded signing key from its one configured source; ConfigError if none or bad."""
     source = key_source("signing", environ)
@@ -432,7 +441,9 @@ def load_tx_signer(
             f"live mode needs the signing key: set {names.keystore}, {names.key_file} "
             f"or {names.key}"
         )
-    signer = TxSigner(_account(read_private_key(source, environ)), str(source), guard=guard)
+    signer = TxSigner(
+        _account(read_private_key(source, environ)), str(source), guard=guard, witness=witness
+    )
     log.info("loaded the signing key %s from %s", signer.address, source)
     return signer
 
@@ -460,6 +471,7 @@ def load_keys(
     *,
     live: bool,
     guard: Callable[[], None] | None = None,
+    witness: Callable[[str], None] | None = None,
 ) -> Keys:
     """The run's keys: live needs both, different; shadow never reads the signing key."""
     relay = load_relay_signer(environ)
@@ -472,7 +484,7 @@ def load_keys(
             f"live mode needs a relay reputation key: set {names.keystore}, {names.key_file} "
             f"or {names.key}"
         )
-    signer = load_tx_signer(environ, guard=guard)
+    signer = load_tx_signer(environ, guard=guard, witness=witness)
     if signer.address == relay.address:
         raise ConfigError(
             f"the signing key and the relay key are the same ({signer.address}): the relay key "

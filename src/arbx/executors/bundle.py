@@ -416,6 +416,10 @@ class BundleExecutor:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._cancel_all)
 
+    def cancel_in_flight(self) -> None:
+        """Cancel every bundle still waiting at the builders (a handover, a kill switch)."""
+        self._cancel_all()
+
     def _cancel_all(self) -> None:
         for flight in list(self.in_flight.values()):
             if not flight.decided:

@@ -21,6 +21,7 @@ from arbx.executors.bundle import BundleExecutor
 from arbx.executors.live import LivePlan, live_executor, stage_caps
 from arbx.executors.shadow import ShadowExecutor
 from arbx.risk.controller import RiskController
+from arbx.risk.signer_lock import SignerLock
 
 
 class ShadowExecution:
@@ -48,6 +49,17 @@ class ShadowExecution:
         """Nothing to release; nothing to add to the run's summary."""
         return None
 
+    def holding(self) -> tuple[str, int, str] | None:
+        """Shadow holds no signer lock."""
+        return None
+
+    def cancel_in_flight(self) -> None:
+        """Nothing is in flight in shadow."""
+
+    def set_role(self, role: str) -> None:
+        """What the block results call this engine."""
+        self.recorder.role = role
+
 
 class LiveExecution(ShadowExecution):
     """A live mode: bundles sent within the risk controller's stage and limits."""
@@ -71,6 +83,18 @@ class LiveExecution(ShadowExecution):
     def caps(self) -> Mapping[str, int] | None:
         """The input caps of the risk stage while trading; the strategy's own in shadow."""
         return stage_caps(self.risk, self.bases) if self.risk.mode != "shadow" else None
+
+    def holding(self) -> tuple[str, int, str] | None:
+        """(key, epoch, holder) while the signer lock is ours, else None."""
+        lock = self.risk.lock
+        epoch = lock.epoch if lock is not None else None
+        if lock is None or epoch is None:
+            return None
+        return lock.key_address, epoch, lock.holder_id
+
+    def cancel_in_flight(self) -> None:
+        """Cancel the bundles still waiting at the builders (before a handover)."""
+        self.bundles.cancel_in_flight()
 
     async def close(self) -> dict[str, object] | None:
         """Stop trading (in-flight bundles, the risk controller, the relays); the live totals."""
@@ -97,9 +121,16 @@ async def build_execution(
     run_id: int,
     base_tokens: tuple[str, ...],
     pools: Mapping[str, Pool],
+    release: str | None = None,
+    role: str = "active",
+    lock: SignerLock | None = None,
 ) -> ShadowExecution:
-    """The executor of a run in ``mode`` (a live mode needs ``live``)."""
-    recorder = ShadowExecutor(sessions, run_id, chain_id)
+    """The executor of a run in ``mode`` (a live mode needs ``live``), recording its blocks
+    under ``release`` and ``role``; a live one with ``lock`` when it is taken already."""
+    recorder = ShadowExecutor(
+        sessions, run_id, chain_id, **({"release": release} if release else {})
+    )
+    recorder.role = role
     if mode == "shadow":
         return ShadowExecution(recorder)
     if live is None:
@@ -114,6 +145,9 @@ async def build_execution(
         base_token=base_tokens[0],
         pools=pools,
         recorder=recorder,
+        lock=lock,
+        release=release,
+        chain_id_of_lock=chain_id,
     )
     risk.kill_switch.install()
     return LiveExecution(recorder, bundles, risk, relay, base_tokens)

@@ -62,13 +62,32 @@ async def live_executor(
     base_token: str,
     pools: Mapping[str, Pool],
     recorder: ShadowExecutor,
+    lock: SignerLock | None = None,
+    release: str | None = None,
+    chain_id_of_lock: int | None = None,
 ) -> tuple[BundleExecutor, RiskController, RelayClient]:
-    """The bundle executor for a live run, its risk controller and relay client (to close)."""
+    """The bundle executor for a live run, its risk controller and relay client (to close).
+
+    ``lock``: the signer lock already taken (a standby promoted): the key loaded must be its key.
+    """
     guard = SignerGuard()
-    keys = load_keys(dict(plan.environ), live=True, guard=guard)
+    keys = load_keys(dict(plan.environ), live=True, guard=guard, witness=guard.witness)
     assert keys.signer is not None
     assert keys.relay is not None
-    lock = SignerLock(engine, keys.signer.address, lease_seconds=plan.risk.signer_lease_seconds)
+    if lock is None:
+        lock = SignerLock(
+            engine,
+            keys.signer.address,
+            lease_seconds=plan.risk.signer_lease_seconds,
+            release=release,
+            chain_id=chain_id_of_lock,
+        )
+    elif lock.key_address != keys.signer.address.lower():
+        lock.release()
+        raise ConfigError(
+            f"the signing key of this release is {keys.signer.address}, the key handed over "
+            f"is {lock.key_address}"
+        )
     guard.lock = lock
     risk = RiskController(
         sessions,

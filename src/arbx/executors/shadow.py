@@ -2,6 +2,10 @@
 
 Writes go to the store from a worker thread, so a slow disk never delays the next block's
 detection; they are serialised through one lock (SQLite has a single writer).
+
+Every block also leaves a result under the engine's release and role (``block_results``: the
+routes found with their sizes and expected profits, detection latency, errors, and later its
+parity check), which ``arbx release compare`` reads to compare a preview with the active engine.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from arbx import __version__
 from arbx.chain.parity import ParityResult
 from arbx.chain.sync import hex_hash
 from arbx.engine.pipeline import BlockResult
-from arbx.store import api_repo, repo
+from arbx.store import api_repo, release_repo, repo
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +31,20 @@ class ShadowExecutor:
 
     mode = "shadow"
 
-    def __init__(self, sessions: sessionmaker[Session], run_id: int, chain_id: int) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        run_id: int,
+        chain_id: int,
+        *,
+        release: str = __version__,
+        role: str = "active",
+    ) -> None:
         self.sessions = sessions
         self.run_id = run_id
         self.chain_id = chain_id
+        self.release = release
+        self.role = role  # 'active' or 'standby': what the block results say of this engine
         self._lock = threading.Lock()
 
     async def on_block(self, block: BlockResult) -> None:
@@ -73,6 +88,24 @@ class ShadowExecutor:
                     latency_ms=block.latency_ms,
                 )
                 api_repo.notify_event(session, "opportunity", {"ids": ids})
+            release_repo.record_block_result(
+                session,
+                release_repo.BlockResultRecord(
+                    chain_id=self.chain_id,
+                    run_id=self.run_id,
+                    release=self.release,
+                    role=self.role,
+                    block_number=head.number,
+                    block_hash=header.hash,
+                    routes=[
+                        (repo.route_key(o.route), o.amount_in, o.net_profit)
+                        for o in block.opportunities
+                    ],
+                    latency_ms=block.latency_ms,
+                    errors=block.errors,
+                    recorded_at=datetime.now(UTC),
+                ),
+            )
             api_repo.beat(
                 session,
                 self.chain_id,
@@ -92,6 +125,8 @@ class ShadowExecutor:
                 result.failures,
                 detail=dict(list(result.differences.items())[:20]) or None,
             )
+            if not result.skipped:
+                release_repo.record_parity(session, self.run_id, result.block, result.failures)
 
 
 def block_event(run_id: int, block: BlockResult) -> None:

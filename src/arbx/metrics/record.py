@@ -206,6 +206,14 @@ def signer_lock(
         m.SIGNER_LOCK_HOLDER.labels(signer=signer, holder=_label(holder[:40])).set(1)
 
 
+def release_role(release: str, role: str) -> None:
+    """This engine's release and role ('active' or 'standby'); one release per process."""
+    m.RELEASE_ROLE.clear()
+    for name in ("active", "standby"):
+        label = release if re.fullmatch(r"[A-Za-z0-9._-]{1,64}", release) else "other"
+        m.RELEASE_ROLE.labels(release=label, role=name).set(1 if name == role else 0)
+
+
 # --- the API --------------------------------------------------------------------------------
 def api_request(route: str, method: str, status: int, seconds: float | None) -> None:
     """One API request: its route template (never the raw path), method, status and latency

@@ -260,6 +260,13 @@ SIGNER_LOCK_REFUSED = Gauge(
     ["signer"],
     registry=ENGINE,
 )
+RELEASE_ROLE = Gauge(
+    "arbx_release_role",
+    "1 for this engine's role ('active': holds the signer lock; 'standby': follows in shadow"
+    " until promoted), by release; 0 for the other role.",
+    ["release", "role"],
+    registry=ENGINE,
+)
 
 # --- the API --------------------------------------------------------------------------------
 API_REQUESTS = Counter(

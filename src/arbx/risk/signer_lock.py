@@ -16,6 +16,14 @@ take over.
 
 ``acquire`` returns None on success, else the reason as one sentence ("key 0x… is held by holder
 … since …") for the engine to log as it stays in shadow.
+
+History: every acquisition opens a ``signer_epochs`` row (key, epoch, holder, release, chain,
+acquired_at) in the same transaction that takes the lease, and closes the epochs of that key
+still open (``taken_over``: their holder lost the key without saying so); ``release`` closes
+ours (``released``, released_at) in the transaction that lets the lease go. Every signature is
+witnessed in memory (``witness``: epoch, holder, time, transaction hash) and written to
+``signatures`` with the next renewal and, at the latest, with the release, so that the audit
+can prove no two epochs overlapped and nothing was signed outside its epoch.
 """
 
 from __future__ import annotations
@@ -37,7 +45,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
 from arbx.domain.errors import ConfigError
+from arbx.domain.releases import Signature
 from arbx.errors import SignerLockLostError
+from arbx.store import release_repo
 from arbx.store.db import make_session_factory
 from arbx.store.models import SignerLease
 
@@ -78,6 +88,8 @@ class SignerLock:
         lease_seconds: float = 30.0,
         margin_seconds: float | None = None,
         clock: Callable[[], datetime] = _now,
+        release: str | None = None,
+        chain_id: int | None = None,
     ) -> None:
         if lease_seconds <= 0:
             raise ConfigError("the signer lease must last more than 0 seconds")
@@ -94,7 +106,10 @@ class SignerLock:
         self.backend = engine.dialect.name
         if self.backend not in ("postgresql", "sqlite"):
             raise ConfigError(f"unsupported database {self.backend!r} for the signer lock")
+        self.release_name = release  # the release of this process, for the epochs history
+        self.chain_id = chain_id
         self.epoch: int | None = None
+        self._signed: list[Signature] = []  # witnessed, not yet written
         self._until: datetime | None = None  # SQLite: the lease's end as last written by us
         self._conn: Connection | None = None
         self._mutex = threading.Lock()
@@ -165,10 +180,14 @@ class SignerLock:
             stmt = (
                 update(SignerLease).where(*self._ours(now)).values(renewed_at=now, expires_at=until)
             )
+            signed, self._signed = self._signed, []
         try:
             with self.engine.begin() as conn:
                 renewed = conn.execute(stmt).rowcount == 1
+                release_repo.add_signatures(conn, signed)
         except DBAPIError:
+            with self._mutex:
+                self._signed[:0] = signed  # written with the next renewal or the release
             # A busy or unreachable database: keep what we have; ``still_held`` decides
             # before the next signature (and the lease or the lock ends on its own).
             return False
@@ -184,21 +203,38 @@ class SignerLock:
             return ok
 
     def release(self) -> None:
-        """Give the key up (idempotent); another instance may take it at once."""
+        """Give the key up (idempotent); another instance may take it at once.
+
+        The signatures witnessed so far are written, then the epoch is closed, in the
+        transaction that ends the lease: its ``released_at`` is after every signature."""
         with self._mutex:
-            if self.epoch is not None:
+            signed, self._signed = self._signed, []
+            if self.epoch is not None or signed:
                 now = self.clock()
                 try:
                     with self.engine.begin() as conn:
-                        conn.execute(
-                            update(SignerLease).where(*self._ours(now)).values(expires_at=now)
-                        )
+                        release_repo.add_signatures(conn, signed)
+                        if self.epoch is not None:
+                            conn.execute(
+                                update(SignerLease).where(*self._ours(now)).values(expires_at=now)
+                            )
+                            release_repo.close_epoch(
+                                conn, self.key_address, self.epoch, self.holder_id, now
+                            )
                 except DBAPIError:
-                    pass  # the lock goes with the connection anyway; the row is informational
+                    pass  # the lock goes with the connection anyway; the next holder closes it
             if self._conn is not None:  # unlock now: the server ends a closed session later
                 with contextlib.suppress(DBAPIError):
                     self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._lock_id})
             self._lost()
+
+    def witness(self, tx_hash: str) -> None:
+        """Note a signature made now under the epoch held (written with the next renewal)."""
+        with self._mutex:
+            if self.epoch is not None:
+                self._signed.append(
+                    Signature(self.key_address, self.epoch, self.holder_id, tx_hash, self.clock())
+                )
 
     async def keep_alive(self, stop: asyncio.Event, interval: float | None = None) -> None:
         """Renew every ``interval`` seconds (default a third of the lease) until stopped or lost."""
@@ -295,6 +331,7 @@ class SignerLock:
             if not refused:
                 self.epoch = self._read_epoch(conn)
                 self._until = now + self.lease
+                self._open_epoch(conn, self.epoch, now)
         # Described after the write transaction ends: a reader must not wait on our own lock.
         return self.describe_holder() if refused else None
 
@@ -336,7 +373,20 @@ class SignerLock:
                     },
                 )
             )
-            return self._read_epoch(conn)
+            epoch = self._read_epoch(conn)
+            self._open_epoch(conn, epoch, now)
+            return epoch
+
+    def _open_epoch(self, conn: Connection, epoch: int, now: datetime) -> None:
+        release_repo.open_epoch(
+            conn,
+            self.key_address,
+            epoch,
+            self.holder_id,
+            release=self.release_name,
+            chain_id=self.chain_id,
+            at=now,
+        )
 
     def _lease_values(
         self, now: datetime, epoch: int, expires_at: datetime | None
@@ -390,6 +440,11 @@ class SignerGuard:
 
     def __init__(self) -> None:
         self.lock: SignerLock | None = None
+
+    def witness(self, tx_hash: str) -> None:
+        """Note a signature just made (the lock records it under its epoch)."""
+        if self.lock is not None:
+            self.lock.witness(tx_hash)
 
     def __call__(self) -> None:
         if self.lock is None:

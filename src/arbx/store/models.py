@@ -555,3 +555,91 @@ class PnlBundleDaily(Base):
 # ids of a block's new opportunities by their block hash (repo.add_opportunities) with the second.
 Index("ix_opportunities_route_key_id", OpportunityRow.route_key, OpportunityRow.id)
 Index("ix_opportunities_block_hash", OpportunityRow.block_hash)
+
+
+# --- releases (revision 0005) -----------------------------------------------------------------
+
+
+class BlockResultRow(Base):
+    """What one engine (active or standby, under its release) made of one block."""
+
+    __tablename__ = "block_results"
+    __table_args__ = (
+        Index(
+            "ix_block_results_release_chain_id_block_number", "release", "chain_id", "block_number"
+        ),
+        Index("ix_block_results_run_id_block_number", "run_id", "block_number"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    run_id: Mapped[int] = mapped_column(BigInteger)
+    release: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))  # 'active' | 'standby'
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    opportunities: Mapped[int] = mapped_column(Integer)
+    expected_net_profit: Mapped[int] = mapped_column(Int256())
+    # [[route_key, amount_in, net_profit], ...], best first, at most ROUTES_KEPT, decimal strings
+    routes_json: Mapped[list[list[str]]] = mapped_column(Json)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    parity_checked: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # None: not yet
+    parity_failures: Mapped[int] = mapped_column(Integer, server_default="0")
+    errors: Mapped[int] = mapped_column(Integer, server_default="0")  # faults since the last block
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SignerEpochRow(Base):
+    """One holding of a signing key: from its acquisition to its release (None: still held)."""
+
+    __tablename__ = "signer_epochs"
+    __table_args__ = (UniqueConstraint("key_address", "epoch"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key_address: Mapped[str] = mapped_column(String(42))
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    holder_id: Mapped[str] = mapped_column(String(128))
+    release: Mapped[str | None] = mapped_column(String(64))
+    chain_id: Mapped[int | None] = mapped_column(BigInteger)
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    end_kind: Mapped[str | None] = mapped_column(String(16))  # 'released' | 'taken_over'
+
+
+class SignatureRow(Base):
+    """A transaction signed with a key, in the epoch the signer held it under."""
+
+    __tablename__ = "signatures"
+    __table_args__ = (Index("ix_signatures_key_address_epoch", "key_address", "epoch"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key_address: Mapped[str] = mapped_column(String(42))
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    holder_id: Mapped[str] = mapped_column(String(128))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ReleaseHandoverRow(Base):
+    """A request to hand the signer lock of a chain to a release, and how far it got."""
+
+    __tablename__ = "release_handovers"
+    __table_args__ = (Index("ix_release_handovers_chain_id_state", "chain_id", "state"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    to_release: Mapped[str] = mapped_column(String(64))
+    # 'requested' -> 'released' (the old holder let go) -> 'done' (the new one holds it);
+    # or 'expired' (nobody acted in time), 'failed' (the new one could not take it: reason)
+    state: Mapped[str] = mapped_column(String(16))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    requested_by: Mapped[str] = mapped_column(String(128))
+    key_address: Mapped[str | None] = mapped_column(String(42))
+    from_release: Mapped[str | None] = mapped_column(String(64))
+    from_holder: Mapped[str | None] = mapped_column(String(128))
+    from_epoch: Mapped[int | None] = mapped_column(BigInteger)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    to_holder: Mapped[str | None] = mapped_column(String(128))
+    to_epoch: Mapped[int | None] = mapped_column(BigInteger)
+    taken_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reason: Mapped[str | None] = mapped_column(String(1024))
