@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from arbx.cli.args import count
-from arbx.cli.risk import _actor, _sessions
+from arbx.cli.risk import _actor
+from arbx.cli.risk import sessions_of as _sessions
 
 if TYPE_CHECKING:
     from arbx.domain.releases import Comparison, Epoch

@@ -361,14 +361,15 @@ class TxSigner(Signer):
         direct = _eip1559_fields(fields)
         if direct is not None:  # the executor's calls: the same bytes, ten times faster
             raw = sign_eip1559(self._secp, direct)
-            return SignedTx(raw, keccak(raw), direct.nonce, self.address)
-        try:
-            signed = self._account.sign_transaction(fields)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"cannot sign the transaction: {exc}") from None
-        result = SignedTx(
-            bytes(signed.raw_transaction), bytes(signed.hash), fields["nonce"], self.address
-        )
+            result = SignedTx(raw, keccak(raw), direct.nonce, self.address)
+        else:
+            try:
+                signed = self._account.sign_transaction(fields)
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"cannot sign the transaction: {exc}") from None
+            result = SignedTx(
+                bytes(signed.raw_transaction), bytes(signed.hash), fields["nonce"], self.address
+            )
         if self._witness is not None:
             self._witness(result.hash_hex)
         return result
