@@ -19,7 +19,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,9 +28,11 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from arbx.store import api_repo, make_engine, make_session_factory, upgrade
+from arbx.store import risk_repo as rrepo
 from tests.e2e.dashboard_stack import (
     BUILDERS,
     BUNDLES,
+    CHAIN,
     DAYS,
     ETH,
     HEAD,
@@ -568,3 +570,51 @@ def test_served_from_a_static_host_with_a_config_file(
     expect_(page.get_by_test_id("overview-mode")).not_to_have_text("—")
     page.get_by_role("tab", name="Pools").click()
     expect_(page.get_by_test_id("pool-row")).to_have_count(len(stack.seeded.pools))
+
+
+def test_the_overview_shows_what_the_next_stage_gate_needs(
+    context: BrowserContext, stack: Stack
+) -> None:
+    """The gate panel: before any live start, then for the seeded key at stage 0 (its seeded
+    opportunities measure the detection latency; no parity check was recorded)."""
+    expect_ = expect()
+    page = context.new_page()
+    sign_in(page, stack.base + "/", stack.viewer)
+    gate = page.get_by_test_id("stage-gate")
+    expect_(page.get_by_test_id("gate-next")).to_have_text(
+        "stage 0 shadow (shadow) → stage 1 limited 0.1 (limited)"
+    )
+    expect_(page.get_by_test_id("gate-note")).to_contain_text("no live engine has started")
+    expect_(page.get_by_test_id("gate-conditions").locator("tr")).to_have_count(6)
+
+    signer = api_call(stack.base, stack.viewer, "GET", "/api/v1/bundles")[1]["items"][0]["signer"]
+    with stack.sessions.begin() as s:
+        rrepo.set_risk_state(
+            s,
+            CHAIN,
+            signer,
+            mode="shadow",
+            stage=0,
+            stage_entered_at=datetime.now(UTC) - timedelta(days=6),
+            reason="first start",
+        )
+    page.reload()
+    expect_(page.get_by_test_id("gate-note")).to_be_hidden()
+    status = api_call(stack.base, stack.viewer, "GET", "/api/v1/stage")[1]
+    rows = page.get_by_test_id("gate-condition")
+    expect_(rows).to_have_count(len(status["conditions"]))
+    for i, condition in enumerate(status["conditions"]):
+        row = rows.nth(i)
+        expect_(row).to_have_attribute("data-passed", str(condition["passed"]).lower())
+        expect_(row.get_by_test_id("gate-measured")).to_have_text(condition["measured"])
+    latency = rows.filter(has_text="detection latency p99")
+    expect_(latency).to_have_attribute("data-passed", "true")
+    expect_(latency).to_contain_text("ms over")
+    parity = rows.filter(has_text="parity checks")
+    expect_(parity).to_have_attribute("data-passed", "false")
+    needs = page.get_by_test_id("gate-needs")
+    expect_(needs).to_contain_text("parity checks >= 100 (now 0)")
+    expect_(page.get_by_test_id("gate-badge")).to_have_text(f"{len(status['needs'])} to go")
+    expect_(page.get_by_test_id("gate-last-change")).to_have_text("no stage change recorded")
+    expect_(gate).to_contain_text("limited 0.1")
+    shot(page, stack, "overview-stage-gate")

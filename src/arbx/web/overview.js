@@ -1,5 +1,6 @@
 // Overview: mode, capital stage, kill switch and run; sync health and detection latency from the
-// status; the PnL chart by day.
+// status; the gate to the next capital stage (each condition measured, required, pass/fail); the
+// PnL chart by day.
 
 import { drawPnlChart } from "./chart.js";
 import { $, h, setText, setTone } from "./dom.js";
@@ -10,6 +11,7 @@ const LAG_BAD = 10;
 const HEARTBEAT_WARN_S = 30;
 const HEARTBEAT_BAD_S = 120;
 const LATENCY_SAMPLES = 500;
+const STAGE_REFRESH_MS = 5_000; // the stage gate is read again at most this often
 
 export class OverviewView {
   constructor(ctx) {
@@ -17,7 +19,10 @@ export class OverviewView {
     this.visible = false;
     this.latencies = new Map(); // opportunity id -> latency in ms
     this.pnlTimer = null;
-    ctx.on("status", (status) => this.renderStatus(status));
+    ctx.on("status", (status) => {
+      this.renderStatus(status);
+      if (this.visible) this.loadStage();
+    });
     ctx.on("opportunity", (opp) => this.addLatency(opp));
     ctx.on("opportunities-loaded", (items) => items.forEach((opp) => this.addLatency(opp)));
     ctx.on("bundle", () => this.visible && this.schedulePnl());
@@ -34,7 +39,73 @@ export class OverviewView {
     this.visible = true;
     if (this.ctx.status) this.renderStatus(this.ctx.status);
     this.loadPnl();
+    this.loadStage(true);
     if (this.latencies.size === 0) this.loadLatencies();
+  }
+
+  /** The gate to the next capital stage, from /api/v1/stage (at most every few seconds). */
+  async loadStage(now = false) {
+    const at = Date.now();
+    if (!now && this.stageAt && at - this.stageAt < STAGE_REFRESH_MS) return;
+    this.stageAt = at;
+    try {
+      this.renderStage(await this.ctx.api.get("/api/v1/stage", {}, { quiet: true }));
+    } catch (error) {
+      this.renderStageError(error?.message ?? String(error));
+    }
+  }
+
+  renderStage(g) {
+    const next = g?.next;
+    const badge = $("ov-gate-badge");
+    if (!next) {
+      badge.textContent = "last stage";
+      setTone(badge, "info");
+    } else {
+      badge.textContent = g.gate_passed ? "gate passed" : `${g.needs.length} to go`;
+      setTone(badge, g.gate_passed ? "good" : "warn");
+    }
+    const here = `stage ${g.stage.index} ${g.stage.name} (${g.stage.mode})`;
+    setText(
+      "ov-gate-next",
+      next ? `${here} → stage ${next.index} ${next.name} (${next.mode})` : `${here}: the last stage`,
+    );
+    const note = $("ov-gate-note");
+    note.hidden = !g.note;
+    note.textContent = g.note ?? "";
+    $("ov-gate-rows").replaceChildren(
+      ...(g.conditions ?? []).map((c) =>
+        h(
+          "tr",
+          { "data-testid": "gate-condition", "data-passed": String(c.passed) },
+          h("td", {}, c.name),
+          h("td", { "data-testid": "gate-measured" }, c.measured),
+          h("td", {}, c.required),
+          h("td", {}, h("span", { class: `badge ${c.passed ? "good" : "bad"}` }, c.passed ? "pass" : "fail")),
+        ),
+      ),
+    );
+    const needs = g.needs ?? [];
+    $("ov-gate-needs").replaceChildren(
+      ...(needs.length ? needs : [next ? "nothing: the engine promotes at its next evaluation" : "nothing: the last stage"]).map(
+        (line) => h("li", {}, line),
+      ),
+    );
+    const last = (g.history ?? [])[0];
+    setText(
+      "ov-gate-last",
+      last ? `last change ${formatTime(last.at)}: ${last.kind} ${last.from_stage} → ${last.to_stage} (${last.reason})` : "no stage change recorded",
+    );
+  }
+
+  renderStageError(message) {
+    const badge = $("ov-gate-badge");
+    badge.textContent = "unavailable";
+    setTone(badge, "bad");
+    setText("ov-gate-next", message);
+    $("ov-gate-rows").replaceChildren();
+    $("ov-gate-needs").replaceChildren();
+    setText("ov-gate-last", "");
   }
 
   hide() {
