@@ -83,6 +83,7 @@ $(BENCH_VENV)/.installed: bench/requirements.txt pyproject.toml
 bench: setup $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m bench
 	$(BIN)/python -m bench.chain
+	$(BIN)/python -m bench.mainnet
 	$(BIN)/python -m bench.live
 	$(BIN)/python -m bench.hotpath
 	$(BIN)/python -m bench.api_bench

@@ -6,7 +6,7 @@ import pytest
 
 from arbx.domain.errors import InputError
 from arbx.domain.pools import Token, V2Pool
-from arbx.domain.routes import RouteIndex, find_cycles
+from arbx.domain.routes import RouteIndex, connector_tokens, find_cycles
 
 T = [Token(f"0x{i:040X}") for i in range(1, 7)]  # T[0] is the base
 BASE = T[0].address
@@ -70,3 +70,39 @@ def test_route_limit() -> None:
     pools = [v2(n, 0, 1) for n in range(1, 30)]
     with pytest.raises(InputError, match="more than 100 routes"):
         find_cycles(pools, [BASE], limit=100)
+
+
+def test_connectors_bound_only_the_long_routes() -> None:
+    # a dense random graph over 12 tokens: with connectors, the routes are exactly those of the
+    # unbounded enumeration that are short or pass only through connector tokens
+    import random  # noqa: PLC0415
+
+    rng = random.Random(7)
+    tokens = [Token(f"0x{i:040X}") for i in range(1, 13)]
+    pools = []
+    for n in range(60):
+        a, b = rng.sample(range(12), 2)
+        lo, hi = sorted((a, b))
+        pools.append(V2Pool(f"0x{0xC000 + n:040X}", tokens[lo], tokens[hi], 10**20, 10**20))
+    base = tokens[0].address
+    connectors = connector_tokens(pools, 6)
+    assert 1 < len(connectors) < len(tokens) - 1
+    every = find_cycles(pools, [base], max_hops=5)
+    for connector_hops in (3, 4, 5):
+        bounded = find_cycles(
+            pools, [base], max_hops=5, connectors=connectors, connector_hops=connector_hops
+        )
+        expected = [
+            r
+            for r in every
+            if len(r.pools) < connector_hops or all(t in connectors for t in r.tokens[1:-1])
+        ]
+        assert bounded == expected
+        assert any(len(r.pools) >= connector_hops for r in bounded)
+        assert len(bounded) < len(every)
+
+
+def test_connector_tokens_count_distinct_partners() -> None:
+    pools = [v2(1, 0, 1), v2(2, 0, 1), v2(3, 0, 2), v2(4, 1, 2), v2(5, 0, 3)]
+    assert connector_tokens(pools, 3) == {BASE}
+    assert connector_tokens(pools, 2) == {BASE, T[1].address, T[2].address}

@@ -399,3 +399,55 @@ def test_swap_keeps_no_state_between_calls() -> None:
     first = swap(*state, True, 10**16)
     assert swap(*state, False, 10**16) != first
     assert swap(*state, True, 10**16) == first
+
+
+@settings(max_examples=CASES, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from([1, 10, 60, 200]),
+    st.booleans(),
+    st.booleans(),
+    st.integers(min_value=-800_000, max_value=800_000),
+    st.integers(min_value=0, max_value=3),
+    st.data(),
+)
+def test_swap_past_the_last_tick_drifts_to_the_limit_like_the_pool(
+    spacing: int,
+    zero_for_one: bool,
+    exact_input: bool,
+    centre: int,
+    limit_kind: int,
+    data: st.DataObject,
+) -> None:
+    # One position around the price; the swap uses it up and the price runs on, with no
+    # liquidity, to the limit: the pool steps through every word edge on the way, we jump.
+    lower = (centre // spacing - 2) * spacing
+    upper = (centre // spacing + 2) * spacing
+    nets = {lower: 10**18, upper: -(10**18)}
+    price = get_sqrt_ratio_at_tick(centre)
+    tick = get_tick_at_sqrt_ratio(price)
+    word = 256 * spacing
+    if zero_for_one:
+        edge = (lower // word - data.draw(st.integers(min_value=1, max_value=200))) * word
+        edges = [
+            MIN_SQRT_RATIO + 1,
+            get_sqrt_ratio_at_tick(max(edge, MIN_TICK + 1)),  # exactly on a word edge
+            get_sqrt_ratio_at_tick(max(edge, MIN_TICK + 1)) + 1,
+            get_sqrt_ratio_at_tick(max(edge + 7, MIN_TICK + 1)),
+        ]
+    else:
+        edge = (upper // word + data.draw(st.integers(min_value=1, max_value=200))) * word
+        edges = [
+            MAX_SQRT_RATIO - 1,
+            get_sqrt_ratio_at_tick(min(edge, MAX_TICK - 1)),
+            get_sqrt_ratio_at_tick(min(edge, MAX_TICK - 1)) - 1,
+            get_sqrt_ratio_at_tick(min(edge - 7, MAX_TICK - 1)),
+        ]
+    limit = edges[limit_kind]
+    amount = 2**200 if exact_input else -(2**200)  # more than the position holds
+    args = (price, tick, 10**18, 3000, spacing, (lower, upper), nets, zero_for_one, amount)
+    got = outcome(lambda: swap(*args, limit))
+    assert got == outcome(lambda: reference_swap(*args, limit))
+    assert isinstance(got, V3SwapResult)
+    assert got.partial
+    assert got.sqrt_price_x96 == limit
+    assert got.liquidity == 0

@@ -8,7 +8,7 @@ stay valid while pool states change; the index answers "which routes does this p
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from arbx.domain.errors import InputError
@@ -39,10 +39,16 @@ def find_cycles(
     max_hops: int = 4,
     min_hops: int = 2,
     limit: int | None = None,
+    connectors: Collection[str] | None = None,
+    connector_hops: int = 4,
 ) -> list[Route]:
     """Every cycle from each base token of ``min_hops`` to ``max_hops`` hops, in a stable order.
 
     ``limit`` bounds the count: past it, InputError (a graph that large needs tighter filters).
+    ``connectors``, when given, bounds the long routes: a route of ``connector_hops`` hops or
+    more passes only through connector tokens (every token but the base at its ends); shorter
+    routes may go through any token. On a mainnet-sized graph the long routes through two
+    long-tail tokens are most of the count and the least likely to pay for their gas.
     """
     if not 2 <= min_hops <= max_hops:
         raise InputError(f"hops must satisfy 2 <= min <= max, got {min_hops}..{max_hops}")
@@ -53,9 +59,21 @@ def find_cycles(
         edges[t1].append((pool.address, False, t0))
 
     routes: list[Route] = []
+    only = frozenset(connectors) if connectors is not None else None
     for base in dict.fromkeys(bases):
-        _walk(edges, base, max_hops, min_hops, limit, routes)
+        _walk(edges, base, max_hops, min_hops, limit, routes, only, connector_hops)
     return routes
+
+
+def connector_tokens(pools: Iterable[Pool], min_pairs: int) -> frozenset[str]:
+    """The tokens paired, across ``pools``, with at least ``min_pairs`` distinct other tokens:
+    the hubs (WETH, the stablecoins, WBTC...) and the well-traded tokens."""
+    pairs: dict[str, set[str]] = defaultdict(set)
+    for pool in pools:
+        t0, t1 = pool.token0.address, pool.token1.address
+        pairs[t0].add(t1)
+        pairs[t1].add(t0)
+    return frozenset(token for token, others in pairs.items() if len(others) >= min_pairs)
 
 
 def _walk(
@@ -65,18 +83,23 @@ def _walk(
     min_hops: int,
     limit: int | None,
     out: list[Route],
+    connectors: frozenset[str] | None = None,
+    connector_hops: int = 4,
 ) -> None:
     pool_path: list[str] = []
     dirs: list[bool] = []
     tokens: list[str] = [base]
+    # the longest route through a non-connector token
+    short = min(max_hops, connector_hops - 1) if connectors is not None else max_hops
 
-    def step(token: str) -> None:
+    def step(token: str, via_other: bool) -> None:
+        """Extend the path at ``token``; ``via_other``: it holds a non-connector token."""
         depth = len(pool_path)
         for address, zero_for_one, nxt in edges.get(token, ()):
             if address in pool_path:
                 continue
             if nxt == base:
-                if depth + 1 >= min_hops:
+                if depth + 1 >= min_hops and (not via_other or depth + 1 <= short):
                     if limit is not None and len(out) >= limit:
                         raise InputError(f"more than {limit} routes: narrow the pool set")
                     out.append(
@@ -87,17 +110,18 @@ def _walk(
                         )
                     )
                 continue
-            if depth + 1 >= max_hops or nxt in tokens:
+            other = via_other or (connectors is not None and nxt not in connectors)
+            if depth + 2 > (short if other else max_hops) or nxt in tokens:
                 continue
             pool_path.append(address)
             dirs.append(zero_for_one)
             tokens.append(nxt)
-            step(nxt)
+            step(nxt, other)
             pool_path.pop()
             dirs.pop()
             tokens.pop()
 
-    step(base)
+    step(base, False)
 
 
 class RouteIndex:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from arbx.domain.arbitrage import evaluate
 from arbx.domain.journal import PoolBook
 from arbx.domain.profit import Costs, GasModel, Opportunity
-from arbx.domain.routes import RouteIndex, find_cycles
+from arbx.domain.routes import RouteIndex, connector_tokens, find_cycles
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,9 @@ class StrategyLimits:
     builder_share_bps: int = 0
     priority_fee_wei: int = 0
     max_routes: int = 200_000
+    # routes of 4 hops or more pass only through tokens paired with at least this many distinct
+    # tokens (the hubs); None: through any token
+    connector_min_pairs: int | None = None
     max_sized: int | None = 64  # live routes sized exactly per block, best estimate first
     gas: GasModel = field(default_factory=GasModel)
 
@@ -48,11 +51,14 @@ class CyclicArbitrage:
 
     def rebuild(self) -> None:
         """Enumerate the routes again (after pools were added)."""
+        pools = self.book.pools.values()
+        min_pairs = self.limits.connector_min_pairs
         routes = find_cycles(
-            self.book.pools.values(),
+            pools,
             self.limits.base_tokens,
             max_hops=self.limits.max_hops,
             limit=self.limits.max_routes,
+            connectors=None if min_pairs is None else connector_tokens(pools, min_pairs),
         )
         self.index = RouteIndex(routes)
 

@@ -154,12 +154,30 @@ def swap(
     )
 
 
+def _tick_at_limit_below(limit: int, spacing: int) -> int:
+    """The tick where a downward swap with no liquidity left ends at the price ``limit``.
+
+    With no liquidity, each remaining step moves the price to the next word edge below, or to
+    the limit, and changes no amount; the last step reaches the limit. The tick is the limit's,
+    unless the limit is exactly a word edge's price: a step that reaches its target ends one
+    tick below it (``tick = tickNext - 1``).
+    """
+    tick = get_tick_at_sqrt_ratio_fast(limit)
+    on_word_edge = ((tick // spacing) & -256) * spacing == tick and tick > MIN_TICK
+    if on_word_edge and get_sqrt_ratio_at_tick(tick) == limit:
+        return tick - 1
+    return tick
+
+
 # The four loops below are UniswapV3Pool.swap's while-loop specialised for one direction and one
 # kind of amount, with TickBitmap.nextInitializedTickWithinOneWord and SwapMath.computeSwapStep
 # inlined. They return
 # (amountSpecifiedRemaining, amountCalculated, sqrtPriceX96, tick, liquidity, ticks crossed).
 #
-# ``index``/``next_tick`` track the nearest initialized tick in the swap's direction. A step that
+# ``index``/``next_tick`` track the nearest initialized tick in the swap's direction. Once no
+# liquidity and no initialized tick are left in that direction, every further step only moves
+# the price to the next word edge (thousands of steps for a 1-tick spacing), so the loop jumps
+# to the end those steps reach: the price at the limit, no amount changed. A step that
 # does not reach its target ends the loop (the amount is used up or the limit is reached), so the
 # tick only ever moves by reaching a step target, and the index moves only when a tick is crossed.
 
@@ -194,6 +212,9 @@ def _swap_zero_for_one_exact_in(
             tick_next = next_tick
             initialized = True
         else:
+            if liquidity == 0 and index < 0:  # nothing left below: the price drifts to the limit
+                end = _tick_at_limit_below(limit, spacing)
+                return remaining, calculated, limit, end, 0, crossed
             tick_next = word_edge if word_edge > MIN_TICK else MIN_TICK
             initialized = False
         try:
@@ -264,6 +285,9 @@ def _swap_zero_for_one_exact_out(
             tick_next = next_tick
             initialized = True
         else:
+            if liquidity == 0 and index < 0:  # nothing left below: the price drifts to the limit
+                end = _tick_at_limit_below(limit, spacing)
+                return remaining, calculated, limit, end, 0, crossed
             tick_next = word_edge if word_edge > MIN_TICK else MIN_TICK
             initialized = False
         try:
@@ -332,6 +356,8 @@ def _swap_one_for_zero_exact_in(
             tick_next = next_tick
             initialized = True
         else:
+            if liquidity == 0 and index >= count:  # nothing left above: the price drifts there
+                return remaining, calculated, limit, get_tick_at_sqrt_ratio_fast(limit), 0, crossed
             tick_next = word_edge if word_edge < MAX_TICK else MAX_TICK
             initialized = False
         try:
@@ -398,6 +424,8 @@ def _swap_one_for_zero_exact_out(
             tick_next = next_tick
             initialized = True
         else:
+            if liquidity == 0 and index >= count:  # nothing left above: the price drifts there
+                return remaining, calculated, limit, get_tick_at_sqrt_ratio_fast(limit), 0, crossed
             tick_next = word_edge if word_edge < MAX_TICK else MAX_TICK
             initialized = False
         try:
