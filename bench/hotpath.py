@@ -4,8 +4,9 @@ Starts a devnet with ``arbx devnet up`` (anvil and the market in their own proce
 builder that answers at once (``bench.instant_builder``, in its own process), then runs the
 live pipeline in limited mode for a fixed number of blocks, sending every bundle to that
 builder only. The time from the head being seen to the bundle acknowledged is all the
-searcher's: sync, detection, the risk gate, signing, simulation (``eth_call`` at the node and
-``eth_callBundle`` at the builder), the fences and the send. Prints p50 and p99 against their
+searcher's: sync, detection, the risk gate, signing, simulation (``eth_call`` at the node, and
+``eth_callBundle`` at the builder when ``execution.simulate_at_builders`` says so), the fences and
+the send. Prints p50 and p99 against their
 targets, and the median of each stage. ``.venv/bin/python -m bench.hotpath``.
 """
 
@@ -81,6 +82,8 @@ async def measure(rpc_url: str, builder_url: str, key_file: Path, folder: Path) 
     stages = getattr(executor, "timings", {})
     return {
         "blocks": summary.blocks,
+        "simulation": "node eth_call"
+        + (" and builder eth_callBundle" if settings.execution.simulate_at_builders else ""),
         "considered": stats.considered,
         "sent": stats.sent,
         "sim_failed": stats.sim_failed,
@@ -155,6 +158,7 @@ def main() -> int:
     print("\nhead -> bundle sent (limited mode, devnet, a builder that answers at once)\n")
     print(f"machine load       {result['load']} (1-minute load average, before and after)")
     print(f"blocks                 {result['blocks']}")
+    print(f"simulation             {result['simulation']} (execution.simulate_at_builders)")
     print(
         f"bundles                {result['sent']} sent of {result['considered']} considered, "
         f"{result['sim_failed']} failed simulation, {result['refused']} refused"

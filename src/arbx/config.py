@@ -162,6 +162,9 @@ class ExecutionSettings(_Strict):
     builders: list[BuilderSettings] = Field(default_factory=list)
     blocks_ahead: int = Field(0, ge=0, le=10)
     slippage_bps: int = Field(0, ge=0, le=10_000)
+    # also wait for a builder's eth_callBundle before sending (the node's eth_call of the exact
+    # signed transaction always runs): a builder's simulation costs its round trip (ADR 0023)
+    simulate_at_builders: bool = False
 
     @field_validator("executor")
     @classmethod

@@ -191,42 +191,73 @@ async def test_kill_switch_stops_sending_within_a_block_and_a_second_signer_is_r
 
 
 class _Wire:
-    """What the relay client sends, seen at its transport seam; ``hook`` runs once a builder's
-    ``eth_callBundle`` answered that the bundle passes: after the signature, before the send."""
+    """What a client sends, seen at its transport seam (the relay's or the node's)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.methods: list[str] = []
-        self.hook: Any = None
 
     async def post(self, url: str, body: bytes, timeout: float, headers: Any = None) -> Any:
-        method = json.loads(body)["method"]
-        self.methods.append(method)
-        answer = await self.inner.post(url, body, timeout, headers)
-        hook, result = self.hook, answer.get("result") if isinstance(answer, dict) else None
-        passed = isinstance(result, dict) and not any(
-            "error" in r or "revert" in r for r in result["results"]
-        )
-        if method == "eth_callBundle" and hook is not None and passed:
-            self.hook = None
-            hook()
-        return answer
+        doc = json.loads(body)
+        self.methods.extend(d["method"] for d in (doc if isinstance(doc, list) else [doc]))
+        return await self.inner.post(url, body, timeout, headers)
 
     async def close(self) -> None:
         await self.inner.close()
 
 
+class _Simulations(_Wire):
+    """The node's side: the simulations of the executor's signed calls (``eth_call`` to it).
+
+    ``hook`` runs once one of them passed: after the signature, before the send. With
+    ``revert`` set, the node's answer to each is the error a reverting call gets instead.
+    """
+
+    def __init__(self, inner: Any, executor: str) -> None:
+        super().__init__(inner)
+        self.executor = executor.lower()
+        self.hook: Any = None
+        self.revert = False
+        self.seen = 0
+
+    async def post(self, url: str, body: bytes, timeout: float, headers: Any = None) -> Any:
+        doc = json.loads(body)
+        answer = await super().post(url, body, timeout, headers)
+        if (
+            isinstance(doc, list)
+            or doc["method"] != "eth_call"
+            or str(doc["params"][0].get("to")) != self.executor
+        ):
+            return answer
+        self.seen += 1
+        if self.revert:
+            error = {"code": 3, "message": "execution reverted: profit below minimum"}
+            return {"jsonrpc": "2.0", "id": doc["id"], "error": error}
+        hook = self.hook
+        if hook is not None and isinstance(answer, dict) and "result" in answer:
+            self.hook = None
+            hook()
+        return answer
+
+
+def _watch_simulations(client: RpcClient, executor: Any) -> _Simulations:
+    node = _Simulations(client.transport, executor.settings.executor)
+    client.transport = node
+    return node
+
+
 async def _interfere_before_send(
     client: RpcClient, live: _Live, interfere: Any, undo: Any
-) -> tuple[Any, _Wire]:
+) -> tuple[Any, _Wire, _Simulations]:
     """Run the engine until one trade met ``interfere`` between its signature and its send.
 
-    A trade the chain overtook (or that failed at the node) never reached the last fence: the
-    interference is undone and tried again on the next one.
+    A trade the chain overtook never reached the last fence: the interference is undone and
+    tried again on the next one.
     """
     pipeline, executor, (risk, relay), _ = await live.build(client)
     wire = _Wire(relay.transport)
     relay.transport = wire
+    node = _watch_simulations(client, executor)
     stop = asyncio.Event()
     s = executor.stats
     met = asyncio.Event()
@@ -240,7 +271,7 @@ async def _interfere_before_send(
     async def watch() -> None:
         for _ in range(20):
             met.clear()
-            wire.hook = hook
+            node.hook = hook
             await met.wait()
             before = at_hook[-1]
             while (s.sent, s.refused, s.sim_failed, s.stale) == before:
@@ -256,10 +287,11 @@ async def _interfere_before_send(
         await watcher
     finally:
         watcher.cancel()
+        client.transport = node.inner
         await executor.close()
         risk.stop()
         await relay.close()
-    return executor, wire
+    return executor, wire, node
 
 
 @pytest.mark.asyncio
@@ -268,13 +300,13 @@ async def test_kill_switch_set_between_signature_and_send_sends_nothing(
 ) -> None:
     running, key_file = devnet
     live = _Live(running, key_file, tmp_path / "kill.db")
-    executor, wire = await _interfere_before_send(
+    executor, wire, node = await _interfere_before_send(
         client,
         live,
         lambda: kill(live.sessions, 31337, "operator", "pytest"),  # as `arbx kill` elsewhere
         lambda: unkill(live.sessions, 31337, "pytest"),
     )
-    assert "eth_callBundle" in wire.methods  # signed and simulated
+    assert node.seen >= 1  # signed and simulated
     assert "eth_sendBundle" not in wire.methods
     assert executor.stats.sent == 0
     assert executor.stats.refused >= 1  # earlier tries undone may have been refused too
@@ -304,9 +336,9 @@ async def test_signer_lock_lost_between_signature_and_send_sends_nothing(
         ahead["by"] = timedelta(minutes=5)
         assert usurper.acquire() is None
 
-    executor, wire = await _interfere_before_send(client, live, take, give_back)
+    executor, wire, node = await _interfere_before_send(client, live, take, give_back)
     try:
-        assert "eth_callBundle" in wire.methods
+        assert node.seen >= 1
         assert "eth_sendBundle" not in wire.methods
         assert executor.stats.sent == 0
         assert executor.stats.refused >= 1  # earlier tries undone may have been refused too
@@ -314,6 +346,44 @@ async def test_signer_lock_lost_between_signature_and_send_sends_nothing(
         assert usurper.still_held()  # it was taken, and nobody took it back
     finally:
         usurper.release()
+
+
+@pytest.mark.asyncio
+async def test_a_bundle_the_node_simulation_rejects_is_never_sent(
+    client: RpcClient, devnet: tuple[EmbeddedDevnet, Path], tmp_path: Path
+) -> None:
+    running, key_file = devnet
+    live = _Live(running, key_file, tmp_path / "reverts.db")
+    pipeline, executor, (risk, relay), run_id = await live.build(client)
+    wire = _Wire(relay.transport)
+    relay.transport = wire
+    node = _watch_simulations(client, executor)
+    node.revert = True  # the head's state makes every trade revert
+    stop = asyncio.Event()
+
+    async def until_rejected() -> None:
+        while executor.stats.sim_failed < 3:
+            await asyncio.sleep(0.005)
+        stop.set()
+
+    watcher = asyncio.ensure_future(until_rejected())
+    try:
+        await asyncio.wait_for(pipeline.run(stop, max_blocks=600), timeout=120)
+        await watcher
+    finally:
+        watcher.cancel()
+        client.transport = node.inner
+        await executor.close()
+        risk.stop()
+        await relay.close()
+    assert node.seen >= 3
+    assert executor.stats.sent == 0
+    assert "eth_sendBundle" not in wire.methods  # signed, simulated, rejected: never sent
+    assert "eth_callBundle" not in wire.methods  # the builders' simulation is off by default
+    with live.sessions.begin() as session:
+        recorded = execution_repo.list_bundles(session, run_id)
+    assert len(recorded) >= 3
+    assert {b.status for b in recorded} == {"sim_failed"}
 
 
 @pytest.mark.asyncio

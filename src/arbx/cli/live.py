@@ -66,6 +66,7 @@ def live_plan(
         priority_fee_wei=settings.strategy.priority_fee_wei,
         slippage_bps=settings.execution.slippage_bps,
         blocks_ahead=settings.execution.blocks_ahead,
+        simulate_at_builders=settings.execution.simulate_at_builders,
         deploy=deploy,
     )
 

@@ -1,6 +1,6 @@
 """Simulation of the exact signed transactions before a bundle is sent; a failure drops it.
 
-``simulate_signed`` replays one signed transaction with ``eth_call`` on the latest state: its own
+``simulate_signed`` replays one signed transaction with ``eth_call`` on a given state: its own
 sender, gas, fee fields, value, data and access list, so the node also checks that the sender can
 pay ``gas * maxFeePerGas + value``, as inclusion would. ``presimulate`` runs that for each
 transaction of a bundle, then ``eth_callBundle`` at the first builder that offers it and answers,
@@ -50,14 +50,18 @@ async def presimulate(
     *,
     relay: RelayClient | None = None,
     builders: Sequence[BuilderSpec] = (),
+    state: int | str = "latest",
 ) -> Presimulation:
-    """Whether to send a bundle: ``eth_call`` of each tx alone, then callBundle at a builder."""
+    """Whether to send a bundle: ``eth_call`` of each tx alone on ``state`` (a block number or
+    tag), then callBundle at a builder."""
     try:
         decoded = [decode_raw_tx(raw) for raw in raw_txs]
     except ValueError as exc:
         return Presimulation(False, "decode", str(exc))
     calls, bundle = await asyncio.gather(
-        asyncio.gather(*(_call_stage(client, index, tx) for index, tx in enumerate(decoded))),
+        asyncio.gather(
+            *(_call_stage(client, index, tx, state) for index, tx in enumerate(decoded))
+        ),
         _call_bundle_stage(relay, builders, raw_txs, block_number),
     )
     for failure in calls:
@@ -66,10 +70,10 @@ async def presimulate(
     return bundle
 
 
-async def _call_stage(client: RpcClient, index: int, tx: RawTx) -> str | None:
+async def _call_stage(client: RpcClient, index: int, tx: RawTx, state: int | str) -> str | None:
     """Why ``eth_call`` of one signed transaction (read back) failed, or None."""
     try:
-        await client.call("eth_call", [call_object(tx), "latest"], decode=hex_bytes)
+        await client.call("eth_call", [call_object(tx), block_tag(state)], decode=hex_bytes)
     except RpcError as error:
         return f"tx {index}: {error}"
     except TransientError as exc:

@@ -11,9 +11,10 @@ the bundle leaves:
 2. the first fence (kill switch and signer lock read from the database, off the event loop,
    started as the head arrives so that it overlaps the block's sync and evaluation), then the
    signature (the nonce is known: one key's transactions are sequential);
-3. simulation of the exact signed transaction, at the node (``eth_call``) and at the builders
-   (``eth_callBundle``) at once, with a look at the chain's height: a failure drops it, a chain
-   that moved on makes it late;
+3. simulation of the exact signed transaction at the node (``eth_call`` on the head's state),
+   with a look at the chain's height: a failure drops it, a chain that moved on makes it late;
+   with ``simulate_at_builders``, a builder's ``eth_callBundle`` runs at the same time and must
+   pass too (it costs that builder's round trip: ADR 0023);
 4. the second fence, right before the send; then the bundle goes to every builder for the next
    block(s) under one replacement uuid (its requests built and signed while the simulation ran).
 
@@ -91,6 +92,7 @@ class LiveSettings:
     slippage_bps: int = 0  # how far under the expected profit the contract may still accept
     blocks_ahead: int = 0  # target blocks after the next one
     gas_margin_bps: int = MODEL_GAS_MARGIN_BPS  # over the gas model's figure, for the limit
+    simulate_at_builders: bool = False  # also wait for a builder's eth_callBundle (ADR 0023)
 
 
 @dataclass(slots=True)
@@ -309,9 +311,15 @@ class BundleExecutor:
             fees=fees,
         )
         started = self._time("sign", started)
+        at_builders = self.settings.builders if self.settings.simulate_at_builders else ()
         simulation = asyncio.gather(
             presimulate(
-                self.client, [signed.raw], target, relay=self.relay, builders=self.settings.builders
+                self.client,
+                [signed.raw],
+                target,
+                relay=self.relay,
+                builders=at_builders,
+                state=head.number,  # the head's state, whatever the node has seen since
             ),
             self.client.block_number(),
         )

@@ -48,6 +48,7 @@ class LivePlan:
     priority_fee_wei: int = 1_000_000_000
     slippage_bps: int = 0
     blocks_ahead: int = 0
+    simulate_at_builders: bool = False  # wait for a builder's eth_callBundle too
     deploy: bool = False  # deploy a fresh executor contract from the signing key (devnet)
 
 
@@ -134,6 +135,7 @@ async def live_executor(
             priority_fee_wei=plan.priority_fee_wei,
             slippage_bps=plan.slippage_bps,
             blocks_ahead=plan.blocks_ahead,
+            simulate_at_builders=plan.simulate_at_builders,
         ),
         executor_abi=locked_build().abi,
     )
