@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from eth_abi.abi import decode, encode
 from eth_utils.address import to_checksum_address
@@ -68,6 +69,12 @@ class ExecuteCall:
         return EXECUTE_SELECTOR + encode(list(EXECUTE_TYPES), list(args))
 
 
+@lru_cache(maxsize=65_536)
+def _checksummed(address: str) -> str:
+    """``to_checksum_address``, once per address: a route's pools and tokens come back often."""
+    return to_checksum_address(address)
+
+
 def executor_hops(route: Route, pools: Mapping[str, Pool], sized: Sized) -> tuple[ExecutorHop, ...]:
     """The route's hops for the contract, checked against the pools and the sized amounts."""
     if len(route.pools) < 2:
@@ -88,8 +95,8 @@ def executor_hops(route: Route, pools: Mapping[str, Pool], sized: Sized) -> tupl
         is_v2 = isinstance(pool, V2Pool)
         hops.append(
             ExecutorHop(
-                pool=to_checksum_address(address),
-                token_in=to_checksum_address(token_in.address),
+                pool=_checksummed(address),
+                token_in=_checksummed(token_in.address),
                 kind=KIND_V2 if is_v2 else KIND_V3,
                 zero_for_one=zero_for_one,
                 amount_out=amount_out if is_v2 else 0,
@@ -116,7 +123,7 @@ def execute_call(
     if not 0 <= builder_share_bps <= BPS:
         raise InputError(f"builder share {builder_share_bps} bps is outside 0..{BPS}")
     return ExecuteCall(
-        base=to_checksum_address(base_token),
+        base=_checksummed(base_token),
         amount_in=sized.amount_in,
         min_profit=min_profit,
         builder_share_bps=builder_share_bps,

@@ -119,6 +119,9 @@ class LiveStats:
     outcomes: dict[str, int] = field(default_factory=dict)
     last_refusal: str = ""
     bundle_latencies_ms: list[float] = field(default_factory=list)  # head seen -> bundle sent
+    # CPU time of the event loop's thread from the head reaching the executor to the bundle sent:
+    # what the engine itself spends (sync, detection, the trade), whatever else the machine runs
+    bundle_cpu_ms: list[float] = field(default_factory=list)
 
 
 class BundleExecutor:
@@ -156,6 +159,8 @@ class BundleExecutor:
         self.in_flight: dict[str, _InFlight] = {}
         self.stats = LiveStats()
         self.timings: dict[str, list[float]] = {}  # milliseconds per stage of a trade
+        self.cpu_timings: dict[str, list[float]] = {}  # the event loop thread's CPU, the same
+        self._cpu_at = 0.0
         self.records = RecordWriter()
         self.head = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -164,6 +169,7 @@ class BundleExecutor:
         self._refresher: asyncio.Future[None] | None = None
         self._prefence: tuple[int, asyncio.Future[str | None]] | None = None
         self._early: tuple[int, asyncio.Future[None]] | None = None
+        self._head_cpu: tuple[int, float] = (-1, 0.0)  # head number, thread CPU time at on_head
         self._resync: asyncio.Future[None] | None = None
         self._unsettled: list[OutcomeChange] = []  # changes to settle again (receipt not read)
         risk.kill_switch.on_engage(self._kill_seen)
@@ -185,6 +191,7 @@ class BundleExecutor:
         sync and evaluation instead of following them. ``on_block`` waits for it.
         """
         self._start()
+        self._head_cpu = (head.number, time.thread_time())
         self.records.pause()  # no record written while this head's bundle is on its way
         self.head = max(self.head, head.number)
         previous = self._early[1] if self._early is not None else None
@@ -201,6 +208,12 @@ class BundleExecutor:
         self.head = max(self.head, block.head.number)
         _sample(self.timings.setdefault("detect", []), block.latency_ms)
         started = time.perf_counter()
+        self._cpu_at = time.thread_time()
+        if (
+            self._head_cpu[0] == block.head.number
+        ):  # the loop's work since the head: mostly detection
+            cpu = (self._cpu_at - self._head_cpu[1]) * 1000
+            _sample(self.cpu_timings.setdefault("detect", []), cpu)
         try:
             early, self._early = self._early, None
             if early is not None and early[0] == block.head.number:
@@ -248,15 +261,14 @@ class BundleExecutor:
                 log.warning("settling bundle %s failed, again next head: %s", change.key, exc)
                 self._unsettled.append(change)
         self.tracker.pop_settled()  # settled bundles left in_flight: nothing waits on them
+        self._drop_prefence()
+        if self.risk.mode != "shadow" and all(f.decided for f in self.in_flight.values()):
+            task = asyncio.ensure_future(self.risk.fence())  # with the nonce resync, if any
+            task.add_done_callback(_quiet)
+            self._prefence = (head.number, task)
         resync, self._resync = self._resync, None
         if resync is not None:
             await resync
-        self._drop_prefence()
-        if self.risk.mode == "shadow" or any(not f.decided for f in self.in_flight.values()):
-            return
-        task = asyncio.ensure_future(self.risk.fence())
-        task.add_done_callback(_quiet)
-        self._prefence = (head.number, task)
 
     async def _track(self, head: Head) -> list[OutcomeChange]:
         """Feed the head to the tracker; its transactions are read only when a bundle waits."""
@@ -287,6 +299,7 @@ class BundleExecutor:
 
     async def _trade(self, opportunity: Opportunity, block: BlockResult) -> None:
         started = time.perf_counter()
+        self._cpu_at = time.thread_time()
         head, target = block.head, block.head.number + 1
         decision = self.risk.may_sign(opportunity, gas_cost_wei=opportunity.gas_cost)
         if not decision.allowed:
@@ -376,6 +389,8 @@ class BundleExecutor:
         self._time("send", started)
         elapsed = (datetime.now(UTC) - block.seen_at).total_seconds() * 1000
         _sample(self.stats.bundle_latencies_ms, elapsed)
+        if self._head_cpu[0] == head.number:
+            _sample(self.stats.bundle_cpu_ms, (time.thread_time() - self._head_cpu[1]) * 1000)
         if self.risk.kill_switch.engaged:  # engaged while it was on its way: take it back
             flight.cancelled = False
             self._cancel(flight)
@@ -520,8 +535,10 @@ class BundleExecutor:
     # --- bookkeeping ----------------------------------------------------------------------
 
     def _time(self, stage: str, since: float) -> float:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.thread_time()
         _sample(self.timings.setdefault(stage, []), (now - since) * 1000)
+        _sample(self.cpu_timings.setdefault(stage, []), (cpu - self._cpu_at) * 1000)
+        self._cpu_at = cpu
         return now
 
     def _refuse(self, reason: str) -> None:
