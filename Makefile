@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 BENCH_VENV := .venv-bench
 DEPLOY_VENV := .venv-deploy
 
-.PHONY: setup run test test-all lint bench chaos contracts browser prometheus monitoring images container-tools rehearse clean
+.PHONY: setup run test test-all compat lint bench chaos contracts browser prometheus monitoring images container-tools rehearse clean
 
 setup: $(VENV)/.installed node_modules/.installed $(DEPLOY_VENV)/.installed
 
@@ -68,6 +68,11 @@ images: setup container-tools
 
 test: setup lint browser prometheus
 	$(BIN)/pytest -q
+
+# The previous release (deploy/releases.toml) on this schema, on PostgreSQL and SQLite (make test
+# runs PostgreSQL only)
+compat: setup
+	ARBX_COMPAT_ALL=1 $(BIN)/pytest -q tests/integration/test_previous_release.py tests/integration/test_schema_policy.py
 
 # More differential cases than CI runs: make test-all DIFF_CASES=5000
 test-all: setup

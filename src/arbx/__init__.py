@@ -1,3 +1,3 @@
 """ARBITRAGEXPLUS-II: a DEX-arbitrage searcher for EVM chains."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
