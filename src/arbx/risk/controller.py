@@ -97,7 +97,7 @@ class RiskController:
         kill_switch: KillSwitch | None = None,
         clock: Callable[[], datetime] = _now,
         alerts: Callable[[], Alerts] = Alerts,
-        gate_interval: float = 5.0,
+        gate_interval: float = 30.0,
     ) -> None:
         self.sessions = sessions
         self.chain_id = chain_id

@@ -95,7 +95,7 @@ class RiskSettings(BaseModel):
     gates: list[GateSettings] = Field(default_factory=list)
     prometheus_url: str | None = Field(None, max_length=2048)
     prometheus_timeout_s: float = Field(2.0, gt=0, le=30)
-    gate_interval_s: float = Field(5.0, gt=0)
+    gate_interval_s: float = Field(30.0, gt=0)  # seconds between gate evaluations
     demote_window: int = Field(20, ge=0)
     demote_floor_ratio_bps: int = Field(5_000, ge=0)
     demote_on_breach: Literal["one", "shadow"] = "one"
