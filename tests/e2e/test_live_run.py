@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import func, select
 
 from arbx.chain.book import load_book
 from arbx.chain.heads import heads
@@ -32,6 +33,8 @@ from arbx.executors.shadow import ShadowExecutor
 from arbx.risk.killswitch import kill, unkill
 from arbx.risk.signer_lock import SignerLock
 from arbx.store import execution_repo, make_engine, make_session_factory, migrate, repo
+from arbx.store import risk_repo as rrepo
+from arbx.store.models import Block
 from arbx.strategies.cyclic import CyclicArbitrage, StrategyLimits
 from tests.e2e.faulty_node import FaultyNode, wait_for
 
@@ -525,3 +528,57 @@ async def test_a_receipt_the_node_lacks_is_read_again_and_no_trade_comes_before(
     included = [b for b in bundles if b.status == "included"]
     assert included
     assert all(b.gas_cost and b.realized_profit is not None for b in included)
+
+
+@pytest.mark.asyncio
+async def test_a_new_key_trades_only_once_the_shadow_gate_passes(
+    client: RpcClient, devnet: tuple[EmbeddedDevnet, Path], tmp_path: Path
+) -> None:
+    """Stage 0 follows the chain without sending; the gate, measured on what the engine itself
+    recorded, promotes it, and only then do bundles go out; the promotion keeps its evidence."""
+    running, key_file = devnet
+    live = _Live(running, key_file, tmp_path / "gate.db")
+    gated = DEVNET_RISK.model_copy(
+        update={
+            "promote_min_blocks": 5,
+            "promote_min_parity_checks": 0,
+            "promote_max_latency_p99_ms": 5_000.0,
+            "gate_interval_s": 0.2,
+        }
+    )
+    live.settings = live.settings.model_copy(update={"risk": gated})
+    pipeline, executor, (risk, relay), run_id = await live.build(client)
+    assert (risk.stage, risk.mode) == (0, "shadow")
+    assert risk.last_decision is not None
+    assert risk.last_decision.reason.startswith("the next gate needs: blocks observed >= 5")
+    stop = asyncio.Event()
+
+    async def stop_after_a_bundle() -> None:
+        while executor.stats.sent == 0:
+            await asyncio.sleep(0.01)
+        stop.set()
+
+    watcher = asyncio.ensure_future(stop_after_a_bundle())
+    try:
+        await asyncio.wait_for(pipeline.run(stop, max_blocks=80), timeout=240)
+    finally:
+        watcher.cancel()
+        await executor.close()
+        risk.stop()
+        await relay.close()
+    assert risk.stage == 1
+    assert executor.stats.sent >= 1
+    with live.sessions() as session:
+        (promotion,) = [
+            c for c in rrepo.list_stage_history(session, 31337, risk.key) if c.kind == "promotion"
+        ]
+        bundles = execution_repo.list_bundles(session, run_id)
+        blocks = session.scalar(select(func.count()).select_from(Block))
+    assert bundles
+    assert min(b.sent_at for b in bundles) > promotion.at  # nothing was sent before
+    measured = {c["name"]: c for c in promotion.evidence["conditions"]}
+    assert all(c["passed"] for c in measured.values())
+    assert int(measured["blocks observed"]["measured"]) >= 5
+    assert measured["detection latency p99"]["measured"].endswith("blocks")
+    assert blocks is not None
+    assert blocks >= 5
