@@ -148,6 +148,8 @@ def test_the_controller_leaves_shadow_when_its_gate_passes(
     assert status["history"][0]["evidence"]["conditions"][0]["measured"] == "4"
     assert main(["stage", "status", "--config", str(config), "--chain", str(CHAIN)]) == 0
     text = capsys.readouterr().out
+    assert main(["stage", "status", "--config", str(config), "--history", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["history"] == []
     assert "stage     1 limited 0.1 (limited) since " in text
     assert "  FAIL  blocks observed        0  (required >= 4)" in text
     assert "history   " in text
@@ -172,6 +174,10 @@ def test_stage_status_refuses_bad_input_in_one_line(
         main(["stage", "status", "--key", "0x12"])
     assert exit_.value.code == 2
     assert "is not a 20-byte hex address" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["stage", "status", "--history", "1001"])
+    assert exit_.value.code == 2
+    assert "1001 is over 1000" in capsys.readouterr().err
     assert main(["stage", "status", "--chain", str(CHAIN), "--key", KEY, "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert (status["key"], status["stage"]["index"], status["decision"]["action"]) == (

@@ -25,6 +25,13 @@ def _key(text: str) -> str:
     return text.lower()
 
 
+def _history(text: str) -> int:
+    value = count(text)
+    if value > 1000:
+        raise argparse.ArgumentTypeError(f"{value} is over 1000")
+    return value
+
+
 def register(sub: Any) -> None:
     """Add ``stage status``."""
     stage = sub.add_parser("stage", help="capital stages: the current one and the next gate")
@@ -33,6 +40,9 @@ def register(sub: Any) -> None:
     status.add_argument("--config", type=Path, help="settings file (TOML)")
     status.add_argument("--chain", type=count, help="chain id (default: the configured one)")
     status.add_argument("--key", type=_key, help="signing key address (default: the only one)")
+    status.add_argument(
+        "--history", type=_history, default=10, help="stage changes to show (0..1000, default 10)"
+    )
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=_status)
 
@@ -55,6 +65,7 @@ def _status(args: argparse.Namespace) -> int:
             settings.mode,
             datetime.now(UTC),
             alerts,
+            args.history,
         )
     if args.json:
         print(json.dumps(status, indent=2))
@@ -92,7 +103,7 @@ def status_lines(status: dict[str, Any]) -> list[str]:
             lines.append("the gate is passed: the engine promotes at its next evaluation")
     decision = status["decision"]
     lines.append(f"decision  {decision['action']}: {decision['reason']}")
-    for change in status.get("history", [])[:5]:
+    for change in status.get("history", []):
         lines.append(
             f"history   {change['at']} {change['kind']} {change['from_stage']} -> "
             f"{change['to_stage']}: {change['reason']}"
