@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -41,6 +42,13 @@ USDC = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
 POOL_A = "0x0000000000000000000000000000000000000A01"
 POOL_B = "0x0000000000000000000000000000000000000B02"
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+# The gate out of shadow asks for nothing observed (test_stage_gates.py measures the gates).
+OPEN = replace(
+    default_schedule(),
+    promotion=replace(
+        default_schedule().promotion, min_blocks=0, min_parity_checks=0, max_latency_p99_ms=None
+    ),
+)
 
 
 # --- fixtures (as in test_store.py) -----------------------------------------------------------
@@ -420,7 +428,7 @@ def test_the_fences_read_the_kill_switch_and_the_signer_lock_from_the_database(
         key_address=key,
         ceiling="limited",
         limits=Limits(),
-        schedule=default_schedule(),
+        schedule=OPEN,
         lock=lock,
     )
     other_engine = db.make_engine(db_url)
