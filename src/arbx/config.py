@@ -183,7 +183,7 @@ class ReleaseSettings(_Strict):
     (500: 5%) show other routes, or sizes or expected profits off by more than ``tolerance_bps``
     (10: 0.1%); the preview's median detection latency is at most ``latency_ratio_bps`` (20000:
     twice) the active's plus ``latency_slack_ms``; and the preview had no parity failure and no
-    error on them.
+    error on them. The first ``warmup_blocks`` of each run of either engine are left out.
     """
 
     min_blocks: int = Field(20, ge=1)
@@ -191,6 +191,7 @@ class ReleaseSettings(_Strict):
     max_differing_ratio_bps: int = Field(500, ge=0, le=10_000)
     latency_ratio_bps: int = Field(20_000, ge=10_000)
     latency_slack_ms: float = Field(10.0, ge=0)
+    warmup_blocks: int = Field(2, ge=0)  # first blocks of each engine's run left out
     handover_poll_s: float = Field(0.5, gt=0, le=60)  # how often engines look for a request
     promote_timeout_s: float = Field(60.0, gt=0)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import update
@@ -100,3 +101,25 @@ def test_a_lock_lost_without_release_is_closed_by_the_next_holder(db_url: str) -
         taker.release()
     finally:
         engine.dispose()
+
+
+def test_a_standby_needs_a_configured_chain_and_a_live_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ARBX_DATABASE_URL", f"sqlite:///{tmp_path / 'arbx.db'}")
+    assert main(["run", "--standby"]) == 2
+    assert "a standby follows a configured chain" in capsys.readouterr().err
+    config = tmp_path / "settings.toml"
+    weth = "0x" + "11" * 20
+    config.write_text(
+        'mode = "shadow"\n[chain]\nid = 1\nrpc = ["http://127.0.0.1:9"]\n'
+        f'multicall = "{weth}"\n[strategy]\nbase_tokens = ["{weth}"]\n'
+        f'[[venues]]\nname = "v2"\nkind = "uniswap_v2"\nfactory = "{weth}"\n'
+    )
+    assert main(["run", "--standby", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "a standby signs once promoted: configure a live mode" in err
+    assert err.count("\n") == 1
+    monkeypatch.setenv("ARBX_RELEASE", "not a release")
+    assert main(["release", "status"]) == 2
+    assert "release" in capsys.readouterr().err

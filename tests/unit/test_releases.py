@@ -16,7 +16,7 @@ from arbx.domain.releases import (
 )
 
 T0 = datetime(2026, 12, 3, 12, tzinfo=UTC)
-RULES = CompareRules(min_blocks=10, tolerance_bps=10, max_differing_ratio_bps=1000)
+RULES = CompareRules(min_blocks=10, tolerance_bps=10, max_differing_ratio_bps=1000, warmup_blocks=0)
 
 
 def _blocks(n: int, *, size: int = 10**18, latency: float = 5.0) -> list[BlockRecord]:
@@ -145,3 +145,15 @@ def test_signatures_outside_their_epoch_or_by_another_holder_fail_the_audit() ->
     assert "outside epoch 2" in result.problems[1]
     assert "held by h2" in result.problems[2]
     assert "unknown" in result.problems[3]
+
+
+def test_the_first_blocks_of_each_run_are_not_compared() -> None:
+    active = [replace(b, run=1) for b in _blocks(30)]
+    preview = [replace(b, run=2) for b in _blocks(30)]
+    preview[0] = replace(preview[0], routes=())  # just started: another view of its first block
+    preview[1] = replace(preview[1], routes=())
+    rules = replace(RULES, max_differing_ratio_bps=0, warmup_blocks=2)
+    result = compare(active, preview, rules)
+    assert result.passed, result.conditions
+    assert result.common_blocks == 28
+    assert not compare(active, preview, replace(rules, warmup_blocks=1)).passed

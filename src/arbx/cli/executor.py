@@ -58,12 +58,17 @@ def _deploy(args: argparse.Namespace) -> int:
     if weth is None:
         raise ConfigError("no wrapped native token: pass --weth or set strategy.base_tokens")
     guard = SignerGuard()
-    signer = load_tx_signer(dict(os.environ), guard=guard)
+    signer = load_tx_signer(dict(os.environ), guard=guard, witness=guard.witness)
     url = settings.database_url
     with database_errors(url):
         migrate.upgrade(url)
         engine = make_engine(url)
-        lock = SignerLock(engine, signer.address, lease_seconds=settings.risk.signer_lease_seconds)
+        lock = SignerLock(
+            engine,
+            signer.address,
+            lease_seconds=settings.risk.signer_lease_seconds,
+            release=settings.release,
+        )
         try:
             refused = lock.acquire()
             if refused is not None:

@@ -100,6 +100,7 @@ def _compare(args: argparse.Namespace) -> int:
         max_differing_ratio_bps=r.max_differing_ratio_bps,
         latency_ratio_bps=r.latency_ratio_bps,
         latency_slack_ms=r.latency_slack_ms,
+        warmup_blocks=r.warmup_blocks,
     )
     with _sessions(settings.database_url) as sessions, sessions() as session:
         active = release_repo.block_records(session, args.active)

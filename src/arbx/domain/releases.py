@@ -2,7 +2,10 @@
 of the signer lock's epochs and the signatures made under them.
 
 ``compare`` takes what the active and the preview (standby) engine recorded of each block and
-keeps the blocks both processed with the same hash. The preview passes when every rule holds:
+keeps the blocks both processed with the same hash, leaving out the first ``warmup_blocks`` of
+each run of either engine (a book just loaded, or reloaded, sees a block's changes from another
+starting point than an engine that has followed every block). The preview passes when every
+rule holds:
 
 - at least ``min_blocks`` common blocks;
 - the same routes found in each block, with input sizes and expected profits equal within
@@ -46,6 +49,7 @@ class BlockRecord:
     latency_ms: float
     parity_failures: int = 0
     errors: int = 0
+    run: int = 0  # the run that recorded it
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,7 @@ class CompareRules:
     max_differing_ratio_bps: int = 500
     latency_ratio_bps: int = 20_000
     latency_slack_ms: float = 10.0
+    warmup_blocks: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +117,12 @@ def compare(
     active: Iterable[BlockRecord], preview: Iterable[BlockRecord], rules: CompareRules
 ) -> Comparison:
     """The preview against the active engine over the blocks both processed (same hash)."""
-    by_block = {(r.number, r.hash): r for r in active}
-    pairs = [(by_block[(p.number, p.hash)], p) for p in preview if (p.number, p.hash) in by_block]
+    by_block = {(r.number, r.hash): r for r in _settled(active, rules.warmup_blocks)}
+    pairs = [
+        (by_block[(p.number, p.hash)], p)
+        for p in _settled(preview, rules.warmup_blocks)
+        if (p.number, p.hash) in by_block
+    ]
     pairs.sort(key=lambda pair: pair[0].number)
     n = len(pairs)
     conditions = [
@@ -157,6 +166,17 @@ def compare(
         pairs[-1][0].number if pairs else None,
         tuple(differences[:5]),
     )
+
+
+def _settled(records: Iterable[BlockRecord], warmup: int) -> list[BlockRecord]:
+    """The records past the first ``warmup`` blocks of their run."""
+    first: dict[int, list[int]] = {}
+    ordered = sorted(records, key=lambda r: (r.run, r.number))
+    for r in ordered:
+        numbers = first.setdefault(r.run, [])
+        if len(numbers) < warmup:
+            numbers.append(r.number)
+    return [r for r in ordered if r.number not in first.get(r.run, ())]
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,6 +102,7 @@ def block_records(
                 row.latency_ms,
                 row.parity_failures,
                 row.errors,
+                row.run_id,
             )
         )
     return records
