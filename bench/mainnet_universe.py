@@ -225,7 +225,7 @@ def blocks(universe: Universe, n_blocks: int, seed: int = 2) -> Iterator[list[Lo
     displaced: dict[str, None] = {}  # pools outside their band, oldest first
     for offset in range(1, n_blocks + 1):
         number = FIRST_BLOCK + offset
-        n_touched = rng.randint(*TOUCHED)
+        n_touched = min(rng.randint(*TOUCHED), len(addresses))
         closing = [a for a in displaced if rng.random() < CLOSE_CHANCE][:n_touched]
         touched = dict.fromkeys(closing)
         while len(touched) < n_touched:

@@ -125,14 +125,54 @@ def _walk(
 
 
 class RouteIndex:
-    """Routes, and for each pool the routes through it."""
+    """Routes, and for each pool the routes through it.
+
+    Routes are also grouped by token path (the tokens they visit, in order): the routes of one
+    path differ only in which pool they take between two tokens, where several venues or fee
+    tiers trade the same pair. ``edges`` lists, for each directed token pair, the pools the
+    routes take there; ``paths`` gives each path's edges in order and ``path_routes`` its routes.
+    A bound on a whole path (the best pool at each edge) lets detection skip all its routes at
+    once (``arbitrage.evaluate_touched``).
+    """
 
     def __init__(self, routes: Iterable[Route]) -> None:
         self.routes: list[Route] = list(routes)
         self._by_pool: dict[str, list[int]] = defaultdict(list)
+        self.edges: list[tuple[tuple[str, bool], ...]] = []
+        self.paths: list[tuple[int, ...]] = []
+        self.path_routes: list[list[int]] = []
+        pool_paths: dict[str, set[int]] = defaultdict(set)
+        edge_ids: dict[tuple[str, str], int] = {}
+        edge_pools: list[dict[tuple[str, bool], None]] = []
+        path_ids: dict[tuple[str, ...], int] = {}
+        self._ids: dict[tuple[int, tuple[str, ...]], int] = {}
         for i, route in enumerate(self.routes):
             for address in dict.fromkeys(route.pools):
                 self._by_pool[address].append(i)
+            path = path_ids.get(route.tokens)
+            if path is None:
+                path = path_ids[route.tokens] = len(self.paths)
+                edges = []
+                for k in range(len(route.pools)):
+                    key = (route.tokens[k], route.tokens[k + 1])
+                    edge = edge_ids.get(key)
+                    if edge is None:
+                        edge = edge_ids[key] = len(edge_pools)
+                        edge_pools.append({})
+                    edges.append(edge)
+                self.paths.append(tuple(edges))
+                self.path_routes.append([])
+            self.path_routes[path].append(i)
+            self._ids[(path, route.pools)] = i
+            for edge, address, zero_for_one in zip(
+                self.paths[path], route.pools, route.zero_for_one, strict=True
+            ):
+                edge_pools[edge][(address, zero_for_one)] = None
+                pool_paths[address].add(path)
+        self.edges = [tuple(pools) for pools in edge_pools]
+        self._pool_paths: dict[str, tuple[int, ...]] = {
+            address: tuple(paths) for address, paths in pool_paths.items()
+        }
 
     def __len__(self) -> int:
         return len(self.routes)
@@ -143,3 +183,14 @@ class RouteIndex:
         for address in changed:
             ids.update(self._by_pool.get(address, ()))
         return [self.routes[i] for i in sorted(ids)]
+
+    def route_id(self, path: int, pools: tuple[str, ...]) -> int | None:
+        """The index of the route of token path ``path`` through ``pools``, if there is one."""
+        return self._ids.get((path, pools))
+
+    def touched_paths(self, changed: Iterable[str]) -> set[int]:
+        """The token paths with a route through any of the changed pools."""
+        paths: set[int] = set()
+        for address in changed:
+            paths.update(self._pool_paths.get(address, ()))
+        return paths

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from arbx.domain.arbitrage import evaluate
+from arbx.domain.arbitrage import Rankings, evaluate_touched
 from arbx.domain.journal import PoolBook
 from arbx.domain.profit import Costs, GasModel, Opportunity
 from arbx.domain.routes import RouteIndex, connector_tokens, find_cycles
@@ -47,6 +47,7 @@ class CyclicArbitrage:
         self.caps = caps  # live input caps per base token (the risk stage's), read every block;
         # None from it (or no caps at all): the limits' own max_input
         self.index = RouteIndex(())
+        self.rankings: Rankings = {}  # detection's per-edge rankings, kept between blocks
         self.rebuild()
 
     def rebuild(self) -> None:
@@ -61,6 +62,7 @@ class CyclicArbitrage:
             connectors=None if min_pairs is None else connector_tokens(pools, min_pairs),
         )
         self.index = RouteIndex(routes)
+        self.rankings = {}
 
     def costs(self, base_fee_wei: int) -> Costs:
         """The block's costs."""
@@ -74,10 +76,15 @@ class CyclicArbitrage:
 
     def on_block(self, changed: Iterable[str], base_fee_wei: int) -> list[Opportunity]:
         """Opportunities through the changed pools, best net profit first."""
-        routes = self.index.touched(changed)
         caps = self.caps() if self.caps is not None else None
         if caps is None:
             caps = self.limits.max_input
-        return evaluate(
-            routes, self.book.pools, self.costs(base_fee_wei), caps, self.limits.max_sized
+        return evaluate_touched(
+            self.index,
+            changed,
+            self.book.pools,
+            self.costs(base_fee_wei),
+            caps,
+            self.limits.max_sized,
+            self.rankings,
         )
