@@ -281,7 +281,7 @@ async def _engine_run(settings: Settings, spec: ChainSpec, args: argparse.Namesp
             sessions=run.sessions,
             chain_id=run.chain_id,
             release=settings.release,
-            promotable=settings.standby,
+            promotable=True,  # a live engine refused the lock may be promoted too
             go_live=go_live,
             go_standby=go_standby,
             poll=settings.releases.handover_poll_s,

@@ -10,7 +10,8 @@ the event loop; the request is acted on after a block's work is done, never in t
   closed with the time, after every signature), marks the request ``released`` with its key,
   release, holder and epoch, and goes on as a standby of its own release (shadow, no key), so it
   can be promoted back. Argo scales it down later.
-- A standby and a request for its own release: it takes the signer lock of the key handed over
+- A standby (or a live engine that was refused the lock at its start: another holds it) and a
+  request for its own release: it takes the signer lock of the key handed over
   (named by the request, else by the chain's last epoch) with the next epoch, only then loads
   the signing key (which must be that key), and trades at the configured mode and stage; the
   request is marked ``done`` with the new holder and epoch. While the old holder still has the
