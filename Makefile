@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 BENCH_VENV := .venv-bench
 DEPLOY_VENV := .venv-deploy
 
-.PHONY: setup run test test-all compat lint bench chaos contracts browser prometheus monitoring images container-tools rehearse clean
+.PHONY: setup run test test-all compat releases lint bench chaos contracts browser prometheus monitoring images container-tools rehearse clean
 
 setup: $(VENV)/.installed node_modules/.installed $(DEPLOY_VENV)/.installed
 
@@ -73,6 +73,11 @@ test: setup lint browser prometheus
 # runs PostgreSQL only)
 compat: setup
 	ARBX_COMPAT_ALL=1 $(BIN)/pytest -q tests/integration/test_previous_release.py tests/integration/test_schema_policy.py
+
+# The engine's release end to end (a standby compared, a worse one refused, the signer lock
+# handed over) on PostgreSQL and SQLite (make test runs PostgreSQL only)
+releases: setup
+	ARBX_RELEASES_ALL=1 $(BIN)/pytest -q tests/integration/test_release_handover.py tests/integration/test_release_records.py
 
 # More differential cases than CI runs: make test-all DIFF_CASES=5000
 test-all: setup
