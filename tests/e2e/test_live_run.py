@@ -226,18 +226,24 @@ class _Simulations(_Wire):
     async def post(self, url: str, body: bytes, timeout: float, headers: Any = None) -> Any:
         doc = json.loads(body)
         answer = await super().post(url, body, timeout, headers)
-        if (
-            isinstance(doc, list)
-            or doc["method"] != "eth_call"
-            or str(doc["params"][0].get("to")) != self.executor
-        ):
+        if not isinstance(doc, list) or not isinstance(answer, list):  # simulations are batched
+            return answer
+        ours = {
+            d["id"]
+            for d in doc
+            if d["method"] == "eth_call" and str(d["params"][0].get("to")) == self.executor
+        }
+        if not ours:
             return answer
         self.seen += 1
         if self.revert:
             error = {"code": 3, "message": "execution reverted: profit below minimum"}
-            return {"jsonrpc": "2.0", "id": doc["id"], "error": error}
+            return [
+                {"jsonrpc": "2.0", "id": a["id"], "error": error} if a.get("id") in ours else a
+                for a in answer
+            ]
         hook = self.hook
-        if hook is not None and isinstance(answer, dict) and "result" in answer:
+        if hook is not None and all("result" in a for a in answer if a.get("id") in ours):
             self.hook = None
             hook()
         return answer

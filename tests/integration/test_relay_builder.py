@@ -24,7 +24,7 @@ from arbx.devnet.builder import LocalBuilder
 from arbx.domain.errors import ConfigError
 from arbx.execution.flashbots import FLASHBOTS_HEADER, BuilderSpec, FlashbotsSigner, bundle_hash
 from arbx.execution.inclusion import BundleTracker, Outcome, receipt_status_via, track_head
-from arbx.execution.presim import presimulate
+from arbx.execution.presim import presimulate, presimulate_at_head
 from arbx.execution.rawtx import tx_hash
 from arbx.execution.relay import RelayClient, SubmitStatus
 
@@ -398,6 +398,31 @@ async def test_presimulation_drops_what_would_revert(
         rpc, [sign(searcher, 0, revert=True)], target, relay=relay, builders=[spec(builder)]
     )
     assert (bad.ok, bad.stage) == (False, "eth_call")
+
+
+async def test_presimulation_at_the_head_asks_the_node_once_on_the_heads_state(
+    builder: LocalBuilder, rpc: RpcClient, relay: RelayClient
+) -> None:
+    searcher = await funded(rpc)
+    head = await rpc.block_number()
+    calls = rpc.stats.calls
+    good, height = await presimulate_at_head(rpc, [sign(searcher, 0, value=5)], head)
+    assert (good.ok, good.stage, good.simulation, height) == (True, "passed", None, head)
+    assert rpc.stats.calls == calls + 1  # the call and the height in one batch
+    bad, height = await presimulate_at_head(rpc, [sign(searcher, 0, revert=True)], head)
+    assert (bad.ok, bad.stage, height) == (False, "eth_call", head)
+    assert "revert" in bad.reason
+    both, _ = await presimulate_at_head(
+        rpc, [sign(searcher, 0, value=5)], head, relay=relay, builders=[spec(builder)]
+    )
+    assert (both.ok, both.stage) == (True, "passed")
+    assert both.simulation is not None  # the builder's simulation, when asked for
+    assert both.simulation.eth_sent_to_coinbase == 5
+    await builder.build_block()  # the chain moves on: the height says so, the state stays
+    again, height = await presimulate_at_head(rpc, [sign(searcher, 0, value=5)], head)
+    assert again.ok
+    assert height is not None
+    assert height > head
 
 
 # -- inclusion tracking -------------------------------------------------------------------------

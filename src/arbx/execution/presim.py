@@ -9,15 +9,17 @@ Each transaction is called on its own, so the ``eth_call`` stage suits bundles w
 do not depend on one another (ours: one executor call); ``eth_callBundle`` runs them in sequence.
 The node's calls and the builder's simulation run at the same time; the answer waits for all of
 them, and an ``eth_call`` failure is reported before a builder's. A failure at any stage, a node
-that cannot be reached included, means: do not send.
+that cannot be reached included, means: do not send. ``presimulate_at_head`` is the live
+executor's form: the calls on the head's own state and the chain's height in one batch to the
+node, the builder's simulation only if builders are given.
 """
 
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from arbx.chain.rpc import RpcClient, RpcError, block_tag, hex_bytes
+from arbx.chain.rpc import RpcClient, RpcError, block_tag, hex_bytes, hex_int
 from arbx.errors import TransientError
 from arbx.execution.flashbots import BuilderSpec, BundleSimulation
 from arbx.execution.rawtx import RawTx, call_object, decode_raw_tx
@@ -68,6 +70,63 @@ async def presimulate(
         if failure is not None:
             return Presimulation(False, "eth_call", failure)
     return bundle
+
+
+async def presimulate_at_head(
+    client: RpcClient,
+    raw_txs: Sequence[bytes | str],
+    head: int,
+    *,
+    relay: RelayClient | None = None,
+    builders: Sequence[BuilderSpec] = (),
+) -> tuple[Presimulation, int | None]:
+    """``presimulate`` for block ``head + 1`` on the state of block ``head``, and the chain's
+    height: the node's calls and its block number go in one batch (one round trip). The
+    height is None when the node could not be asked (the presimulation then fails)."""
+    try:
+        decoded = [decode_raw_tx(raw) for raw in raw_txs]
+    except ValueError as exc:
+        return Presimulation(False, "decode", str(exc)), None
+    requests: list[tuple[str, list[Any]]] = [
+        ("eth_call", [call_object(tx), block_tag(head)]) for tx in decoded
+    ]
+    node, bundle = await asyncio.gather(
+        _node_stage(client, [*requests, ("eth_blockNumber", [])]),
+        _call_bundle_stage(relay, builders, raw_txs, head + 1),
+    )
+    failure, height = node
+    if failure is not None:
+        return Presimulation(False, "eth_call", failure), height
+    return bundle, height
+
+
+async def _node_stage(
+    client: RpcClient, requests: list[tuple[str, list[Any]]]
+) -> tuple[str | None, int | None]:
+    """Why the batch's first failing ``eth_call`` failed (or None), and the chain's height."""
+    try:
+        *calls, height = await client.batch(requests, return_errors=True)
+    except RpcError as error:  # the whole batch refused
+        return f"node refused the simulation: {error}", None
+    except TransientError as exc:
+        return f"node unavailable: {exc}", None
+    for index, result in enumerate(calls):
+        if isinstance(result, RpcError):
+            return f"tx {index}: {result}", _height(height)
+        if not isinstance(result, str):
+            return f"tx {index}: eth_call answered {type(result).__name__}", _height(height)
+    if _height(height) is None:
+        return f"eth_blockNumber answered {str(height)[:80]!r}", None
+    return None, _height(height)
+
+
+def _height(answer: Any) -> int | None:
+    if isinstance(answer, RpcError) or not isinstance(answer, str):
+        return None
+    try:
+        return hex_int(answer)
+    except (TypeError, ValueError):
+        return None
 
 
 async def _call_stage(client: RpcClient, index: int, tx: RawTx, state: int | str) -> str | None:

@@ -49,7 +49,7 @@ from arbx.errors import SignerLockLostError
 from arbx.execution.inclusion import BundleTracker, Outcome, OutcomeChange, block_tx_hashes
 from arbx.execution.keys import TxSigner
 from arbx.execution.nonces import NonceManager
-from arbx.execution.presim import presimulate
+from arbx.execution.presim import presimulate_at_head
 from arbx.execution.relay import BuilderSpec, BundleSubmitter, RelayClient
 from arbx.execution.route_codec import encode_execute
 from arbx.execution.tx import fee_policy, gas_limit_from, sign_execute_tx
@@ -325,16 +325,10 @@ class BundleExecutor:
         )
         started = self._time("sign", started)
         at_builders = self.settings.builders if self.settings.simulate_at_builders else ()
-        simulation = asyncio.gather(
-            presimulate(
-                self.client,
-                [signed.raw],
-                target,
-                relay=self.relay,
-                builders=at_builders,
-                state=head.number,  # the head's state, whatever the node has seen since
-            ),
-            self.client.block_number(),
+        simulation = asyncio.ensure_future(  # on the head's state, with the chain's height
+            presimulate_at_head(
+                self.client, [signed.raw], head.number, relay=self.relay, builders=at_builders
+            )
         )
         try:
             for _ in range(3):  # let the simulation's requests leave before the work below
@@ -362,7 +356,7 @@ class BundleExecutor:
                 self.signer.address,
             )
             return
-        if latest > head.number:  # the chain has moved on: a bundle for the next block is late
+        if latest is not None and latest > head.number:  # a bundle for the next block is late
             self.nonces.release(signed.nonce)
             self.stats.stale += 1
             return
