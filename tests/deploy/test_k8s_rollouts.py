@@ -19,6 +19,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from arbx.cli import build_parser
 from arbx.metrics import registry
 from tests.deploy.model_keys import unknown_keys
 from tests.deploy.test_k8s_manifests import BIN, K8S, OVERLAYS, Docs, _models, _one, pod_specs
@@ -287,6 +288,27 @@ def test_the_engine_preview_is_judged_then_handed_the_lock_in_time(
     assert release["valueFrom"]["fieldRef"]["fieldPath"] == (
         "metadata.labels['rollouts-pod-template-hash']"
     )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_arbx_command_in_the_manifests_is_one_arbx_takes(
+    rendered: dict[str, Docs], overlay: str
+) -> None:
+    """The pods' and the analysis Jobs' command lines (the templates' arguments filled in as
+    Argo would) parse with arbx's own parser; the engine always starts as a standby."""
+    parser = build_parser()
+    seen = {}
+    for name, pod in pod_specs(rendered[overlay]).items():
+        for container in pod["containers"]:
+            if container.get("command") != ["arbx"]:
+                continue
+            argv = [_fill(a, {"preview-hash": "7c9f5d4b8", "active-hash": "5d8b7c6f4"})
+                    for a in container["args"]]  # fmt: skip
+            seen[name] = parser.parse_args(argv)
+    assert {"arbx-engine", "arbx-api", "arbx-migrate"} <= set(seen)
+    assert seen["arbx-engine"].standby is True
+    assert seen["arbx-engine-preview/compare"].preview == "7c9f5d4b8"
+    assert seen["arbx-engine-handover/handover"].to == "7c9f5d4b8"
 
 
 def _engine_image(docs: Docs) -> str:
@@ -561,6 +583,7 @@ def test_every_rollback_command_names_what_the_manifests_make(rendered: dict[str
             assert kind == "svc", words
             assert ("Service", name) in names, words
             assert rest[3:6] == ["--", "arbx", "release"], words
+            build_parser().parse_args([w.replace("NESTED", "7c9f5d4b8") for w in rest[5:]])
         elif rest[1] == "get":
             assert rest[2] == "rollout", words
             assert ("Rollout", rest[3]) in names, words
