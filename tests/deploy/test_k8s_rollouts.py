@@ -100,8 +100,9 @@ def test_rollouts_and_templates_are_in_every_overlay(rendered: dict[str, Docs]) 
         assert set(rollouts["arbx-web"]["spec"]["strategy"]) == {"blueGreen"}
         assert set(rollouts["arbx-engine"]["spec"]["strategy"]) == {"blueGreen"}
         templates = {d["metadata"]["name"] for d in _kind(docs, "AnalysisTemplate")}
+        handover = set() if overlay == "staging" else {"arbx-engine-handover"}
         assert templates == {
-            "arbx-api-canary", "arbx-web-preview", "arbx-engine-preview", "arbx-engine-handover"
+            "arbx-api-canary", "arbx-web-preview", "arbx-engine-preview", *handover
         }  # fmt: skip
         providers = {
             key
@@ -249,11 +250,7 @@ def test_the_engine_preview_is_judged_then_handed_the_lock_in_time(
     green = _one(docs, "Rollout", "arbx-engine")["spec"]["strategy"]["blueGreen"]
     assert green["autoPromotionEnabled"] is True
     (pre,) = green["prePromotionAnalysis"]["templates"]
-    (post,) = green["postPromotionAnalysis"]["templates"]
-    assert (pre["templateName"], post["templateName"]) == (
-        "arbx-engine-preview",
-        "arbx-engine-handover",
-    )
+    assert pre["templateName"] == "arbx-engine-preview"
     hashes = {
         a["name"]: a["valueFrom"]["podTemplateHashValue"]
         for a in green["prePromotionAnalysis"]["args"]
@@ -265,6 +262,19 @@ def test_the_engine_preview_is_judged_then_handed_the_lock_in_time(
     options = dict(zip(compare["args"][2::2], compare["args"][3::2], strict=True))
     assert options["--active"] == "{{args.active-hash}}"
     assert options["--preview"] == "{{args.preview-hash}}"
+    (engine,) = _one(docs, "Deployment", "arbx-engine")["spec"]["template"]["spec"]["containers"]
+    release = next(e for e in engine["env"] if e["name"] == "ARBX_RELEASE")
+    assert release["valueFrom"]["fieldRef"]["fieldPath"] == (
+        "metadata.labels['rollouts-pod-template-hash']"
+    )
+    if overlay == "staging":  # shadow, no key: no standby, no signer lock to hand over
+        assert "--standby" not in engine["args"]
+        assert "postPromotionAnalysis" not in green
+        assert not [d for d in docs if d["metadata"]["name"] == "arbx-engine-handover"]
+        return
+    assert "--standby" in engine["args"]
+    (post,) = green["postPromotionAnalysis"]["templates"]
+    assert post["templateName"] == "arbx-engine-handover"
     handover = _one(docs, "AnalysisTemplate", "arbx-engine-handover")["spec"]["metrics"]
     (metric,) = handover
     job = metric["provider"]["job"]["spec"]
@@ -283,11 +293,6 @@ def test_the_engine_preview_is_judged_then_handed_the_lock_in_time(
         assert env["ARBX_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "arbx-secrets"
         config = next(v for v in pods[name]["volumes"] if v["name"] == "settings")
         assert config["configMap"]["name"] == _one_kind(docs, "ConfigMap")["metadata"]["name"]
-    (engine,) = _one(docs, "Deployment", "arbx-engine")["spec"]["template"]["spec"]["containers"]
-    release = next(e for e in engine["env"] if e["name"] == "ARBX_RELEASE")
-    assert release["valueFrom"]["fieldRef"]["fieldPath"] == (
-        "metadata.labels['rollouts-pod-template-hash']"
-    )
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -306,9 +311,10 @@ def test_every_arbx_command_in_the_manifests_is_one_arbx_takes(
                     for a in container["args"]]  # fmt: skip
             seen[name] = parser.parse_args(argv)
     assert {"arbx-engine", "arbx-api", "arbx-migrate"} <= set(seen)
-    assert seen["arbx-engine"].standby is True
     assert seen["arbx-engine-preview/compare"].preview == "7c9f5d4b8"
-    assert seen["arbx-engine-handover/handover"].to == "7c9f5d4b8"
+    if overlay != "staging":  # staging runs in shadow: no standby, no handover
+        assert seen["arbx-engine"].standby is True
+        assert seen["arbx-engine-handover/handover"].to == "7c9f5d4b8"
 
 
 def _engine_image(docs: Docs) -> str:
