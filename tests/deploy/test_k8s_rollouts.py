@@ -401,7 +401,7 @@ def test_every_query_parses(rendered: dict[str, Docs], tmp_path: Path) -> None:
         for template in _kind(rendered["production"], "AnalysisTemplate")
         for name, query, _ in _queries(template)
     ]  # fmt: skip
-    assert len(rules) == 5
+    assert len(rules) == 6
     path = tmp_path / "analysis.rules.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "analysis", "rules": rules}]}))
     result = subprocess.run(
@@ -439,9 +439,12 @@ def _latency(h: str, within: str, step: float) -> list[dict[str, str]]:
     ]  # fmt: skip
 
 
-def _engine(h: str, parity: int, errors: int, requests: int, lag: int) -> list[dict[str, str]]:
+def _engine(
+    h: str, parity: int, errors: int, requests: int, lag: int, lock: int = 0
+) -> list[dict[str, str]]:
     labels = _ENGINE.format(h=h)
     return [
+        {"series": f'arbx_signer_lock_held{{{labels}, signer="0xab"}}', "values": f"{lock}x40"},
         {"series": f"arbx_parity_failures_total{{{labels}}}", "values": f"{parity}x40"},
         {"series": f'arbx_rpc_errors_total{{{labels}, endpoint="0", method="eth_call"}}',
          "values": f"{errors}x40"},
@@ -483,18 +486,33 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, str]], dict[str, int]]] = {
     ),
     "a sound preview beside an active engine with parity failures": (
         "arbx-engine-preview",
-        [*_engine("p1", 0, 2, 400, 0), *_engine("a1", 5, 300, 400, 9)],
-        {"preview-parity-failures": 1, "preview-error-ratio": 1, "preview-follows": 1},
+        [*_engine("p1", 0, 2, 400, 0), *_engine("a1", 5, 300, 400, 9, lock=1)],
+        {
+            "preview-parity-failures": 1,
+            "preview-error-ratio": 1,
+            "preview-follows": 1,
+            "preview-holds-no-lock": 1,
+        },
     ),
     "a preview that drifts from the chain, fails its node and lags": (
         "arbx-engine-preview",
-        [*_engine("p1", 2, 100, 400, 7), *_engine("a1", 0, 0, 400, 0)],
-        {"preview-parity-failures": 0, "preview-error-ratio": 0, "preview-follows": 0},
+        [*_engine("p1", 2, 100, 400, 7, lock=1), *_engine("a1", 0, 0, 400, 0)],
+        {
+            "preview-parity-failures": 0,
+            "preview-error-ratio": 0,
+            "preview-follows": 0,
+            "preview-holds-no-lock": 0,
+        },
     ),
     "a preview Prometheus does not scrape": (
         "arbx-engine-preview",
-        [*_engine("a1", 0, 0, 400, 0)],
-        {"preview-parity-failures": 1, "preview-error-ratio": 1, "preview-follows": 0},
+        [*_engine("a1", 0, 0, 400, 0, lock=1)],
+        {
+            "preview-parity-failures": 1,
+            "preview-error-ratio": 1,
+            "preview-follows": 0,
+            "preview-holds-no-lock": 1,
+        },
     ),
 }
 
