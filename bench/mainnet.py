@@ -52,14 +52,14 @@ RSS_TARGET_MB = 2048.0
 RESULTS = Path("build") / "bench" / "mainnet.json"
 
 
-def limits() -> StrategyLimits:
+def limits(max_sized: int = MAX_SIZED) -> StrategyLimits:
     """What the strategy may do here: WETH routes up to 4 hops, the 4-hop ones via hubs."""
     return StrategyLimits(
         base_tokens=(mu.WETH,),
         max_hops=MAX_HOPS,
         priority_fee_wei=PRIORITY_FEE_WEI,
         max_routes=2_000_000,
-        max_sized=MAX_SIZED,
+        max_sized=max_sized,
         connector_min_pairs=CONNECTOR_MIN_PAIRS,
         gas=GasModel(),
     )
@@ -71,7 +71,11 @@ def peak_rss_mb() -> float:
 
 
 def measure(
-    n_pools: int = N_POOLS, n_blocks: int = BLOCKS, seed: int = 1, every_route: bool = False
+    n_pools: int = N_POOLS,
+    n_blocks: int = BLOCKS,
+    seed: int = 1,
+    every_route: bool = False,
+    max_sized: int = MAX_SIZED,
 ) -> dict[str, Any]:
     """Build the universe and its blocks, bootstrap, then time every block; the figures.
 
@@ -87,7 +91,7 @@ def measure(
 
     started = time.perf_counter()
     book = PoolBook(universe.pools, mu.FIRST_BLOCK, mu.block_hash(mu.FIRST_BLOCK))
-    strategy = CyclicArbitrage(book, limits())
+    strategy = CyclicArbitrage(book, limits(max_sized))
     bootstrap_s = time.perf_counter() - started
     routes_total = len(strategy.index)
     rss_after_bootstrap = peak_rss_mb()
@@ -108,7 +112,7 @@ def measure(
                 book.pools,
                 strategy.costs(BASE_FEE_WEI),
                 None,
-                MAX_SIZED,
+                max_sized,
             )
         else:
             opportunities = strategy.on_block(changed, BASE_FEE_WEI)
@@ -132,7 +136,7 @@ def measure(
             "max": max(values),
         }
 
-    sized = [min(n, MAX_SIZED) for n in live]
+    sized = [min(n, max_sized) for n in live]
     latencies.sort()
     cpu.sort()
     return {
@@ -143,6 +147,7 @@ def measure(
         "routes": routes_total,
         "max_hops": MAX_HOPS,
         "connector_min_pairs": CONNECTOR_MIN_PAIRS,
+        "max_sized": max_sized,
         "blocks": len(latencies),
         "latency_ms": {
             "p50": round(_nearest(latencies, 50), 2),
@@ -186,11 +191,19 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="estimate every touched route, without the token-path bound (for comparison)",
     )
+    parser.add_argument(
+        "--max-sized",
+        type=int,
+        default=MAX_SIZED,
+        help=f"live routes sized exactly per block (default {MAX_SIZED}, the settings' default)",
+    )
     args = parser.parse_args(argv)
-    if args.pools < 100 or args.blocks < 1:
-        parser.error("--pools must be at least 100 and --blocks at least 1")
+    if args.pools < 100 or args.blocks < 1 or args.max_sized < 1:
+        parser.error("--pools must be at least 100, --blocks and --max-sized at least 1")
     print(f"bench.mainnet: {args.pools} pools, {args.blocks} blocks", file=sys.stderr, flush=True)
-    result = measure(args.pools, args.blocks, every_route=args.every_route)
+    result = measure(
+        args.pools, args.blocks, every_route=args.every_route, max_sized=args.max_sized
+    )
     lat = result["latency_ms"]
     rows = [
         ("Bootstrap: pool book and route index", f"{result['bootstrap_s']:.2f} s", "", None),
@@ -239,9 +252,14 @@ def main(argv: list[str] | None = None) -> int:
             f"  {key.removesuffix('_per_block').replace('_', ' ')}: "
             f"{s['mean']} / {s['p50']:.0f} / {s['max']}"
         )
-    print(f"detection: {result['detection']}")
+    print(f"detection: {result['detection']}; the best {result['max_sized']} sized per block")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    results = RESULTS.with_name("mainnet-every-route.json") if args.every_route else RESULTS
+    results = RESULTS
+    if args.every_route or args.max_sized != MAX_SIZED:
+        variant = ("-every-route" if args.every_route else "") + (
+            f"-sized-{args.max_sized}" if args.max_sized != MAX_SIZED else ""
+        )
+        results = RESULTS.with_name(f"mainnet{variant}.json")
     results.write_text(json.dumps(result, indent=2) + "\n")
     print(f"results: {results}")
     return 0
