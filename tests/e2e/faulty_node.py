@@ -12,6 +12,8 @@ Modes (``proxy.mode``):
 - ``no_receipts``: the node has not indexed receipts yet (``eth_getTransactionReceipt``
   answers null), as a backend that lags behind the one that served the block.
 - ``no_method``: ``eth_getLogs`` is a method the node does not serve (-32601).
+- ``pruned``: blocks more than ``keep`` below the head are not served (``eth_getBlockByNumber``
+  answers null), as a node that prunes its history.
 - ``down``: the port is closed: connections are refused (``stop_listening`` / ``listen``).
 """
 
@@ -40,6 +42,8 @@ class FaultyNode:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.faults = 0  # answers altered
+        self.keep = 8  # pruned mode: blocks served below the head
+        self._head = 0
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -97,6 +101,18 @@ class FaultyNode:
 
     def _alter(self, mode: str, request: dict[str, Any], reply: dict[str, Any]) -> dict[str, Any]:
         method, result = request.get("method"), reply.get("result")
+        if mode == "pruned":
+            if method == "eth_blockNumber" and isinstance(result, str):
+                self._head = max(self._head, int(result, 16))
+            number = (request.get("params") or [None])[0]
+            old = isinstance(number, str) and number[:2] == "0x"
+            if (
+                method == "eth_getBlockByNumber"
+                and old
+                and int(number, 16) < self._head - self.keep
+            ):
+                self.faults += 1
+                return {**reply, "result": None}
         if mode == "ahead" and method == "eth_blockNumber" and isinstance(result, str):
             self.faults += 1
             return {**reply, "result": hex(int(result, 16) + 2)}

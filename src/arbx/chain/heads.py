@@ -7,8 +7,12 @@ URL. When there is none, when the subscription fails, sends garbage, or stays si
 
 Whatever the source, a head more than one block ahead of the last one yielded is preceded by the
 missing blocks, fetched by number in batches; a head already yielded (same number and hash) is
-skipped. A head at or below the last number with another hash is a reorg: it is yielded as it is,
-with its real parent hash, and the consumer decides what to roll back. The first head is the
+skipped. A missing block the node does not serve although it served a head ``PRUNED_LAG`` or
+more blocks above it is history the node has pruned (a consumer that fell that far behind): it
+will never come, so the gap is skipped and the head yielded as it is; the consumer, whose book
+cannot link it to its own blocks, re-bootstraps at it instead of waiting for ever. A head at or
+below the last number with another hash is a reorg: it is yielded as it is, with its real parent
+hash, and the consumer decides what to roll back. The first head is the
 latest block when the stream starts. Close the stream (``aclose`` or ``async with``) when done.
 """
 
@@ -28,6 +32,7 @@ from arbx.metrics import record
 
 _REMEMBERED: Final = 256  # block numbers whose yielded hash is kept to skip duplicates
 _FILL_CHUNK: Final = 100  # blocks fetched per gap-filling batch
+PRUNED_LAG: Final = 32  # a block this far below a served head that is not served: pruned
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +77,7 @@ class HeadStats:
     malformed: int = 0  # WebSocket messages refused
     fallbacks: int = 0  # times the WebSocket was given up for polling
     poll_errors: int = 0
+    pruned_gaps: int = 0  # gaps the node no longer serves, skipped
     last_ws_error: str = ""
 
 
@@ -227,7 +233,11 @@ class HeadStream:
         elif last is not None and head.number > last.number + 1:
             for start in range(last.number + 1, head.number, _FILL_CHUNK):
                 stop = min(start + _FILL_CHUNK, head.number)
-                for block in await self._blocks(start, stop):
+                blocks = await self._blocks(start, stop)
+                if blocks and blocks[0] is None and head.number - start >= PRUNED_LAG:
+                    self.stats.pruned_gaps += 1  # pruned: never served again; jump to the head
+                    break
+                for block in blocks:
                     if block is None:  # the node lacks it for now: the next head fills again
                         return
                     self.tip = max(self.tip, head.number)  # served: the gap is real
