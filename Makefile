@@ -98,6 +98,7 @@ bench: setup $(BENCH_VENV)/.installed
 	$(BIN)/python -m bench.hotpath
 	$(BIN)/python -m bench.api_bench
 	$(BIN)/python -m bench.decode
+	$(BIN)/python -m bench.stages
 	$(MAKE) -s images REGISTRY=
 	$(BIN)/python -m bench.images
 
