@@ -19,7 +19,14 @@ import sys
 import threading
 from pathlib import Path
 
-from rehearsal.cluster import StackError, log_command, read_state, registry_tags, run_dir
+from rehearsal.cluster import (
+    Stack,
+    StackError,
+    log_command,
+    read_state,
+    registry_tags,
+    run_dir,
+)
 from rehearsal.controller import ROLLED_BACK, Controller
 from rehearsal.manifests import ManifestError, Manifests
 from rehearsal.scenario import COMPONENTS, Options, Rehearsal, status_lines, table
@@ -45,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("up", help="start the staging stack with v1 and serve it until Ctrl-C")
     sub.add_parser("down", help="remove the staging stack")
     sub.add_parser("status", help="the Rollouts, their versions and pods")
+    arbx = sub.add_parser("arbx", help="an arbx command on the stack (settings, database, keys)")
+    arbx.add_argument("args", nargs=argparse.REMAINDER, help="arbx's arguments")
+    db = sub.add_parser("db", help="back the database up or restore it")
+    db.add_argument("action", choices=["backup", "restore"])
+    db.add_argument("file", type=Path, help="the backup file (pg_dump's custom format)")
     back = sub.add_parser("rollback", help="one component to a version the registry keeps")
     back.add_argument("component", choices=sorted(COMPONENTS))
     back.add_argument("--to", required=True, help="the version (a tag in the registry)")
@@ -61,9 +73,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _controller(directory: Path) -> Controller:
-    from rehearsal.cluster import Stack  # noqa: PLC0415
-
-    return Controller(Stack(directory), Manifests.staging())
+    scale = float(read_state(directory).get("scale", 1.0))
+    return Controller(Stack(directory), Manifests.staging(), scale)
 
 
 def _rollback(directory: Path, component: str, version: str) -> int:
@@ -126,12 +137,25 @@ def main(argv: list[str] | None = None) -> int:
         if command == "up":
             return _serve(directory, Options(directory, keep=True))
         if command == "down":
-            from rehearsal.cluster import Stack  # noqa: PLC0415
-
             Stack(directory).down()
             return 0
         if command == "status":
             print("\n".join(status_lines(directory)))
+            return 0
+        if command == "arbx":
+            if not args.args:
+                raise UserError("arbx: name a command, e.g. `arbx stage status`")
+            code, out, err = Stack(directory).arbx(list(args.args))
+            sys.stdout.write(out)
+            sys.stderr.write(err)
+            return code
+        if command == "db":
+            if args.action == "backup":
+                size = Stack(directory).backup(args.file)
+                print(f"backup: {args.file} ({size} bytes)")
+            else:
+                Stack(directory).restore(args.file)
+                print(f"restored from {args.file}")
             return 0
         if command == "rollback":
             return _rollback(directory, args.component, args.to)

@@ -278,7 +278,7 @@ class Stack:
         if tmpfs_data:
             flags += ["-v", f"{full}-data:/var/lib/postgresql/data"]  # a volume: owned by its user
         if data_volume:
-            flags += ["--tmpfs", "/var/lib/arbx:mode=1777"]
+            flags += ["-v", "/var/lib/arbx"]
         for key, value in env.items():
             flags += ["-e", f"{key}={value}"]
         podman("run", "-d", "--name", full, "--network", state["network"],
@@ -299,7 +299,7 @@ class Stack:
         state = self.state
         return [
             "--network", state["network"], "--read-only", "--tmpfs", "/tmp",
-            "--tmpfs", "/var/lib/arbx:mode=1777", "--cap-drop", "ALL",
+            "-v", "/var/lib/arbx", "--cap-drop", "ALL",
             "-v", f"{self.directory / 'settings'}:/etc/arbx:ro",
             "-e", f"ARBX_DATABASE_URL={state['db_url']}", "-e", f"ARBX_RELEASE={version}",
         ]  # fmt: skip
@@ -392,7 +392,7 @@ class Stack:
         with state_lock(self.directory) as state:
             state["pods"].pop(name, None)
         podman("stop", "-t", str(int(grace)), name, check=False, timeout=grace + 30)
-        podman("rm", "-f", name, check=False)
+        podman("rm", "-f", "-v", name, check=False)
         self.write_targets()
 
     def pods(self, app: str, version: str | None = None) -> list[dict[str, Any]]:
@@ -423,6 +423,65 @@ class Stack:
         """The pod's readiness probe (HTTP GET on its address) passes."""
         return 200 <= http_status(f"http://{pod['ip']}:{pod['port']}{path}", timeout=2) < 400
 
+    # operators' commands ----------------------------------------------------------------------
+
+    def arbx(
+        self, args: list[str], version: str | None = None, timeout: float = 300
+    ) -> tuple[int, str, str]:
+        """``arbx ARGS`` in a searcher container of ``version`` (the API's stable one) on the
+        staging network, with the settings, the database and the stack's keys directory; the
+        exit status, standard output and standard error."""
+        state = self.state
+        version = version or state["rollouts"].get("arbx-api", {}).get("stable", "v1")
+        keys = self.directory / "keys"
+        keys.mkdir(exist_ok=True)
+        keys.chmod(0o777)
+        flags = [*self.searcher_flags(version), "-v", f"{keys}:/var/lib/arbx/keys"]
+        for name in ("ARBX_KEYSTORE_PASSWORD", "ARBX_RELAY_KEYSTORE_PASSWORD"):
+            if name in os.environ:
+                flags += ["-e", name]
+        try:
+            done = subprocess.run(
+                ["podman", "run", "--rm", "-i", "--tls-verify=false", *flags,
+                 "--entrypoint", "arbx", self.image("searcher", version), *args],
+                env=podman_env(), capture_output=True, text=True, check=False, timeout=timeout,
+                stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise StackError(f"arbx {' '.join(args[:2])}: no end within {timeout:g} s") from None
+        return done.returncode, done.stdout, done.stderr
+
+    def backup(self, path: Path) -> int:
+        """The database in PostgreSQL's custom format (pg_dump -Fc) into ``path`` (a relative
+        path is under the stack's directory); its size."""
+        path = self.directory / path
+        name = f"{self.state['prefix']}-arbx-postgres"
+        with path.open("wb") as out:
+            done = subprocess.run(
+                ["podman", "exec", name, "/usr/lib/postgresql/15/bin/pg_dump", "-h", "/tmp",
+                 "-U", "arbx", "-d", "arbx", "-Fc"],
+                env=podman_env(), stdout=out, stderr=subprocess.PIPE, check=False, timeout=300,
+            )  # fmt: skip
+        if done.returncode != 0:
+            raise StackError(f"pg_dump: {done.stderr.decode(errors='replace').strip()[-200:]}")
+        return path.stat().st_size
+
+    def restore(self, path: Path) -> None:
+        """The database as ``path`` (a backup) holds it: every object dropped and restored."""
+        path = self.directory / path
+        if not path.is_file():
+            raise StackError(f"{path}: no such backup")
+        name = f"{self.state['prefix']}-arbx-postgres"
+        with path.open("rb") as source:
+            done = subprocess.run(
+                ["podman", "exec", "-i", name, "/usr/lib/postgresql/15/bin/pg_restore", "-h",
+                 "/tmp", "-U", "arbx", "-d", "arbx", "--clean", "--if-exists",
+                 "--single-transaction", "--no-owner"],
+                env=podman_env(), stdin=source, capture_output=True, check=False, timeout=300,
+            )  # fmt: skip
+        if done.returncode != 0:
+            raise StackError(f"pg_restore: {done.stderr.decode(errors='replace').strip()[-200:]}")
+
     # teardown --------------------------------------------------------------------------------
 
     def down(self) -> None:
@@ -434,7 +493,7 @@ class Stack:
         names = podman("ps", "-a", "--filter", f"label=arbx.rehearsal={state['prefix']}",
                        "--format", "{{.Names}}", check=False).split()  # fmt: skip
         for name in names:
-            podman("rm", "-f", "-t", "2", name, check=False)
+            podman("rm", "-f", "-v", "-t", "2", name, check=False)
         podman("network", "rm", "-f", state["network"], check=False)
         podman("volume", "rm", "-f", f"{state['prefix']}-arbx-postgres-data", check=False)
         pid = state.get("prometheus_pid")

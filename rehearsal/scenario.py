@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,8 @@ class Rehearsal:
     controller: Controller | None = None
     load: Load | None = None
     started: float = field(default_factory=time.monotonic)
+    drill_results: dict[str, Any] = field(default_factory=dict)
+    exits: list[dict[str, Any]] = field(default_factory=list)
 
     def log(self, line: str) -> None:
         stamp = time.monotonic() - self.started
@@ -63,6 +66,8 @@ class Rehearsal:
         directory = self.options.directory
         self.log("staging stack: network, registry, PostgreSQL, devnet, migrations, Prometheus")
         self.stack = Stack.up(directory, self.manifests)
+        with state_lock(directory) as state:
+            state["scale"] = self.options.scale  # the clock the one-command rollbacks keep
         registry = self.stack.state["registry"]
         for image, version in (("searcher", "v2"), ("searcher", "v3"), ("web", "v2")):
             took = build_version(registry, image, version, PATCHES / f"{image}-{version}.patch")
@@ -155,24 +160,31 @@ class Rehearsal:
         self.releases.append(entry)
         self.log(f"release {component} {result.version}: {result.outcome}, {errors} client errors")
 
+    def operate(self, *args: str, env: dict[str, str] | None = None) -> str:
+        """``python -m rehearsal ARGS`` as an operator runs it (logged); its output (StackError
+        when it fails)."""
+        argv = [sys.executable, "-m", "rehearsal", *args]
+        log_command(["python", "-m", "rehearsal", *args], self.options.directory)
+        extra = {"ARBX_REHEARSAL_DIR": str(self.options.directory), **(env or {})}
+        done = subprocess.run(argv, cwd=ROOT, env={**_env(), **extra}, capture_output=True,
+                              text=True, check=False, timeout=900)  # fmt: skip
+        out = done.stdout.strip()
+        for line in out.splitlines()[-4:]:
+            self.log(f"  | {line[:160]}")
+        self.exits.append({"command": " ".join(args), "exit": done.returncode})
+        if done.returncode != 0:
+            raise StackError(f"{' '.join(args)}: {done.stderr.strip()[-300:]}")
+        return out
+
     def manual(self, component: str, version: str) -> None:
         """The one-command rollback, run as an operator runs it, under load."""
         assert self.load is not None
-        assert self.stack is not None
-        argv = [sys.executable, "-m", "rehearsal", "rollback", component, "--to", version]
+        assert self.controller is not None
         mark = self.load.snapshot()
         start = time.monotonic()
-        env_dir = {"ARBX_REHEARSAL_DIR": str(self.options.directory)}
-        log_command(["python", "-m", "rehearsal", "rollback", component, "--to", version],
-                    self.options.directory)  # fmt: skip
-        done = subprocess.run(argv, cwd=ROOT, env={**_env(), **env_dir}, capture_output=True,
-                              text=True, check=False, timeout=900)  # fmt: skip
-        for line in done.stdout.splitlines()[-6:]:
-            self.log(f"  | {line}")
-        if done.returncode != 0:
-            raise StackError(f"rollback {component} --to {version}: {done.stderr.strip()[-300:]}")
+        self.operate("rollback", component, "--to", version)
         took = time.monotonic() - start
-        kind, _ = self.controller.strategy(COMPONENTS[component]) if self.controller else ("", {})
+        kind, _ = self.controller.strategy(COMPONENTS[component])
         self.releases.append({
             "version": version, "component": component, "strategy": f"{kind}, by hand",
             "outcome": PROMOTED, "detect_s": None, "rollback_s": round(took, 1),
@@ -180,6 +192,38 @@ class Rehearsal:
             "message": "python -m rehearsal rollback", "analyses": [],
         })  # fmt: skip
         self.log(f"rollback {component} --to {version}: {took:.0f} s")
+
+    def drills(self) -> dict[str, Any]:
+        """The operations pages' other commands: status, stages, the kill switch, new keys,
+        a database backup restored."""
+        assert self.stack is not None
+        out: dict[str, Any] = {}
+        self.operate("status")
+        stage = self.operate("arbx", "stage", "status", "--json")
+        out["stage_status"] = json.loads(stage) if stage.startswith("{") else stage
+        self.operate("arbx", "kill", "--reason", "rehearsal")
+        out["killed"] = self.operate("arbx", "risk")
+        self.operate("arbx", "unkill")
+        secret = {"ARBX_KEYSTORE_PASSWORD": uuid.uuid4().hex,
+                  "ARBX_RELAY_KEYSTORE_PASSWORD": uuid.uuid4().hex}  # fmt: skip
+        for role in ("signing", "relay"):
+            keystore = f"/var/lib/arbx/keys/{role}-next.json"
+            made = self.operate("arbx", "key", "new", "--keystore", keystore, "--role", role,
+                                env=secret)  # fmt: skip
+            out[f"{role}_key"] = made.splitlines()[-1] if made else ""
+        tables = ("runs", "blocks", "opportunities", "api_tokens")
+        before = {t: self._count(t) for t in tables}
+        self.operate("db", "backup", "arbx.dump")
+        self.operate("db", "restore", "arbx.dump")
+        after = {t: self._count(t) for t in tables}
+        out["restore"] = {"before": before, "after": after}
+        out["restore_rows_lost"] = sum(max(0, before[t] - after[t]) for t in tables)
+        return out
+
+    def _count(self, table: str) -> int:
+        assert self.stack is not None
+        value = self.stack.sql(f"SELECT count(*) FROM {table}")  # table: one of ours
+        return int(value) if value.isdigit() else 0
 
     # the scenario ------------------------------------------------------------------------------
 
@@ -209,7 +253,7 @@ class Rehearsal:
                 self.manual("web", "v1")
                 self.manual("api", "v2")
                 self.manual("web", "v2")
-            time.sleep(1)
+            self.drill_results = self.drills()
             return self.report()
         finally:
             self.close()
@@ -231,13 +275,15 @@ class Rehearsal:
             "releases": self.releases,
             "stages": [],
             "double_signatures": None,
-            "records_lost": None,
+            "records_lost": self.drill_results.get("restore_rows_lost"),
             "trades_lost": None,
             "requests": dict(self.load.requests),
             "client_error_samples": list(self.load.samples),
             "answered_by": dict(self.load.releases),
             "scale": self.options.scale,
             "seconds": round(time.monotonic() - self.started, 1),
+            "operations": self.drill_results,
+            "commands": self.exits,
         }
         path = self.options.directory / "report.json"
         path.write_text(json.dumps(report, indent=2))

@@ -1,0 +1,90 @@
+"""The rehearsal's short form on podman: the staging stack from the built images, the API's
+canary of v2 passing its analysis from the manifests, v3 (slower) rolled back by its failed
+analysis with no one acting, the one-command rollback to v1 under load, then the operations
+pages' commands; the pages are checked against the commands it ran."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rehearsal.scenario import REPORT_KEYS, Options, Rehearsal
+from rehearsal.stack import ROOT, build_images
+
+pytestmark = [pytest.mark.e2e, pytest.mark.containers]
+
+PAGES = ROOT / "docs" / "operations"
+ENTRY_POINTS = ("make rehearse",)  # the rehearsal itself
+
+
+@pytest.fixture(scope="module")
+def rehearsed(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    if shutil.which("podman") is None or shutil.which("prometheus") is None:
+        pytest.fail("podman and prometheus are missing: run `make images` and `make prometheus`")
+    build_images()
+    directory = tmp_path_factory.mktemp("rehearsal")
+    report = Rehearsal(Options(directory, scale=0.05, short=True)).run()
+    print(json.dumps({k: report[k] for k in ("releases", "requests", "seconds")}, indent=1))
+    return report, directory
+
+
+def test_a_canary_passes_a_bad_release_rolls_back_and_a_rollback_takes_one_command(
+    rehearsed: tuple[dict[str, Any], Path],
+) -> None:
+    report, directory = rehearsed
+    on_disk = json.loads((directory / "report.json").read_text())
+    assert set(REPORT_KEYS) <= set(on_disk)
+    for entry in on_disk["releases"]:
+        assert {"version", "component", "strategy", "outcome", "detect_s", "rollback_s",
+                "client_errors"} <= set(entry)  # fmt: skip
+    good, bad, manual = report["releases"]
+    assert (good["version"], good["strategy"], good["outcome"]) == ("v2", "canary", "promoted")
+    assert [a["phase"] for a in good["analyses"]] == ["Successful"]
+    assert (bad["version"], bad["outcome"]) == ("v3", "rolled_back")
+    assert "p99-latency" in bad["message"]
+    assert bad["detect_s"] is not None
+    assert bad["rollback_s"] is not None
+    assert bad["rollback_s"] <= 60
+    assert (manual["version"], manual["outcome"]) == ("v1", "promoted")
+    # the clients saw no error in any of them, and answers came from v2 and v3 while they served
+    assert [r["client_errors"] for r in report["releases"]] == [0, 0, 0], report[
+        "client_error_samples"
+    ]
+    assert report["requests"]["api"] > 100
+    assert {"v2", "v3"} <= set(report["answered_by"])
+    # the drills: every command succeeded; the restore kept every row
+    assert all(c["exit"] == 0 for c in report["commands"]), report["commands"]
+    assert report["records_lost"] == 0
+    assert report["operations"]["restore"]["before"]["api_tokens"] >= 1
+
+
+def _page_commands() -> list[tuple[str, str]]:
+    found = []
+    for page in sorted(PAGES.glob("*.md")):
+        for block in re.findall(r"```(?:sh|bash|shell)\n(.*?)```", page.read_text(), re.S):
+            for line in block.splitlines():
+                if line.strip() and not line.lstrip().startswith("#"):
+                    found.append((page.name, line.strip()))
+    return found
+
+
+def test_every_command_of_the_operations_pages_is_one_the_rehearsal_ran(
+    rehearsed: tuple[dict[str, Any], Path],
+) -> None:
+    _, directory = rehearsed
+    ran = {
+        tuple(shlex.split(line)) for line in (directory / "commands.log").read_text().splitlines()
+    }
+    commands = _page_commands()
+    assert len(commands) >= 8
+    for page, line in commands:
+        if line.startswith(ENTRY_POINTS):
+            continue
+        assert tuple(shlex.split(line)) in ran, (
+            f"{page}: {line!r} is not a command the rehearsal ran"
+        )
