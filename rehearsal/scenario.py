@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ class Rehearsal:
     started: float = field(default_factory=time.monotonic)
     drill_results: dict[str, Any] = field(default_factory=dict)
     exits: list[dict[str, Any]] = field(default_factory=list)
+    engine_records: dict[str, Any] = field(default_factory=dict)
+    audit: dict[str, Any] = field(default_factory=dict)
 
     def log(self, line: str) -> None:
         stamp = time.monotonic() - self.started
@@ -220,6 +223,50 @@ class Rehearsal:
         out["restore_rows_lost"] = sum(max(0, before[t] - after[t]) for t in tables)
         return out
 
+    def engine_blocks(self) -> dict[str, Any]:
+        """What the engines recorded against what the chain says: every block number from the
+        first recorded to the newest must be there once (canonical), and the newest near the
+        chain's head."""
+        assert self.stack is not None
+        row = self.stack.sql(
+            "SELECT coalesce(min(number), 0), coalesce(max(number), -1), count(DISTINCT number) "
+            "FROM blocks WHERE NOT reorged"
+        )
+        first, last, held = (int(v) for v in row.split("|"))
+        missing = max(0, last - first + 1 - held)
+        head = self._head()
+        self.log(f"engine records: blocks {first}..{last}, {missing} missing, chain head {head}")
+        return {"first": first, "last": last, "held": held, "missing": missing, "head": head}
+
+    def _head(self) -> int | None:
+        assert self.stack is not None
+        name = f"{self.stack.state['prefix']}-arbx-devnet"
+        ip = json.loads(podman("inspect", name))[0]["NetworkSettings"]["Networks"]
+        address = next(iter(ip.values()))["IPAddress"]
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []})
+        request = urllib.request.Request(f"http://{address}:8545", body.encode(),
+                                         {"Content-Type": "application/json"})  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                return int(json.loads(answer.read(10000))["result"], 16)
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def signatures(self) -> dict[str, Any]:
+        """``arbx release audit --json``: signing epochs that overlapped and transactions signed
+        outside their epoch (double signatures), when the searcher has the command."""
+        assert self.stack is not None
+        code, out, err = self.stack.arbx(["release", "audit", "--json"])
+        if code == 2 and "invalid choice" in err:
+            return {"measured": False, "why": "this searcher has no `arbx release audit`"}
+        log_command(["python", "-m", "rehearsal", "arbx", "release", "audit", "--json"],
+                    self.options.directory)  # fmt: skip
+        try:
+            audit = json.loads(out)
+        except ValueError:
+            return {"measured": False, "why": f"exit {code}: {(err or out).strip()[-200:]}"}
+        return {"measured": True, "exit": code, "audit": audit}
+
     def _count(self, table: str) -> int:
         assert self.stack is not None
         value = self.stack.sql(f"SELECT count(*) FROM {table}")  # table: one of ours
@@ -235,6 +282,7 @@ class Rehearsal:
             self.controller.deploy("arbx-api", "v1")
             if not self.options.short:
                 self.controller.deploy("arbx-web", "v1")
+                self.controller.deploy("arbx-engine", "v1")
             token = self.token()
             targets = [Target("api", f"{self.address('arbx-api')}/api/v1/status", token)]
             if not self.options.short:
@@ -253,6 +301,9 @@ class Rehearsal:
                 self.manual("web", "v1")
                 self.manual("api", "v2")
                 self.manual("web", "v2")
+            if not self.options.short:
+                self.engine_records = self.engine_blocks()
+            self.audit = self.signatures()
             self.drill_results = self.drills()
             return self.report()
         finally:
@@ -274,8 +325,9 @@ class Rehearsal:
         report: dict[str, Any] = {
             "releases": self.releases,
             "stages": [],
-            "double_signatures": None,
-            "records_lost": self.drill_results.get("restore_rows_lost"),
+            "double_signatures": _double_signatures(self.audit),
+            "records_lost": self.drill_results.get("restore_rows_lost", 0)
+            + self.engine_records.get("missing", 0),
             "trades_lost": None,
             "requests": dict(self.load.requests),
             "client_error_samples": list(self.load.samples),
@@ -283,11 +335,29 @@ class Rehearsal:
             "scale": self.options.scale,
             "seconds": round(time.monotonic() - self.started, 1),
             "operations": self.drill_results,
+            "engine_records": self.engine_records,
+            "signatures": self.audit,
+            "trades": "none in shadow mode: the staging engine has no signing key",
             "commands": self.exits,
         }
         path = self.options.directory / "report.json"
         path.write_text(json.dumps(report, indent=2))
         return report
+
+
+def _double_signatures(audit: dict[str, Any]) -> int | None:
+    """Overlapping epochs plus transactions signed outside their epoch, from the audit."""
+    if not audit.get("measured"):
+        return None
+    body = audit["audit"]
+    counted = 0
+    for key in ("problems",):
+        value = body.get(key) if isinstance(body, dict) else None
+        if isinstance(value, list):
+            counted += len(value)
+        elif isinstance(value, int):
+            counted += value
+    return counted
 
 
 def _env() -> dict[str, str]:
