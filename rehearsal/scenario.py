@@ -284,7 +284,9 @@ class Rehearsal:
                 self.controller.deploy("arbx-web", "v1")
                 self.controller.deploy("arbx-engine", "v1")
             token = self.token()
-            targets = [Target("api", f"{self.address('arbx-api')}/api/v1/status", token)]
+            # the API's clients ask who they are (one indexed lookup: the API's own cost, not
+            # the database's); the dashboard's clients load the page and the engine's status
+            targets = [Target("api", f"{self.address('arbx-api')}/api/v1/whoami", token)]
             if not self.options.short:
                 dashboard = self.address("arbx-dashboard")
                 targets += [
