@@ -107,12 +107,12 @@ class Rehearsal:
             path, period, timeout = readiness(template)
             listen = [("127.0.0.1", free_port())]
             if name == "arbx-api":  # what the dashboard's nginx reaches the API at
-                listen.append((state["gateway"], port))
+                listen.append((state["gateway"], free_port()))
             self.balancer.add(Service(name, listen, path, period, timeout))
             with state_lock(self.stack.directory) as st:
                 st["services"][name] = {"selector": {"app": app}, "address": listen[0]}
                 if name == "arbx-api":
-                    st["api_port"] = port
+                    st["api_port"] = listen[1][1]
             for host in (f"{name}.{namespace}.svc.cluster.local:{port}", f"{name}:{port}"):
                 hosts[host] = f"{listen[0][0]}:{listen[0][1]}"
         return hosts
