@@ -148,7 +148,7 @@ class Controller:
         path, _, _ = readiness(template)
         made = [self.stack.run_pod(app, version, template) for _ in range(count - len(pods))]
         for pod in made:
-            wait_until(f"{pod['name']} ready", lambda p=pod: self.stack.ready(p, path), 180)
+            wait_until(f"{pod['name']} ready", lambda p=pod: self.serving(p, path), 180)
         extra = pods[: max(0, len(pods) - count)]
         stoppers = [
             threading.Thread(target=self.stack.stop_pod, args=(p["name"], self.grace(name)))
@@ -158,6 +158,14 @@ class Controller:
             thread.start()
         for thread in stoppers:
             thread.join()
+
+    def serving(self, pod: dict[str, Any], path: str) -> bool:
+        """The pod passes its readiness probe and, when the Services run, they count it ready
+        too (the old pods go only once the new ones receive traffic)."""
+        if not self.stack.ready(pod, path):
+            return False
+        state = self.stack.state
+        return not state.get("prober") or bool(state.get("ready", {}).get(pod["name"]))
 
     def versions(self, name: str) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rehearsal.cluster import Stack, http_status
+from rehearsal.cluster import Stack, http_status, state_lock
 
 BUFFER = 65536
 
@@ -75,6 +75,7 @@ class Balancer:
         self.prober = threading.Thread(target=self._probe_forever, daemon=True)
         self.stopping = threading.Event()
         self.servers: list[asyncio.AbstractServer] = []
+        self.published: dict[str, bool] | None = None
 
     def start(self) -> None:
         self.thread.start()
@@ -94,6 +95,8 @@ class Balancer:
 
     def stop(self) -> None:
         self.stopping.set()
+        with contextlib.suppress(OSError, ValueError), state_lock(self.stack.directory) as state:
+            state["prober"] = False
         if not self.thread.is_alive():
             return
         for server in self.servers:
@@ -131,6 +134,20 @@ class Balancer:
                 versions = sorted(p["version"] for p in pods if service.ready.get(p["name"]))
                 self.log(f"service {service.name}: endpoints {versions or 'none'}")
             service.endpoints = endpoints
+        self._publish()
+
+    def _publish(self) -> None:
+        """Each pod's readiness into the stack's state (as a kubelet reports it), so that a
+        controller in any process waits for what the Services see, not for its own probe."""
+        seen: dict[str, bool] = {}
+        for service in self.services.values():
+            for name, ready in service.ready.items():
+                seen[name] = seen.get(name, False) or ready
+        if seen != self.published:
+            with state_lock(self.stack.directory) as state:
+                state["ready"] = seen
+                state["prober"] = True
+            self.published = seen
 
     def ready_versions(self, service: str) -> dict[str, int]:
         """How many ready endpoints of each version ``service`` has now."""
