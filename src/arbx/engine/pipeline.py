@@ -244,7 +244,13 @@ class Pipeline:
                 record.parity_checked(checked.checked, checked.failures)
                 self._wrong |= set(checked.differences)
             if self.on_parity is not None:
-                await self.on_parity(checked)
+                try:
+                    await self.on_parity(checked)
+                except Exception as exc:  # its record is lost (a database down); checks go on
+                    line = str(exc).splitlines()[0] if str(exc) else repr(exc)
+                    log.warning(
+                        "recording the parity check of block %d failed: %s", ours.block, line
+                    )
 
     async def finish_checks(self) -> None:
         """Wait for the parity checks queued or running (the last block's waits for the chain
