@@ -38,7 +38,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from arbx.chain.heads import Head
-from arbx.chain.rpc import RpcClient, hex_int, to_quantity
+from arbx.chain.rpc import RpcClient, RpcError, hex_int, to_quantity
 from arbx.domain.errors import ArbxError
 from arbx.domain.limits import Outcome as RiskOutcome
 from arbx.domain.pools import Pool
@@ -476,6 +476,8 @@ class BundleExecutor:
             # undecided (no next trade) until the gas it cost is known to the limits
             details = await self._realized(flight, outcome == Outcome.INCLUDED)
             gas_cost, realized = details["gas_cost"], details["realized_profit"]
+            if realized is None:  # unknown: the limits count the gas paid as lost
+                realized = -gas_cost
         flight.decided = True
         if outcome not in (Outcome.INCLUDED, Outcome.REVERTED):
             self.nonces.failed(flight.nonce)
@@ -493,24 +495,38 @@ class BundleExecutor:
         tracked = self.tracker.get(flight.key)
         known = tracked.block_number if tracked is not None else None
         receipt_call = self.client.call("eth_getTransactionReceipt", ["0x" + flight.tx_hash.hex()])
+        after: int | None
+        before: int | None
         if included and known is not None:  # the receipt and both balances at once
             receipt, after, before = await asyncio.gather(
-                receipt_call, self._balance(known), self._balance(known - 1)
+                receipt_call, self._balance_at(known), self._balance_at(known - 1)
             )
         else:
             receipt, after, before = await receipt_call, 0, 0
         block = hex_int(receipt["blockNumber"])
         if included and block != known:
-            after, before = await self._balance(block), await self._balance(block - 1)
+            after, before = await self._balance_at(block), await self._balance_at(block - 1)
         gas_used = hex_int(receipt["gasUsed"])
         gas_cost = gas_used * hex_int(receipt["effectiveGasPrice"])
+        unknown = after is None or before is None
         return {
             "included_block": block,
             "included_block_hash": receipt["blockHash"],
             "gas_used": gas_used,
             "gas_cost": gas_cost,
-            "realized_profit": (after - before) - gas_cost,
+            "realized_profit": None if unknown else (after or 0) - (before or 0) - gas_cost,
         }
+
+    async def _balance_at(self, block: int) -> int | None:
+        """The executor's base-token balance at ``block``; None when the node no longer serves
+        that block's state (pruned, or replaced by a reorg): the outcome is settled without a
+        realized profit rather than retried for ever, which would hold every later trade back."""
+        try:
+            return await self._balance(block)
+        except RpcError as exc:
+            log.warning("the balance at block %d is not served (%s): realized profit unknown",
+                        block, exc)  # fmt: skip
+            return None
 
     async def _resync_nonces(self) -> None:
         try:
@@ -593,7 +609,7 @@ def _settled(
     metrics.bundle_settled(
         block=details.get("included_block"),
         expected_wei=expected,
-        realized_wei=details.get("realized_profit", 0),
+        realized_wei=details.get("realized_profit") or 0,
         gas_wei=details.get("gas_cost", 0),
         included=outcome == Outcome.INCLUDED,
     )
