@@ -3,7 +3,8 @@
 Shadow mode never comes here, so it never reads the signing key. Live modes: keys from the
 keystore, secret file or variable named in ``LivePlan.environ``; the signer lock and the risk
 controller; the executor contract (deployed by the signing key when ``deploy``, configured
-otherwise); the builders; and the bundle executor.
+otherwise); the builders; what an earlier process with the key left in flight, settled
+(``executors.reconcile``); and the bundle executor.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from arbx.execution.keys import load_keys
 from arbx.execution.nonces import NonceManager
 from arbx.execution.relay import BuilderSpec, RelayClient
 from arbx.executors.bundle import BundleExecutor, LiveSettings
+from arbx.executors.reconcile import settle_earlier
 from arbx.executors.shadow import ShadowExecutor
 from arbx.risk.alerts import firing_alerts
 from arbx.risk.controller import RiskController
@@ -105,6 +107,10 @@ async def live_executor(
         gate_interval=plan.risk.gate_interval_s,
     )
     risk.start()
+    if lock.held:  # what an earlier process with this key left in flight, before any nonce
+        await settle_earlier(
+            sessions, client, keys.signer.address, recorder.run_id, blocks_ahead=plan.blocks_ahead
+        )
     nonces = NonceManager(client, keys.signer.address)
     await nonces.sync()
     executor = plan.executor
