@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from arbx.chain.rpc import RpcClient
@@ -30,6 +30,8 @@ class Stage:
     executor: str
     database_url: str
     engines: list[EngineProcess]
+    logs: Path | None = None  # where the engines' output is kept
+    env_extra: dict[str, str] = field(default_factory=dict)  # for the next engine started
 
     def env(self, relay_name: str = "relay") -> dict[str, str]:
         """The engine's variables: its keys and database."""
@@ -41,6 +43,7 @@ class Stage:
             "ARBX_SIGNING_KEY_FILE": str(self.devnet.key_file),
             "ARBX_RELAY_KEY_FILE": str(relay),
             "ARBX_DATABASE_URL": self.database_url,
+            **self.env_extra,
         }
 
     def settings(self, name: str = "settings", api_port: int | None = None) -> Path:
@@ -55,7 +58,7 @@ class Stage:
     async def engine(self, name: str = "engine", api_port: int | None = None) -> EngineProcess:
         """Start one more engine and wait until it processes blocks."""
         engine = EngineProcess(
-            self.settings(name, api_port), self.env(f"{name}-relay"), name=f"{name}"
+            self.settings(name, api_port), self.env(f"{name}-relay"), name, self.logs
         )
         self.engines.append(engine)
         await engine.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -49,20 +50,22 @@ FULL: Sequence[str] = (
     "sqlite_locked",
 )  # fmt: skip
 SHORT: Sequence[str] = (
-    "rpc_endpoint_killed", "reorgs_short", "postgres_restart", "builder_5xx",
-    "sigkill_mid_bundle",
+    "rpc_endpoint_killed", "postgres_restart", "builder_5xx", "sigkill_mid_bundle",
 )  # fmt: skip
 
 
 async def run_suite(
-    folder: Path, names: Sequence[str], *, all_down_s: float = 30.0
+    folder: Path, names: Sequence[str], *, all_down_s: float = 30.0, hold_s: float = 10.0
 ) -> dict[str, Any]:
-    """Run the named faults on one stage; the report."""
+    """Run the named faults on one stage (each held ``hold_s``); the report."""
+    f.HOLD["seconds"] = hold_s
     results: list[f.Fault] = []
     crashes: list[str] = []
     engines: list[EngineProcess] = []
     started = time.monotonic()
     async with stage(folder) as s:
+        s.logs = REPORT.parent / "logs"
+        shutil.rmtree(s.logs, ignore_errors=True)
         engine = await s.engine("engine", api_port=free_port() if "api_load" in names else None)
         steps: dict[str, Step] = {
             "rpc_endpoint_killed": f.rpc_endpoint_killed,
@@ -77,7 +80,6 @@ async def run_suite(
             "builder_timeout": lambda st, e: f.builder_fault(st, e, "timeout"),
             "builder_garbage": lambda st, e: f.builder_fault(st, e, "garbage"),
             "api_load": f.api_load,
-            "signer_lock_cut": f.signer_lock_cut,
             "combined": _combined,
         }
         for name in names:
@@ -85,6 +87,8 @@ async def run_suite(
                 continue
             if name == "sigkill_mid_bundle":
                 fault, engine = await f.sigkill_mid_bundle(s, engine)
+            elif name == "signer_lock_cut":
+                fault, engine = await f.signer_lock_cut(s, engine)
             else:
                 fault = await steps[name](s, engine)
             print(_row(fault), flush=True)
@@ -117,7 +121,7 @@ async def run_suite(
     for e in engines:
         if not e.killed and e.returncode not in (0, None):
             crashes.append(f"{e.name} exited {e.returncode}: {e.tail()}")
-        crashes += [f"{e.name}: traceback" for _ in e.log.tracebacks()[:1]]
+        crashes += [f"{e.name}: {line[:300]}" for line in e.log.tracebacks()[:1]]
     return {
         "faults": [
             {"name": r.name, "survived": r.survived, "recover_s": r.recover_s, "detail": r.detail,

@@ -118,7 +118,6 @@ def settings_toml(
         "daily_gas_cap_wei = 100000000000000000000",
         "daily_loss_cap_wei = 10000000000000000000",
         "signer_lease_seconds = 6.0",
-        "# the devnet trades play money: its gate out of shadow asks for nothing observed",
         "promote_min_blocks = 0",
         "promote_min_parity_checks = 0",
         "promote_max_latency_p99_ms = 0",
@@ -167,16 +166,23 @@ class EngineLog:
         return self.blocks[-1][1] if self.blocks else -1
 
     def tracebacks(self) -> list[str]:
-        """Lines of Python tracebacks it printed (a crash, not one clear message)."""
-        lines = self.stderr + [str(e.get("exc_info", "")) for _, e in self.events]
-        return [line for line in lines if "Traceback (most recent call last)" in line]
+        """Lines of Python tracebacks it printed, and tasks that died unobserved (a crash, not
+        one clear message)."""
+        lines = self.stderr + [
+            str(e.get("exc_info", "")) + str(e.get("message", "")) for _, e in self.events
+        ]
+        marks = ("Traceback (most recent call last)", "exception was never retrieved")
+        return [line for line in lines if any(mark in line for mark in marks)]
 
 
 class EngineProcess:
     """``arbx run --config SETTINGS --plain`` in its own process group."""
 
-    def __init__(self, settings: Path, env: dict[str, str], name: str = "engine") -> None:
+    def __init__(
+        self, settings: Path, env: dict[str, str], name: str = "engine", logs: Path | None = None
+    ) -> None:
         self.settings, self.env, self.name = settings, env, name
+        self.logs = logs  # a folder for its output, when kept
         self.proc: asyncio.subprocess.Process | None = None
         self.log = EngineLog()
         self.returncode: int | None = None
@@ -203,8 +209,21 @@ class EngineProcess:
         ]
 
     async def _read(self, stream: asyncio.StreamReader, *, err: bool) -> None:
+        out = None
+        if self.logs is not None:
+            self.logs.mkdir(parents=True, exist_ok=True)
+            out = (self.logs / f"{self.name}.{'err' if err else 'out'}").open("a")
+        try:
+            await self._lines(stream, err=err, out=out)
+        finally:
+            if out is not None:
+                out.close()
+
+    async def _lines(self, stream: asyncio.StreamReader, *, err: bool, out: Any) -> None:
         while line := await stream.readline():
             text = line.decode(errors="replace").rstrip("\n")
+            if out is not None:
+                out.write(text + "\n")
             now = time.monotonic()
             if err:
                 try:
