@@ -8,6 +8,7 @@ Service selects pods that exist; the engine's handover fits in the time Argo lea
 from __future__ import annotations
 
 import copy
+import os
 import re
 import shlex
 import shutil
@@ -35,24 +36,34 @@ _SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{")
 _CONDITION = re.compile(r"result\[0\] (<=|>=|==|<|>) (-?[0-9.e+-]+)")
 
 
+SIGNING = "production+signing"  # production once its settings go live
+ALL = (*OVERLAYS, SIGNING)
+
+
+def _render(path: Path) -> Docs:
+    text = subprocess.run(
+        [BIN / "kubectl", "kustomize", path], check=True, capture_output=True, text=True
+    ).stdout
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
 @pytest.fixture(scope="module")
-def rendered() -> dict[str, Docs]:
-    """Each overlay rendered by the pinned kubectl's kustomize."""
-    return {
-        overlay: [
-            d
-            for d in yaml.safe_load_all(
-                subprocess.run(
-                    [BIN / "kubectl", "kustomize", K8S / "overlays" / overlay],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                ).stdout
-            )
-            if d
-        ]
-        for overlay in OVERLAYS
-    }
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Docs]:
+    """Each overlay rendered by the pinned kubectl's kustomize, and production with the signing
+    component added as its kustomization.yaml says (a copy of the overlay, pointed at the base
+    and the component; the checkout is left as it is)."""
+    docs = {overlay: _render(K8S / "overlays" / overlay) for overlay in OVERLAYS}
+    copy_dir = tmp_path_factory.mktemp("overlay") / "production"
+    shutil.copytree(K8S / "overlays" / "production", copy_dir)
+    kustomization = yaml.safe_load((copy_dir / "kustomization.yaml").read_text())
+    base = os.path.relpath(K8S / "base", copy_dir)
+    kustomization["resources"] = [
+        base if r == "../../base" else r for r in kustomization["resources"]
+    ]
+    kustomization["components"] = [os.path.relpath(K8S / "components" / "signing", copy_dir)]
+    (copy_dir / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    docs[SIGNING] = _render(copy_dir)
+    return docs
 
 
 def _kind(docs: Docs, kind: str) -> Docs:
@@ -100,9 +111,8 @@ def test_rollouts_and_templates_are_in_every_overlay(rendered: dict[str, Docs]) 
         assert set(rollouts["arbx-web"]["spec"]["strategy"]) == {"blueGreen"}
         assert set(rollouts["arbx-engine"]["spec"]["strategy"]) == {"blueGreen"}
         templates = {d["metadata"]["name"] for d in _kind(docs, "AnalysisTemplate")}
-        handover = set() if overlay == "staging" else {"arbx-engine-handover"}
         assert templates == {
-            "arbx-api-canary", "arbx-web-preview", "arbx-engine-preview", *handover
+            "arbx-api-canary", "arbx-web-preview", "arbx-engine-preview", "arbx-engine-handover"
         }  # fmt: skip
         providers = {
             key
@@ -151,7 +161,7 @@ def test_the_models_refuse_a_wrong_rollout_and_the_walk_an_unknown_key(
 
 
 # --- references --------------------------------------------------------------------------------
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", ALL)
 def test_every_template_a_rollout_names_exists_with_the_args_it_is_given(
     rendered: dict[str, Docs], overlay: str
 ) -> None:
@@ -175,14 +185,15 @@ def test_every_template_a_rollout_names_exists_with_the_args_it_is_given(
                 assert set(source) <= {"podTemplateHashValue", "fieldRef"}, arg
                 if "podTemplateHashValue" in source:
                     assert source["podTemplateHashValue"] in {"Stable", "Latest"}
-    assert used == set(templates), "a template no Rollout uses"
+    unused = set(templates) - used  # the handover waits for components/signing
+    assert unused == (set() if overlay == SIGNING else {"arbx-engine-handover"}), unused
     for name, template in templates.items():
         declared = {a["name"] for a in template["spec"]["args"]}
         referenced = set(_ARG.findall(yaml.safe_dump(template["spec"]["metrics"])))
         assert referenced == declared, f"{name}: declared {declared}, used {referenced}"
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", ALL)
 def test_services_select_pods_that_exist_and_rollouts_their_templates(
     rendered: dict[str, Docs], overlay: str
 ) -> None:
@@ -220,7 +231,7 @@ def test_services_select_pods_that_exist_and_rollouts_their_templates(
     assert web["activeService"] == "arbx-dashboard"
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", ALL)
 def test_prometheus_scrapes_every_pod_once_with_its_pod_template_hash(
     rendered: dict[str, Docs], overlay: str
 ) -> None:
@@ -242,7 +253,7 @@ def test_prometheus_scrapes_every_pod_once_with_its_pod_template_hash(
 
 
 # --- the engine's release ------------------------------------------------------------------------
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", ALL)
 def test_the_engine_preview_is_judged_then_handed_the_lock_in_time(
     rendered: dict[str, Docs], overlay: str
 ) -> None:
@@ -267,10 +278,9 @@ def test_the_engine_preview_is_judged_then_handed_the_lock_in_time(
     assert release["valueFrom"]["fieldRef"]["fieldPath"] == (
         "metadata.labels['rollouts-pod-template-hash']"
     )
-    if overlay == "staging":  # shadow, no key: no standby, no signer lock to hand over
+    if overlay != SIGNING:  # shadow: nothing signs, no standby, no signer lock to hand over
         assert "--standby" not in engine["args"]
         assert "postPromotionAnalysis" not in green
-        assert not [d for d in docs if d["metadata"]["name"] == "arbx-engine-handover"]
         return
     assert "--standby" in engine["args"]
     (post,) = green["postPromotionAnalysis"]["templates"]
@@ -295,7 +305,7 @@ def test_the_engine_preview_is_judged_then_handed_the_lock_in_time(
         assert config["configMap"]["name"] == _one_kind(docs, "ConfigMap")["metadata"]["name"]
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", ALL)
 def test_every_arbx_command_in_the_manifests_is_one_arbx_takes(
     rendered: dict[str, Docs], overlay: str
 ) -> None:
@@ -312,7 +322,7 @@ def test_every_arbx_command_in_the_manifests_is_one_arbx_takes(
             seen[name] = parser.parse_args(argv)
     assert {"arbx-engine", "arbx-api", "arbx-migrate"} <= set(seen)
     assert seen["arbx-engine-preview/compare"].preview == "7c9f5d4b8"
-    if overlay != "staging":  # staging runs in shadow: no standby, no handover
+    if overlay == SIGNING:  # a live mode: standbys, and the handover
         assert seen["arbx-engine"].standby is True
         assert seen["arbx-engine-handover/handover"].to == "7c9f5d4b8"
 
@@ -327,7 +337,7 @@ def _one_kind(docs: Docs, kind: str) -> dict[str, Any]:
     return doc
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", ALL)
 def test_the_analysis_jobs_may_reach_the_database_and_dns(
     rendered: dict[str, Docs], overlay: str
 ) -> None:
