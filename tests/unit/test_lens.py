@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from arbx.chain.lens import V2_RESERVES, V3_HEAD, V3_TICKS, Job, _split, pack
+from arbx.chain.lens import V2_RESERVES, V3_HEAD, V3_TICKS, Job, _split, join_ticks, pack
 
 POOL = "0x" + "11" * 20
 
@@ -40,3 +40,13 @@ ALL_JOBS = [V2_JOB, Job(POOL, V3_HEAD), Job(POOL, V3_TICKS, 60, 0, 0)]
 def test_split_refuses_malformed_output(jobs: list[Job], words: list[int]) -> None:
     with pytest.raises(ValueError, match="lens output"):
         _split(jobs, words)
+
+
+def test_a_tick_job_read_in_two_word_ranges_joins_back_in_order() -> None:
+    low = [2, -120, 5, 5, -60, 7, 7]
+    high = [1, 60, 9, -9]
+    joined = join_ticks([low, high])
+    assert joined == [3, -120, 5, 5, -60, 7, 7, 60, 9, -9]
+    job = Job(POOL, V3_TICKS, 60, -2, 1)
+    assert _split([job], joined) == [joined]
+    assert join_ticks([[0], [0]]) == [0]

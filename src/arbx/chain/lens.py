@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -106,18 +106,40 @@ def _request(group: Sequence[Job], block: BlockRef) -> tuple[str, Sequence[Any]]
 async def _group_result(
     client: RpcClient, group: Sequence[Job], block: BlockRef, reply: Any
 ) -> list[list[int]]:
-    """One call's parts; a call whose output was too large is split in two and retried."""
+    """One call's parts; a call whose output was too large is split in two and retried: its
+    jobs, or the word range of a lone V3 tick job (a pool traded on for long has many ticks)."""
     if isinstance(reply, RpcError):
-        if "size" not in str(reply).lower() or len(group) == 1:
+        if "size" not in str(reply).lower():
             raise reply
+        if len(group) == 1:
+            job = group[0]
+            if job.kind != V3_TICKS or job.word_from >= job.word_to:
+                raise reply
+            mid = (job.word_from + job.word_to) // 2
+            halves = (replace(job, word_to=mid), replace(job, word_from=mid + 1))
+            parts = [(await _retried(client, [h], block))[0] for h in halves]
+            return [join_ticks(parts)]
         half = len(group) // 2
-        parts = []
+        out = []
         for part in (group[:half], group[half:]):
-            retry = await client.call(*_request(part, block), decode=hex_bytes)
-            parts.extend(await _group_result(client, part, block, retry))
-        return parts
+            out.extend(await _retried(client, part, block))
+        return out
     (words,) = decode(["int256[]"], reply)
     return _split(group, list(words))
+
+
+async def _retried(client: RpcClient, group: Sequence[Job], block: BlockRef) -> list[list[int]]:
+    try:
+        reply: Any = await client.call(*_request(group, block), decode=hex_bytes)
+    except RpcError as exc:  # too large again: split further
+        reply = exc
+    return await _group_result(client, group, block, reply)
+
+
+def join_ticks(parts: Sequence[Sequence[int]]) -> list[int]:
+    """One V3 tick job's output from the outputs of its word ranges, in order."""
+    ticks = [word for part in parts for word in part[1:]]
+    return [sum(part[0] for part in parts), *ticks]
 
 
 def _split(group: Sequence[Job], words: list[int]) -> list[list[int]]:
