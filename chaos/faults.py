@@ -170,20 +170,32 @@ async def reorgs(stage: Stage, engine: EngineProcess, depths: range) -> Fault:
     )
 
 
-async def reorg_past_journal(stage: Stage, engine: EngineProcess, depth: int = 70) -> Fault:
-    """A reorg deeper than the engine's journal (64 blocks): it must re-bootstrap."""
+async def reorg_past_journal(stage: Stage, engine: EngineProcess, depth: int = 72) -> Fault:
+    """The chain goes back ``depth`` blocks, past the engine's journal (64): a snapshot taken,
+    ``depth`` blocks mined on it, then reverted to, and the market mines a new branch. Anvil
+    cannot ``anvil_reorg`` that deep (its history is pruned at 64), a snapshot it can. The engine
+    must re-bootstrap."""
     name = f"reorg depth {depth} (past the journal)"
-    while await stage.head() < depth + 2:
-        await asyncio.sleep(0.2)
     try:
-        await _reorg(stage, depth)
-        recover = await caught_up(stage, engine, time.monotonic())
+        async with RpcClient([stage.deployment.rpc_url], timeout=30.0) as client:
+            snapshot = await client.call("evm_snapshot", [])
+            start = await stage.head()
+            while await stage.head() < start + depth:
+                await asyncio.sleep(0.1)
+            if await client.call("evm_revert", [snapshot]) is not True:
+                return Fault(name, False, None, "anvil refused to revert")
+        reverted = time.monotonic()
+        while await stage.head() <= start + depth:  # the new branch overtakes the old one
+            await asyncio.sleep(0.1)
+        recover = await caught_up(stage, engine, reverted)
     except Exception as exc:
         return Fault(name, False, None, str(exc))
-    rebootstraps = [e for e in engine.log.events if "re-bootstrapped" in str(e[1].get("message"))]
+    rebootstraps = [e for _, e in engine.log.events if "re-bootstrapped" in str(e.get("message"))]
+    alive = stage.devnet.market_alive()
     return Fault(
-        name, bool(rebootstraps), round(recover, 3), f"{len(rebootstraps)} re-bootstraps logged"
-    )
+        name, bool(rebootstraps) and alive, round(recover, 3),
+        f"{len(rebootstraps)} re-bootstraps logged; market {'alive' if alive else 'dead'}",
+    )  # fmt: skip
 
 
 def _reorg_count(engine: EngineProcess) -> int:

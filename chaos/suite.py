@@ -44,10 +44,9 @@ async def _combined(s: Stage, engine: EngineProcess) -> f.Fault:
 
 
 FULL: Sequence[str] = (
-    "rpc_endpoint_killed", "rpc_all_down", "rpc_latency", "rpc_dropped", "reorgs",
-    "reorg_past_journal", "postgres_restart", "builder_5xx", "builder_timeout",
-    "builder_garbage", "api_load", "signer_lock_cut", "sigkill_mid_bundle", "combined",
-    "sqlite_locked",
+    "rpc_endpoint_killed", "rpc_all_down", "rpc_latency", "rpc_dropped", "postgres_restart",
+    "builder_5xx", "builder_timeout", "builder_garbage", "api_load", "signer_lock_cut",
+    "sigkill_mid_bundle", "reorgs", "combined", "reorg_past_journal", "sqlite_locked",
 )  # fmt: skip
 SHORT: Sequence[str] = (
     "rpc_endpoint_killed", "postgres_restart", "builder_5xx", "sigkill_mid_bundle",
