@@ -2,7 +2,7 @@
 standby beside it (v2) and a deliberately worse standby (v3, sizes capped low, no signing key
 it could load); v2's comparison passes and v3's fails; ``arbx release promote`` moves the signer
 lock from v1 to v2 (epoch N -> N+1) at a block boundary; v2 never signed before, v1 never after;
-the audit passes.
+the audit passes; and ``promote --to v1`` takes it back (a rollback, N+2).
 
 Each backend costs a devnet and three engines for a minute or more: ``make test`` runs
 PostgreSQL, the production database; ``make releases`` (``ARBX_RELEASES_ALL=1``) runs SQLite as
@@ -223,6 +223,12 @@ def test_a_standby_is_compared_then_promoted_and_the_records_prove_one_signer(
                        cwd=tmp_path)  # fmt: skip
         holders = json.loads(status.stdout)["holders"]
         assert [(h["release"], h["epoch"]) for h in holders] == [("v2", n + 1)]
+
+        # A rollback by hand: the old release, still running as a standby, takes the lock back.
+        back = _arbx("release", "promote", "--config", str(config), "--to", "v1",
+                     "--timeout", "60", env=base, cwd=tmp_path)  # fmt: skip
+        assert back.returncode == 0, back.stdout + back.stderr
+        assert f"epoch {n + 1} of release v2 -> epoch {n + 2}" in back.stdout
     finally:
         for p in procs:
             if p.poll() is None:
@@ -240,8 +246,10 @@ def test_a_standby_is_compared_then_promoted_and_the_records_prove_one_signer(
                     ).group_by(BlockResultRow.release)
                 ).all()
             )
-        old, new = epochs[n], epochs[n + 1]
-        assert (old.release, new.release) == ("v1", "v2")
+        old, new, again = epochs[n], epochs[n + 1], epochs[n + 2]
+        assert (old.release, new.release, again.release) == ("v1", "v2", "v1")
+        assert new.released_at is not None
+        assert again.acquired_at >= new.released_at
         assert old.released_at is not None
         assert new.acquired_at >= old.released_at
         assert all(e.release != "v3" for e in epochs.values())
@@ -251,7 +259,8 @@ def test_a_standby_is_compared_then_promoted_and_the_records_prove_one_signer(
         assert theirs
         assert max(s.signed_at for s in mine) <= old.released_at  # the old never after
         assert min(s.signed_at for s in theirs) >= new.acquired_at  # the new never before
-        assert roles == {"v1": 2, "v2": 2, "v3": 1}  # active then standby, and the reverse
+        assert max(s.signed_at for s in theirs) <= new.released_at
+        assert roles == {"v1": 2, "v2": 2, "v3": 1}  # active, standby, active; and v2 the reverse
         v3_log = (tmp_path / "v3.log").read_text()
         assert "signing key" not in v3_log
         assert str(unreadable) not in v3_log
