@@ -252,6 +252,8 @@ async def _engine_run(settings: Settings, spec: ChainSpec, args: argparse.Namesp
             )
 
         async def go_live(key: str | None) -> Taken | str:
+            if not signs(settings.mode):
+                raise ConfigError(f"release {settings.release} runs in shadow mode: it cannot sign")
             lock = None
             if key is not None:  # the lock first: the key is loaded only once it is ours
                 lock = SignerLock(
@@ -269,6 +271,8 @@ async def _engine_run(settings: Settings, spec: ChainSpec, args: argparse.Namesp
             if holding is None:
                 why = getattr(getattr(taken, "risk", None), "reason", None) or "lock refused"
                 await taken.close()
+                if lock is not None:
+                    lock.release()
                 return str(why)
             return Taken(taken, *holding)
 
@@ -281,7 +285,8 @@ async def _engine_run(settings: Settings, spec: ChainSpec, args: argparse.Namesp
             sessions=run.sessions,
             chain_id=run.chain_id,
             release=settings.release,
-            promotable=True,  # a live engine refused the lock may be promoted too
+            # a standby, or a live engine refused the lock at its start: it waits to be promoted
+            standby=settings.standby or (signs(settings.mode) and first.holding() is None),
             go_live=go_live,
             go_standby=go_standby,
             poll=settings.releases.handover_poll_s,

@@ -123,7 +123,7 @@ class ReleaseExecution:
         sessions: sessionmaker[Session],
         chain_id: int,
         release: str,
-        promotable: bool,
+        standby: bool,
         go_live: GoLive,
         go_standby: GoStandby,
         poll: float = 0.5,
@@ -134,7 +134,7 @@ class ReleaseExecution:
         self.reader = make_session_factory(sessions.kw["bind"], readonly=True)
         self.chain_id = chain_id
         self.release = release
-        self.promotable = promotable  # a standby (or a former active): may take the lock
+        self.standby = standby  # waits to be promoted: --standby, handed over, or refused
         self.go_live = go_live
         self.go_standby = go_standby
         self.poll = poll
@@ -162,8 +162,11 @@ class ReleaseExecution:
 
     @property
     def role(self) -> str:
-        """'active' while holding the signer lock, else 'standby'."""
-        return "active" if self.inner.holding() is not None else "standby"
+        """'active' while holding the signer lock, or as the only engine (a shadow run);
+        'standby' while waiting to be promoted."""
+        if self.inner.holding() is not None:
+            return "active"
+        return "standby" if self.standby else "active"
 
     def on_head(self, head: Head) -> None:
         """Forward the head to an executor that works ahead of the block."""
@@ -222,7 +225,7 @@ class ReleaseExecution:
                 await self._already(request, holding)
             else:
                 await self._hand_over(request, holding)
-        elif self.promotable and request.to_release == self.release:
+        elif request.to_release == self.release:
             await self._take(request)
 
     async def _already(self, request: Request, holding: tuple[str, int, str]) -> None:
@@ -250,7 +253,7 @@ class ReleaseExecution:
             self._released, request.id, key, holder, epoch, released_at
         )
         self.inner = await self.go_standby()
-        self.promotable = True
+        self.standby = True
         self._show_role()
         self.handovers.append(
             f"handed the signer lock (epoch {epoch}) to release {request.to_release} at "
@@ -274,6 +277,7 @@ class ReleaseExecution:
             return
         self.handled.add(request.id)
         old, self.inner = self.inner, got.execution
+        self.standby = False
         taken_at = self.clock()
         await asyncio.to_thread(
             self._write, release_repo.mark_taken, request.id, got.key, got.holder, got.epoch
