@@ -262,8 +262,8 @@ SIGNER_LOCK_REFUSED = Gauge(
 )
 RELEASE_ROLE = Gauge(
     "arbx_release_role",
-    "1 for this engine's role ('active': holds the signer lock; 'standby': follows in shadow"
-    " until promoted), by release; 0 for the other role.",
+    "1 for this engine's role ('standby': follows in shadow until promoted; 'active': holds the"
+    " signer lock, or is a shadow run's only engine), by release; 0 for the other role.",
     ["release", "role"],
     registry=ENGINE,
 )
