@@ -4,6 +4,7 @@ SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -12,6 +13,10 @@ import pytest
 from sqlalchemy import update
 
 from arbx.cli import main
+from arbx.domain.errors import ConfigError
+from arbx.executors.live import LivePlan, live_executor
+from arbx.executors.shadow import ShadowExecutor
+from arbx.risk.settings import RiskSettings
 from arbx.risk.signer_lock import SignerLock
 from arbx.store import make_engine, make_session_factory, migrate, release_repo
 from arbx.store.models import SignerEpochRow
@@ -123,3 +128,34 @@ def test_a_standby_needs_a_configured_chain_and_a_live_mode(
     monkeypatch.setenv("ARBX_RELEASE", "not a release")
     assert main(["release", "status"]) == 2
     assert "release" in capsys.readouterr().err
+
+
+@pytest.mark.asyncio
+async def test_a_promoted_standby_whose_key_is_not_the_one_handed_over_lets_go(
+    db_url: str, tmp_path: Path
+) -> None:
+    migrate.upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        lock = SignerLock(engine, KEY, holder_id="standby", release="v2")
+        assert lock.acquire() is None
+        keys = {}
+        for role in ("signing", "relay"):
+            path = tmp_path / f"{role}.key"
+            path.write_text("0x" + secrets.token_hex(32) + "\n")
+            path.chmod(0o600)
+            keys[f"ARBX_{role.upper()}_KEY_FILE"] = str(path)
+        plan = LivePlan(risk=RiskSettings(), executor=None, builders=(), environ=keys)
+        sessions = make_session_factory(engine)
+        with pytest.raises(ConfigError, match=f"the key handed over is {KEY}"):
+            await live_executor(
+                plan, mode="limited", engine=engine, sessions=sessions, client=None,  # type: ignore[arg-type]
+                chain_id=7, base_token=KEY, pools={}, recorder=ShadowExecutor(sessions, 1, 7),
+                lock=lock,
+            )  # fmt: skip
+        assert not lock.held
+        with sessions() as session:
+            (epoch,) = release_repo.epochs(session)
+        assert epoch.released_at is not None  # given back at once, for the right engine
+    finally:
+        engine.dispose()

@@ -266,7 +266,12 @@ async def _engine_run(settings: Settings, spec: ChainSpec, args: argparse.Namesp
                 refused = await asyncio.to_thread(lock.acquire)
                 if refused is not None:
                     return refused
-            taken = await build(settings.mode, "active", lock)
+            try:
+                taken = await build(settings.mode, "active", lock)
+            except BaseException:
+                if lock is not None:
+                    lock.release()  # taken for nothing: the next attempt takes it again
+                raise
             holding = taken.holding()
             if holding is None:
                 why = getattr(getattr(taken, "risk", None), "reason", None) or "lock refused"
