@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import sqlite3
 import statistics
 import threading
@@ -21,8 +22,9 @@ from typing import Any
 import aiohttp
 
 from arbx.chain.rpc import RpcClient
+from arbx.devnet.anvil import free_port
 from chaos.run import Stage
-from chaos.world import EngineProcess, arbx
+from chaos.world import PYTHON, EngineProcess, arbx
 
 CATCH_UP_TIMEOUT = 60.0
 HOLD = {"seconds": 10.0}  # how long a fault lasts (the short form in make test holds less)
@@ -374,14 +376,73 @@ def _lock_history(stage: Stage) -> tuple[list[str], list[int]]:
 # --- the API under load ----------------------------------------------------------------------
 
 
-async def api_load(_: Stage, engine: EngineProcess, seconds: float = 20.0) -> Fault:
-    """Head-to-bundle latency of the engine for ``seconds`` without load, then as long under
-    a loopback load generator against its API."""
+async def api_load(stage: Stage, engine: EngineProcess, seconds: float = 20.0) -> Fault:
+    """Head-to-bundle latency of the engine for ``seconds`` without load, then as long while a
+    loopback load generator hammers the API, served as in production by a process of its own
+    (``arbx api``) on the engine's database, and, when the engine serves the API in its own
+    loop too (``api.serve_in_run``), as long again against that one."""
     name = "api under load"
-    url, token = _api(engine)
-    if url is None:
-        return Fault(name, False, None, "the engine serves no API")
-    quiet = await _latencies(engine, seconds)
+    env = {"ARBX_DATABASE_URL": stage.database_url}
+    token = (await asyncio.to_thread(
+        arbx, "token", "add", "--name", "chaos-load", "--role", "viewer", env=env
+    )).strip()  # fmt: skip
+    port = free_port()
+    api = await asyncio.create_subprocess_exec(
+        PYTHON, "-m", "arbx.cli", "api", "--port", str(port),
+        env={**os.environ, **env}, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await _until_up(url)
+        quiet = await _latencies(engine, seconds)
+        loaded, counts = await _under_load(engine, url, token, seconds)
+    finally:
+        api.terminate()
+        await api.wait()
+    figures: dict[str, Any] = {
+        "without_load_ms": quiet,
+        "with_load_ms": loaded,
+        "api_rps": round(counts["requests"] / seconds, 1),
+        "api_errors": counts["errors"],
+    }
+    inside, inside_token = _api(engine)
+    if inside is not None:
+        in_loop, in_counts = await _under_load(engine, inside, inside_token, seconds)
+        figures["with_load_in_engine_process_ms"] = in_loop
+        figures["api_in_engine_process_rps"] = round(in_counts["requests"] / seconds, 1)
+    ok = engine.running and loaded["samples"] > 0
+    detail = (
+        f"head->bundle p50 {quiet['p50']} ms without load, {loaded['p50']} ms with "
+        f"{figures['api_rps']} API requests/s (API process)"
+    )
+    if inside is not None:
+        detail += (
+            f"; {figures['with_load_in_engine_process_ms']['p50']} ms with "
+            f"{figures['api_in_engine_process_rps']} requests/s to the API in the engine's loop"
+        )
+    return Fault(name, ok, 0.0, detail, figures)
+
+
+async def _until_up(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(url + "/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no API at {url}")
+            await asyncio.sleep(0.2)
+
+
+async def _under_load(
+    engine: EngineProcess, url: str, token: str, seconds: float
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """The engine's latencies while 16 loopback clients read the API at ``url`` flat out."""
     stop = asyncio.Event()
     counts = {"requests": 0, "errors": 0}
 
@@ -404,19 +465,7 @@ async def api_load(_: Stage, engine: EngineProcess, seconds: float = 20.0) -> Fa
         loaded = await _latencies(engine, seconds)
         stop.set()
         await asyncio.gather(*workers, return_exceptions=True)
-    figures = {
-        "without_load_ms": quiet,
-        "with_load_ms": loaded,
-        "api_requests": counts["requests"],
-        "api_rps": round(counts["requests"] / seconds, 1),
-        "api_errors": counts["errors"],
-    }
-    ok = engine.running and loaded["samples"] > 0
-    detail = (
-        f"head->bundle p50 {quiet['p50']} ms without load, {loaded['p50']} ms with "
-        f"{figures['api_rps']} API requests/s"
-    )
-    return Fault(name, ok, 0.0, detail, figures)
+    return loaded, counts
 
 
 def _api(engine: EngineProcess) -> tuple[str | None, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -16,7 +17,7 @@ from chaos.audit import audit
 from chaos.run import Stage, stage
 from chaos.world import EngineProcess
 
-REPORT = Path("build") / "chaos" / "report.json"
+REPORT = Path(os.environ.get("ARBX_CHAOS_OUT", "build/chaos")) / "report.json"
 
 Step = Callable[[Stage, EngineProcess], Awaitable[Any]]
 
