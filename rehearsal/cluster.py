@@ -496,6 +496,11 @@ class Stack:
             podman("rm", "-f", "-v", "-t", "2", name, check=False)
         podman("network", "rm", "-f", state["network"], check=False)
         podman("volume", "rm", "-f", f"{state['prefix']}-arbx-postgres-data", check=False)
+        # the versions pulled from this stack's registry (its address dies with it)
+        pulled = podman("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).split()
+        mine = [ref for ref in pulled if ref.startswith(f"{state['registry']}/")]
+        if mine:
+            podman("rmi", "-f", *mine, check=False)
         pid = state.get("prometheus_pid")
         if pid:
             with contextlib.suppress(ProcessLookupError):

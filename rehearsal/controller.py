@@ -165,7 +165,9 @@ class Controller:
         if not self.stack.ready(pod, path):
             return False
         state = self.stack.state
-        return not state.get("prober") or bool(state.get("ready", {}).get(pod["name"]))
+        if not state.get("prober") or pod["app"] not in state.get("probed_apps", []):
+            return True  # no Service balances this app's pods (the engine's are headless)
+        return bool(state.get("ready", {}).get(pod["name"]))
 
     def versions(self, name: str) -> dict[str, int]:
         counts: dict[str, int] = {}

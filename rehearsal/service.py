@@ -144,9 +144,13 @@ class Balancer:
             for name, ready in service.ready.items():
                 seen[name] = seen.get(name, False) or ready
         if seen != self.published:
+            apps = sorted({
+                p["app"] for p in self.stack.state.get("pods", {}).values() if p["name"] in seen
+            })  # fmt: skip
             with state_lock(self.stack.directory) as state:
                 state["ready"] = seen
                 state["prober"] = True
+                state["probed_apps"] = sorted({*state.get("probed_apps", []), *apps})
             self.published = seen
 
     def ready_versions(self, service: str) -> dict[str, int]:
