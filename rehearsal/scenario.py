@@ -326,7 +326,7 @@ class Rehearsal:
         assert self.load is not None
         report: dict[str, Any] = {
             "releases": self.releases,
-            "stages": [],
+            "stages": _stages(self.drill_results.get("stage_status")),
             "double_signatures": _double_signatures(self.audit),
             "records_lost": self.drill_results.get("restore_rows_lost", 0)
             + self.engine_records.get("missing", 0),
@@ -345,6 +345,17 @@ class Rehearsal:
         path = self.options.directory / "report.json"
         path.write_text(json.dumps(report, indent=2))
         return report
+
+
+def _stages(status: Any) -> list[dict[str, Any]]:
+    """The capital stages as ``arbx stage status --json`` shows them: the evidence of the gate
+    to the next stage (no promotion happens while the staging engine runs without a key)."""
+    if not isinstance(status, dict):
+        return []
+    return [{
+        "from": status.get("stage"), "to": status.get("next"), "outcome": "not promoted",
+        "why": status.get("note") or status.get("decision"), "evidence": status,
+    }]  # fmt: skip
 
 
 def _double_signatures(audit: dict[str, Any]) -> int | None:
@@ -380,7 +391,7 @@ def table(report: dict[str, Any]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     for stage in report["stages"]:
-        lines.append(f"stage {stage.get('from')} -> {stage.get('to')}: {stage.get('outcome')}")
+        lines.append(f"stages: {stage.get('outcome')} ({str(stage.get('why'))[:100]})")
     for key in ("double_signatures", "records_lost", "trades_lost"):
         value = report[key]
         lines.append(f"{key}: {'not measured' if value is None else value}")
