@@ -47,12 +47,16 @@ async def chain_txs(rpc_url: str, sender: str, to: str) -> dict[str, tuple[int, 
     """Every transaction of ``sender`` to ``to`` on the chain: hash -> (block, block hash,
     nonce)."""
     found: dict[str, tuple[int, str, int]] = {}
+    unreadable: list[int] = []
     async with RpcClient([rpc_url], timeout=30.0) as client:
         head = int(await client.call("eth_blockNumber", []), 16)
         for start in range(0, head + 1, 100):
             numbers = range(start, min(head, start + 99) + 1)
             blocks = await client.batch([("eth_getBlockByNumber", [hex(n), True]) for n in numbers])
             for block in blocks:
+                if not isinstance(block, dict):  # a block the node no longer serves
+                    unreadable.append(1)
+                    continue
                 for tx in block["transactions"]:
                     if tx["from"].lower() == sender and (tx.get("to") or "").lower() == to:
                         found[tx["hash"].lower()] = (
@@ -60,6 +64,8 @@ async def chain_txs(rpc_url: str, sender: str, to: str) -> dict[str, tuple[int, 
                             block["hash"].lower(),
                             int(tx["nonce"], 16),
                         )
+    if unreadable:
+        found["unreadable_blocks"] = (len(unreadable), "", 0)
     return found
 
 
@@ -91,6 +97,9 @@ async def audit(
     searcher, executor = searcher.lower(), executor.lower()
     result = Audit()
     on_chain = await chain_txs(rpc_url, searcher, executor)
+    unreadable = on_chain.pop("unreadable_blocks", (0, "", 0))[0]
+    if unreadable:
+        result.findings.append(f"the node did not serve {unreadable} blocks (not audited)")
     received = builder_txs(sent, searcher)
     rows: list[Row] = []
     for database_url in database_urls:
