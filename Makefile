@@ -66,7 +66,7 @@ images: export CONTAINERS_CONF := $(CURDIR)/deploy/images/containers.conf
 images: setup container-tools
 	PYTHON_BIN=$(BIN)/python IMAGES="$(IMAGES)" $(if $(filter undefined,$(origin REGISTRY)),,REGISTRY="$(REGISTRY)") deploy/images/build.sh
 
-test: setup lint browser prometheus
+test: setup lint browser prometheus container-tools
 	$(BIN)/pytest -q
 
 # The previous release (deploy/releases.toml) on this schema, on PostgreSQL and SQLite (make test

@@ -189,7 +189,10 @@ async def test_every_endpoint_gone_for_30_seconds(devnet: EmbeddedDevnet, node: 
     )
     assert outcome.exhausted > 0  # the engine did find no endpoint
     assert outcome.summary.catch_ups >= 1  # ~300 blocks behind: re-bootstrapped, not replayed
-    assert outcome.summary.blocks >= 5 + AFTER
+    # the run went on past the outage: it processed blocks after the node was back, up to
+    # AFTER blocks past its head then (a loaded machine coalesces heads, so not every one of them)
+    assert outcome.timeline.last >= head_then + AFTER
+    assert sum(1 for t, _ in outcome.timeline.blocks if t >= restored_at) >= 2
     await assert_parity(devnet, outcome)
 
 
