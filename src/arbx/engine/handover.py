@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from arbx.chain.heads import Head
 from arbx.chain.parity import ParityResult
 from arbx.domain.errors import ArbxError
+from arbx.engine.lifecycle import Execution
 from arbx.engine.pipeline import BlockResult
 from arbx.metrics import record
 from arbx.store import release_repo
@@ -45,34 +46,9 @@ from arbx.store.db import make_session_factory
 log = logging.getLogger(__name__)
 
 
-class Switchable(Protocol):
-    """An executor a release can run: shadow or live."""
-
-    @property
-    def status(self) -> str:
-        """One line: the mode and why."""
-        ...
-
-    @property
-    def closing(self) -> tuple[str, ...]:
-        """Lines for the end of the run."""
-        ...
-
-    async def on_block(self, block: BlockResult) -> None:
-        """Act on one processed block."""
-        ...
-
-    async def on_parity(self, result: ParityResult) -> None:
-        """Record one parity check."""
-        ...
-
-    def caps(self) -> Mapping[str, int] | None:
-        """Input caps now."""
-        ...
-
-    async def close(self) -> dict[str, object] | None:
-        """Release what it holds."""
-        ...
+class Switchable(Execution, Protocol):
+    """An executor a release can run (shadow or live): a run's executor that also says whether
+    it holds the signer lock, cancels what it has in flight, and takes the release's role."""
 
     def holding(self) -> tuple[str, int, str] | None:
         """(key, epoch, holder) while it holds the signer lock, else None."""
