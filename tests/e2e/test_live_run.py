@@ -588,3 +588,55 @@ async def test_a_new_key_trades_only_once_the_shadow_gate_passes(
     assert measured["detection latency p99"]["measured"].endswith("blocks")
     assert blocks is not None
     assert blocks >= 5
+
+
+@pytest.mark.asyncio
+async def test_an_included_bundle_a_reorg_takes_out_is_settled_again_and_trading_goes_on(
+    client: RpcClient, devnet: tuple[EmbeddedDevnet, Path], tmp_path: Path
+) -> None:
+    """A bundle settled as included whose block a reorg replaces (``anvil_reorg``, the new
+    blocks without it) leaves ``included``: its row agrees with the chain again, its nonce is
+    read from the chain, and the next bundles land."""
+    running, key_file = devnet
+    live = _Live(running, key_file, tmp_path / "reorg.db")
+    pipeline, executor, (risk, relay), run_id = await live.build(client)
+    stop = asyncio.Event()
+    seen: dict[str, Any] = {}
+
+    def included_rows() -> list[Any]:
+        with live.sessions() as session:
+            bundles = execution_repo.list_bundles(session, run_id)
+            return [b for b in bundles if b.status == "included"]
+
+    async def reorg_an_included_bundle_out() -> None:
+        await wait_for(lambda: executor.stats.outcomes.get("included", 0) >= 1)
+        await wait_for(lambda: bool(included_rows()))
+        row = max(included_rows(), key=lambda b: b.included_block)
+        head = int(await client.call("eth_blockNumber", []), 16)
+        seen["tx"], seen["block"] = row.tx_hashes_json[0], row.included_block
+        await client.call("anvil_reorg", [head - row.included_block + 1, []])
+        seen["sent"] = executor.stats.sent
+        included = executor.stats.outcomes.get("included", 0)
+        await wait_for(lambda: executor.stats.outcomes.get("included", 0) >= included + 2)
+        stop.set()
+
+    watcher = asyncio.ensure_future(reorg_an_included_bundle_out())
+    try:
+        await asyncio.wait_for(pipeline.run(stop, max_blocks=900), timeout=200)
+        await watcher
+    finally:
+        watcher.cancel()
+        await executor.close()
+        risk.stop()
+        await relay.close()
+    assert await client.call("eth_getTransactionReceipt", [seen["tx"]]) is None  # taken out
+    with live.sessions() as session:
+        bundles = execution_repo.list_bundles(session, run_id)
+    taken_out = [b for b in bundles if seen["tx"] in b.tx_hashes_json]
+    assert [b.status for b in taken_out] == ["not_included"]
+    assert executor.stats.sent > seen["sent"]  # traded on after the reorg, with a fresh nonce
+    for bundle in bundles:  # every row that says included says where the chain has it
+        if bundle.status == "included":
+            receipt = await client.call("eth_getTransactionReceipt", [bundle.tx_hashes_json[0]])
+            assert receipt is not None, bundle.id
+            assert receipt["blockHash"].lower() == bundle.included_block_hash.lower(), bundle.id

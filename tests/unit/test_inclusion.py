@@ -182,3 +182,25 @@ async def test_duplicates_and_bad_tracking_requests() -> None:
         tracker.track("c", [], 10, 10)
     with pytest.raises(ValueError, match="empty"):
         tracker.track("d", [A1], 10, 9)
+
+
+async def test_a_settled_bundle_kept_is_reopened_when_its_block_is_found_reorged_out() -> None:
+    tracker = BundleTracker(confirmations=1, receipt_status=Receipts())
+    tracker.track("b", [A1], 10, 11)
+    await feed(tracker, 10, 12, {10: [A1]})
+    assert bundle_of(tracker, "b").settled
+    assert tracker.pop_settled(keep=64) == []  # still followed: a reorg may undo it
+    assert [b.key for b in tracker.landed()] == ["b"]
+    # a reorg the heads did not show (the new branch joined below the parent told): the caller
+    # found block 10 replaced; the window has passed, so it is decided not included
+    changes = tracker.reorged_out("b", 13)
+    assert [(c.outcome, c.previous) for c in changes] == [
+        (Outcome.PENDING, Outcome.INCLUDED),
+        (Outcome.NOT_INCLUDED, Outcome.PENDING),
+    ]
+    assert tracker.landed() == []
+    assert tracker.stats.deep_reorgs == 1
+    assert tracker.reorged_out("b", 14) == []  # nothing landed to take out any more
+    await feed(tracker, 13, 14, {})
+    assert bundle_of(tracker, "b").settled
+    assert [b.key for b in tracker.pop_settled(keep=1)] == ["b"]

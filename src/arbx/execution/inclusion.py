@@ -149,12 +149,39 @@ class BundleTracker:
         at = self.head or 0
         return self._set(bundle, Outcome.STATE_MOVED, at, reason or "state moved", None)
 
-    def pop_settled(self) -> list[TrackedBundle]:
-        """Forget the settled bundles, and return them."""
-        done = [b for b in self._bundles.values() if b.settled]
+    def pop_settled(self, keep: int = 0) -> list[TrackedBundle]:
+        """Forget the settled bundles decided more than ``keep`` blocks below the head, and
+        return them (kept ones are still undone by a reorg that reaches their block)."""
+        head = self.head or 0
+        done = [
+            b for b in self._bundles.values()
+            if b.settled and (b.decided_at or 0) + keep <= head
+        ]  # fmt: skip
         for bundle in done:
             del self._bundles[bundle.key]
         return done
+
+    def landed(self) -> list[TrackedBundle]:
+        """The bundles decided by a block (included or reverted), settled or not."""
+        return [
+            b
+            for b in self._bundles.values()
+            if b.outcome in (Outcome.INCLUDED, Outcome.REVERTED) and b.block_number is not None
+        ]
+
+    def reorged_out(self, key: str, at: int) -> list[OutcomeChange]:
+        """``key``'s block is no longer canonical (found by the caller: a reorg whose fork point
+        the blocks told in order did not show): reopen it as ``_reorg`` does, and, its window
+        passed at head ``at``, decide it not included."""
+        bundle = self._bundles[key]
+        if bundle.outcome not in (Outcome.INCLUDED, Outcome.REVERTED):
+            return []
+        reopened = self._reopen(bundle, at)
+        changes = [reopened]
+        if at >= bundle.last_block and reopened.outcome is Outcome.PENDING:
+            reason = "reorged out after its target blocks"
+            changes.append(self._set(bundle, Outcome.NOT_INCLUDED, at, reason, at))
+        return changes
 
     # -- blocks -----------------------------------------------------------------------------
 
@@ -271,16 +298,20 @@ class BundleTracker:
             decided = bundle.decided_at
             if decided is None or decided < first_replaced:
                 continue
-            if bundle.settled:
-                self.stats.deep_reorgs += 1
-            if bundle.outcome in (Outcome.INCLUDED, Outcome.REVERTED):
-                self.stats.uncovered += 1
-            reopened = Outcome.STATE_MOVED if bundle.state_moved else Outcome.PENDING
-            bundle.block_number = bundle.block_hash = None
-            bundle.receipts_known = True
-            bundle.settled = False
-            changes.append(self._set(bundle, reopened, first_replaced, "reorged out", None))
+            changes.append(self._reopen(bundle, first_replaced))
         return changes
+
+    def _reopen(self, bundle: TrackedBundle, at: int) -> OutcomeChange:
+        """``bundle``'s deciding block was replaced: pending (or state moved) again."""
+        if bundle.settled:
+            self.stats.deep_reorgs += 1
+        if bundle.outcome in (Outcome.INCLUDED, Outcome.REVERTED):
+            self.stats.uncovered += 1
+        reopened = Outcome.STATE_MOVED if bundle.state_moved else Outcome.PENDING
+        bundle.block_number = bundle.block_hash = None
+        bundle.receipts_known = True
+        bundle.settled = False
+        return self._set(bundle, reopened, at, "reorged out", None)
 
     def _set(
         self, bundle: TrackedBundle, outcome: Outcome, at: int, reason: str, decided_at: int | None

@@ -38,8 +38,9 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from arbx.chain.heads import Head
-from arbx.chain.rpc import RpcClient, RpcError, hex_int, to_quantity
+from arbx.chain.rpc import RpcClient, RpcError, hex_hash, hex_int, to_quantity
 from arbx.domain.errors import ArbxError
+from arbx.domain.journal import DEFAULT_DEPTH
 from arbx.domain.limits import Outcome as RiskOutcome
 from arbx.domain.pools import Pool
 from arbx.domain.profit import Opportunity, kept_profit
@@ -73,6 +74,9 @@ RISK_OUTCOMES: dict[Outcome, RiskOutcome] = {
     Outcome.STATE_MOVED: "state_moved",
 }
 MAX_SAMPLES = 10_000  # latency samples kept per stage
+# Blocks a settled bundle is still followed for: a reorg up to the engine's journal depth that
+# takes its transaction out settles it again (its row moved off ``included``, its nonce freed).
+KEEP_SETTLED_BLOCKS = DEFAULT_DEPTH
 # The gas limit over the gas model's figure. The model estimates gas used (up to 18% under on
 # the devnet); a call needs more than it uses (refunds come at the end, a call forwards only
 # 63/64 of what is left), and a limit too low fails simulation: 20% lost about one bundle in
@@ -157,6 +161,7 @@ class BundleExecutor:
         )
         self.relay = relay
         self.in_flight: dict[str, _InFlight] = {}
+        self._done: dict[str, _InFlight] = {}  # settled, followed while a reorg may undo them
         self.stats = LiveStats()
         self.timings: dict[str, list[float]] = {}  # milliseconds per stage of a trade
         self.cpu_timings: dict[str, list[float]] = {}  # the event loop thread's CPU, the same
@@ -254,13 +259,15 @@ class BundleExecutor:
         if previous is not None:  # never cancelled: a settlement is finished, not cut short
             await asyncio.gather(previous, return_exceptions=True)
         pending, self._unsettled = self._unsettled, []
-        for change in [*pending, *await self._track(head)]:
+        changes = await self._track(head, check_landed=bool(pending))
+        for change in [*[c for c in pending if self._current(c)], *changes]:
             try:
                 await self._settle(change)
             except (ArbxError, LookupError, TypeError, ValueError) as exc:  # the receipt, mostly
                 log.warning("settling bundle %s failed, again next head: %s", change.key, exc)
                 self._unsettled.append(change)
-        self.tracker.pop_settled()  # settled bundles left in_flight: nothing waits on them
+        for forgotten in self.tracker.pop_settled(keep=KEEP_SETTLED_BLOCKS):
+            self._done.pop(forgotten.key, None)
         self._drop_prefence()
         if self.risk.mode != "shadow" and all(f.decided for f in self.in_flight.values()):
             task = asyncio.ensure_future(self.risk.fence())  # with the nonce resync, if any
@@ -270,15 +277,49 @@ class BundleExecutor:
         if resync is not None:
             await resync
 
-    async def _track(self, head: Head) -> list[OutcomeChange]:
-        """Feed the head to the tracker; its transactions are read only when a bundle waits."""
+    async def _track(self, head: Head, *, check_landed: bool = False) -> list[OutcomeChange]:
+        """Feed the head to the tracker; its transactions are read only when a bundle waits.
+
+        After a reorg (or while a settlement waits for a receipt), every bundle a block decided
+        is checked against the chain: the head shows where the new branch joins the blocks it
+        told only when the reorg is one block deep, so a landed bundle whose block is no longer
+        canonical is reopened here (and decided again, not included once its window passed).
+        """
         txs: tuple[bytes, ...] = ()
         if len(self.tracker):
             found = await block_tx_hashes(self.client, head.hash)
             if found is None:  # reorged away between the head and now: the next head says more
                 return []
             txs = found
-        return await self.tracker.on_block(head.number, txs, head.hash, head.parent_hash)
+        reorgs = self.tracker.stats.reorgs
+        changes = await self.tracker.on_block(head.number, txs, head.hash, head.parent_hash)
+        if self.tracker.stats.reorgs > reorgs or check_landed:
+            changes += await self._reorged_out(head.number)
+        return changes
+
+    async def _reorged_out(self, at: int) -> list[OutcomeChange]:
+        """Reopen the landed bundles whose block the chain no longer has at its number."""
+        landed = self.tracker.landed()
+        if not landed:
+            return []
+        hashes = await self.client.batch(
+            [("eth_getBlockByNumber", [to_quantity(b.block_number or 0), False]) for b in landed],
+            decode=lambda raw: None if raw is None else hex_hash(raw["hash"]),
+        )
+        changes: list[OutcomeChange] = []
+        for bundle, canonical in zip(landed, hashes, strict=True):
+            if canonical is not None and canonical != bundle.block_hash:
+                log.warning("bundle %s: block %s was reorged out", bundle.key, bundle.block_number)
+                changes += self.tracker.reorged_out(bundle.key, at)
+        return changes
+
+    def _current(self, change: OutcomeChange) -> bool:
+        """Whether a change that could not be settled still says what the tracker knows (a
+        reorg since then has told something newer, which is settled instead)."""
+        tracked = self.tracker.get(change.key)
+        return tracked is None or (
+            tracked.outcome is change.outcome and tracked.block_hash == change.block_hash
+        )
 
     async def _maybe_trade(self, block: BlockResult) -> None:
         mode = self.risk.on_block()
@@ -462,9 +503,15 @@ class BundleExecutor:
 
     async def _settle(self, change: OutcomeChange) -> None:
         flight = self.in_flight.get(change.key)
+        outcome = change.outcome
+        landed = (Outcome.INCLUDED, Outcome.REVERTED)
+        if flight is None and change.previous in landed and outcome not in landed:
+            flight = self._done.pop(change.key, None)  # settled, and a reorg took it out
+            if flight is None:
+                return
+            self.in_flight[change.key] = flight  # decided again by the new branch
         if flight is None:
             return
-        outcome = change.outcome
         if outcome == Outcome.PENDING:  # a reorg took it out again
             flight.decided = False
             self.records.submit(store_outcome, self.sessions, flight.record, "pending", {})
@@ -488,6 +535,8 @@ class BundleExecutor:
             self.stats.outcomes[str(outcome)] = self.stats.outcomes.get(str(outcome), 0) + 1
             self.risk.on_outcome(RISK_OUTCOMES[outcome], gas_cost, realized)
             self.in_flight.pop(change.key, None)
+            if self.tracker.get(change.key) is not None:
+                self._done[change.key] = flight
             _settled(flight, change, details, self.recorder.run_id)
 
     async def _realized(self, flight: _InFlight, included: bool) -> dict[str, Any]:
@@ -503,6 +552,8 @@ class BundleExecutor:
             )
         else:
             receipt, after, before = await receipt_call, 0, 0
+        if not isinstance(receipt, dict):  # not indexed yet, or its block reorged out
+            raise LookupError(f"no receipt for 0x{flight.tx_hash.hex()} (yet)")
         block = hex_int(receipt["blockNumber"])
         if included and block != known:
             after, before = await self._balance_at(block), await self._balance_at(block - 1)
