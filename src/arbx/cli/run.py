@@ -73,6 +73,10 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
         "--pace", type=float, default=0.25, help="embedded devnet: seconds between market blocks"
     )
     run.add_argument("--pools", type=count, help="embedded devnet: scale out to this many pools")
+    run.add_argument(
+        "--competitors", type=count, default=0, metavar="N",
+        help="embedded devnet: N competing searchers bid for the same trades (default 0)",
+    )  # fmt: skip
     run.add_argument("--plain", action="store_true", help="one line per block, no live view")
     run.add_argument("--mode", choices=MODES, help="overrides the settings' mode")
     run.add_argument(
@@ -140,6 +144,7 @@ def chain_for(settings: Settings, args: argparse.Namespace) -> Iterator[ChainSpe
         n_pools=getattr(args, "pools", None),
         pace=getattr(args, "pace", 0.25),
         searcher_key_file=key_file,
+        competitors=getattr(args, "competitors", 0),
     ) as devnet:
         spec = devnet_spec(devnet.deployment)
         yield replace(spec, builder_url=devnet.builder_url, searcher_key_file=key_file)

@@ -15,8 +15,11 @@ impersonated senders), since it is resubmitted from raw bytes.
 1. Simulate each bundle for N alone on the head state (``builder_sim.simulate``: nothing is
    mined); a bundle whose transaction fails and is not in its ``revertingTxHashes``, or that
    cannot run (nonce, fee cap, funds, timestamps), is dropped whole.
-2. Greedily take bundles by coinbase payment, highest first, skipping any that shares a
-   transaction with one taken, each simulated again after those taken before it.
+2. Greedily take bundles by what they pay the coinbase per gas (the balance change of the
+   simulation, priority fees included, over its gas used), highest first; ties by payment in
+   all, then by bundle hash, so the order never depends on arrival. Skip any that shares a
+   transaction with one taken; simulate each again after those taken before it and drop it if
+   it then fails (a lower bid on an opportunity a better one already took reverts).
 3. Empty anvil's pool (keeping the raw transactions, in the order anvil would mine them), send
    the bundles' transactions, then resubmit the pool's (skipping any with a bundle
    transaction's hash or sender and nonce), set the timestamp the simulation used, ``evm_mine``.
@@ -374,7 +377,7 @@ class LocalBuilder:
     ) -> tuple[list[_Bundle], dict[bytes, str]]:
         """The bundles for the block, in order, and why the others were left out."""
         dropped: dict[bytes, str] = {}
-        scored: list[tuple[int, int, _Bundle]] = []
+        scored: list[tuple[tuple[int, int, bytes, int], _Bundle]] = []
         for bundle in candidates:
             reason = _timestamp_problem(bundle, env)
             if reason is None:
@@ -382,13 +385,13 @@ class LocalBuilder:
                 self.stats.simulated += 1
                 reason = _failure(bundle, run, 0)
                 if reason is None:
-                    scored.append((run.coinbase_diff, -bundle.seq, bundle))
+                    scored.append((_rank(run, bundle), bundle))
             if reason is not None:
                 dropped[bundle.hash] = reason
-        scored.sort(key=lambda item: item[:2], reverse=True)
+        scored.sort(key=lambda item: item[0])
         accepted: list[_Bundle] = []
         used: set[bytes] = set()
-        for _, _, bundle in scored:
+        for _, bundle in scored:
             hashes = {tx.hash for tx in bundle.txs}
             if hashes & used:
                 dropped[bundle.hash] = "shares a transaction with a better-paying bundle"
@@ -458,6 +461,13 @@ class LocalBuilder:
                 if next(statuses) != 1 and tx.hash not in bundle.request.reverting:
                     return f"0x{tx.hash.hex()} failed in the block"
         return None
+
+
+def _rank(run: Run, bundle: _Bundle) -> tuple[int, int, bytes, int]:
+    """A bundle's place in the auction, best first: coinbase payment per gas, then in all, then
+    the bundle hash (the order never depends on arrival), then arrival (one bundle sent twice)."""
+    gas = sum(r.gas_used for r in run.runs)
+    return (-(run.coinbase_diff // max(gas, 1)), -run.coinbase_diff, bundle.hash, bundle.seq)
 
 
 def _timestamp_problem(bundle: _Bundle, env: BlockEnv) -> str | None:

@@ -10,7 +10,7 @@ simulator are built on it.
 """
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -245,9 +245,17 @@ class TxQueue:
         self._nonces.clear()
 
     def flush(
-        self, *, mine: bool = False, check: bool = True, timeout: float = 120.0
+        self,
+        *,
+        mine: bool = False,
+        check: bool = True,
+        timeout: float = 120.0,
+        on_sent: Callable[[Sequence[str]], None] | None = None,
     ) -> list[RawReceipt]:
         """Send everything queued and return the receipts in order.
+
+        ``on_sent`` is called with the hashes sent so far once the first part is sent and
+        before any block is mined (the devnet's competitors act there).
 
         With ``mine`` (automine off), a block is mined after every ``MINE_CHUNK`` transactions
         and then until all are in: anvil builds a block's receipts in time quadratic in its
@@ -264,6 +272,8 @@ class TxQueue:
                 part = queued[start : start + MINE_CHUNK] if mine else queued
                 sent = self.chain.rpc_batch([("eth_sendTransaction", [q.tx]) for q in part])
                 hashes += [str(h) for h in sent]
+                if on_sent is not None and start == 0:
+                    on_sent(hashes)
                 if mine:
                     self.chain.rpc("evm_mine")
         except TransientError:

@@ -58,6 +58,7 @@ START_TIMEOUT = 30.0
 REPORT_EVERY = 50  # blocks between two progress lines of `devnet market`
 EXIT_USAGE = 2
 _HOST = "127.0.0.1"
+COMPETITORS_HELP = "N competing searchers send bundles to the local builder (default 0: none)"
 FIFO = ("--order", "fifo")  # anvil's pool in arrival order: the local builder needs it
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}  # detached processes started here, to reap
 
@@ -106,6 +107,7 @@ def add_devnet_parser(subparsers: Any) -> argparse.ArgumentParser:
     up.add_argument("--pools", type=_count, metavar="N", help="scale out to N pools in all")
     up.add_argument("--file", type=Path, default=DEFAULT_FILE, help="deployment file to write")
     up.add_argument("--builder-port", type=_port, help="the local builder's (default: any free)")
+    up.add_argument("--competitors", type=_count, default=0, metavar="N", help=COMPETITORS_HELP)
     up.add_argument(
         "--searcher-key-file", type=Path, metavar="PATH",
         help="write the searcher's key (anvil account 9) to PATH, mode 0600",
@@ -117,6 +119,7 @@ def add_devnet_parser(subparsers: Any) -> argparse.ArgumentParser:
     market.add_argument("--seed", type=_count, help="default: the deployment's seed")
     market.add_argument("--pace", type=_non_negative, default=DEFAULT_PACE, metavar="SECONDS")
     market.add_argument("--blocks", type=_count, metavar="N", help="stop after N blocks")
+    market.add_argument("--competitors", type=_count, default=0, metavar="N", help=COMPETITORS_HELP)
     market.add_argument(
         "--builder-port", type=_port, metavar="PORT",
         help="serve a local builder on PORT and send and mine through it (default: through "
@@ -180,6 +183,7 @@ def _up(args: argparse.Namespace) -> int:
             write_searcher_key(args.searcher_key_file, deployment.accounts.searcher)
         argv = [sys.executable, "-m", "arbx.devnet.commands", "market", "--file", str(path)]
         argv += ["--seed", str(args.seed), "--pace", str(args.pace)]
+        argv += ["--competitors", str(args.competitors)]
         market = _spawn([*argv, "--builder-port", str(builder_port)], market_log)
         market_pid = market.pid
         _wait_for_node(market, builder_url, market_log, "the market's builder")
@@ -237,7 +241,8 @@ def _market(args: argparse.Namespace) -> int:
             )
             url = stack.enter_context(served).url
             print(f"market: local builder on {url}", flush=True)
-        return _trade(args, MarketSimulator(deployment, seed=seed, url=url), stop)
+        simulator = MarketSimulator(deployment, seed=seed, url=url, competitors=args.competitors)
+        return _trade(args, simulator, stop)
 
 
 def _trade(args: argparse.Namespace, simulator: MarketSimulator, stop: threading.Event) -> int:
@@ -411,12 +416,14 @@ class EmbeddedDevnet:
         builder: bool = True,
         searcher_key_file: Path | None = None,
         listen: tuple[str, int] | None = None,
+        competitors: int = 0,
     ) -> Iterator[EmbeddedDevnet]:
         """Start anvil, the world (``file``), the builder and the market; stop all on exit."""
         # With `builder`, it makes every block: every `block_time` seconds (mine_every) or, in
         # manual pacing, on the market's `evm_mine` (no market, no block time: only on demand).
         # `searcher_key_file`: the searcher's key is written there, mode 0600. `listen`: the
-        # address and port anvil serves on (default: a free loopback port).
+        # address and port anvil serves on (default: a free loopback port). `competitors`: that
+        # many competing searchers send bundles to the builder (arbx.devnet.competitors).
         interval = block_time or None
         options = AnvilOptions(block_time=None if builder else interval, extra_args=FIFO)
         if listen is not None:
@@ -435,7 +442,11 @@ class EmbeddedDevnet:
             if file is not None:
                 save_deployment(deployment, file)
             url = local.url if local is not None else None
-            simulator = MarketSimulator(deployment, seed=seed, url=url) if market else None
+            simulator = (
+                MarketSimulator(deployment, seed=seed, url=url, competitors=competitors)
+                if market
+                else None
+            )
             devnet = cls(node, deployment, simulator, local)
             devnet._start_market(pace)
             try:

@@ -13,6 +13,10 @@ Pacing: with ``block_time`` set, anvil mines on its own and each new block gets 
 mode (no block time) automine is off and the simulator sends a batch, then ``evm_mine``.
 Traders are funded lazily (TestToken mint, WETH deposit, approvals) the first time they need a
 token. No transaction should revert; those that do are counted.
+
+With ``competitors`` (off by default), competing searchers (:mod:`arbx.devnet.competitors`) send
+their bundles to the local builder each block, after the market's transactions are sent and
+before the block is built: the market must trade through the builder.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from eth_utils.crypto import keccak
 
 from arbx.devnet.artifacts import load_artifact
 from arbx.devnet.chain import DevChain, RawReceipt, TxQueue
+from arbx.devnet.competitors import Competitors, PendingSwap
 from arbx.devnet.deployment import Deployment, PoolRecord
 from arbx.devnet.world import (
     EXTRA_TOKENS,
@@ -144,6 +149,7 @@ class MarketSimulator:
         swaps_per_block: float = 4.0,
         liquidity_every: int = 10,
         manual: bool | None = None,
+        competitors: int = 0,
     ) -> None:
         self.deployment = deployment
         self.rng = random.Random(f"arbx-market:{seed}")
@@ -157,6 +163,13 @@ class MarketSimulator:
         self.liquidity_every = max(2, liquidity_every)
         self.totals = BlockStats()
         self.queue = TxQueue(self.chain, gas=SWAP_GAS)
+        self.competitors: Competitors | None = None
+        if competitors:
+            if url is None or url == deployment.rpc_url:
+                raise ConfigError(
+                    "competitors send bundles: the market must trade through the builder"
+                )
+            self.competitors = Competitors(deployment, self.chain, url, competitors, seed)
         self._pools = list(deployment.pools)
         self._weights = [math.sqrt(max(p.tvl_weth, 1e-9)) for p in self._pools]
         self._v3_pools = [p for p in self._pools if p.kind == "uniswap_v3"]
@@ -192,6 +205,8 @@ class MarketSimulator:
         if self.manual:
             self._automine_was = self.chain.rpc("anvil_getAutomine") is True
             self.chain.rpc("evm_setAutomine", False)
+        if self.competitors is not None:
+            self.competitors.setup()
         self._ready = True
 
     def close(self) -> None:
@@ -274,16 +289,29 @@ class MarketSimulator:
         kinds: dict[int, _Sent] = {}
         swaps = [s for s in (self._plan_swap(p, states[p.address]) for p in picks) if s]
         self._fit_v3(swaps)
+        sent: dict[int, _Swap] = {}
         for swap in swaps:
             if swap.amount > 0:
-                kinds[self._queue_swap(swap, deadline)] = _Sent("swap", venue=swap.pool.venue)
+                index = self._queue_swap(swap, deadline)
+                kinds[index], sent[index] = _Sent("swap", venue=swap.pool.venue), swap
         if v3_pick is not None:
             kinds |= self._v3_rebalance(v3_pick, states[v3_pick.address], deadline)
         if v2_pick is not None:
             kinds |= self._v2_change(v2_pick, states[v2_pick.address], deadline)
-        receipts = self.queue.flush(mine=self.manual, check=False)
-        if not receipts and self.manual:
-            self.chain.rpc("evm_mine")
+        rivals = self.competitors
+
+        def compete(hashes: Sequence[str]) -> None:
+            if rivals is not None:
+                rivals.act([
+                    PendingSwap(hashes[i], s.pool.address, s.token_in, s.amount, s.move)
+                    for i, s in sent.items() if i < len(hashes)
+                ])  # fmt: skip
+
+        receipts = self.queue.flush(mine=self.manual, check=False, on_sent=compete)
+        if not receipts:
+            compete(())
+            if self.manual:
+                self.chain.rpc("evm_mine")
         stats = self._count(receipts, kinds)
         self.totals.add(stats)
         return stats

@@ -41,6 +41,10 @@ def add_serve_parser(sub: Any, port: Any, count: Any, non_negative: Any) -> None
     )  # fmt: skip
     serve.add_argument("--pace", type=non_negative, default=1.0, metavar="SECONDS")
     serve.add_argument("--pools", type=count, metavar="N", help="scale out to N pools in all")
+    serve.add_argument(
+        "--competitors", type=count, default=0, metavar="N",
+        help="N competing searchers send bundles to the local builder (default 0: none)",
+    )  # fmt: skip
     serve.add_argument("--file", type=Path, default=Path("devnet.json"), help="deployment file")
     serve.add_argument("--settings-out", type=Path, metavar="PATH", help="settings to follow it")
     serve.add_argument(
@@ -102,6 +106,7 @@ def run_serve(
     with start(
         seed=args.seed, block_time=args.block_time or None, n_pools=args.pools,
         pace=args.pace, file=args.file, listen=(args.listen, args.port),
+        competitors=args.competitors,
     ) as devnet:  # fmt: skip
         public = args.public_rpc or f"http://127.0.0.1:{args.port}"
         if args.settings_out is not None:
