@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -127,6 +127,29 @@ class _Live:
             strategy, executor, pools=lambda: len(book),
         )  # fmt: skip
         return pipeline, executor, (risk, relay), run_id
+
+
+async def _run_until(
+    pipeline: Pipeline,
+    parts: tuple[Any, Any, Any],
+    stop: asyncio.Event,
+    watcher: Awaitable[None],
+    *,
+    max_blocks: int = 600,
+    timeout: float = 120,
+) -> None:
+    """Run the live pipeline until ``stop`` while ``watcher`` acts on it, then close the
+    executor, the risk controller and the relay (``parts``)."""
+    executor, risk, relay = parts
+    task = asyncio.ensure_future(watcher)
+    try:
+        await asyncio.wait_for(pipeline.run(stop, max_blocks=max_blocks), timeout=timeout)
+        await task
+    finally:
+        task.cancel()
+        await executor.close()
+        risk.stop()
+        await relay.close()
 
 
 @pytest.mark.asyncio
@@ -290,16 +313,10 @@ async def _interfere_before_send(
             undo()
         stop.set()
 
-    watcher = asyncio.ensure_future(watch())
     try:
-        await asyncio.wait_for(pipeline.run(stop, max_blocks=600), timeout=120)
-        await watcher
+        await _run_until(pipeline, (executor, risk, relay), stop, watch())
     finally:
-        watcher.cancel()
         client.transport = node.inner
-        await executor.close()
-        risk.stop()
-        await relay.close()
     return executor, wire, node
 
 
@@ -375,16 +392,10 @@ async def test_a_bundle_the_node_simulation_rejects_is_never_sent(
             await asyncio.sleep(0.005)
         stop.set()
 
-    watcher = asyncio.ensure_future(until_rejected())
     try:
-        await asyncio.wait_for(pipeline.run(stop, max_blocks=600), timeout=120)
-        await watcher
+        await _run_until(pipeline, (executor, risk, relay), stop, until_rejected())
     finally:
-        watcher.cancel()
         client.transport = node.inner
-        await executor.close()
-        risk.stop()
-        await relay.close()
     assert node.seen >= 3
     assert executor.stats.sent == 0
     assert "eth_sendBundle" not in wire.methods  # signed, simulated, rejected: never sent
@@ -420,15 +431,7 @@ async def test_kill_switch_cancels_the_bundles_sent_for_later_blocks(
             await asyncio.sleep(0.005)
         stop.set()
 
-    killer = asyncio.ensure_future(kill_after_first_bundle())
-    try:
-        await asyncio.wait_for(pipeline.run(stop, max_blocks=600), timeout=120)
-        await killer
-    finally:
-        killer.cancel()
-        await executor.close()
-        risk.stop()
-        await relay.close()
+    await _run_until(pipeline, (executor, risk, relay), stop, kill_after_first_bundle())
     assert seen["later"], "the bundle waits for at least one block after the next"
     assert wire.methods.count("eth_cancelBundle") == len(seen["later"])  # one per block copy
     assert executor.stats.cancelled == len(seen["later"])  # each acknowledged
@@ -473,18 +476,12 @@ async def test_a_locked_database_does_not_hold_bundles_back(
         release.set()
         stop.set()
 
-    watcher = asyncio.ensure_future(lock_then_watch())
     try:
-        await asyncio.wait_for(pipeline.run(stop, max_blocks=600), timeout=120)
-        await watcher
+        await _run_until(pipeline, (executor, risk, relay), stop, lock_then_watch())
     finally:
-        watcher.cancel()
         release.set()
         if holder.is_alive():
             holder.join()
-        await executor.close()
-        risk.stop()
-        await relay.close()
     assert seen["still_locked"]  # a bundle went out while the database could not be written
     assert seen["records_waiting"] > 0  # its records were queued, not written on the way
     with live.sessions.begin() as session:
@@ -517,15 +514,9 @@ async def test_a_receipt_the_node_lacks_is_read_again_and_no_trade_comes_before(
                 await wait_for(lambda: executor.stats.outcomes.get("included", 0) >= 1)
                 stop.set()
 
-            watcher = asyncio.ensure_future(hide_then_show_receipts())
-            try:
-                await asyncio.wait_for(pipeline.run(stop, max_blocks=600), timeout=150)
-                await watcher
-            finally:
-                watcher.cancel()
-                await executor.close()
-                risk.stop()
-                await relay.close()
+            await _run_until(
+                pipeline, (executor, risk, relay), stop, hide_then_show_receipts(), timeout=150
+            )
     finally:
         await node.close()
     assert seen["sent_meanwhile"] == seen["sent"]  # the gas it cost was unknown: no next trade
@@ -620,15 +611,14 @@ async def test_an_included_bundle_a_reorg_takes_out_is_settled_again_and_trading
         await wait_for(lambda: executor.stats.outcomes.get("included", 0) >= included + 2)
         stop.set()
 
-    watcher = asyncio.ensure_future(reorg_an_included_bundle_out())
-    try:
-        await asyncio.wait_for(pipeline.run(stop, max_blocks=900), timeout=200)
-        await watcher
-    finally:
-        watcher.cancel()
-        await executor.close()
-        risk.stop()
-        await relay.close()
+    await _run_until(
+        pipeline,
+        (executor, risk, relay),
+        stop,
+        reorg_an_included_bundle_out(),
+        max_blocks=900,
+        timeout=200,
+    )
     assert await client.call("eth_getTransactionReceipt", [seen["tx"]]) is None  # taken out
     with live.sessions() as session:
         bundles = execution_repo.list_bundles(session, run_id)
