@@ -8,14 +8,17 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import select
 
 from arbx.chain.book import load_book
 from arbx.chain.heads import heads
@@ -27,6 +30,7 @@ from arbx.cli.run import devnet_spec
 from arbx.devnet.commands import EmbeddedDevnet
 from arbx.engine.pipeline import BlockResult, Pipeline
 from arbx.store import api_repo, make_engine, make_session_factory
+from arbx.store.models import BlockResultRow, Run
 from arbx.strategies.cyclic import CyclicArbitrage, StrategyLimits
 
 pytestmark = pytest.mark.e2e
@@ -153,6 +157,9 @@ async def test_the_run_goes_on_when_one_endpoint_dies(devnet: EmbeddedDevnet) ->
         assert result.differences == {}
 
 
+TEN_MINUTES = timedelta(minutes=10)
+
+
 def _arbx(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -203,6 +210,41 @@ def test_embedded_run_then_report(tmp_path: Path) -> None:
     engine.dispose()
     assert stored is not None
     assert stored.revoked_at is not None
+
+
+def test_a_run_killed_without_a_stop_is_closed_by_the_next_start(tmp_path: Path) -> None:
+    env = {"ARBX_DATABASE_URL": f"sqlite:///{tmp_path / 'arbx.db'}"}
+    killed = subprocess.Popen(
+        [sys.executable, "-m", "arbx.cli", "run", "--plain"],
+        cwd=tmp_path, env={**os.environ, **env}, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert killed.stdout is not None
+        blocks = 0
+        for line in killed.stdout:
+            blocks += line.startswith("block ")
+            if blocks == 3:
+                break
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)  # the engine and its devnet, with no stop
+        killed.wait()
+    engine = make_engine(env["ARBX_DATABASE_URL"])
+    sessions = make_session_factory(engine)
+    with sessions.begin() as session:  # ten minutes pass
+        (run_id,) = session.scalars(select(Run.id).where(Run.status == "running")).all()
+        for row in session.scalars(select(BlockResultRow)):
+            row.recorded_at -= TEN_MINUTES
+        for run in session.scalars(select(Run)):
+            run.started_at -= TEN_MINUTES
+    proc = _arbx("run", "--max-blocks", "3", "--plain", cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    with sessions() as session:
+        runs = {run.id: run for run in session.scalars(select(Run))}
+    engine.dispose()
+    assert runs[run_id].status == "failed"
+    assert (runs[run_id].summary_json or {})["reason"] == "ended without a stop: killed"
+    assert [r.status for i, r in sorted(runs.items()) if i != run_id] == ["stopped"]
 
 
 @pytest.mark.asyncio

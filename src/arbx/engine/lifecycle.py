@@ -11,6 +11,7 @@ and live totals).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sized
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,8 @@ from arbx.engine.supervision import SupervisionPolicy, describe
 from arbx.store import make_engine, make_session_factory, migrate, repo
 
 Caps = Callable[[], Mapping[str, int] | None]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +188,9 @@ class EngineRun:
             self.run_id = repo.start_run(
                 session, self.chain_id, mode=plan.mode, settings=dict(plan.settings_record)
             )
+            stale = repo.close_stale_runs(session, self.chain_id, keep=[self.run_id])
+        if stale:
+            log.warning("closed runs %s as failed: %s", stale, repo.KILLED)
         context = RunContext(self.run_id, self.chain_id, self.client, self.engine, sessions, book)
         try:
             self.execution = execution = await self._make_execution(context)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict, cast
 
 from sqlalchemy import (
@@ -43,6 +43,7 @@ from arbx.metrics import record as metrics
 from arbx.scrub import public_settings
 from arbx.store.models import (
     Block,
+    BlockResultRow,
     Chain,
     OpportunityRow,
     ParityCheck,
@@ -337,6 +338,51 @@ def finish_run(
     run.summary_json = public_settings(dict(summary)) if summary is not None else None
     run.ended_at = ended_at or datetime.now(UTC)
     session.flush()
+
+
+KILLED = "ended without a stop: killed"
+STALE_RUN_AFTER = timedelta(seconds=120)  # a record waits on an unreachable database as long
+
+
+def close_stale_runs(
+    session: Session,
+    chain_id: int,
+    *,
+    older_than: timedelta = STALE_RUN_AFTER,
+    now: datetime | None = None,
+    keep: Iterable[int] = (),
+) -> list[int]:
+    """Close as ``failed`` the runs on ``chain_id`` still ``running`` whose last sign of life
+    (their newest block result, else their start) is older than ``older_than``: a process that
+    ended without a stop (SIGKILL, the OOM killer, a lost node) leaves its row running for ever.
+    A run that still records its blocks is left alone, and so are the ``keep`` ones. -> the ids
+    closed."""
+    now = now or datetime.now(UTC)
+    last_result = (
+        select(func.max(BlockResultRow.recorded_at))
+        .where(BlockResultRow.run_id == Run.id)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(Run, last_result).where(
+            Run.chain_id == chain_id, Run.status == "running", Run.id.not_in(list(keep))
+        )
+    ).all()
+    closed: list[int] = []
+    for run, last in rows:
+        seen = _aware(run.started_at if last is None else max(last, run.started_at))
+        if now - seen < older_than:
+            continue
+        summary = dict(run.summary_json or {})
+        summary.update(reason=KILLED, last_seen_at=seen.isoformat())
+        run.status, run.ended_at, run.summary_json = "failed", seen, summary
+        closed.append(run.id)
+    session.flush()
+    return closed
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def latest_run_id(session: Session) -> int | None:
