@@ -5,11 +5,15 @@ block we hold (a plain next block needs no fetch); rewind the book to that ances
 the new branch, each block's pool logs fetched by block hash (EIP-234), so that a log can never
 be taken from a block other than the one we apply. Logs that cannot be decoded are counted and
 their pools reported as suspect, to be reloaded from the chain.
+
+Headers and logs come from a ``ChainSource``: the node (``RpcSource``) in a run, a recorded
+window (``arbx.chain.window``) in a replay; what is done with them is the same code.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from arbx.chain.heads import Head, decode_head
 from arbx.chain.pool_events import ALL_TOPICS, to_logged
@@ -48,11 +52,52 @@ class SyncStats:
     duplicate_heads: int = 0
 
 
+class ChainSource(Protocol):
+    """Where the sync reads the headers and logs it needs."""
+
+    async def header(self, number: int) -> Head:
+        """The header of block ``number`` (StaleStateError when there is none)."""
+        ...
+
+    async def logs(self, blocks: list[Head]) -> list[list[Log]]:
+        """Each block's pool logs, in the order of ``blocks``."""
+        ...
+
+
+class RpcSource:
+    """Headers by number and pool logs by block hash, from the node."""
+
+    def __init__(self, client: RpcClient) -> None:
+        self.client = client
+
+    async def header(self, number: int) -> Head:
+        """``eth_getBlockByNumber``; StaleStateError when the node has no such block or answers
+        another one."""
+        raw = await self.client.call("eth_getBlockByNumber", [to_quantity(number), False])
+        if raw is None:
+            raise StaleStateError(f"the node has no block {number}")
+        try:
+            return decode_head(raw)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StaleStateError(f"malformed header for block {number}: {exc}") from None
+
+    async def logs(self, blocks: list[Head]) -> list[list[Log]]:
+        """``eth_getLogs`` by block hash, batched (an RpcError, such as "unknown block", is the
+        caller's to judge)."""
+        topics = [[to_data(t) for t in ALL_TOPICS]]
+        requests = [
+            ("eth_getLogs", [{"blockHash": hex_hash(b.hash), "topics": topics}]) for b in blocks
+        ]
+        if len(requests) == 1:
+            return [await self.client.call(*requests[0], decode=decode_logs)]
+        return await self.client.batch(requests, decode=decode_logs)
+
+
 class ChainSync:
     """Keeps a PoolBook at the chain's head, one ``advance(head)`` at a time."""
 
-    def __init__(self, client: RpcClient, book: PoolBook) -> None:
-        self.client = client
+    def __init__(self, source: RpcClient | ChainSource, book: PoolBook) -> None:
+        self.source: ChainSource = RpcSource(source) if isinstance(source, RpcClient) else source
         self.book = book
         self.stats = SyncStats()
 
@@ -112,28 +157,17 @@ class ChainSync:
         return branch
 
     async def _header(self, number: int) -> Head:
-        raw = await self.client.call("eth_getBlockByNumber", [to_quantity(number), False])
-        if raw is None:
-            raise StaleStateError(f"the node has no block {number}")
-        try:
-            header = decode_head(raw)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StaleStateError(f"malformed header for block {number}: {exc}") from None
+        header = await self.source.header(number)
         if header.number != number:
             raise StaleStateError(f"asked for block {number}, the node answered {header.number}")
         return header
 
     async def _logs(self, blocks: list[Head]) -> list[list[Log]]:
-        """Each block's pool logs, by block hash; StaleStateError when the node answers logs of
-        another block (an RpcError, such as "unknown block", is the caller's to judge)."""
-        topics = [[to_data(t) for t in ALL_TOPICS]]
-        requests = [
-            ("eth_getLogs", [{"blockHash": hex_hash(b.hash), "topics": topics}]) for b in blocks
-        ]
-        if len(requests) == 1:
-            answers = [await self.client.call(*requests[0], decode=decode_logs)]
-        else:
-            answers = await self.client.batch(requests, decode=decode_logs)
+        """Each block's pool logs, by block hash; StaleStateError when the source answers logs
+        of another block."""
+        answers = await self.source.logs(blocks)
+        if len(answers) != len(blocks):
+            raise StaleStateError(f"logs of {len(answers)} blocks answered for {len(blocks)}")
         for block, logs in zip(blocks, answers, strict=True):
             for log in logs:
                 if log.block_hash != block.hash or log.block_number != block.number:

@@ -13,7 +13,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from arbx import __version__
-from arbx.cli import api, executor, keys, offline, release, risk, run, stage, stop, store
+from arbx.cli import (
+    api,
+    executor,
+    keys,
+    offline,
+    release,
+    replay,
+    risk,
+    run,
+    stage,
+    stop,
+    store,
+)
 from arbx.cli.args import EXIT_USAGE, Parser
 from arbx.config import load_settings
 from arbx.devnet.commands import add_devnet_parser, run_devnet
@@ -31,7 +43,7 @@ def build_parser() -> Parser:
     parser = Parser(prog="arbx", description="ARBITRAGEXPLUS-II: DEX-arbitrage searcher")
     parser.add_argument("--version", action="version", version=f"arbx {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for module in (offline, store, run, keys, risk, stage, release, api, executor, stop):
+    for module in (offline, store, run, replay, keys, risk, stage, release, api, executor, stop):
         module.register(sub)
     devnet = add_devnet_parser(sub)
     devnet.set_defaults(handler=run_devnet)

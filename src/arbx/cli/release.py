@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from arbx.cli.args import count
 from arbx.cli.risk import _actor
 from arbx.cli.risk import sessions_of as _sessions
+from arbx.domain.errors import InputError
 
 if TYPE_CHECKING:
     from arbx.domain.releases import Comparison, Epoch
@@ -60,6 +61,15 @@ def register(sub: Any) -> None:
     compare.add_argument("--preview", type=release_name, required=True, help="the preview")
     compare.add_argument("--min-blocks", type=count, help="common blocks needed (settings)")
     compare.add_argument("--json", action="store_true", help="JSON output")
+    compare.add_argument(
+        "--replay", type=Path, metavar="WINDOW", help="also replay this window (arbx record)"
+    )
+    compare.add_argument(
+        "--replay-decisions",
+        type=Path,
+        metavar="FILE",
+        help="the active release's decisions on the window (its arbx replay --json)",
+    )
     compare.set_defaults(handler=_compare)
 
     promote = actions.add_parser("promote", help="hand the signer lock to a release")
@@ -88,10 +98,13 @@ def _config(parser: argparse.ArgumentParser) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from arbx.cli.replay import compare_lines, replay_window
     from arbx.config import load_settings
     from arbx.domain.releases import CompareRules, compare
     from arbx.store import release_repo
 
+    if (args.replay is None) != (args.replay_decisions is None):
+        raise InputError("--replay and --replay-decisions go together")
     settings = load_settings(args.config)
     r = settings.releases
     rules = CompareRules(
@@ -106,11 +119,39 @@ def _compare(args: argparse.Namespace) -> int:
         active = release_repo.block_records(session, args.active)
         preview = release_repo.block_records(session, args.preview)
     result = compare(active, preview, rules)
+    replayed: dict[str, Any] | None = None
+    if args.replay is not None:  # the second check: this code on a recorded window
+        doc = replay_window(args.replay)
+        differences = compare_lines(doc, args.replay_decisions)
+        replayed = {
+            "window": str(args.replay),
+            "blocks": len(doc["blocks"]),
+            "digest": doc["digest"],
+            "equal": not differences,
+            "differences": differences[:20],
+        }
+    passed = result.passed and (replayed is None or bool(replayed["equal"]))
     if args.json:
-        print(json.dumps(_comparison_json(args.active, args.preview, result), indent=2))
+        out = _comparison_json(args.active, args.preview, result)
+        if replayed is not None:
+            out |= {"passed": passed, "replay": replayed}
+            out["failed"] += [] if replayed["equal"] else ["replay"]
+        print(json.dumps(out, indent=2))
     else:
         _print_comparison(args.active, args.preview, result)
-    return 0 if result.passed else 1
+        if replayed is not None:
+            _print_replay(replayed)
+    return 0 if passed else 1
+
+
+def _print_replay(replayed: dict[str, Any]) -> None:
+    n, shown = replayed["blocks"], replayed["differences"]
+    if replayed["equal"]:
+        print(f"  ok   replay of {replayed['window']}: the same decisions on {n} blocks")
+        return
+    print(f"  FAIL replay of {replayed['window']}: decisions differ on {n} blocks replayed")
+    for line in shown[:5]:
+        print(f"    e.g. {line}")
 
 
 def _comparison_json(active: str, preview: str, c: Comparison) -> dict[str, Any]:

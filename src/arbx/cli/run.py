@@ -198,9 +198,13 @@ def _run(args: argparse.Namespace) -> int:
             return asyncio.run(_engine_run(settings, spec, args))
 
 
-async def _engine_run(settings: Settings, spec: ChainSpec, args: argparse.Namespace) -> int:
+async def _engine_run(
+    settings: Settings, spec: ChainSpec, args: argparse.Namespace, record_to: Path | None = None
+) -> int:
     """Wire a run: its plan, the strategy, the executor factory, the view; then start, run and
-    stop it (the API and the dashboard beside it when configured)."""
+    stop it (the API and the dashboard beside it when configured; ``record_to``: the window it
+    followed is written there, for ``arbx replay``)."""
+    from arbx.chain.window import WindowRecorder
     from arbx.cli.live import devnet_keys, live_plan
     from arbx.cli.store import database_errors, redacted
     from arbx.engine.handover import ReleaseExecution, Taken
@@ -209,7 +213,7 @@ async def _engine_run(settings: Settings, spec: ChainSpec, args: argparse.Namesp
     from arbx.obs.progress import LoadingBar
     from arbx.obs.view import RunView
     from arbx.risk.signer_lock import SignerLock
-    from arbx.strategies.cyclic import CyclicArbitrage, StrategyLimits
+    from arbx.strategies.cyclic import CyclicArbitrage, StrategyLimits, limits_record
 
     plan = RunPlan(
         spec=spec,
@@ -309,6 +313,7 @@ async def _engine_run(settings: Settings, spec: ChainSpec, args: argparse.Namesp
     url = settings.database_url
     stop = asyncio.Event()
     api_task: asyncio.Task[None] | None = None
+    recorder = WindowRecorder(limits_record(limits), __version__) if record_to else None
     async with _client(spec, settings) as client:
         run = EngineRun(
             plan,
@@ -317,12 +322,13 @@ async def _engine_run(settings: Settings, spec: ChainSpec, args: argparse.Namesp
             execution=execution,
             observer=view,
             progress=LoadingBar(),
+            recorder=recorder,
         )
         try:
             with database_errors(url):
                 started = await run.start()
             print("\n".join(started.lines) + f", database {redacted(url)}", flush=True)
-            if settings.embedded or settings.api.serve_in_run:
+            if recorder is None and (settings.embedded or settings.api.serve_in_run):
                 api_task = await _serve_api(
                     settings, started.sessions, started.chain_id, started.run_id, stop
                 )
@@ -337,6 +343,10 @@ async def _engine_run(settings: Settings, spec: ChainSpec, args: argparse.Namesp
     for line in record.closing:
         print(line, flush=True)
     print(f"report: arbx report --run {record.run_id}", flush=True)
+    if recorder is not None and record_to is not None:
+        totals = run.summary
+        size = recorder.write(record_to, repairs=totals.reloads + totals.rebootstraps)
+        print(f"window: {totals.blocks} heads in {record_to} ({size} bytes)", flush=True)
     return record.exit_code
 
 

@@ -1,4 +1,4 @@
-"""Pool states from the project's JSON pool format (already decoded JSON, no file IO here).
+"""Pool states from and to the project's JSON pool format (decoded JSON, no file IO here).
 
 One object per pool; ``family`` is ``uniswap_v2`` or ``uniswap_v3``. Large integers are decimal
 strings (JSON integers are accepted too). A document may be one pool, a list of pools, or an
@@ -138,6 +138,46 @@ def _v3(
         chain_id=chain_id,
         block=block,
     )
+
+
+def pool_document(pool: Pool) -> dict[str, Any]:
+    """``pool`` as one pool object of the format; ``parse_pool`` gives back an equal pool."""
+    doc: dict[str, Any] = {
+        "family": pool.family,
+        "address": pool.address,
+        "token0": _token_document(pool.token0),
+        "token1": _token_document(pool.token1),
+        "chain_id": pool.chain_id,
+        "block": pool.block,
+    }
+    if isinstance(pool, V2Pool):
+        doc |= {"reserve0": str(pool.reserve0), "reserve1": str(pool.reserve1)}
+        doc["fee_bps"] = pool.fee_bps
+        return doc
+    doc |= {
+        "fee": pool.fee,
+        "tick_spacing": pool.tick_spacing,
+        "sqrt_price_x96": str(pool.sqrt_price_x96),
+        "tick": pool.tick,
+        "liquidity": str(pool.liquidity),
+        "ticks": {
+            str(t): {
+                "liquidity_net": str(pool.liquidity_net[t]),
+                "liquidity_gross": str(pool.liquidity_gross.get(t, 0)),
+            }
+            for t in pool.ticks
+        },
+    }
+    return doc
+
+
+def _token_document(token: Token) -> dict[str, Any]:
+    doc: dict[str, Any] = {"address": token.address}
+    if token.symbol is not None:
+        doc["symbol"] = token.symbol
+    if token.decimals is not None:
+        doc["decimals"] = token.decimals
+    return doc
 
 
 def checksum(value: Any, what: str) -> str:

@@ -26,7 +26,8 @@ from arbx.chain.parity import ParityChecker, ParityResult
 from arbx.chain.resync import BookResync
 from arbx.chain.rpc import RpcClient
 from arbx.chain.spec import ChainSpec
-from arbx.chain.sync import ChainSync
+from arbx.chain.sync import ChainSync, RpcSource
+from arbx.chain.window import RecordingSync, WindowRecorder
 from arbx.domain.errors import ConfigError
 from arbx.domain.journal import PoolBook
 from arbx.domain.modes import Mode
@@ -149,8 +150,10 @@ class EngineRun:
         observer: Callable[[dict[str, str]], Observer] | None = None,
         progress: LoadProgress | None = None,
         policy: SupervisionPolicy | None = None,
+        recorder: WindowRecorder | None = None,
     ) -> None:
         self.plan = plan
+        self.recorder = recorder  # records the window the run follows (arbx record)
         self.client = client
         self._make_strategy = strategy
         self._make_execution = execution
@@ -200,9 +203,13 @@ class EngineRun:
         if self._make_observer is not None:
             self.observer = self._make_observer(loaded.symbols)
         stream = heads(self.client, poll_interval=plan.poll_interval, use_ws=bool(spec.ws))
+        sync: ChainSync | RecordingSync = ChainSync(self.client, book)
+        if self.recorder is not None:
+            self.recorder.begin(self.chain_id, book)
+            sync = self.recorder.sync(ChainSync(self.recorder.source(RpcSource(self.client)), book))
         self.pipeline = Pipeline(
             stream,
-            ChainSync(self.client, book),
+            sync,
             strategy,
             execution,
             parity=ParityChecker(self.client, book, loaded.metas),

@@ -7,12 +7,17 @@ Costs depend on the block (its base fee), so they are built per block.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final
 
 from arbx.domain.arbitrage import Rankings, evaluate_touched
+from arbx.domain.errors import InputError
 from arbx.domain.journal import PoolBook
+from arbx.domain.poolfile import checksum
 from arbx.domain.profit import Costs, GasModel, Opportunity
 from arbx.domain.routes import RouteIndex, connector_tokens, find_cycles
+
+_UINT256: Final = 2**256
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +36,62 @@ class StrategyLimits:
     connector_min_pairs: int | None = None
     max_sized: int | None = 64  # live routes sized exactly per block, best estimate first
     gas: GasModel = field(default_factory=GasModel)
+
+
+def limits_record(limits: StrategyLimits) -> dict[str, Any]:
+    """``limits`` as JSON (amounts as decimal strings): what a recorded window keeps of them."""
+    return {
+        "base_tokens": list(limits.base_tokens),
+        "max_hops": limits.max_hops,
+        "max_input": None
+        if limits.max_input is None
+        else {k: str(v) for k, v in sorted(limits.max_input.items())},
+        "min_net_profit_wei": str(limits.min_net_profit_wei),
+        "builder_share_bps": limits.builder_share_bps,
+        "priority_fee_wei": str(limits.priority_fee_wei),
+        "max_routes": limits.max_routes,
+        "connector_min_pairs": limits.connector_min_pairs,
+        "max_sized": limits.max_sized,
+        "gas": {k: str(v) for k, v in asdict(limits.gas).items()},
+    }
+
+
+def limits_from_record(doc: Mapping[str, Any]) -> StrategyLimits:
+    """The limits ``limits_record`` wrote; InputError names a missing or bad field."""
+    bases = doc.get("base_tokens")
+    if type(bases) is not list or not 1 <= len(bases) <= 16:
+        raise InputError("settings: 'base_tokens' must list 1 to 16 addresses")
+    caps = doc.get("max_input")
+    if caps is not None and (type(caps) is not dict or len(caps) > 64):
+        raise InputError("settings: 'max_input' must be an object of at most 64 caps")
+    gas = doc.get("gas")
+    if type(gas) is not dict:
+        raise InputError("settings: 'gas' must be an object")
+    pairs = doc.get("connector_min_pairs")
+    sized = doc.get("max_sized")
+    return StrategyLimits(
+        base_tokens=tuple(checksum(b, "settings base token") for b in bases),
+        max_hops=_whole(doc, "max_hops", 2, 6),
+        max_input=None
+        if caps is None
+        else {str(k)[:42]: _whole(caps, k, 1, _UINT256 - 1) for k in caps},
+        min_net_profit_wei=_whole(doc, "min_net_profit_wei", 0, _UINT256 - 1),
+        builder_share_bps=_whole(doc, "builder_share_bps", 0, 10_000),
+        priority_fee_wei=_whole(doc, "priority_fee_wei", 0, _UINT256 - 1),
+        max_routes=_whole(doc, "max_routes", 1, 10_000_000),
+        connector_min_pairs=None if pairs is None else _whole(doc, "connector_min_pairs", 1, 10**6),
+        max_sized=None if sized is None else _whole(doc, "max_sized", 1, 10**6),
+        gas=GasModel(**{k: _whole(gas, k, 0, 10**9) for k in asdict(GasModel())}),
+    )
+
+
+def _whole(doc: Mapping[str, Any], key: str, lo: int, hi: int) -> int:
+    value = doc.get(key)
+    if type(value) is str and value.isascii() and value.isdigit() and len(value) <= 78:
+        value = int(value)
+    if type(value) is not int or not lo <= value <= hi:
+        raise InputError(f"settings: {str(key)[:40]!r} must be a whole number in [{lo}, {hi}]")
+    return value
 
 
 class CyclicArbitrage:

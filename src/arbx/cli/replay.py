@@ -1,0 +1,136 @@
+"""``arbx record`` and ``arbx replay``: a window of blocks written by a shadow run, and the
+engine's decisions on it offline (``arbx.chain.window``, ``arbx.engine.replay``, ADR 0030).
+
+``record`` is ``arbx run`` in shadow mode for ``--blocks`` heads (the embedded devnet without
+settings) that also writes the window it followed. ``replay`` runs the pipeline on a window and
+prints each block's decisions and their digest; ``--compare`` sets them against another
+decisions document (``arbx replay --json``) and exits 1 where they differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from arbx.cli.args import count
+from arbx.domain.errors import InputError
+
+MAX_DECISIONS_BYTES = 64 * 1024 * 1024
+
+
+def register(sub: Any) -> None:
+    """Add ``record`` and ``replay``."""
+    record = sub.add_parser("record", help="follow the chain in shadow and write the window")
+    record.add_argument("--config", type=Path, help="settings file (TOML)")
+    record.add_argument("--blocks", type=count, required=True, help="heads to record")
+    record.add_argument("--out", type=Path, required=True, help="the window file (.jsonl.gz)")
+    record.add_argument("--seed", type=count, default=1, help="embedded devnet: market seed")
+    record.add_argument(
+        "--pace", type=float, default=0.25, help="embedded devnet: seconds between market blocks"
+    )
+    record.set_defaults(handler=_record)
+
+    replay = sub.add_parser("replay", help="the engine's decisions on a recorded window")
+    replay.add_argument("window", type=Path, help="a window written by arbx record")
+    replay.add_argument("--json", action="store_true", help="the decisions document as JSON")
+    replay.add_argument(
+        "--compare",
+        type=Path,
+        metavar="DECISIONS",
+        help="another decisions document: exit 1 where they differ",
+    )
+    replay.set_defaults(handler=_replay)
+
+
+def _record(args: argparse.Namespace) -> int:
+    from arbx.cli.run import _engine_run, chain_for
+    from arbx.config import load_settings
+
+    if args.blocks < 1:
+        raise InputError("--blocks must be at least 1")
+    settings = load_settings(args.config).model_copy(update={"mode": "shadow", "standby": False})
+    args.max_blocks, args.plain, args.block_time, args.pools = args.blocks, True, None, None
+    with chain_for(settings, args) as spec:
+        return asyncio.run(_engine_run(settings, spec, args, record_to=args.out))
+
+
+def replay_window(window_path: Path) -> dict[str, Any]:
+    """The decisions document of a replay of ``window_path`` with this code."""
+    from arbx.chain.window import read_window
+    from arbx.engine.replay import replay
+    from arbx.strategies.cyclic import CyclicArbitrage, limits_from_record
+
+    window = read_window(window_path)
+    try:
+        limits = limits_from_record(window.settings)
+    except InputError as exc:
+        raise InputError(f"{window_path}: {exc}") from None
+    return asyncio.run(replay(window, lambda book: CyclicArbitrage(book, limits)))
+
+
+def load_decisions_file(path: Path) -> list[dict[str, Any]]:
+    """The blocks of a decisions document on disk (bounded read)."""
+    from arbx.engine.replay import load_decisions
+
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_DECISIONS_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return load_decisions(data, str(path))
+
+
+def compare_lines(ours: dict[str, Any], theirs_path: Path) -> list[str]:
+    """Where a replay's decisions differ from the document in ``theirs_path``, one line each."""
+    from arbx.engine.replay import compare_decisions
+
+    theirs = load_decisions_file(theirs_path)
+    return [
+        f"block {d.number} {d.hash[:12]}: {d.what}"
+        for d in compare_decisions(ours["blocks"], theirs)
+    ]
+
+
+def _replay(args: argparse.Namespace) -> int:
+    doc = replay_window(args.window)
+    differences = compare_lines(doc, args.compare) if args.compare is not None else None
+    if args.json:
+        out = (
+            doc
+            if differences is None
+            else {
+                "digest": doc["digest"],
+                "equal": not differences,
+                "differences": differences,
+            }
+        )
+        print(json.dumps(out, indent=1, sort_keys=True))
+    elif differences is None:
+        _print_decisions(doc)
+    else:
+        for line in differences:
+            print(line)
+        blocks = len(doc["blocks"])
+        verdict = f"{len(differences)} blocks differ" if differences else "the same decisions"
+        print(f"{blocks} blocks replayed against {args.compare}: {verdict}")
+        print(f"decisions digest: {doc['digest']}")
+    return 1 if differences else 0
+
+
+def _print_decisions(doc: dict[str, Any]) -> None:
+    found = 0
+    for block in doc["blocks"]:
+        opportunities = block["opportunities"]
+        found += len(opportunities)
+        print(f"block {block['number']} {block['hash'][:12]}: {len(opportunities)} opportunities")
+        for o in opportunities:
+            route = " > ".join(t[:8] for t in o["tokens"])
+            print(
+                f"  {route} via {len(o['pools'])} pools: in {o['amount_in']}, net {o['net_profit']}"
+                f", builder {o['builder_payment']}"
+            )
+    print(f"{len(doc['blocks'])} blocks, {found} opportunities")
+    print(f"decisions digest: {doc['digest']}")
