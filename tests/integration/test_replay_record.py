@@ -25,9 +25,9 @@ def _live(url: str, run_id: int) -> tuple[list[tuple[int, str]], dict[tuple[int,
     try:
         with make_session_factory(engine)() as session:
             blocks = [
-                (r.block_number, r.block_hash)
+                (r.number, r.hash)
                 for r in release_repo.block_records(session, __version__)
-                if r.run_id == run_id
+                if r.run == run_id
             ]
             found: dict[tuple[int, str], list[Any]] = defaultdict(list)
             after = 0

@@ -37,10 +37,7 @@ def register(sub: Any) -> None:
     replay.add_argument("window", type=Path, help="a window written by arbx record")
     replay.add_argument("--json", action="store_true", help="the decisions document as JSON")
     replay.add_argument(
-        "--compare",
-        type=Path,
-        metavar="DECISIONS",
-        help="another decisions document: exit 1 where they differ",
+        "--compare", type=Path, metavar="DECISIONS", help="exit 1 where they differ"
     )
     replay.set_defaults(handler=_replay)
 
