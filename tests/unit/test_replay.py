@@ -157,6 +157,37 @@ def test_compare_names_the_blocks_that_differ_and_exits_1(
     assert len(result["differences"]) == 2
 
 
+def _checkout(folder: Path, script: str) -> Path:
+    """A checkout whose ``.venv/bin/arbx`` is ``script`` (a release that answers as given)."""
+    arbx = folder / ".venv" / "bin" / "arbx"
+    arbx.parent.mkdir(parents=True)
+    arbx.write_text("#!/bin/sh\n" + script)
+    arbx.chmod(0o755)
+    return folder
+
+
+def test_against_release_replays_with_the_other_checkouts_code(
+    tmp_path: Path, decisions: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    this_checkout = Path(__file__).resolve().parents[2]
+    assert main(["replay", str(WINDOW), "--against-release", str(this_checkout)]) == 0
+    assert "the same decisions" in capsys.readouterr().out
+
+    theirs = tmp_path / "theirs.json"
+    _write_decisions(theirs, decisions["blocks"][:-1])
+    older = _checkout(tmp_path / "older", f"cat {theirs}\n")
+    assert main(["replay", str(WINDOW), "--against-release", str(older)]) == 1
+    out = capsys.readouterr().out
+    assert f"block {decisions['blocks'][-1]['number']} " in out
+    assert "only in ours" in out
+
+    broken = _checkout(tmp_path / "broken", "echo 'arbx: error: no such command' >&2; exit 2\n")
+    assert main(["replay", str(WINDOW), "--against-release", str(broken)]) == 2
+    assert "its arbx replay failed: arbx: error: no such command" in capsys.readouterr().err
+    assert main(["replay", str(WINDOW), "--against-release", str(tmp_path / "none")]) == 2
+    assert "no .venv/bin/arbx" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("content", "why"),
     [

@@ -98,7 +98,7 @@ def _config(parser: argparse.ArgumentParser) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from arbx.cli.replay import compare_lines, replay_window
+    from arbx.cli.replay import compare_lines, load_decisions_file, replay_window
     from arbx.config import load_settings
     from arbx.domain.releases import CompareRules, compare
     from arbx.store import release_repo
@@ -122,7 +122,7 @@ def _compare(args: argparse.Namespace) -> int:
     replayed: dict[str, Any] | None = None
     if args.replay is not None:  # the second check: this code on a recorded window
         doc = replay_window(args.replay)
-        differences = compare_lines(doc, args.replay_decisions)
+        differences = compare_lines(doc, load_decisions_file(args.replay_decisions))
         replayed = {
             "window": str(args.replay),
             "blocks": len(doc["blocks"]),

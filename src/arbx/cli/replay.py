@@ -4,7 +4,8 @@ engine's decisions on it offline (``arbx.chain.window``, ``arbx.engine.replay``,
 ``record`` is ``arbx run`` in shadow mode for ``--blocks`` heads (the embedded devnet without
 settings) that also writes the window it followed. ``replay`` runs the pipeline on a window and
 prints each block's decisions and their digest; ``--compare`` sets them against another
-decisions document (``arbx replay --json``) and exits 1 where they differ.
+decisions document (``arbx replay --json``), ``--against-release`` against the decisions of
+another checkout (its ``.venv/bin/arbx replay --json``), and exit 1 where they differ.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from arbx.cli.args import count
 from arbx.domain.errors import InputError
 
 MAX_DECISIONS_BYTES = 64 * 1024 * 1024
+RELEASE_TIMEOUT_S = 600
 
 
 def register(sub: Any) -> None:
@@ -36,8 +39,9 @@ def register(sub: Any) -> None:
     replay = sub.add_parser("replay", help="the engine's decisions on a recorded window")
     replay.add_argument("window", type=Path, help="a window written by arbx record")
     replay.add_argument("--json", action="store_true", help="the decisions document as JSON")
+    replay.add_argument("--compare", type=Path, metavar="DECISIONS", help="a decisions document")
     replay.add_argument(
-        "--compare", type=Path, metavar="DECISIONS", help="exit 1 where they differ"
+        "--against-release", type=Path, metavar="CHECKOUT", help="another checkout's decisions"
     )
     replay.set_defaults(handler=_replay)
 
@@ -80,11 +84,34 @@ def load_decisions_file(path: Path) -> list[dict[str, Any]]:
     return load_decisions(data, str(path))
 
 
-def compare_lines(ours: dict[str, Any], theirs_path: Path) -> list[str]:
-    """Where a replay's decisions differ from the document in ``theirs_path``, one line each."""
+def release_decisions(checkout: Path, window: Path) -> list[dict[str, Any]]:
+    """The blocks of the decisions another checkout's ``arbx replay --json`` gives on
+    ``window`` (that checkout's code, in its own environment)."""
+    from arbx.engine.replay import load_decisions
+
+    arbx = checkout / ".venv" / "bin" / "arbx"
+    if not arbx.is_file():
+        raise InputError(f"{checkout}: no .venv/bin/arbx (run make setup in that checkout)")
+    try:
+        done = subprocess.run(
+            [str(arbx), "replay", str(window.resolve()), "--json"],
+            cwd=checkout,
+            capture_output=True,
+            timeout=RELEASE_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InputError(f"{checkout}: its arbx replay did not run: {exc}") from None
+    if done.returncode != 0:
+        said = done.stderr.decode(errors="replace").strip().splitlines() or ["no error line"]
+        raise InputError(f"{checkout}: its arbx replay failed: {said[-1][:300]}")
+    return load_decisions(done.stdout, f"{checkout}'s decisions")
+
+
+def compare_lines(ours: dict[str, Any], theirs: list[dict[str, Any]]) -> list[str]:
+    """Where a replay's decisions differ from ``theirs``, one line per block."""
     from arbx.engine.replay import compare_decisions
 
-    theirs = load_decisions_file(theirs_path)
     return [
         f"block {d.number} {d.hash[:12]}: {d.what}"
         for d in compare_decisions(ours["blocks"], theirs)
@@ -92,8 +119,16 @@ def compare_lines(ours: dict[str, Any], theirs_path: Path) -> list[str]:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    if args.compare is not None and args.against_release is not None:
+        raise InputError("--compare and --against-release: one or the other")
     doc = replay_window(args.window)
-    differences = compare_lines(doc, args.compare) if args.compare is not None else None
+    differences, other = None, ""
+    if args.compare is not None:
+        differences = compare_lines(doc, load_decisions_file(args.compare))
+        other = str(args.compare)
+    elif args.against_release is not None:
+        differences = compare_lines(doc, release_decisions(args.against_release, args.window))
+        other = f"the release in {args.against_release}"
     if args.json:
         out = (
             doc
@@ -112,7 +147,7 @@ def _replay(args: argparse.Namespace) -> int:
             print(line)
         blocks = len(doc["blocks"])
         verdict = f"{len(differences)} blocks differ" if differences else "the same decisions"
-        print(f"{blocks} blocks replayed against {args.compare}: {verdict}")
+        print(f"{blocks} blocks replayed against {other}: {verdict}")
         print(f"decisions digest: {doc['digest']}")
     return 1 if differences else 0
 
