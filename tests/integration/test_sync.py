@@ -20,7 +20,8 @@ from arbx.chain.discovery import Venue, discover, token_metadata, with_metadata
 from arbx.chain.heads import Head, decode_head
 from arbx.chain.parity import ParityChecker, check_parity
 from arbx.chain.rpc import RpcClient
-from arbx.chain.sync import ChainSync, hex_hash
+from arbx.chain.sync import ChainSync, RpcSource, hex_hash
+from arbx.chain.window import Playback, WindowRecorder, read_window, write_window
 from arbx.devnet.anvil import Anvil, start_anvil
 from arbx.devnet.artifacts import load_artifact
 from arbx.devnet.chain import DevChain
@@ -301,3 +302,45 @@ async def test_shadow_pipeline_records_blocks_and_opportunities(
     assert report["expected_net_profit_wei"] == summary.expected_net_profit_wei
     assert report["parity"] == {"checks": 8, "failures": 0, "coverage": 1.0}
     assert report["latency_ms"]["p50"] is not None
+
+
+async def test_a_recorded_gap_and_reorg_replay_to_the_same_book(
+    client: RpcClient, world: World, tmp_path: Any
+) -> None:
+    book, _ = await fresh_book(client, world)
+    recorder = WindowRecorder({})
+    recorder.begin(31337, book)
+    sync = recorder.sync(ChainSync(recorder.source(RpcSource(client)), book))
+    rng = random.Random(11)
+    live = []
+    for _ in range(3):
+        world.random_moves(rng, 2, swaps_only=True)
+        live.append(await sync.advance(await latest(client)))
+    snapshot = world.chain.snapshot()
+    world.random_moves(rng, 2, swaps_only=True)
+    live.append(await sync.advance(await latest(client)))
+    world.chain.revert(snapshot)
+    old_head = book.head_number
+    world.random_moves(rng, 4, swaps_only=True)  # a longer branch: a reorg and a gap at once
+    while (await latest(client)).number <= old_head + 1:
+        world.chain.rpc("evm_mine")
+    live.append(await sync.advance(await latest(client)))
+    assert live[-1].reorg_depth >= 1
+    assert live[-1].blocks_applied >= 3
+
+    path = tmp_path / "window.jsonl.gz"
+    write_window(recorder.window, path)
+    window = read_window(path)
+    replayed = window.book()
+    playback = Playback(window)
+    resync = ChainSync(playback, replayed)
+    again = [await resync.advance(head) async for head in playback.heads()]
+    assert [(u.head, u.changed, u.reorg_depth, u.blocks_applied) for u in again] == [
+        (u.head, u.changed, u.reorg_depth, u.blocks_applied) for u in live
+    ]
+    assert replayed.pools == book.pools
+    for address, pool in book.pools.items():
+        twin = replayed.pools[address]
+        if isinstance(pool, V3Pool):
+            assert isinstance(twin, V3Pool)
+            assert dict(twin.liquidity_net) == dict(pool.liquidity_net)

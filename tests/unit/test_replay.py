@@ -113,6 +113,19 @@ def test_strategy_settings_round_trip_and_bad_ones_are_named() -> None:
         limits_from_record({**doc, "max_hops": "3.5"})
 
 
+def test_a_window_the_live_run_repaired_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    window = read_window(WINDOW)
+    window.repairs = 2
+    path = tmp_path / "repaired.jsonl.gz"
+    write_window(window, path)
+    assert main(["replay", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("note: the recording run reloaded pools from the node 2 times")
+    assert replay_window(path)["window"]["repairs"] == 2
+
+
 def test_different_settings_decide_differently(decisions: dict[str, Any]) -> None:
     window = read_window(WINDOW)
     limits = replace(limits_from_record(window.settings), builder_share_bps=5000)

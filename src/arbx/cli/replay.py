@@ -153,6 +153,12 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _print_decisions(doc: dict[str, Any]) -> None:
+    repairs = doc["window"]["repairs"]
+    if repairs:
+        print(
+            f"note: the recording run reloaded pools from the node {repairs} times; "
+            "there, its decisions came from states this window does not hold"
+        )
     found = 0
     for block in doc["blocks"]:
         opportunities = block["opportunities"]

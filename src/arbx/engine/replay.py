@@ -69,6 +69,7 @@ def decisions_document(window: Window, blocks: list[dict[str, Any]]) -> dict[str
             "start": window.book_block,
             "heads": len(window.steps),
             "recorded_by": window.engine,
+            "repairs": window.repairs,  # pools the live run reloaded from the node
         },
         "blocks": blocks,
         "digest": digest(blocks),
