@@ -618,3 +618,46 @@ def test_the_overview_shows_what_the_next_stage_gate_needs(
     expect_(page.get_by_test_id("gate-last-change")).to_have_text("no stage change recorded")
     expect_(gate).to_contain_text("limited 0.1")
     shot(page, stack, "overview-stage-gate")
+
+
+def test_the_overview_shows_what_became_of_the_opportunities(
+    context: BrowserContext, stack: Stack
+) -> None:
+    """The self-scoring panel: nothing scored, then the seeded run's first opportunities scored
+    (one ours, two taken by one competitor's transaction, one closed), as the API sums them."""
+    from arbx.domain.scoring import Score  # noqa: PLC0415
+    from arbx.store import score_repo  # noqa: PLC0415
+
+    expect_ = expect()
+    page = context.new_page()
+    sign_in(page, stack.base + "/", stack.viewer)
+    panel = page.get_by_test_id("scores")
+    run = stack.seeded.run_id
+    expect_(page.get_by_test_id("score-rate")).to_have_text("nothing scored")
+    taker = "0x" + "7a" * 20
+    outcomes = [
+        Score("captured_us", 2),
+        Score("captured_other", 3, taker, "0x" + "01" * 32, 3 * ETH // 2, WETH),
+        Score("captured_other", 3, taker, "0x" + "01" * 32, 3 * ETH // 2, WETH),
+        Score("closed", 4),
+    ]
+    with stack.sessions.begin() as s:
+        waiting = score_repo.unscored(s, run, HEAD)[: len(outcomes)]
+        for opportunity, score in zip(waiting, outcomes, strict=True):
+            score_repo.add_score(s, opportunity, run, CHAIN, 3, score)
+    page.reload()
+    body = api_call(stack.base, stack.viewer, "GET", "/api/v1/scores")[1]
+    assert body["run_id"] == run
+    expect_(page.get_by_test_id("score-run")).to_have_text(
+        f"run {run}: {body['scored']} opportunities scored"
+    )
+    for outcome, count in body["outcomes"].items():
+        expect_(page.get_by_test_id(f"score-{outcome}")).to_have_text(str(count))
+    rate = f"{body['capture_rate'] * 100:.1f}% captured"
+    expect_(page.get_by_test_id("score-rate")).to_have_text(rate)
+    expect_(page.get_by_test_id("score-taken")).to_contain_text("1.500000 ETH")
+    row = page.get_by_test_id("score-taker")
+    expect_(row).to_have_count(1)
+    expect_(row).to_contain_text(taker)
+    expect_(panel).to_contain_text("Going live")
+    shot(page, stack, "overview-scores")

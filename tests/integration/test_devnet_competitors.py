@@ -18,7 +18,7 @@ from arbx.devnet.builder import BUILDER_COINBASE
 from arbx.devnet.chain import DevChain, TxQueue
 from arbx.devnet.commands import EmbeddedDevnet
 from arbx.devnet.competitors import Competitors, SentBundle, Style
-from arbx.devnet.market import MarketSimulator
+from tests.integration.competition import landed, traded
 
 pytestmark = pytest.mark.integration
 
@@ -29,23 +29,15 @@ _GET_RESERVES = "0x0902f1ac"
 
 def _market_run(seed: int, competitors: int) -> tuple[list[SentBundle], dict[str, Any]]:
     """``BLOCKS`` market blocks on a fresh devnet; what the competitors sent, and what landed."""
-    with EmbeddedDevnet.start(seed=seed, market=False) as devnet:
-        assert devnet.builder_url is not None
-        market = MarketSimulator(
-            devnet.deployment, seed=seed, url=devnet.builder_url, competitors=competitors
-        )
-        market.run(pace=0, max_blocks=BLOCKS)
-        stats = devnet.builder.builder.stats if devnet.builder is not None else None
-        assert stats is not None
+    with traded(seed, competitors, BLOCKS) as (devnet, market, chain):
+        assert devnet.builder is not None
+        stats = devnet.builder.builder.stats
         sent = market.competitors.sent if market.competitors is not None else []
-        chain = DevChain(devnet.url)
-        landed = []
-        for bundle in sent:
-            receipt = chain.rpc("eth_getTransactionReceipt", bundle.arbitrage_tx)
-            if receipt is not None:
-                block = chain.rpc("eth_getBlockByNumber", receipt["blockNumber"], False)
-                landed.append((bundle, int(receipt["status"], 16), block["transactions"]))
-        return sent, {"received": stats.received, "signers": set(stats.by_signer), "landed": landed}
+        mined = []
+        for bundle, receipt in landed(chain, sent):
+            block = chain.rpc("eth_getBlockByNumber", receipt["blockNumber"], False)
+            mined.append((bundle, int(receipt["status"], 16), block["transactions"]))
+        return sent, {"received": stats.received, "signers": set(stats.by_signer), "landed": mined}
 
 
 def test_competitors_are_off_by_default_and_the_same_seed_sends_the_same_bundles() -> None:

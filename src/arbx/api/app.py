@@ -32,7 +32,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from arbx import __version__
-from arbx.api import routes_control, routes_pnl, routes_read, routes_stage, stream, views
+from arbx.api import (
+    routes_control,
+    routes_pnl,
+    routes_read,
+    routes_scores,
+    routes_stage,
+    stream,
+    views,
+)
 from arbx.api.context import ApiContext, utc_now
 from arbx.api.events import EventHub
 from arbx.api.limits import SERVER_LIMITS, RequestLimits
@@ -134,7 +142,7 @@ def create_app(
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     _handlers(app)
     _health(app, ctx)
-    for module in (routes_read, routes_stage, routes_pnl, routes_control, stream):
+    for module in (routes_read, routes_stage, routes_pnl, routes_scores, routes_control, stream):
         app.include_router(module.router)
     web = static_dir if static_dir is not None else WEB_DIR
     if web.is_dir():

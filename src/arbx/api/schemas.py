@@ -326,6 +326,36 @@ class PnlOut(BaseModel):
     opportunities: OpportunityTotalsOut
 
 
+# --- self-scoring -----------------------------------------------------------------------------
+
+
+class TakerOut(BaseModel):
+    """Someone else who took opportunities we found: how many, and their profit."""
+
+    taker: str = Field(description="the sender of their arbitrage transactions")
+    opportunities: int
+    profit_wei: Wei = Field(description="their profit, each arbitrage transaction counted once")
+
+
+class ScoresOut(BaseModel):
+    """What became of a run's opportunities over the blocks after them."""
+
+    run_id: int | None
+    scored: int
+    outcomes: dict[str, int] = Field(
+        description="captured_us, captured_other, still_open, closed, never_real"
+    )
+    capture_rate: float | None = Field(description="captured by us, of those that were real")
+    taken_by_others_profit_wei: Wei
+    taken_by_others_expected_net_profit_wei: Wei = Field(
+        description="what we expected to net from the opportunities others took"
+    )
+    missed_capturable_net_profit_wei: Wei = Field(
+        description="capturable, real and not ours: in shadow, at most what going live would win"
+    )
+    takers: list[TakerOut]
+
+
 # --- controls ---------------------------------------------------------------------------------
 
 

@@ -45,7 +45,14 @@ def _db(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from arbx.store import execution_repo, make_engine, make_session_factory, migrate, repo
+    from arbx.store import (
+        execution_repo,
+        make_engine,
+        make_session_factory,
+        migrate,
+        repo,
+        score_repo,
+    )
 
     url = _database_url(args.config)
     with database_errors(url):
@@ -54,6 +61,7 @@ def _report(args: argparse.Namespace) -> int:
         with factory.begin() as session:
             data: dict[str, Any] = dict(repo.report(session, args.run))
             execution = execution_repo.report_fields(session, data["run"]["id"])
+            data["scoring"] = score_repo.summary(session, data["run"]["id"])
     data.update(execution)
     if args.json:
         print(json.dumps(_jsonable(data), indent=2))
@@ -83,6 +91,8 @@ def _report(args: argparse.Namespace) -> int:
         f" ({_share(parity['coverage'])}), {parity['failures']} pools differed"
     )
     for line in execution_repo.report_lines(execution):
+        print(line)
+    for line in score_repo.report_lines(data["scoring"], shadow=run["mode"] == "shadow"):
         print(line)
     for row in data["by_route"][:10]:
         print(f"  {row['count']:>6} x {row['expected_net_profit_wei']:>24} wei  {row['route_key']}")

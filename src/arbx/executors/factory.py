@@ -19,6 +19,7 @@ from arbx.engine.pipeline import BlockResult, Executor
 from arbx.execution.relay import RelayClient
 from arbx.executors.bundle import BundleExecutor
 from arbx.executors.live import LivePlan, live_executor, stage_caps
+from arbx.executors.scoring import Scorer
 from arbx.executors.shadow import ShadowExecutor
 from arbx.risk.controller import RiskController
 from arbx.risk.signer_lock import SignerLock
@@ -32,10 +33,13 @@ class ShadowExecution:
         self.executor: Executor = recorder
         self.status = "mode shadow: records and simulates, never signs"
         self.closing: tuple[str, ...] = ()  # lines for the end of the run
+        self.scorer: Scorer | None = None  # self-scoring, when the run has it
 
     async def on_block(self, block: BlockResult) -> None:
-        """Hand the block to the executor."""
+        """Hand the block to the executor, then score what the block completes the window of."""
         await self.executor.on_block(block)
+        if self.scorer is not None:
+            await self.scorer.on_block(block)
 
     async def on_parity(self, result: ParityResult) -> None:
         """Record a parity check."""
@@ -131,8 +135,11 @@ async def build_execution(
         sessions, run_id, chain_id, **({"release": release} if release else {})
     )
     recorder.role = role
+    scorer = Scorer(sessions, client, pools, run_id, chain_id)
     if mode == "shadow":
-        return ShadowExecution(recorder)
+        shadow = ShadowExecution(recorder)
+        shadow.scorer = scorer
+        return shadow
     if live is None:
         raise ConfigError(f"mode {mode} needs the live settings (keys, builders, executor)")
     bundles, risk, relay = await live_executor(
@@ -150,4 +157,6 @@ async def build_execution(
         chain_id_of_lock=chain_id,
     )
     risk.kill_switch.install()
-    return LiveExecution(recorder, bundles, risk, relay, base_tokens)
+    execution = LiveExecution(recorder, bundles, risk, relay, base_tokens)
+    execution.scorer = scorer
+    return execution

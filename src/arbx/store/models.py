@@ -643,3 +643,31 @@ class ReleaseHandoverRow(Base):
     to_epoch: Mapped[int | None] = mapped_column(BigInteger)
     taken_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reason: Mapped[str | None] = mapped_column(String(1024))
+
+
+# --- self-scoring (revision 0006) -------------------------------------------------------------
+
+
+class OpportunityScoreRow(Base):
+    """What became of one opportunity over the blocks after it (``arbx.domain.scoring``)."""
+
+    __tablename__ = "opportunity_scores"
+    __table_args__ = (
+        UniqueConstraint("opportunity_id"),
+        Index("ix_opportunity_scores_run_id_outcome", "run_id", "outcome"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    opportunity_id: Mapped[int] = mapped_column(BigInteger)
+    run_id: Mapped[int] = mapped_column(BigInteger)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    # 'captured_us' | 'captured_other' | 'still_open' | 'closed' | 'never_real'
+    outcome: Mapped[str] = mapped_column(String(16))
+    window: Mapped[int] = mapped_column(Integer)  # blocks looked at after the opportunity's
+    decided_block: Mapped[int | None] = mapped_column(BigInteger)
+    taker: Mapped[str | None] = mapped_column(String(42))  # who took it, if someone else
+    taker_tx: Mapped[str | None] = mapped_column(String(66))
+    taker_profit: Mapped[int | None] = mapped_column(Int256())  # in ``token``
+    token: Mapped[str | None] = mapped_column(String(42))
+    scored_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,6 +1,6 @@
 // Overview: mode, capital stage, kill switch and run; sync health and detection latency from the
-// status; the gate to the next capital stage (each condition measured, required, pass/fail); the
-// PnL chart by day.
+// status; the gate to the next capital stage (each condition measured, required, pass/fail);
+// self-scoring (what became of the opportunities, who took the rest); the PnL chart by day.
 
 import { drawPnlChart } from "./chart.js";
 import { $, h, setText, setTone } from "./dom.js";
@@ -11,7 +11,8 @@ const LAG_BAD = 10;
 const HEARTBEAT_WARN_S = 30;
 const HEARTBEAT_BAD_S = 120;
 const LATENCY_SAMPLES = 500;
-const STAGE_REFRESH_MS = 5_000; // the stage gate is read again at most this often
+const STAGE_REFRESH_MS = 5_000; // the stage gate and the scores are read again at most this often
+const OUTCOMES = ["captured_us", "captured_other", "still_open", "closed", "never_real"];
 
 export class OverviewView {
   constructor(ctx) {
@@ -53,6 +54,37 @@ export class OverviewView {
     } catch (error) {
       this.renderStageError(error?.message ?? String(error));
     }
+    try {
+      this.renderScores(await this.ctx.api.get("/api/v1/scores", {}, { quiet: true }));
+    } catch (error) {
+      setText("ov-score-run", error?.message ?? String(error));
+    }
+  }
+
+  /** Self-scoring of the newest run, from /api/v1/scores. */
+  renderScores(s) {
+    const badge = $("ov-score-badge");
+    const rate = s.capture_rate;
+    badge.textContent = rate === null || rate === undefined ? "nothing scored" : `${(rate * 100).toFixed(1)}% captured`;
+    setTone(badge, rate === null || rate === undefined ? "info" : rate > 0 ? "good" : "warn");
+    setText("ov-score-run", s.run_id ? `run ${s.run_id}: ${formatInt(s.scored)} opportunities scored` : "no run yet");
+    for (const outcome of OUTCOMES) setText(`ov-score-${outcome}`, formatInt(s.outcomes?.[outcome] ?? 0));
+    setText(
+      "ov-score-taken",
+      `${formatEth(s.taken_by_others_profit_wei)} (we expected ${formatEth(s.taken_by_others_expected_net_profit_wei)} net)`,
+    );
+    setText("ov-score-missed", `at most ${formatEth(s.missed_capturable_net_profit_wei)}`);
+    $("ov-score-takers").replaceChildren(
+      ...(s.takers ?? []).map((t) =>
+        h(
+          "tr",
+          { "data-testid": "score-taker" },
+          h("td", { class: "mono" }, t.taker),
+          h("td", {}, formatInt(t.opportunities)),
+          h("td", {}, formatEth(t.profit_wei)),
+        ),
+      ),
+    );
   }
 
   renderStage(g) {

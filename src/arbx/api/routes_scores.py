@@ -1,0 +1,48 @@
+"""``GET /api/v1/scores`` (any valid token): self-scoring of a run's opportunities.
+
+The same figures as ``arbx report``'s self-scoring lines (``arbx.store.score_repo.summary``):
+how many opportunities ended in each outcome over the blocks after them, the capture rate, the
+profit others took and who took it, and what the capturable opportunities we did not take were
+expected to pay (in shadow mode, an upper bound of what going live would have won).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from arbx.api.auth import Viewer
+from arbx.api.context import ApiContext, context
+from arbx.api.params import READ_ERRORS, RunFilter
+from arbx.api.schemas import ScoresOut, TakerOut
+from arbx.store import repo, score_repo
+
+router = APIRouter(prefix="/api/v1", responses=READ_ERRORS)
+Ctx = Annotated[ApiContext, Depends(context)]
+TAKERS = 20  # takers returned, most profit first
+
+
+@router.get("/scores", response_model=ScoresOut, summary="Self-scoring of opportunities")
+def get_scores(ctx: Ctx, _: Viewer, run_id: RunFilter = None) -> ScoresOut:
+    """The run's scores (the newest run unless ``run_id``); zeros before any run."""
+    with ctx.reader() as session:
+        run = run_id if run_id is not None else repo.latest_run_id(session)
+        summary = score_repo.summary(session, run if run is not None else 0)
+    return ScoresOut(
+        run_id=run,
+        scored=summary["scored"],
+        outcomes=summary["outcomes"],
+        capture_rate=summary["capture_rate"],
+        taken_by_others_profit_wei=str(summary["taken_by_others_profit_wei"]),
+        taken_by_others_expected_net_profit_wei=str(
+            summary["taken_by_others_expected_net_profit_wei"]
+        ),
+        missed_capturable_net_profit_wei=str(summary["missed_capturable_net_profit_wei"]),
+        takers=[
+            TakerOut(
+                taker=t["taker"], opportunities=t["opportunities"], profit_wei=str(t["profit_wei"])
+            )
+            for t in summary["takers"][:TAKERS]
+        ],
+    )

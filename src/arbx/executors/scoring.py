@@ -1,0 +1,139 @@
+"""Self-scoring during a run: each opportunity is judged once ``window`` blocks have passed.
+
+At every head N, the run's opportunities found at or before N - window that have no score are
+classified (:func:`arbx.domain.scoring.classify`) from the swaps of the blocks after them
+(:class:`arbx.chain.swaps.SwapReader`, kept for the blocks still needed), the blocks where the
+run found the same route again, and the run's own bundles: one that failed simulation for it
+makes it ``never_real``, one included makes it ours, and our transactions' hashes mark our
+arbitrages. Scores are stored in ``opportunity_scores``. A failure to read the chain or write
+the store is logged and counted, and the same opportunities are tried at the next head: scoring
+never stops the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from arbx.chain.rpc import RpcClient
+from arbx.chain.swaps import MAX_RANGE, SwapReader
+from arbx.domain.errors import ArbxError
+from arbx.domain.pools import Pool
+from arbx.domain.scoring import Found, Score, TxSwaps, classify
+from arbx.engine.pipeline import BlockResult
+from arbx.store import score_repo
+from arbx.store.score_repo import FAILED_SIMULATION, OurBundle, ToScore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WINDOW = 3
+
+
+class Scorer:
+    """Scores a run's opportunities as their windows pass."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        client: RpcClient,
+        pools: Mapping[str, Pool],
+        run_id: int,
+        chain_id: int,
+        window: int = DEFAULT_WINDOW,
+    ) -> None:
+        if not 1 <= window <= MAX_RANGE // 2:
+            raise ValueError(f"the scoring window must be 1..{MAX_RANGE // 2} blocks")
+        self.sessions = sessions
+        self.reader = SwapReader(client, pools)
+        self.run_id = run_id
+        self.chain_id = chain_id
+        self.window = window
+        self.scored = 0
+        self.failures = 0
+        self._swaps: dict[int, list[TxSwaps]] = {}
+
+    async def on_block(self, block: BlockResult) -> None:
+        """Score what the head ``block`` completes the window of."""
+        head = block.head.number
+        if block.update.reorg_depth:
+            self._swaps.clear()  # the blocks read before may have been replaced
+        try:
+            await self.score_to(head)
+        except (ArbxError, SQLAlchemyError, ValueError, OSError) as exc:
+            self.failures += 1
+            log.warning("self-scoring at block %d failed (retried at the next): %s", head, exc)
+
+    async def score_to(self, head: int) -> int:
+        """Score the opportunities whose window ends at or before ``head``; how many."""
+        up_to = head - self.window
+        pending = await asyncio.to_thread(self._pending, up_to)
+        if pending is None:
+            return 0
+        waiting, found_again, bundles = pending
+        first = min(o.block for o in waiting) + 1
+        first = max(first, head - MAX_RANGE + 1)
+        missing = [n for n in range(first, head + 1) if n not in self._swaps]
+        if missing:
+            read = await self.reader.read(missing[0], missing[-1])
+            for number in range(missing[0], missing[-1] + 1):
+                self._swaps[number] = read.get(number, [])
+        ours = {h for b in bundles for h in b.tx_hashes}
+        scores: list[tuple[ToScore, Score]] = []
+        for opportunity in waiting:
+            blocks = range(opportunity.block + 1, opportunity.block + self.window + 1)
+            window = [self._swaps.get(n, []) for n in blocks]
+            found = Found(
+                opportunity.block,
+                opportunity.pools,
+                simulation_failed=_matched(opportunity, bundles, FAILED_SIMULATION, self.window),
+                included=_matched(opportunity, bundles, ("included",), self.window),
+            )
+            again = found_again.get(opportunity.route_key, set())
+            scores.append((opportunity, classify(found, window, ours, again)))
+        await asyncio.to_thread(self._store, scores)
+        self.scored += len(scores)
+        for number in [n for n in self._swaps if n < first]:
+            del self._swaps[number]
+        return len(scores)
+
+    def _pending(
+        self, up_to: int
+    ) -> tuple[list[ToScore], dict[str, set[int]], list[OurBundle]] | None:
+        with self.sessions() as session:
+            waiting = score_repo.unscored(session, self.run_id, up_to)
+            if not waiting:
+                return None
+            first = waiting[0].block
+            last = waiting[-1].block + self.window
+            keys = [o.route_key for o in waiting]
+            found_again = score_repo.found_blocks(session, self.run_id, keys, first + 1, last)
+            bundles = score_repo.our_bundles(session, self.run_id, first + 1)
+        return waiting, found_again, bundles
+
+    def _store(self, scores: Sequence[tuple[ToScore, Score]]) -> None:
+        with self.sessions.begin() as session:
+            for opportunity, score in scores:
+                score_repo.add_score(
+                    session,
+                    opportunity,
+                    self.run_id,
+                    self.chain_id,
+                    self.window,
+                    score,
+                )
+
+
+def _matched(
+    opportunity: ToScore, bundles: Sequence[OurBundle], statuses: Sequence[str], window: int
+) -> bool:
+    """True if one of our bundles in the window was for this opportunity and ended so."""
+    return any(
+        b.status in statuses
+        and b.expected_net_profit == opportunity.net_profit
+        and opportunity.block < b.target_block <= opportunity.block + window
+        for b in bundles
+    )

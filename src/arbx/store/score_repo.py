@@ -1,0 +1,192 @@
+"""Self-scoring's records: the opportunities still to score, our bundles, the scores and their sums.
+
+Plain functions over a session; none commits. A bundle is matched to the opportunity it was
+sent for by the run, its expected net profit (exact, in wei) and a target block in the
+opportunity's window: bundles do not name their opportunity.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from arbx.domain.scoring import OUTCOMES, Score
+from arbx.store.models import BundleRow, OpportunityRow, OpportunityScoreRow
+
+FAILED_SIMULATION = ("sim_failed", "simulated_revert")
+MAX_BATCH = 500  # opportunities scored per call
+
+
+@dataclass(frozen=True, slots=True)
+class ToScore:
+    """An opportunity whose window has passed and that has no score yet."""
+
+    id: int
+    block: int
+    pools: tuple[str, ...]
+    route_key: str
+    net_profit: int
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class OurBundle:
+    """One of the run's bundles: what it targeted, expected, became, and its transactions."""
+
+    target_block: int
+    expected_net_profit: int
+    status: str
+    tx_hashes: tuple[str, ...]
+
+
+def unscored(session: Session, run_id: int, up_to_block: int) -> list[ToScore]:
+    """The run's opportunities found at or before ``up_to_block`` without a score, oldest first."""
+    rows = session.execute(
+        select(
+            OpportunityRow.id,
+            OpportunityRow.block_number,
+            OpportunityRow.pools_json,
+            OpportunityRow.route_key,
+            OpportunityRow.net_profit,
+            OpportunityRow.status,
+        )
+        .outerjoin(OpportunityScoreRow, OpportunityScoreRow.opportunity_id == OpportunityRow.id)
+        .where(
+            OpportunityRow.run_id == run_id,
+            OpportunityRow.block_number <= up_to_block,
+            OpportunityScoreRow.id.is_(None),
+        )
+        .order_by(OpportunityRow.block_number, OpportunityRow.id)
+        .limit(MAX_BATCH)
+    ).all()
+    return [
+        ToScore(int(r[0]), int(r[1]), tuple(str(p) for p in r[2]), str(r[3]), int(r[4]), str(r[5]))
+        for r in rows
+    ]
+
+
+def found_blocks(
+    session: Session, run_id: int, route_keys: Sequence[str], first: int, last: int
+) -> dict[str, set[int]]:
+    """Route key -> the blocks in ``first..last`` where the run found that route."""
+    found: dict[str, set[int]] = defaultdict(set)
+    if not route_keys:
+        return found
+    for key, number in session.execute(
+        select(OpportunityRow.route_key, OpportunityRow.block_number).where(
+            OpportunityRow.run_id == run_id,
+            OpportunityRow.route_key.in_(sorted(set(route_keys))),
+            OpportunityRow.block_number.between(first, last),
+        )
+    ):
+        found[str(key)].add(int(number))
+    return found
+
+
+def our_bundles(session: Session, run_id: int, first_target: int) -> list[OurBundle]:
+    """The run's bundles for blocks from ``first_target`` on."""
+    rows = session.scalars(
+        select(BundleRow).where(BundleRow.run_id == run_id, BundleRow.target_block >= first_target)
+    ).all()
+    return [
+        OurBundle(
+            int(r.target_block),
+            int(r.expected_net_profit),
+            str(r.status),
+            tuple(str(h).lower() for h in r.tx_hashes_json),
+        )
+        for r in rows
+    ]
+
+
+def add_score(
+    session: Session, opportunity: ToScore, run_id: int, chain_id: int, window: int, score: Score
+) -> None:
+    """Store one opportunity's score."""
+    session.add(
+        OpportunityScoreRow(
+            opportunity_id=opportunity.id,
+            run_id=run_id,
+            chain_id=chain_id,
+            block_number=opportunity.block,
+            outcome=score.outcome,
+            window=window,
+            decided_block=score.decided_block,
+            taker=score.taker,
+            taker_tx=score.taker_tx,
+            taker_profit=score.taker_profit,
+            token=score.token,
+            scored_at=datetime.now(UTC),
+        )
+    )
+
+
+def summary(session: Session, run_id: int) -> dict[str, Any]:
+    """The run's scores: counts by outcome, capture rate, what others took and who, and what
+    the capturable opportunities that we did not take were expected to pay."""
+    rows = session.execute(
+        select(
+            OpportunityScoreRow.outcome,
+            OpportunityScoreRow.taker,
+            OpportunityScoreRow.taker_tx,
+            OpportunityScoreRow.taker_profit,
+            OpportunityRow.net_profit,
+            OpportunityRow.capturable,
+        )
+        .join(OpportunityRow, OpportunityRow.id == OpportunityScoreRow.opportunity_id)
+        .where(OpportunityScoreRow.run_id == run_id)
+    ).all()
+    counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+    takers: dict[str, dict[str, Any]] = {}
+    seen_tx: set[str] = set()
+    lost = missed = 0
+    for outcome, taker, taker_tx, taker_profit, net_profit, capturable in rows:
+        counts[str(outcome)] = counts.get(str(outcome), 0) + 1
+        if outcome == "captured_other" and taker is not None:
+            entry = takers.setdefault(taker, {"taker": taker, "opportunities": 0, "profit_wei": 0})
+            entry["opportunities"] += 1
+            lost += int(net_profit)
+            if taker_tx is not None and taker_tx not in seen_tx and taker_profit is not None:
+                seen_tx.add(str(taker_tx))
+                entry["profit_wei"] += int(taker_profit)
+        if capturable and outcome in ("captured_other", "still_open", "closed"):
+            missed += int(net_profit)
+    real = sum(counts.values()) - counts["never_real"]
+    return {
+        "scored": sum(counts.values()),
+        "outcomes": counts,
+        "capture_rate": counts["captured_us"] / real if real else None,
+        "taken_by_others_profit_wei": sum(t["profit_wei"] for t in takers.values()),
+        "taken_by_others_expected_net_profit_wei": lost,
+        "takers": sorted(takers.values(), key=lambda t: (-t["profit_wei"], t["taker"])),
+        "missed_capturable_net_profit_wei": missed,
+    }
+
+
+def report_lines(scores: dict[str, Any], *, shadow: bool) -> list[str]:
+    """The text report's lines for ``summary``."""
+    outcomes = scores["outcomes"]
+    rate = scores["capture_rate"]
+    lines = [
+        f"  self-scoring           {scores['scored']} opportunities scored: "
+        + ", ".join(f"{outcomes[o]} {o.replace('_', ' ')}" for o in OUTCOMES),
+        f"    capture rate         {'-' if rate is None else f'{rate:.1%}'} (of those real)",
+        f"    taken by others      {scores['taken_by_others_profit_wei']} wei of their profit "
+        f"(we expected {scores['taken_by_others_expected_net_profit_wei']} wei net)",
+    ]
+    lines += [
+        f"      {t['taker']}  {t['opportunities']:>5} opportunities  {t['profit_wei']:>24} wei"
+        for t in scores["takers"][:10]
+    ]
+    if shadow:
+        lines.append(
+            f"    going live           at most {scores['missed_capturable_net_profit_wei']} wei "
+            "(capturable opportunities that were real; others' bids not counted)"
+        )
+    return lines

@@ -1,0 +1,92 @@
+"""Self-scoring on a devnet with competitors: the swaps are read from the chain, the opportunity
+a competitor took is named with its sender and profit, and the scores are stored and summed.
+
+The devnet trades 40 market blocks with two competitors; opportunities are then recorded as a
+run of ours would have found them (one on the pools of an included competitor arbitrage, the
+block before it; one on pools nobody touched) and scored by the run's :class:`Scorer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from eth_utils.address import to_checksum_address
+from sqlalchemy.orm import Session, sessionmaker
+
+from arbx.chain.rpc import RpcClient
+from arbx.domain.pools import Pool, Token, V2Pool
+from arbx.domain.profit import Opportunity
+from arbx.domain.routes import Route
+from arbx.executors.scoring import Scorer
+from arbx.store import repo, score_repo
+from tests.integration.competition import landed, traded
+
+pytestmark = pytest.mark.integration
+
+
+def _opportunity(pools: tuple[str, ...], tokens: tuple[str, ...], net: int) -> Opportunity:
+    route = Route(pools, tuple(True for _ in pools), tokens)
+    amounts = (*tuple(10**18 + i for i in range(1, len(pools))), 10**18 + net)
+    return Opportunity(route, 10**18, amounts, net, 200_000, 0, 0, net)
+
+
+def test_the_scorer_names_the_competitor_that_took_an_opportunity(
+    factory: sessionmaker[Session],
+) -> None:
+    with traded(1, 2, 40) as (devnet, market, chain):
+        assert market.competitors is not None
+        mined = [
+            (bundle, int(receipt["blockNumber"], 16))
+            for bundle, receipt in landed(chain, market.competitors.sent)
+            if int(receipt["status"], 16) == 1
+        ]
+        assert mined
+        taken, at = mined[0]
+        head = int(chain.rpc("eth_blockNumber"), 16)
+        deployment = devnet.deployment
+        weth = deployment.weth
+        with factory.begin() as session:
+            repo.upsert_chain(session, deployment.chain_id, "devnet")
+            run_id = repo.start_run(session, deployment.chain_id, mode="shadow")
+            number = at - 1
+            header = repo.BlockHeader(
+                deployment.chain_id, number, f"0x{number:064x}", f"0x{number - 1:064x}", 0
+            )
+            repo.record_block(session, header, datetime.now(UTC), run_id=run_id)
+            found = [
+                _opportunity(taken.route, (weth,) * (len(taken.route) + 1), 5),
+                _opportunity(("0x" + "ab" * 20, "0x" + "cd" * 20), (weth,) * 3, 7),
+            ]
+            repo.add_opportunities(session, run_id, header, found, datetime.now(UTC), 1.0)
+        pools: dict[str, Pool] = {
+            to_checksum_address(p.address): V2Pool(
+                to_checksum_address(p.address), Token(p.token0), Token(p.token1), 1, 1
+            )
+            for p in deployment.pools
+            if p.kind == "uniswap_v2"
+        }
+
+        async def score() -> int:
+            async with RpcClient([devnet.url], timeout=10) as client:
+                scorer = Scorer(factory, client, pools, run_id, deployment.chain_id, window=3)
+                done = await scorer.score_to(at + 2)
+                assert await scorer.score_to(head) == 0  # nothing scored twice
+                return done
+
+        assert asyncio.run(score()) == 2
+        with factory() as session:
+            summary = score_repo.summary(session, run_id)
+    assert summary["outcomes"]["captured_other"] == 1
+    assert summary["outcomes"]["still_open"] == 1
+    assert summary["capture_rate"] == 0
+    (taker,) = summary["takers"]
+    assert taker["taker"].lower() == taken.competitor.lower()
+    assert taker["profit_wei"] == taken.gross_profit
+    assert summary["taken_by_others_profit_wei"] == taken.gross_profit
+    assert summary["taken_by_others_expected_net_profit_wei"] == 5
+    lines = "\n".join(score_repo.report_lines(summary, shadow=True))
+    assert "capture rate         0.0%" in lines
+    assert taker["taker"] in lines
+    assert "going live           at most 12 wei" in lines  # both capturable (pool-disjoint)
