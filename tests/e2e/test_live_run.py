@@ -29,12 +29,13 @@ from arbx.cli.run import DEVNET_RISK, devnet_spec
 from arbx.config import load_settings
 from arbx.devnet.commands import EmbeddedDevnet
 from arbx.engine.pipeline import Pipeline
+from arbx.execution.rawtx import decode_raw_tx
 from arbx.executors.shadow import ShadowExecutor
 from arbx.risk.killswitch import kill, unkill
 from arbx.risk.signer_lock import SignerLock
 from arbx.store import execution_repo, make_engine, make_session_factory, migrate, repo
 from arbx.store import risk_repo as rrepo
-from arbx.store.models import Block
+from arbx.store.models import Block, BundleRow
 from arbx.strategies.cyclic import CyclicArbitrage, StrategyLimits
 from tests.e2e.faulty_node import FaultyNode, wait_for
 
@@ -127,6 +128,15 @@ class _Live:
             strategy, executor, pools=lambda: len(book),
         )  # fmt: skip
         return pipeline, executor, (risk, relay), run_id
+
+
+async def _started(
+    client: RpcClient, devnet: tuple[EmbeddedDevnet, Path], folder: Path
+) -> tuple[_Live, Pipeline, Any, tuple[Any, Any], int]:
+    """A live engine on the devnet with a database of its own in ``folder``, built."""
+    live = _Live(*devnet, folder / "live.db")
+    pipeline, executor, parts, run_id = await live.build(client)
+    return live, pipeline, executor, parts, run_id
 
 
 async def _run_until(
@@ -588,9 +598,7 @@ async def test_an_included_bundle_a_reorg_takes_out_is_settled_again_and_trading
     """A bundle settled as included whose block a reorg replaces (``anvil_reorg``, the new
     blocks without it) leaves ``included``: its row agrees with the chain again, its nonce is
     read from the chain, and the next bundles land."""
-    running, key_file = devnet
-    live = _Live(running, key_file, tmp_path / "reorg.db")
-    pipeline, executor, (risk, relay), run_id = await live.build(client)
+    live, pipeline, executor, (risk, relay), run_id = await _started(client, devnet, tmp_path)
     stop = asyncio.Event()
     seen: dict[str, Any] = {}
 
@@ -630,3 +638,51 @@ async def test_an_included_bundle_a_reorg_takes_out_is_settled_again_and_trading
             receipt = await client.call("eth_getTransactionReceipt", [bundle.tx_hashes_json[0]])
             assert receipt is not None, bundle.id
             assert receipt["blockHash"].lower() == bundle.included_block_hash.lower(), bundle.id
+
+
+class _RecordedFirst(_Wire):
+    """The builder's side: for each bundle arriving, whether the database already holds its
+    transaction (what a process SIGKILLed during the send would leave behind)."""
+
+    def __init__(self, inner: Any, sessions: Any) -> None:
+        super().__init__(inner)
+        self.sessions = sessions
+        self.arrived: list[tuple[str, bool]] = []  # (tx hash, recorded before it arrived)
+
+    async def post(self, url: str, body: bytes, timeout: float, headers: Any = None) -> Any:
+        for doc in (d for d in _as_list(json.loads(body)) if d["method"] == "eth_sendBundle"):
+            for raw in doc["params"][0]["txs"]:
+                tx = "0x" + decode_raw_tx(raw).hash.hex()
+                with self.sessions() as session:
+                    rows = session.scalars(select(BundleRow.tx_hashes_json)).all()
+                self.arrived.append((tx, any(tx in hashes for hashes in rows)))
+        return await super().post(url, body, timeout, headers)
+
+
+def _as_list(doc: Any) -> list[Any]:
+    return doc if isinstance(doc, list) else [doc]
+
+
+@pytest.mark.asyncio
+async def test_a_bundle_is_recorded_before_it_reaches_the_builder(
+    client: RpcClient, devnet: tuple[EmbeddedDevnet, Path], tmp_path: Path
+) -> None:
+    live, pipeline, executor, (risk, relay), run_id = await _started(client, devnet, tmp_path)
+    wire = _RecordedFirst(relay.transport, live.sessions)
+    relay.transport = wire
+    stop = asyncio.Event()
+
+    async def three_bundles() -> None:
+        await wait_for(lambda: executor.stats.sent >= 3)
+        stop.set()
+
+    await _run_until(pipeline, (executor, risk, relay), stop, three_bundles())
+    assert len(wire.arrived) >= 3
+    assert all(recorded for _, recorded in wire.arrived), wire.arrived
+    with live.sessions() as session:
+        bundles = execution_repo.list_bundles(session, run_id)
+    arrived = {tx for tx, _ in wire.arrived}
+    sent_rows = [b for b in bundles if b.status not in ("sim_failed",)]
+    # no row for a bundle that never left (late, refused), one for each that did
+    assert {b.tx_hashes_json[0] for b in sent_rows} == arrived
+    assert all(b.builders_json for b in sent_rows)  # the builders that acknowledged it

@@ -18,19 +18,23 @@ the bundle leaves:
 4. the second fence, right before the send; then the bundle goes to every builder for the next
    block(s) under one replacement uuid (its requests built and signed while the simulation ran).
 
-Records (the block, the bundle, its outcome) are written afterwards by one worker thread, and the
-risk controller refreshes its view of the database beside the engine: between a head and a bundle
-nothing waits for the database. When the kill switch engages, every bundle already sent for a
-block not yet built is cancelled at the builders. One bundle is in flight at a time.
+A bundle's intent (its row: target block, bundle hash, transaction and nonce) is written by a
+thread of its own while the bundle is simulated, and the send waits for it up to ``INTENT_WAIT``,
+so that a process killed during the send leaves a row the next start settles (ADR 0029). The
+other records (the block, the builders that acknowledged the bundle, its outcome) are written
+afterwards by one worker thread, and the risk controller refreshes its view of the database
+beside the engine. When the kill switch engages, every bundle already sent for a block not yet
+built is cancelled at the builders. One bundle is in flight at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -57,9 +61,10 @@ from arbx.execution.tx import fee_policy, gas_limit_from, sign_execute_tx
 from arbx.executors.records import (
     RecordWriter,
     SentBundle,
+    drop_unsent,
+    store_acks,
     store_outcome,
     store_sent,
-    store_sim_failed,
 )
 from arbx.executors.shadow import ShadowExecutor
 from arbx.metrics import record as metrics
@@ -74,6 +79,13 @@ RISK_OUTCOMES: dict[Outcome, RiskOutcome] = {
     Outcome.STATE_MOVED: "state_moved",
 }
 MAX_SAMPLES = 10_000  # latency samples kept per stage
+# How long a send waits for its intent (the bundle's row, written while it is simulated) to be
+# committed: beyond it (a database locked or down) the bundle leaves anyway and its row follows
+# in order once the database takes it (ADR 0029).
+INTENT_WAIT = 0.05
+# Heads after a reorg at which every landed bundle's block is compared with the node's (a node
+# may answer for the old branch for a moment after it switched)
+CHECK_AFTER_REORG = 3
 # Blocks a settled bundle is still followed for: a reorg up to the engine's journal depth that
 # takes its transaction out settles it again (its row moved off ``included``, its nonce freed).
 KEEP_SETTLED_BLOCKS = DEFAULT_DEPTH
@@ -167,6 +179,8 @@ class BundleExecutor:
         self.cpu_timings: dict[str, list[float]] = {}  # the event loop thread's CPU, the same
         self._cpu_at = 0.0
         self.records = RecordWriter()
+        # bundles' intents, written before they leave: a thread of their own, never paused
+        self.intents = RecordWriter("arbx-intents")
         self.head = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = asyncio.Event()
@@ -177,6 +191,7 @@ class BundleExecutor:
         self._head_cpu: tuple[int, float] = (-1, 0.0)  # head number, thread CPU time at on_head
         self._resync: asyncio.Future[None] | None = None
         self._unsettled: list[OutcomeChange] = []  # changes to settle again (receipt not read)
+        self._check_landed = 0  # after a reorg: heads at which landed bundles are checked
         risk.kill_switch.on_engage(self._kill_seen)
 
     @property
@@ -246,7 +261,9 @@ class BundleExecutor:
             await asyncio.gather(self._refresher, return_exceptions=True)
         if self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
+        await self.intents.drain()
         await self.records.drain()
+        self.intents.close()
         self.records.close()
 
     def _start(self) -> None:
@@ -260,10 +277,16 @@ class BundleExecutor:
             await asyncio.gather(previous, return_exceptions=True)
         pending, self._unsettled = self._unsettled, []
         changes = await self._track(head, check_landed=bool(pending))
-        for change in [*[c for c in pending if self._current(c)], *changes]:
+        queue = [*[c for c in pending if self._current(c)], *changes]
+        while queue:
+            change = queue.pop(0)
             try:
                 await self._settle(change)
             except (ArbxError, LookupError, TypeError, ValueError) as exc:  # the receipt, mostly
+                if await self._left_its_block(change):  # the node no longer has it there
+                    log.warning("bundle %s: its transaction left its block", change.key)
+                    queue[:0] = self.tracker.reorged_out(change.key, head.number)
+                    continue
                 log.warning("settling bundle %s failed, again next head: %s", change.key, exc)
                 self._unsettled.append(change)
         for forgotten in self.tracker.pop_settled(keep=KEEP_SETTLED_BLOCKS):
@@ -293,8 +316,15 @@ class BundleExecutor:
             txs = found
         reorgs = self.tracker.stats.reorgs
         changes = await self.tracker.on_block(head.number, txs, head.hash, head.parent_hash)
-        if self.tracker.stats.reorgs > reorgs or check_landed:
-            changes += await self._reorged_out(head.number)
+        if self.tracker.stats.reorgs > reorgs:
+            self._check_landed = CHECK_AFTER_REORG
+        if self._check_landed or check_landed:
+            try:
+                changes += await self._reorged_out(head.number)
+                self._check_landed = max(0, self._check_landed - 1)
+            except (ArbxError, LookupError, TypeError) as exc:  # the node, right after a reorg
+                log.warning("landed bundles not checked against the chain, again next head: %s",
+                            exc)  # fmt: skip
         return changes
 
     async def _reorged_out(self, at: int) -> list[OutcomeChange]:
@@ -312,6 +342,21 @@ class BundleExecutor:
                 log.warning("bundle %s: block %s was reorged out", bundle.key, bundle.block_number)
                 changes += self.tracker.reorged_out(bundle.key, at)
         return changes
+
+    async def _left_its_block(self, change: OutcomeChange) -> bool:
+        """Whether the node says the transaction of a landed bundle whose receipt it lacks is in
+        no block, or in another one (a reorg the blocks did not show; a node that only lags
+        behind with its receipts still knows the transaction where it was)."""
+        flight = self.in_flight.get(change.key)
+        landed = (Outcome.INCLUDED, Outcome.REVERTED)
+        if flight is None or change.outcome not in landed or self.tracker.get(change.key) is None:
+            return False
+        try:
+            tx = await self.client.call("eth_getTransactionByHash", ["0x" + flight.tx_hash.hex()])
+        except ArbxError:
+            return False
+        where = tx.get("blockHash") if isinstance(tx, dict) else None
+        return change.block_hash is not None and where != "0x" + change.block_hash.hex()
 
     def _current(self, change: OutcomeChange) -> bool:
         """Whether a change that could not be settled still says what the tracker knows (a
@@ -371,15 +416,32 @@ class BundleExecutor:
                 self.client, [signed.raw], head.number, relay=self.relay, builders=at_builders
             )
         )
+        record: SentBundle | None = None
         try:
             for _ in range(3):  # let the simulation's requests leave before the work below
                 await asyncio.sleep(0)
             key = str(uuid.uuid4())
             prepared = self.submitter.prepare([signed.raw], target, replacement_uuid=key)
+            record = SentBundle(
+                opportunity,
+                target,
+                [],
+                signed,
+                prepared.bundle_hash.hex(),
+                self.signer.address,
+                self.settings.executor,
+                self.settings.priority_fee_wei,
+            )
+            # its intent, durable before it leaves, written while it is simulated: a process
+            # killed during the send leaves a row the next start settles
+            intent = self.intents.submit(store_sent, self.sessions, self.recorder.run_id, record)
+            intent.add_done_callback(_set_when_done(record.written))
             check, latest = await simulation
         except BaseException:
             simulation.cancel()
             self.nonces.release(signed.nonce)  # simulated at most, never sent as a bundle
+            if record is not None:
+                self.records.submit(drop_unsent, self.sessions, record)
             raise
         started = self._time("simulate", started)
         if not check.ok:
@@ -387,37 +449,26 @@ class BundleExecutor:
             self.stats.sim_failed += 1
             metrics.bundle_outcome("none", "sim_failed")
             log.info("dropped after simulation: %s", check.reason)
-            self.records.submit(
-                store_sim_failed,
-                self.sessions,
-                self.recorder.run_id,
-                opportunity,
-                target,
-                signed.hash_hex,
-                self.signer.address,
-            )
+            self.records.submit(store_outcome, self.sessions, record, "sim_failed", {})
             return
         if latest is not None and latest > head.number:  # a bundle for the next block is late
             self.nonces.release(signed.nonce)
             self.stats.stale += 1
+            self.records.submit(drop_unsent, self.sessions, record)
             return
         why = await self.risk.fence()
         started = self._time("fence before sending", started)
         if why is not None:
             self.nonces.release(signed.nonce)
             self._refuse(why)
+            self.records.submit(drop_unsent, self.sessions, record)
             return
+        if not intent.done():
+            await asyncio.wait([intent], timeout=INTENT_WAIT)
+            started = self._time("intent", started)
+            if not intent.done():
+                log.warning("bundle %s leaves before its record is written (database busy)", key)
         blocks = prepared.blocks
-        record = SentBundle(
-            opportunity,
-            target,
-            [],
-            signed,
-            "",
-            self.signer.address,
-            self.settings.executor,
-            self.settings.priority_fee_wei,
-        )
         flight = _InFlight(key, signed.nonce, signed.hash, blocks, record)
         self.in_flight[key] = flight  # before the send: a kill during it cancels it too
         report = await self.submitter.send(prepared)
@@ -430,11 +481,10 @@ class BundleExecutor:
             flight.cancelled = False
             self._cancel(flight)
         record.builders = [s.builder for s in report.acks]
-        record.bundle_hash = report.bundle_hash.hex()
         self.tracker.track(
             key, report.tx_hashes, report.blocks[0], report.blocks[-1], record.builders
         )
-        self.records.submit(store_sent, self.sessions, self.recorder.run_id, record)
+        self.records.submit(store_acks, self.sessions, record)
         self.stats.sent += 1
         _sent(key, record, head, elapsed, self.recorder.run_id)
 
@@ -610,6 +660,15 @@ class BundleExecutor:
         if reason != self.stats.last_refusal:
             log.info("not trading: %s", reason)
         self.stats.last_refusal = reason
+
+
+def _set_when_done(event: threading.Event) -> Callable[[asyncio.Future[Any]], None]:
+    """A done callback that sets ``event`` (the intent's writing ended, whatever its outcome)."""
+
+    def done(_: asyncio.Future[Any]) -> None:
+        event.set()
+
+    return done
 
 
 def _quiet(task: asyncio.Future[Any]) -> None:

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -127,10 +127,13 @@ class SentBundle:
     executor: str
     priority_fee: int
     bundle_id: int | None = None
+    # set once its intent's writing ended (written, or given up): the records about it wait
+    written: threading.Event = field(default_factory=threading.Event)
 
 
 def store_sent(sessions: sessionmaker[Session], run_id: int, sent: SentBundle) -> int:
-    """Record a bundle sent and its transaction; its id (also set on ``sent``)."""
+    """Record a bundle about to be sent (its intent: target block, bundle hash, transaction and
+    nonce; status 'sent') or sent; its id (also set on ``sent``)."""
     with sessions.begin() as session:
         bundle_id = xrepo.record_bundle(
             session,
@@ -160,36 +163,34 @@ def store_sent(sessions: sessionmaker[Session], run_id: int, sent: SentBundle) -
     return bundle_id
 
 
-def store_sim_failed(
-    sessions: sessionmaker[Session],
-    run_id: int,
-    opportunity: Opportunity,
-    target: int,
-    tx_hash: str,
-    signer: str,
-) -> None:
-    """Record a signed bundle that failed simulation and was never sent."""
+def store_acks(sessions: sessionmaker[Session], sent: SentBundle) -> None:
+    """Record the builders that acknowledged a bundle whose intent was recorded."""
     with sessions.begin() as session:
-        bundle_id = xrepo.record_bundle(
-            session,
-            run_id,
-            target_block=target,
-            builders=[],
-            tx_hashes=[tx_hash],
-            expected_net_profit=opportunity.net_profit,
-            signer=signer,
-        )
-        xrepo.update_bundle_outcome(session, bundle_id, "sim_failed")
+        xrepo.set_bundle_builders(session, _recorded(sent), sent.builders)
+        api_repo.notify_event(session, "bundle", {"id": sent.bundle_id})
+
+
+def drop_unsent(sessions: sessionmaker[Session], sent: SentBundle) -> None:
+    """Forget the intent of a bundle that did not leave (late, or refused by the last fence)."""
+    with sessions.begin() as session:
+        xrepo.drop_bundle(session, _recorded(sent))
+
+
+def _recorded(sent: SentBundle) -> int:
+    """The bundle's row id, once its intent (written in another thread) is in."""
+    sent.written.wait(RETRY_FOR + 10.0)
+    if sent.bundle_id is None:
+        raise LookupError(f"bundle 0x{sent.bundle_hash} was never recorded")
+    return sent.bundle_id
 
 
 def store_outcome(
     sessions: sessionmaker[Session], sent: SentBundle, status: str, details: dict[str, Any]
 ) -> None:
     """Record a bundle's outcome (after ``store_sent`` of the same bundle ran)."""
-    if sent.bundle_id is None:
-        raise LookupError(f"bundle 0x{sent.bundle_hash} was never recorded")
+    bundle_id = _recorded(sent)
     with sessions.begin() as session:
         xrepo.update_bundle_outcome(
-            session, sent.bundle_id, status, settled_at=datetime.now(UTC), **details
+            session, bundle_id, status, settled_at=datetime.now(UTC), **details
         )
         api_repo.notify_event(session, "bundle", {"id": sent.bundle_id})

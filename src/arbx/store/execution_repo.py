@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
-from sqlalchemy import ColumnElement, Integer, String, case, func, select, type_coerce
+from sqlalchemy import ColumnElement, Integer, String, case, delete, func, select, type_coerce
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -96,6 +96,22 @@ def record_bundle(
     session.add(row)
     session.flush()
     return row.id
+
+
+def set_bundle_builders(session: Session, bundle_id: int, builders: Sequence[str]) -> None:
+    """The builders that acknowledged a bundle recorded before it left."""
+    row = session.get(BundleRow, bundle_id)
+    if row is None:
+        raise InputError(f"no bundle {bundle_id}")
+    row.builders_json = list(builders)
+    session.flush()
+
+
+def drop_bundle(session: Session, bundle_id: int) -> None:
+    """Forget a bundle recorded before it left that never left (late, refused), with its
+    transactions."""
+    session.execute(delete(TransactionRow).where(TransactionRow.bundle_id == bundle_id))
+    session.execute(delete(BundleRow).where(BundleRow.id == bundle_id))
 
 
 def update_bundle_outcome(
