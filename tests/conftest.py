@@ -1,5 +1,6 @@
 """Shared by every test: ``arbx`` commands run in-process configure the process's logging
-(``arbx.obs.logging``); each test gets the logging it started with back afterwards."""
+(``arbx.obs.logging``); each test gets the logging it started with back afterwards. Property
+tests have no deadline: a test is not a timing (a loaded machine failed one at 200 ms)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
+
+settings.register_profile("arbx", deadline=None)
+settings.load_profile("arbx")
 
 
 @pytest.fixture(autouse=True)

@@ -1,21 +1,23 @@
 """A run from start to stop, below the command line.
 
-``start``: the database is migrated, the RPC checked to serve the configured chain, the pool book
-discovered and loaded, the run recorded, the executor built (by the factory handed in: shadow or
-live is decided there, once). ``run``: the supervised loop (``engine.runner``). ``stop``: the
-executor released, the run closed in the database with its status, its reason when an error
-ended it, and its summary (blocks, opportunities, parity coverage, what supervision did, RPC
-and live totals).
+``start``: the database is migrated (awaited for up to ``RunPlan.database_wait_s`` while it
+cannot serve yet: restarting, or its host not up), the RPC checked to serve the configured
+chain, the pool book discovered and loaded, the run recorded, the executor built (by the
+factory handed in: shadow or live is decided there, once). ``run``: the supervised loop
+(``engine.runner``). ``stop``: the executor released, the run closed in the database with its
+status, its reason when an error ended it, and its summary (blocks, opportunities, parity
+coverage, what supervision did, RPC and live totals).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sized
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,10 +37,12 @@ from arbx.engine.pipeline import BlockResult, Pipeline, RunSummary, Strategy
 from arbx.engine.runner import Supervisor
 from arbx.engine.supervision import SupervisionPolicy, describe
 from arbx.store import make_engine, make_session_factory, migrate, repo
-
-Caps = Callable[[], Mapping[str, int] | None]
+from arbx.store.db import unavailable
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+Caps = Callable[[], Mapping[str, int] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,7 @@ class RunPlan:
     settings_record: Mapping[str, object]  # the settings as the runs table keeps them
     poll_interval: float = 1.0
     check_chain_id: bool = True  # the embedded devnet's chain id is whatever anvil says
+    database_wait_s: float = 120.0  # at start, how long a database that cannot serve is awaited
 
 
 class RunStrategy(Strategy, Protocol):
@@ -174,7 +179,7 @@ class EngineRun:
     async def start(self) -> StartedRun:
         """Migrate, check the chain, load the book, record the run, build the executor."""
         plan, spec = self.plan, self.plan.spec
-        migrate.upgrade(plan.database_url)
+        await self._awaiting_database(migrate.upgrade, plan.database_url)
         self.engine = make_engine(plan.database_url)
         self.sessions = sessions = make_session_factory(self.engine)
         self.chain_id = await self.client.chain_id()
@@ -185,16 +190,21 @@ class EngineRun:
         self.loaded = loaded = await load_book(self.client, spec, self._progress)
         book = loaded.book
         strategy = self._make_strategy(book, self._caps)
-        with sessions.begin() as session:
-            repo.upsert_chain(session, self.chain_id, spec.name)
-            repo.upsert_pools(session, list(book.pools.values()))
-            self.run_id = repo.start_run(
-                session, self.chain_id, mode=plan.mode, settings=dict(plan.settings_record)
-            )
-            stale = repo.close_stale_runs(session, self.chain_id, keep=[self.run_id])
+
+        def record_run() -> tuple[int, list[int]]:
+            with sessions.begin() as session:
+                repo.upsert_chain(session, self.chain_id, spec.name)
+                repo.upsert_pools(session, list(book.pools.values()))
+                run_id = repo.start_run(
+                    session, self.chain_id, mode=plan.mode, settings=dict(plan.settings_record)
+                )
+                return run_id, repo.close_stale_runs(session, self.chain_id, keep=[run_id])
+
+        run_id, stale = await self._awaiting_database(record_run)
+        self.run_id = run_id
         if stale:
             log.warning("closed runs %s as failed: %s", stale, repo.KILLED)
-        context = RunContext(self.run_id, self.chain_id, self.client, self.engine, sessions, book)
+        context = RunContext(run_id, self.chain_id, self.client, self.engine, sessions, book)
         try:
             self.execution = execution = await self._make_execution(context)
         except BaseException as exc:
@@ -221,7 +231,23 @@ class EngineRun:
         )
         bases = ", ".join(loaded.symbols.get(b, b) for b in spec.base_tokens)
         opening = f"run {self.run_id}: {len(book)} pools, {len(strategy.index)} routes from {bases}"
-        return StartedRun(self.run_id, self.chain_id, sessions, (execution.status, opening))
+        return StartedRun(run_id, self.chain_id, sessions, (execution.status, opening))
+
+    async def _awaiting_database(self, work: Callable[..., _T], *args: object) -> _T:
+        """``work(*args)`` in a thread, tried again while the database cannot serve (a restart,
+        its host not resolvable yet) for up to ``database_wait_s``; any other error at once."""
+        deadline = time.monotonic() + self.plan.database_wait_s
+        delay = 0.25
+        while True:
+            try:
+                return await asyncio.to_thread(work, *args)
+            except Exception as exc:
+                if not unavailable(exc) or time.monotonic() + delay > deadline:
+                    raise
+                detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+                log.warning("the database cannot serve yet, again in %.1f s: %s", delay, detail)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def _caps(self) -> Mapping[str, int] | None:
         return self.execution.caps() if self.execution is not None else None

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from arbx import __version__
 from arbx.chain.parity import ParityResult
 from arbx.chain.rpc import RpcClient
 from arbx.domain.errors import ConfigError
@@ -50,7 +51,8 @@ class ShadowExecution:
         return None
 
     async def close(self) -> dict[str, object] | None:
-        """Nothing to release; nothing to add to the run's summary."""
+        """Stop the recorder's writer; nothing to add to the run's summary."""
+        self.recorder.close()
         return None
 
     def holding(self) -> tuple[str, int, str] | None:
@@ -105,6 +107,7 @@ class LiveExecution(ShadowExecution):
         await self.bundles.close()
         self.risk.stop()
         await self.relay.close()
+        self.recorder.close()
         live = self.bundles.stats
         self.closing = (
             f"live: {live.considered} considered, {live.sent} bundles sent, "
@@ -131,10 +134,7 @@ async def build_execution(
 ) -> ShadowExecution:
     """The executor of a run in ``mode`` (a live mode needs ``live``), recording its blocks
     under ``release`` and ``role``; a live one with ``lock`` when it is taken already."""
-    recorder = ShadowExecutor(
-        sessions, run_id, chain_id, **({"release": release} if release else {})
-    )
-    recorder.role = role
+    recorder = ShadowExecutor(sessions, run_id, chain_id, release=release or __version__, role=role)
     scorer = Scorer(sessions, client, pools, run_id, chain_id)
     if mode == "shadow":
         shadow = ShadowExecution(recorder)

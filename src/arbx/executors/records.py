@@ -45,9 +45,12 @@ RETRY_MAX_DELAY = 2.0  # seconds between two tries at most
 class RecordWriter:
     """Runs record jobs in one worker thread, in order; nothing on the event loop waits."""
 
-    def __init__(self, name: str = "arbx-records", retry_for: float = RETRY_FOR) -> None:
+    def __init__(
+        self, name: str = "arbx-records", retry_for: float = RETRY_FOR, *, strict: bool = False
+    ) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self.retry_for = retry_for
+        self.strict = strict  # a job that fails for good raises in its future (else: None)
         self.retries = 0  # tries again after the database could not be reached
         self._pending: set[asyncio.Future[Any]] = set()
         self._open = threading.Event()
@@ -63,7 +66,7 @@ class RecordWriter:
         self._open.set()
 
     def submit(self, job: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        """Queue ``job(*args)``; its future (None if the job failed)."""
+        """Queue ``job(*args)``; its future (None if the job failed, or its error if strict)."""
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._pool, functools.partial(self._run, job, *args))
         self._pending.add(future)
@@ -102,6 +105,8 @@ class RecordWriter:
                     delay = min(delay * 2, RETRY_MAX_DELAY)
                     continue
                 self.failures += 1
+                if self.strict:
+                    raise
                 log.error("%s failed: %s", name, line)
                 return None
 

@@ -1,7 +1,10 @@
 """Shadow mode's executor: it records every block and what was found in it, and never signs.
 
-Writes go to the store from a worker thread, so a slow disk never delays the next block's
-detection; they are serialised through one lock (SQLite has a single writer).
+Writes go to the store from one worker thread, in order, so a slow disk never delays the next
+block's detection; they are serialised through one lock (SQLite has a single writer). A write the
+database cannot take now (restarting, a connection cut, locked) is tried again in place for up
+to ``RETRY_FOR`` seconds (``executors.records``); the block waits for it, and a database gone
+for longer stops the run with that error rather than losing its records.
 
 Every block also leaves a result under the engine's release and role (``block_results``: the
 routes found with their sizes and expected profits, detection latency, errors, and later its
@@ -10,7 +13,6 @@ parity check), which ``arbx release compare`` reads to compare a preview with th
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from datetime import UTC, datetime
@@ -21,6 +23,7 @@ from arbx import __version__
 from arbx.chain.parity import ParityResult
 from arbx.chain.sync import hex_hash
 from arbx.engine.pipeline import BlockResult
+from arbx.executors.records import RETRY_FOR, RecordWriter
 from arbx.store import api_repo, release_repo, repo
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,7 @@ class ShadowExecutor:
         *,
         release: str = __version__,
         role: str = "active",
+        retry_for: float = RETRY_FOR,
     ) -> None:
         self.sessions = sessions
         self.run_id = run_id
@@ -46,14 +50,19 @@ class ShadowExecutor:
         self.release = release
         self.role = role  # 'active' or 'standby': what the block results say of this engine
         self._lock = threading.Lock()
+        self._writes = RecordWriter("arbx-shadow", retry_for, strict=True)
 
     async def on_block(self, block: BlockResult) -> None:
         """Store the block (marking a reorged branch) and its opportunities."""
-        await asyncio.to_thread(self.write_block, block)
+        await self._writes.submit(self.write_block, block)
 
     async def on_parity(self, result: ParityResult) -> None:
         """Store one parity check."""
-        await asyncio.to_thread(self._write_parity, result)
+        await self._writes.submit(self._write_parity, result)
+
+    def close(self) -> None:
+        """Stop the writer's thread (after the writes already queued)."""
+        self._writes.close()
 
     def write_block(self, block: BlockResult) -> None:
         """Store the block and its opportunities (blocking: call from a worker thread)."""

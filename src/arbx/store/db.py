@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL, Connection
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from arbx.domain.errors import ConfigError
@@ -31,6 +31,29 @@ DATABASE_URL_ENV = "ARBX_DATABASE_URL"
 DEFAULT_DATABASE_URL = "sqlite:///./data/arbx.db"
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 _BEGIN_OPTION = "arbx_sqlite_begin"
+
+# What a database says while it cannot serve for a while (restarting, its host not yet resolvable,
+# another writer holding SQLite's lock): worth another try, unlike a refused password or a
+# database that does not exist.
+_UNAVAILABLE = (
+    "connection refused",
+    "could not connect",
+    "connection reset",
+    "connection timed out",
+    "timeout expired",
+    "no route to host",
+    "the database system is shutting down",
+    "the database system is starting up",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+    "server closed the connection unexpectedly",
+    "terminating connection due to administrator command",
+    "consuming input failed",
+    "failed to resolve host",
+    "name or service not known",
+    "temporary failure in name resolution",
+    "database is locked",
+)
 
 
 def database_url(env: Mapping[str, str] | None = None) -> str:
@@ -53,6 +76,17 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, echo)
     return create_engine(parsed, echo=echo, pool_pre_ping=True)
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot serve for now (a restart, a cut connection, a
+    lock held by another writer) rather than that it refuses us or the request."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    detail = str(getattr(exc, "orig", None) or exc).lower()
+    return any(sign in detail for sign in _UNAVAILABLE)
 
 
 def make_session_factory(engine: Engine, *, readonly: bool = False) -> sessionmaker[Session]:
