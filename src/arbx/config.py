@@ -113,6 +113,9 @@ class StrategySettings(_Strict):
     priority_fee_wei: int = Field(1_000_000_000, ge=0)
     max_routes: int = Field(200_000, ge=1)
     max_sized_per_block: int = Field(64, ge=1)  # live routes sized exactly per block
+    # routes of 4 hops or more pass only through tokens paired with at least this many others
+    # (the hubs); None keeps every route. About 4 at mainnet scale (ADR 0027).
+    connector_min_pairs: int | None = Field(None, ge=1, le=1_000)
 
     @field_validator("base_tokens")
     @classmethod

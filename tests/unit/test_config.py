@@ -93,6 +93,14 @@ def test_bad_settings(tmp_path: Path, text: str, message: str) -> None:
     assert "\n" not in str(info.value)
 
 
+def test_the_connector_bound_is_read_and_checked(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, GOOD)).strategy.connector_min_pairs is None
+    bounded = GOOD.replace("max_hops = 3", "max_hops = 4\nconnector_min_pairs = 4")
+    assert load_settings(write(tmp_path, bounded)).strategy.connector_min_pairs == 4
+    with pytest.raises(ConfigError, match=r"strategy\.connector_min_pairs"):
+        load_settings(write(tmp_path, GOOD.replace("max_hops = 3", "connector_min_pairs = 0")))
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(tmp_path / "nope.toml")

@@ -232,6 +232,7 @@ async def _engine_run(
         priority_fee_wei=settings.strategy.priority_fee_wei,
         max_routes=settings.strategy.max_routes,
         max_sized=settings.strategy.max_sized_per_block,
+        connector_min_pairs=settings.strategy.connector_min_pairs,
     )
     live = live_plan(
         settings,
