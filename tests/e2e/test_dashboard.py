@@ -652,8 +652,12 @@ def test_the_overview_shows_what_became_of_the_opportunities(
         f"run {run}: {body['scored']} opportunities scored"
     )
     for outcome, count in body["outcomes"].items():
-        expect_(page.get_by_test_id(f"score-{outcome}")).to_have_text(str(count))
-    rate = f"{body['capture_rate'] * 100:.1f}% captured"
+        best = body["capturable_outcomes"][outcome]
+        expect_(page.get_by_test_id(f"score-{outcome}")).to_have_text(
+            f"{best} capturable · {count} found"
+        )
+    assert sum(body["capturable_outcomes"].values()) >= 1
+    rate = f"{body['capturable_capture_rate'] * 100:.1f}% of capturable captured"
     expect_(page.get_by_test_id("score-rate")).to_have_text(rate)
     expect_(page.get_by_test_id("score-taken")).to_contain_text("1.500000 ETH")
     row = page.get_by_test_id("score-taker")

@@ -87,6 +87,7 @@ def test_the_scorer_names_the_competitor_that_took_an_opportunity(
     assert summary["taken_by_others_profit_wei"] == taken.gross_profit
     assert summary["taken_by_others_expected_net_profit_wei"] == 5
     lines = "\n".join(score_repo.report_lines(summary, shadow=True))
-    assert "capture rate         0.0%" in lines
+    assert "capture rate         0.0% of the capturable that were real (0.0% of all" in lines
+    assert summary["capturable_outcomes"]["captured_other"] == 1
     assert taker["taker"] in lines
     assert "going live           at most 12 wei" in lines  # both capturable (pool-disjoint)

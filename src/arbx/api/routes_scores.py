@@ -34,6 +34,8 @@ def get_scores(ctx: Ctx, _: Viewer, run_id: RunFilter = None) -> ScoresOut:
         scored=summary["scored"],
         outcomes=summary["outcomes"],
         capture_rate=summary["capture_rate"],
+        capturable_outcomes=summary["capturable_outcomes"],
+        capturable_capture_rate=summary["capturable_capture_rate"],
         taken_by_others_profit_wei=str(summary["taken_by_others_profit_wei"]),
         taken_by_others_expected_net_profit_wei=str(
             summary["taken_by_others_expected_net_profit_wei"]

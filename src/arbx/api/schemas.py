@@ -345,13 +345,22 @@ class ScoresOut(BaseModel):
     outcomes: dict[str, int] = Field(
         description="captured_us, captured_other, still_open, closed, never_real"
     )
-    capture_rate: float | None = Field(description="captured by us, of those that were real")
+    capture_rate: float | None = Field(
+        description="captured by us, of all found that were real (overlapping routes included)"
+    )
+    capturable_outcomes: dict[str, int] = Field(
+        description="the same outcomes, for the capturable opportunities only"
+    )
+    capturable_capture_rate: float | None = Field(
+        description="captured by us, of the capturable opportunities that were real"
+    )
     taken_by_others_profit_wei: Wei
     taken_by_others_expected_net_profit_wei: Wei = Field(
-        description="what we expected to net from the opportunities others took"
+        description="what we expected to net from the capturable opportunities others took"
     )
     missed_capturable_net_profit_wei: Wei = Field(
-        description="capturable, real and not ours: in shadow, at most what going live would win"
+        description="capturable, real and not ours, a route left open over consecutive blocks "
+        "counted once: in shadow, at most what going live would win"
     )
     takers: list[TakerOut]
 

@@ -158,5 +158,6 @@ async def build_execution(
     )
     risk.kill_switch.install()
     execution = LiveExecution(recorder, bundles, risk, relay, base_tokens)
+    scorer.addresses = {bundles.signer.address.lower(), bundles.settings.executor.lower()}
     execution.scorer = scorer
     return execution

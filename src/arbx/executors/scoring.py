@@ -4,10 +4,12 @@ At every head N, the run's opportunities found at or before N - window that have
 classified (:func:`arbx.domain.scoring.classify`) from the swaps of the blocks after them
 (:class:`arbx.chain.swaps.SwapReader`, kept for the blocks still needed), the blocks where the
 run found the same route again, and the run's own bundles: one that failed simulation for it
-makes it ``never_real``, one included makes it ours, and our transactions' hashes mark our
-arbitrages. Scores are stored in ``opportunity_scores``. A failure to read the chain or write
-the store is logged and counted, and the same opportunities are tried at the next head: scoring
-never stops the run.
+makes it ``never_real``, one included makes it ours, and our addresses (the signing key and
+the executor, in live modes) and our transactions' hashes mark our arbitrages (a bundle's row
+may be written after the block that includes it is scored: the addresses do not wait for it).
+Scores are stored in ``opportunity_scores``. A failure to read the chain or write the store is
+logged and counted, and the same opportunities are tried at the next head: scoring never stops
+the run.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class Scorer:
         self.run_id = run_id
         self.chain_id = chain_id
         self.window = window
+        self.addresses: set[str] = set()  # ours (lower case): the signing key, the executor
         self.scored = 0
         self.failures = 0
         self._swaps: dict[int, list[TxSwaps]] = {}
@@ -81,7 +84,7 @@ class Scorer:
             read = await self.reader.read(missing[0], missing[-1])
             for number in range(missing[0], missing[-1] + 1):
                 self._swaps[number] = read.get(number, [])
-        ours = {h for b in bundles for h in b.tx_hashes}
+        ours = self.addresses | {h for b in bundles for h in b.tx_hashes}
         scores: list[tuple[ToScore, Score]] = []
         for opportunity in waiting:
             blocks = range(opportunity.block + 1, opportunity.block + self.window + 1)

@@ -128,8 +128,9 @@ def add_score(
 
 
 def summary(session: Session, run_id: int) -> dict[str, Any]:
-    """The run's scores: counts by outcome, capture rate, what others took and who, and what
-    the capturable opportunities that we did not take were expected to pay."""
+    """The run's scores: counts by outcome (of all found, and of the capturable ones), capture
+    rates, what others took and who (and what we expected to net from the capturable ones they
+    took), and what the capturable opportunities that we did not take were expected to pay."""
     rows = session.execute(
         select(
             OpportunityScoreRow.outcome,
@@ -138,30 +139,41 @@ def summary(session: Session, run_id: int) -> dict[str, Any]:
             OpportunityScoreRow.taker_profit,
             OpportunityRow.net_profit,
             OpportunityRow.capturable,
+            OpportunityRow.route_key,
+            OpportunityRow.block_number,
         )
         .join(OpportunityRow, OpportunityRow.id == OpportunityScoreRow.opportunity_id)
         .where(OpportunityScoreRow.run_id == run_id)
     ).all()
+    # a route found in consecutive blocks is one opportunity left open: counted once
+    flagged = {(str(r[6]), int(r[7])) for r in rows}
     counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+    best: dict[str, int] = dict.fromkeys(OUTCOMES, 0)  # the capturable ones only
     takers: dict[str, dict[str, Any]] = {}
     seen_tx: set[str] = set()
     lost = missed = 0
-    for outcome, taker, taker_tx, taker_profit, net_profit, capturable in rows:
+    for outcome, taker, taker_tx, taker_profit, net_profit, capturable, key, block in rows:
         counts[str(outcome)] = counts.get(str(outcome), 0) + 1
+        if capturable:
+            best[str(outcome)] = best.get(str(outcome), 0) + 1
         if outcome == "captured_other" and taker is not None:
             entry = takers.setdefault(taker, {"taker": taker, "opportunities": 0, "profit_wei": 0})
             entry["opportunities"] += 1
-            lost += int(net_profit)
+            lost += int(net_profit) if capturable else 0
             if taker_tx is not None and taker_tx not in seen_tx and taker_profit is not None:
                 seen_tx.add(str(taker_tx))
                 entry["profit_wei"] += int(taker_profit)
-        if capturable and outcome in ("captured_other", "still_open", "closed"):
+        continued = (str(key), int(block) - 1) in flagged
+        if capturable and not continued and outcome in ("captured_other", "still_open", "closed"):
             missed += int(net_profit)
     real = sum(counts.values()) - counts["never_real"]
+    real_best = sum(best.values()) - best["never_real"]
     return {
         "scored": sum(counts.values()),
         "outcomes": counts,
         "capture_rate": counts["captured_us"] / real if real else None,
+        "capturable_outcomes": best,
+        "capturable_capture_rate": best["captured_us"] / real_best if real_best else None,
         "taken_by_others_profit_wei": sum(t["profit_wei"] for t in takers.values()),
         "taken_by_others_expected_net_profit_wei": lost,
         "takers": sorted(takers.values(), key=lambda t: (-t["profit_wei"], t["taker"])),
@@ -171,14 +183,18 @@ def summary(session: Session, run_id: int) -> dict[str, Any]:
 
 def report_lines(scores: dict[str, Any], *, shadow: bool) -> list[str]:
     """The text report's lines for ``summary``."""
-    outcomes = scores["outcomes"]
-    rate = scores["capture_rate"]
+    outcomes, best = scores["outcomes"], scores["capturable_outcomes"]
+    rate, best_rate = scores["capture_rate"], scores["capturable_capture_rate"]
     lines = [
         f"  self-scoring           {scores['scored']} opportunities scored: "
         + ", ".join(f"{outcomes[o]} {o.replace('_', ' ')}" for o in OUTCOMES),
-        f"    capture rate         {'-' if rate is None else f'{rate:.1%}'} (of those real)",
+        f"    capturable           {sum(best.values())}: "
+        + ", ".join(f"{best[o]} {o.replace('_', ' ')}" for o in OUTCOMES),
+        f"    capture rate         {_rate(best_rate)} of the capturable that were real "
+        f"({_rate(rate)} of all found: overlapping routes share an outcome)",
         f"    taken by others      {scores['taken_by_others_profit_wei']} wei of their profit "
-        f"(we expected {scores['taken_by_others_expected_net_profit_wei']} wei net)",
+        f"(the capturable ones among them: {scores['taken_by_others_expected_net_profit_wei']} wei "
+        "expected net)",
     ]
     lines += [
         f"      {t['taker']}  {t['opportunities']:>5} opportunities  {t['profit_wei']:>24} wei"
@@ -187,6 +203,11 @@ def report_lines(scores: dict[str, Any], *, shadow: bool) -> list[str]:
     if shadow:
         lines.append(
             f"    going live           at most {scores['missed_capturable_net_profit_wei']} wei "
-            "(capturable opportunities that were real; others' bids not counted)"
+            "(capturable and real, a route found block after block counted once; others' bids not "
+            "counted)"
         )
     return lines
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"

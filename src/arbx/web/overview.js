@@ -64,14 +64,17 @@ export class OverviewView {
   /** Self-scoring of the newest run, from /api/v1/scores. */
   renderScores(s) {
     const badge = $("ov-score-badge");
-    const rate = s.capture_rate;
-    badge.textContent = rate === null || rate === undefined ? "nothing scored" : `${(rate * 100).toFixed(1)}% captured`;
+    const rate = s.capturable_capture_rate;
+    badge.textContent = rate === null || rate === undefined ? "nothing scored" : `${(rate * 100).toFixed(1)}% of capturable captured`;
     setTone(badge, rate === null || rate === undefined ? "info" : rate > 0 ? "good" : "warn");
     setText("ov-score-run", s.run_id ? `run ${s.run_id}: ${formatInt(s.scored)} opportunities scored` : "no run yet");
-    for (const outcome of OUTCOMES) setText(`ov-score-${outcome}`, formatInt(s.outcomes?.[outcome] ?? 0));
+    for (const outcome of OUTCOMES) {
+      const all = formatInt(s.outcomes?.[outcome] ?? 0);
+      setText(`ov-score-${outcome}`, `${formatInt(s.capturable_outcomes?.[outcome] ?? 0)} capturable · ${all} found`);
+    }
     setText(
       "ov-score-taken",
-      `${formatEth(s.taken_by_others_profit_wei)} (we expected ${formatEth(s.taken_by_others_expected_net_profit_wei)} net)`,
+      `${formatEth(s.taken_by_others_profit_wei)} (capturable ones: ${formatEth(s.taken_by_others_expected_net_profit_wei)} expected net)`,
     );
     setText("ov-score-missed", `at most ${formatEth(s.missed_capturable_net_profit_wei)}`);
     $("ov-score-takers").replaceChildren(

@@ -44,10 +44,18 @@ def test_scores_count_outcomes_and_name_who_took_the_rest(api: Harness) -> None:
         "captured_us": 1, "captured_other": 2, "still_open": 1, "closed": 0, "never_real": 1
     }  # fmt: skip
     assert body["capture_rate"] == 0.25  # 1 of the 4 that were real
+    # one opportunity per block: each is its block's best pool-disjoint set
+    assert body["capturable_outcomes"] == body["outcomes"]
+    assert body["capturable_capture_rate"] == 0.25
     assert body["taken_by_others_profit_wei"] == str(BIG)  # one transaction took both
     assert body["taken_by_others_expected_net_profit_wei"] == "13"
     assert body["takers"] == [{"taker": TAKER, "opportunities": 2, "profit_wei": str(BIG)}]
-    assert api.get("/api/v1/scores", run_id=older).json()["outcomes"]["closed"] == 1
+    # every opportunity here is on one route found block after block: one opportunity left open,
+    # which our bundle took at block 10; nothing else counts towards going live
+    assert body["missed_capturable_net_profit_wei"] == "0"
+    before = api.get("/api/v1/scores", run_id=older).json()
+    assert before["outcomes"]["closed"] == 1
+    assert before["missed_capturable_net_profit_wei"] == "1"
 
 
 def test_scores_need_a_token_and_a_valid_run(api: Harness) -> None:
