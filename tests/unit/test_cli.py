@@ -205,6 +205,9 @@ def test_bad_pool_files(
         (["arb", "--pools", str(FOUR_HOP), "--max-hops", "1"], "at least 2"),
         (["arb", "--pools", str(FOUR_HOP), "--gas-price", "lots"], "non-negative integer"),
         (["frobnicate"], "invalid choice"),
+        (["devnet", "serve", "--competitors", "9"], "not a number of competitors (0..8)"),
+        (["devnet", "up", "--competitors", "two"], "not a number of competitors"),
+        (["run", "--competitors", "9"], "--competitors 9: at most 8"),
     ],
 )
 def test_bad_arguments(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:

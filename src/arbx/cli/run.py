@@ -122,10 +122,17 @@ def spec_from_settings(settings: Settings) -> ChainSpec:
 @contextlib.contextmanager
 def chain_for(settings: Settings, args: argparse.Namespace) -> Iterator[ChainSpec]:
     """The configured chain, or a fresh embedded devnet that lives as long as the context."""
+    competitors = getattr(args, "competitors", 0)
     if not settings.embedded:
+        if competitors:
+            raise ConfigError("--competitors runs on the embedded devnet, not a configured chain")
         yield spec_from_settings(settings)
         return
     from arbx.devnet.commands import EmbeddedDevnet, is_running
+    from arbx.devnet.competitors import MAX_COMPETITORS
+
+    if competitors > MAX_COMPETITORS:
+        raise ConfigError(f"--competitors {competitors}: at most {MAX_COMPETITORS}")
     from arbx.devnet.deployment import DEFAULT_FILE, load_deployment
 
     if args.command == "sync" and DEFAULT_FILE.is_file():  # a devnet started by `devnet up`
@@ -144,7 +151,7 @@ def chain_for(settings: Settings, args: argparse.Namespace) -> Iterator[ChainSpe
         n_pools=getattr(args, "pools", None),
         pace=getattr(args, "pace", 0.25),
         searcher_key_file=key_file,
-        competitors=getattr(args, "competitors", 0),
+        competitors=competitors,
     ) as devnet:
         spec = devnet_spec(devnet.deployment)
         yield replace(spec, builder_url=devnet.builder_url, searcher_key_file=key_file)

@@ -36,6 +36,7 @@ from typing import Any
 
 from arbx.devnet.anvil import Anvil, AnvilOptions, find_anvil, free_port, rpc_chain_id, start_anvil
 from arbx.devnet.builder_thread import BuilderThread
+from arbx.devnet.competitors import competitor_count
 from arbx.devnet.deployment import (
     DEFAULT_FILE,
     Deployment,
@@ -107,7 +108,9 @@ def add_devnet_parser(subparsers: Any) -> argparse.ArgumentParser:
     up.add_argument("--pools", type=_count, metavar="N", help="scale out to N pools in all")
     up.add_argument("--file", type=Path, default=DEFAULT_FILE, help="deployment file to write")
     up.add_argument("--builder-port", type=_port, help="the local builder's (default: any free)")
-    up.add_argument("--competitors", type=_count, default=0, metavar="N", help=COMPETITORS_HELP)
+    up.add_argument(
+        "--competitors", type=competitor_count, default=0, metavar="N", help=COMPETITORS_HELP
+    )
     up.add_argument(
         "--searcher-key-file", type=Path, metavar="PATH",
         help="write the searcher's key (anvil account 9) to PATH, mode 0600",
@@ -119,7 +122,9 @@ def add_devnet_parser(subparsers: Any) -> argparse.ArgumentParser:
     market.add_argument("--seed", type=_count, help="default: the deployment's seed")
     market.add_argument("--pace", type=_non_negative, default=DEFAULT_PACE, metavar="SECONDS")
     market.add_argument("--blocks", type=_count, metavar="N", help="stop after N blocks")
-    market.add_argument("--competitors", type=_count, default=0, metavar="N", help=COMPETITORS_HELP)
+    market.add_argument(
+        "--competitors", type=competitor_count, default=0, metavar="N", help=COMPETITORS_HELP
+    )
     market.add_argument(
         "--builder-port", type=_port, metavar="PORT",
         help="serve a local builder on PORT and send and mine through it (default: through "
@@ -256,6 +261,9 @@ def _trade(args: argparse.Namespace, simulator: MarketSimulator, stop: threading
 
     totals = simulator.run(stop, pace=args.pace, max_blocks=args.blocks, on_block=report)
     print(f"market: stopped; totals to {totals.line()}", flush=True)
+    if simulator.competitors is not None:
+        rivals = simulator.competitors
+        print(f"market: competitors sent {len(rivals.sent)} bundles, {rivals.refused} refused")
     return 0
 
 

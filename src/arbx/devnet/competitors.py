@@ -22,6 +22,7 @@ the same chain sends the same transactions (``sent`` keeps them, for tests and r
 
 from __future__ import annotations
 
+import argparse
 import json
 import urllib.error
 import urllib.request
@@ -63,6 +64,14 @@ GAS_LIMIT: Final = 600_000
 DEPLOY_GAS: Final = 3_000_000
 _GET_RESERVES: Final = "0x0902f1ac"
 _TIMEOUT: Final = 10.0
+
+
+def competitor_count(text: str) -> int:
+    """``--competitors``: how many competitors, 0 (none) to ``MAX_COMPETITORS`` (argparse)."""
+    if not text.isascii() or not text.isdigit() or len(text) > 3 or int(text) > MAX_COMPETITORS:
+        message = f"{text[:40]!r} is not a number of competitors (0..{MAX_COMPETITORS})"
+        raise argparse.ArgumentTypeError(message)
+    return int(text)
 
 
 @dataclass(frozen=True, slots=True)

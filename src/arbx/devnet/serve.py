@@ -20,6 +20,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from arbx.devnet.competitors import competitor_count
 from arbx.devnet.deployment import Deployment
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def add_serve_parser(sub: Any, port: Any, count: Any, non_negative: Any) -> None
     serve.add_argument("--pace", type=non_negative, default=1.0, metavar="SECONDS")
     serve.add_argument("--pools", type=count, metavar="N", help="scale out to N pools in all")
     serve.add_argument(
-        "--competitors", type=count, default=0, metavar="N",
+        "--competitors", type=competitor_count, default=0, metavar="N",
         help="N competing searchers send bundles to the local builder (default 0: none)",
     )  # fmt: skip
     serve.add_argument("--file", type=Path, default=Path("devnet.json"), help="deployment file")
