@@ -8,6 +8,7 @@ v3-core test suite (TickBitmap.spec).
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -27,6 +28,7 @@ from arbx.domain.amm.tick_math import (
     get_tick_at_sqrt_ratio,
 )
 from arbx.domain.amm.v3 import (
+    Ladder,
     V3SwapResult,
     marginal_virtual_reserves,
     next_initialized_tick_within_one_word,
@@ -254,18 +256,9 @@ def swaps(draw: st.DrawFn) -> tuple[Pool, bool, int, int]:
     return pool, zero_for_one, amount, limit
 
 
-def outcome(call: Callable[[], V3SwapResult]) -> V3SwapResult | str:
-    try:
-        return call()
-    except MathError as error:
-        return f"MathError({error})"
-
-
-@settings(max_examples=CASES * 4, suppress_health_check=[HealthCheck.too_slow])
-@given(swaps())
-def test_swap_matches_the_literal_pool_loop(case: tuple[Pool, bool, int, int]) -> None:
-    pool, zero_for_one, amount, limit = case
-    args = (
+def pool_state(pool: Pool) -> tuple[int, int, int, int, int, tuple[int, ...], dict[int, int]]:
+    """The pool's state as ``swap`` takes it, before the direction and the amount."""
+    return (
         pool.sqrt_price_x96,
         pool.tick,
         pool.liquidity,
@@ -273,9 +266,21 @@ def test_swap_matches_the_literal_pool_loop(case: tuple[Pool, bool, int, int]) -
         pool.spacing,
         pool.ticks,
         pool.liquidity_net,
-        zero_for_one,
-        amount,
     )
+
+
+def outcome(call: Callable[[], V3SwapResult]) -> V3SwapResult | str:
+    try:
+        return call()
+    except MathError as error:
+        return f"MathError({error})"
+
+
+@settings(max_examples=CASES * 4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(swaps())
+def test_swap_matches_the_literal_pool_loop(case: tuple[Pool, bool, int, int]) -> None:
+    pool, zero_for_one, amount, limit = case
+    args = (*pool_state(pool), zero_for_one, amount)
     expected = outcome(lambda: reference_swap(*args, limit))
     assert outcome(lambda: swap(*args, limit)) == expected
     default = MIN_SQRT_RATIO + 1 if zero_for_one else MAX_SQRT_RATIO - 1
@@ -451,3 +456,55 @@ def test_swap_past_the_last_tick_drifts_to_the_limit_like_the_pool(
     assert got.partial
     assert got.sqrt_price_x96 == limit
     assert got.liquidity == 0
+
+
+@settings(max_examples=CASES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pools(),
+    st.booleans(),
+    st.lists(
+        st.tuples(st.booleans(), st.integers(min_value=0, max_value=254), st.integers(0, 2**64)),
+        min_size=1,
+        max_size=12,
+    ),
+)
+def test_swaps_through_a_ladder_match_the_loop(
+    pool: Pool, zero_for_one: bool, amounts: list[tuple[bool, int, int]]
+) -> None:
+    # One ladder per state, shared by swaps of every size in any order, both kinds of amount;
+    # the amounts that end exactly on a whole step (and one unit either side) are the edges.
+    if zero_for_one:
+        assume(pool.sqrt_price_x96 > MIN_SQRT_RATIO + 1)
+    else:
+        assume(pool.sqrt_price_x96 < MAX_SQRT_RATIO - 1)
+    state = pool_state(pool)
+    ladders: dict[tuple[bool, bool], Ladder] = {}
+    wanted = [(exact_in, max(1, (1 << bits) - low)) for exact_in, bits, low in amounts]
+    checked = 0
+    while wanted and checked < 60:
+        exact_in, amount = wanted.pop(0)
+        specified = amount if exact_in else -amount
+        expected = outcome(partial(swap, *state, zero_for_one, specified))
+        assert outcome(partial(swap, *state, zero_for_one, specified, None, ladders)) == expected
+        checked += 1
+        ladder = ladders.get((zero_for_one, exact_in))
+        if ladder is not None and checked < 12:
+            for total in ladder.totals[1:4]:
+                wanted += [(exact_in, t) for t in (total - 1, total, total + 1) if t > 0]
+
+
+def test_a_ladder_walks_each_step_once() -> None:
+    # Spacing 1 and no initialized tick: a large swap takes a step per 256-tick word. Later
+    # swaps from the same state reuse those steps and give what the loop gives.
+    price, liquidity, fee = get_sqrt_ratio_at_tick(10_000), 10**18, 3000
+    state = (price, 10_000, liquidity, fee, 1, (), {})
+    ladders: dict[tuple[bool, bool], Ladder] = {}
+    big = swap(*state, True, 10**17, None, ladders)
+    assert big == swap(*state, True, 10**17)
+    ladder = ladders[(True, True)]
+    steps = len(ladder.totals)
+    assert steps > 3
+    assert ladder.totals == sorted(ladder.totals)
+    for amount in (1, 10**15, ladder.totals[2], ladder.totals[2] + 1, 10**17 - 1):
+        assert swap(*state, True, amount, None, ladders) == swap(*state, True, amount)
+    assert len(ladder.totals) == steps  # no step walked twice

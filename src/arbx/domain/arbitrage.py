@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterable, Mapping, Set
+from operator import is_
 
 from arbx.domain.pools import Pool
 from arbx.domain.profit import Costs, Opportunity, assess
@@ -144,9 +145,9 @@ def _ranking(
     index: RouteIndex, edge: int, pools: Mapping[str, Pool], curves: Curves, kept: Rankings
 ) -> list[tuple[float, str]]:
     """The edge's pools by rate, best first; from ``kept`` while its pools are unchanged."""
-    states = tuple(pools[a] for a, _ in index.edges[edge])
+    states = tuple(map(pools.__getitem__, index.edge_addresses[edge]))
     known = kept.get(edge)
-    if known is not None and all(x is y for x, y in zip(known[0], states, strict=True)):
+    if known is not None and all(map(is_, known[0], states)):
         return known[1]
     ranking = sorted(((_rate(pools, curves, a, z), a) for a, z in index.edges[edge]), reverse=True)
     kept[edge] = (states, ranking)
@@ -165,15 +166,17 @@ def _descend(
     pools are tried best rate first, and the first whose bound (the product so far times it and
     the best rates after it) fails ends that hop, as every pool after it has a lower rate."""
     last = len(options) - 1
-    best_after = [ranking[0][0] for ranking in options]
+    best = [ranking[0][0] for ranking in options]
+    best_after = [best[k + 1 :] for k in range(len(options))]
     chosen: list[str] = []
 
     def hop(k: int, prefix: float) -> None:
+        after = best_after[k]
         for rate, address in options[k]:
             product = prefix * rate
             bound = product
-            for best in best_after[k + 1 :]:
-                bound *= best
+            for factor in after:
+                bound *= factor
             if bound <= threshold:
                 return
             if address in chosen:

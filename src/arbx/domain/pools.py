@@ -104,6 +104,10 @@ class V3Pool:
     liquidity_gross: Mapping[int, int] = field(compare=False)
     chain_id: int = 1
     block: int | None = None
+    # the swap steps walked so far from this state (v3.Ladder): a cache, not part of the value
+    ladders: dict[tuple[bool, bool], v3.Ladder] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def swap(
         self, zero_for_one: bool, amount_specified: int, sqrt_price_limit_x96: int | None = None
@@ -120,6 +124,7 @@ class V3Pool:
             zero_for_one,
             amount_specified,
             sqrt_price_limit_x96,
+            self.ladders,
         )
 
     def curve(self, zero_for_one: bool) -> tuple[float, float]:

@@ -170,6 +170,10 @@ class RouteIndex:
                 edge_pools[edge][(address, zero_for_one)] = None
                 pool_paths[address].add(path)
         self.edges = [tuple(pools) for pools in edge_pools]
+        # each edge's pool addresses, in ``edges`` order (a pool may serve both directions)
+        self.edge_addresses: list[tuple[str, ...]] = [
+            tuple(address for address, _ in pools) for pools in self.edges
+        ]
         self._pool_paths: dict[str, tuple[int, ...]] = {
             address: tuple(paths) for address, paths in pool_paths.items()
         }

@@ -6,6 +6,7 @@ Costs depend on the block (its base fee), so they are built per block.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
@@ -124,6 +125,11 @@ class CyclicArbitrage:
         )
         self.index = RouteIndex(routes)
         self.rankings = {}
+        # The index (hundreds of thousands of routes at mainnet scale) lives until the next
+        # rebuild: keep it, and all else alive now, out of the collector's full passes, which
+        # otherwise walk it every few dozen blocks and double that block's detection time.
+        gc.collect()
+        gc.freeze()
 
     def costs(self, base_fee_wei: int) -> Costs:
         """The block's costs."""

@@ -14,7 +14,9 @@ for valid pool states (uint160/uint256 overflows inside a step) are not re-check
 differential tests compare this loop with one built from the readable ports.
 """
 
-from bisect import bisect_right
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -101,6 +103,7 @@ def swap(
     zero_for_one: bool,
     amount_specified: int,
     sqrt_price_limit_x96: int | None = None,
+    ladders: dict[tuple[bool, bool], Ladder] | None = None,
 ) -> V3SwapResult:
     """UniswapV3Pool.swap: exact input if amount_specified > 0, exact output if < 0.
 
@@ -109,6 +112,9 @@ def swap(
     is a key of ``liquidity_net``. ``sqrt_price_limit_x96=None`` is the Quoter's default (no limit).
     Raises ``MathError`` with the pool's revert string where the pool reverts ("AS", "SPL", "LS",
     "LA"). The result holds no reference to the inputs.
+
+    ``ladders``: the full steps already walked from this very state (see ``Ladder``), kept by the
+    caller for as long as the state lives; used only without a price limit. The answer is the same.
     """
     if amount_specified == 0:
         raise MathError("AS")
@@ -127,21 +133,18 @@ def swap(
         raise MathError("amount_specified out of int256 range")
 
     exact_input = amount_specified > 0
-    if zero_for_one:
-        step = _swap_zero_for_one_exact_in if exact_input else _swap_zero_for_one_exact_out
+    state = (sqrt_price_x96, tick, liquidity, fee, tick_spacing, ticks, liquidity_net)
+    if ladders is not None and sqrt_price_limit_x96 is None:
+        ladder = ladders.get((zero_for_one, exact_input))
+        if ladder is None:
+            ladder = ladders[(zero_for_one, exact_input)] = Ladder(zero_for_one, exact_input)
+        remaining, calculated, price, tick, liquidity, crossed = ladder.swap(
+            state, amount_specified, limit
+        )
     else:
-        step = _swap_one_for_zero_exact_in if exact_input else _swap_one_for_zero_exact_out
-    remaining, calculated, price, tick, liquidity, crossed = step(
-        sqrt_price_x96,
-        tick,
-        liquidity,
-        fee,
-        tick_spacing,
-        ticks,
-        liquidity_net,
-        amount_specified,
-        limit,
-    )
+        remaining, calculated, price, tick, liquidity, crossed = _LOOPS[zero_for_one, exact_input](
+            *state, amount_specified, limit
+        )
     # (amount0, amount1) of the pool; the specified side is amount_specified - remaining.
     return V3SwapResult(
         amount_in=amount_specified - remaining if exact_input else calculated,
@@ -152,6 +155,100 @@ def swap(
         partial=remaining != 0,
         ticks_crossed=crossed,
     )
+
+
+_LADDER_STEPS = 4096  # full steps a ladder keeps; a swap past them runs the loop from the last
+_HUGE = (1 << 255) - 1  # an amount no step can use up: each ladder step runs to its target
+
+_State = tuple[int, int, int, int, int, Sequence[int], Mapping[int, int]]
+
+
+class Ladder:
+    """The full steps of swaps from one pool state, in one direction and kind of amount.
+
+    The swap loop's steps do not depend on the amount: each goes from the price to the next
+    initialized tick or word edge, and is taken whole when what remains of the amount covers
+    it, its fee included (exact input: ``floor(r * (1e6 - fee) / 1e6) >= amountIn`` holds exactly
+    when ``r >= amountIn + ceil(amountIn * fee / (1e6 - fee))``, the step's cost; exact output:
+    when the step's output is at most what remains). So a swap of ``x`` takes every step whose
+    cumulative cost (or output) is at most ``x``, stops where the cumulative reaches ``x``
+    exactly (the loop ends when nothing remains), and otherwise finishes in the next step, from
+    the state the last whole step left: the loop resumed there (its bookkeeping, the next tick and
+    word edge, is derived from the tick alone) does what the uninterrupted loop does. Steps are
+    walked once, as far as an amount needs them, each by the literal loop run to that step's
+    target as its price limit; a swap then costs a bisection and one step, not a walk over every
+    tick it crosses. A ladder closes where the loop's own shortcut or a revert would end a walk
+    (no liquidity and no tick left, the last tick, ``_LADDER_STEPS``); past it the loop runs from
+    the last step.
+    """
+
+    __slots__ = ("exact_input", "open", "states", "totals", "zero_for_one")
+
+    def __init__(self, zero_for_one: bool, exact_input: bool) -> None:
+        self.zero_for_one = zero_for_one
+        self.exact_input = exact_input
+        self.totals = [0]  # cost (exact input) or output (exact output) of the first k steps
+        # after the first k steps: amount calculated, price, tick, liquidity, ticks crossed
+        self.states: list[tuple[int, int, int, int, int]] = []
+        self.open = True
+
+    def swap(self, state: _State, amount_specified: int, limit: int) -> _Loop:
+        """The loop's answer for ``amount_specified`` from ``state`` with the price ``limit``."""
+        if not self.states:
+            self.states.append((0, state[0], state[1], state[2], 0))
+        wanted = amount_specified if self.exact_input else -amount_specified
+        totals = self.totals
+        while self.open and totals[-1] < wanted:
+            self._extend(state)
+        k = bisect_left(totals, wanted)
+        if k < len(totals) and totals[k] == wanted:
+            calculated, price, tick, liquidity, crossed = self.states[k]
+            return 0, calculated, price, tick, liquidity, crossed
+        k -= 1
+        calculated, price, tick, liquidity, crossed = self.states[k]
+        rest = wanted - totals[k]
+        remaining, more, price, tick, liquidity, more_crossed = _LOOPS[
+            self.zero_for_one, self.exact_input
+        ](
+            price,
+            tick,
+            liquidity,
+            *state[3:],
+            rest if self.exact_input else -rest,
+            limit,
+        )
+        return remaining, calculated + more, price, tick, liquidity, crossed + more_crossed
+
+    def _extend(self, state: _State) -> None:
+        """Walk one more whole step, or close the ladder."""
+        calculated, price, tick, liquidity, crossed = self.states[-1]
+        spacing, ticks = state[4], state[5]
+        down = self.zero_for_one
+        beyond = bisect_right(ticks, tick)  # initialized ticks at or below the tick
+        if len(self.totals) > _LADDER_STEPS or (
+            liquidity == 0 and (beyond == 0 if down else beyond == len(ticks))
+        ):
+            self.open = False
+            return
+        target, _ = next_initialized_tick_within_one_word(ticks, tick, spacing, down)
+        if (target <= MIN_TICK) if down else (target >= MAX_TICK):
+            self.open = False
+            return
+        target_price = get_sqrt_ratio_at_tick(target)
+        if target_price == price:  # a state on an initialized tick's price: the loop decides
+            self.open = False
+            return
+        huge = _HUGE if self.exact_input else -_HUGE
+        try:
+            remaining, more, price, tick, liquidity, more_crossed = _LOOPS[down, self.exact_input](
+                price, tick, liquidity, *state[3:], huge, target_price
+            )
+        except MathError:  # the step reverts: a swap that far reverts in the loop itself
+            self.open = False
+            return
+        used = huge - remaining if self.exact_input else remaining - huge
+        self.totals.append(self.totals[-1] + used)
+        self.states.append((calculated + more, price, tick, liquidity, crossed + more_crossed))
 
 
 def _tick_at_limit_below(limit: int, spacing: int) -> int:
@@ -463,3 +560,11 @@ def _swap_one_for_zero_exact_out(
         elif price != start:
             tick = get_tick_at_sqrt_ratio_fast(price)
     return remaining, calculated, price, tick, liquidity, crossed
+
+
+_LOOPS = {
+    (True, True): _swap_zero_for_one_exact_in,
+    (True, False): _swap_zero_for_one_exact_out,
+    (False, True): _swap_one_for_zero_exact_in,
+    (False, False): _swap_one_for_zero_exact_out,
+}
