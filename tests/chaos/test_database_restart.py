@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,16 +23,6 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not available(), reason="PostgreSQL's server binaries are not installed"),
 ]
-
-
-@pytest.fixture
-def postgres() -> Iterator[PrivatePostgres]:
-    server = PrivatePostgres()
-    try:
-        server.init()
-        yield server
-    finally:
-        server.remove()
 
 
 def _until(what: str, check: Callable[[], bool], timeout: float, log: Path) -> None:

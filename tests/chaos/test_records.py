@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 
 import pytest
 from chaos.postgres import PrivatePostgres, available
@@ -18,16 +17,6 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not available(), reason="PostgreSQL's server binaries are not installed"),
 ]
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PrivatePostgres]:
-    server = PrivatePostgres()
-    try:
-        server.init()
-        yield server
-    finally:
-        server.remove()
 
 
 @pytest.mark.asyncio
