@@ -5,6 +5,9 @@
     python -m rehearsal rollback COMPONENT --to VERSION   back (or forward) to a version the
                                                           registry keeps, at once
     python -m rehearsal abort|promote|undo COMPONENT      as kubectl argo rollouts does
+    python -m rehearsal live --executor ADDR              the engine trades on the devnet: the
+                                                          settings in limited mode with ADDR,
+                                                          the devnet's key given to its pods
 
 COMPONENT is api, web or engine. Exit 0 done, 1 failed, 2 a wrong request.
 """
@@ -14,12 +17,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import signal
 import sys
 import threading
 from pathlib import Path
 
 from rehearsal.cluster import (
+    DEVNET_KEYS,
+    KEYS_IN_POD,
     Stack,
     StackError,
     log_command,
@@ -57,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="back the database up or restore it")
     db.add_argument("action", choices=["backup", "restore"])
     db.add_argument("file", type=Path, help="the backup file (pg_dump's custom format)")
+    live = sub.add_parser("live", help="the engine trades on the devnet (limited mode)")
+    live.add_argument("--executor", required=True, help="the address `arbx executor deploy` gave")
     back = sub.add_parser("rollback", help="one component to a version the registry keeps")
     back.add_argument("component", choices=sorted(COMPONENTS))
     back.add_argument("--to", required=True, help="the version (a tag in the registry)")
@@ -100,6 +108,19 @@ def _undo(directory: Path, component: str) -> int:
     result = _controller(directory).set_image(name, previous)
     print(f"{name}: {result.outcome} {previous}")
     return 0 if result.outcome != ROLLED_BACK else 1
+
+
+def _live(directory: Path, executor: str) -> int:
+    if not re.fullmatch(r"0x[0-9a-fA-F]{40}", executor):
+        raise UserError(f"--executor: {executor[:60]!r} is not a 20-byte hex address")
+    stack = Stack(directory)
+    missing = [n for n in DEVNET_KEYS.values() if not (stack.keys() / n).is_file()]
+    if missing:
+        raise UserError(f"no {', '.join(missing)} in {stack.keys()}: the rehearsal writes them")
+    keys = {var: f"{KEYS_IN_POD}/{name}" for var, name in DEVNET_KEYS.items()}
+    stack.go_live(executor, "limited", keys, _controller(directory).app(COMPONENTS["engine"]))
+    print(f"live: limited mode, executor {executor}; the engine reads {sorted(keys.values())}")
+    return 0
 
 
 def _serve(directory: Path, options: Options) -> int:
@@ -157,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
                 Stack(directory).restore(args.file)
                 print(f"restored from {args.file}")
             return 0
+        if command == "live":
+            return _live(directory, args.executor)
         if command == "rollback":
             return _rollback(directory, args.component, args.to)
         if command == "undo":

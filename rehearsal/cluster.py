@@ -38,6 +38,10 @@ PACKAGE_DIRS = {  # where a patch of each image applies
     "web": "",  # paths from the root: the files and nginx.conf.template
 }
 PG_PASSWORD_BYTES = 16
+KEYS_IN_POD = "/var/lib/arbx/keys"  # where the stack's keys directory is mounted
+# the engine's keys on the devnet (files in the keys directory), by the variable naming each
+DEVNET_KEYS = {"ARBX_SIGNING_KEY_FILE": "devnet-signing.key", "ARBX_RELAY_KEY_FILE": "relay.key"}
+POD_USER = 10001  # the images' user: owner of the secret files it reads
 
 
 class StackError(RuntimeError):
@@ -375,6 +379,10 @@ class Stack:
             for env in spec.get("env", []) or []:
                 if "value" in env and env["name"] != "ARBX_DATABASE_URL":
                     flags += ["-e", f"{env['name']}={env['value']}"]
+            keys = state.get("engine_keys")
+            if keys and app == state.get("engine_app"):  # the engine's Secret: its keys alone
+                flags += ["-v", f"{self.directory / 'keys'}:{KEYS_IN_POD}:ro"]
+                flags += [f"-e{name}={value}" for name, value in keys.items()]
         podman("run", "-d", "--tls-verify=false", *flags, image, *args, timeout=180)
         ip = json.loads(podman("inspect", name))[0]["NetworkSettings"]["Networks"][
             state["network"]
@@ -433,16 +441,14 @@ class Stack:
         exit status, standard output and standard error."""
         state = self.state
         version = version or state["rollouts"].get("arbx-api", {}).get("stable", "v1")
-        keys = self.directory / "keys"
-        keys.mkdir(exist_ok=True)
-        keys.chmod(0o777)
-        flags = [*self.searcher_flags(version), "-v", f"{keys}:/var/lib/arbx/keys"]
-        for name in ("ARBX_KEYSTORE_PASSWORD", "ARBX_RELAY_KEYSTORE_PASSWORD"):
+        flags = [*self.searcher_flags(version), "-v", f"{self.keys()}:{KEYS_IN_POD}"]
+        for name in ("ARBX_KEYSTORE_PASSWORD", "ARBX_RELAY_KEYSTORE_PASSWORD",
+                     "ARBX_SIGNING_KEY_FILE"):  # fmt: skip
             if name in os.environ:
                 flags += ["-e", name]
         try:
             done = subprocess.run(
-                ["podman", "run", "--rm", "-i", "--tls-verify=false", *flags,
+                ["podman", "run", "--rm", "-i", "--tls-verify=false", "--no-healthcheck", *flags,
                  "--entrypoint", "arbx", self.image("searcher", version), *args],
                 env=podman_env(), capture_output=True, text=True, check=False, timeout=timeout,
                 stdin=subprocess.DEVNULL,
@@ -450,6 +456,60 @@ class Stack:
         except subprocess.TimeoutExpired:
             raise StackError(f"arbx {' '.join(args[:2])}: no end within {timeout:g} s") from None
         return done.returncode, done.stdout, done.stderr
+
+    def keys(self) -> Path:
+        """The stack's keys directory (mounted at ``KEYS_IN_POD`` where a key is needed)."""
+        keys = self.directory / "keys"
+        keys.mkdir(exist_ok=True)
+        keys.chmod(0o777)
+        return keys
+
+    def write_devnet_keys(self) -> dict[str, str]:
+        """The engine's Secret for the devnet: its signing key (anvil account 9: play money)
+        and a fresh relay key, each a file of the pods' user, mode 0600, in the keys
+        directory; the variables that name them inside a pod."""
+        from eth_account import Account  # noqa: PLC0415
+
+        from arbx.devnet.deployment import (  # noqa: PLC0415
+            ANVIL_MNEMONIC,
+            SEARCHER_ACCOUNT_INDEX,
+            write_searcher_key,
+        )
+
+        Account.enable_unaudited_hdwallet_features()
+        path = f"m/44'/60'/0'/0/{SEARCHER_ACCOUNT_INDEX}"
+        address = Account.from_mnemonic(ANVIL_MNEMONIC, account_path=path).address
+        keys = self.keys()
+        write_searcher_key(keys / DEVNET_KEYS["ARBX_SIGNING_KEY_FILE"], address)
+        relay = keys / DEVNET_KEYS["ARBX_RELAY_KEY_FILE"]
+        fd = os.open(relay, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(f"0x{bytes(Account.create().key).hex()}\n")
+        for name in DEVNET_KEYS.values():
+            os.chmod(keys / name, 0o600)
+            os.chown(keys / name, POD_USER, POD_USER)
+        return {var: f"{KEYS_IN_POD}/{name}" for var, name in DEVNET_KEYS.items()}
+
+    def go_live(self, executor: str, mode: str, keys: dict[str, str], engine_app: str) -> None:
+        """The staging settings in ``mode`` with ``executor``, as an operator edits the
+        overlay's settings for a live engine, and the engine's pods given ``keys`` (variables
+        naming the key files)."""
+        path = self.directory / "settings" / "settings.toml"
+        text = path.read_text()
+        lines = text.splitlines()
+        top = next((i for i, line in enumerate(lines) if line.startswith("[")), len(lines))
+        modes = [i for i, line in enumerate(lines[:top]) if line.startswith("mode = ")]
+        tables = [i for i, line in enumerate(lines) if line.strip() == "[execution]"]
+        if len(modes) != 1 or len(tables) != 1:
+            raise StackError(f"{path}: no single top-level mode and [execution] table to edit")
+        lines[modes[0]] = f'mode = "{mode}"'
+        lines.insert(tables[0] + 1, f'executor = "{executor}"')
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.chmod(0o644)
+        tmp.replace(path)
+        with state_lock(self.directory) as state:
+            state.update(engine_keys=keys, engine_app=engine_app, executor=executor)
 
     def backup(self, path: Path) -> int:
         """The database in PostgreSQL's custom format (pg_dump -Fc) into ``path`` (a relative

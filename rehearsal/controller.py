@@ -215,7 +215,7 @@ class Controller:
         for _ in range(int(spec.get("backoffLimit", 6)) + 1):
             try:
                 done = subprocess.run(
-                    ["podman", "run", "--rm", "--tls-verify=false",
+                    ["podman", "run", "--rm", "--tls-verify=false", "--no-healthcheck",
                      *self.stack.searcher_flags(version), "--entrypoint", argv[0], image,
                      *argv[1:]],
                     env=_podman_env(), capture_output=True, text=True, timeout=deadline,

@@ -1,12 +1,15 @@
 """The staging manifests as Kubernetes would receive them: ``kubectl kustomize`` of the staging
-overlay, read as YAML. Rollouts, AnalysisTemplates and Services are looked up by kind and name;
-nothing here keeps a second copy of a query or a condition."""
+overlay with the signing component (its engine trades on the devnet), read as YAML. Rollouts,
+AnalysisTemplates and Services are looked up by kind and name; nothing here keeps a second copy
+of a query or a condition."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGING = ROOT / "deploy" / "k8s" / "overlays" / "staging"
+SIGNING = ROOT / "deploy" / "k8s" / "components" / "signing"
 MAX_RENDERED = 4_000_000  # bytes: a rendered overlay is a few hundred kilobytes
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -44,12 +48,30 @@ def duration(value: Any, what: str = "duration") -> float:
     return total
 
 
-def render(overlay: Path = STAGING) -> str:
-    """``kubectl kustomize OVERLAY``'s output."""
-    done = subprocess.run(
-        ["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=False,
-        timeout=120,
-    )  # fmt: skip
+def render(overlay: Path = STAGING, signing: bool = True) -> str:
+    """``kubectl kustomize OVERLAY``'s output; with ``signing``, the overlay with the component
+    an overlay adds when its engine signs (``components/signing``: standbys and the handover),
+    as its comment says to add it: the staging engine trades on the devnet."""
+    with tempfile.TemporaryDirectory(prefix="arbx-overlay-") as tmp:
+        target = overlay
+        if signing:
+            target = Path(tmp) / overlay.name
+            shutil.copytree(overlay, target)
+            path = target / "kustomization.yaml"
+            kustomization = yaml.safe_load(path.read_text())
+            kustomization["resources"] = [
+                r if (target / r).exists() else os.path.relpath((overlay / r).resolve(), target)
+                for r in kustomization.get("resources", [])
+            ]
+            kustomization["components"] = [
+                *kustomization.get("components", []),
+                os.path.relpath(SIGNING, target),
+            ]
+            path.write_text(yaml.safe_dump(kustomization))
+        done = subprocess.run(
+            ["kubectl", "kustomize", str(target)], capture_output=True, text=True, check=False,
+            timeout=120,
+        )  # fmt: skip
     if done.returncode != 0:
         line = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise ManifestError(f"kubectl kustomize {overlay}: {line}")

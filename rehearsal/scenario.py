@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from rehearsal.cluster import (
     read_state,
     registry_tags,
     state_lock,
+    wait_until,
 )
 from rehearsal.controller import PROMOTED, ROLLED_BACK, Controller, Result
 from rehearsal.loadgen import Load, Target
@@ -33,6 +35,9 @@ from rehearsal.stack import ROOT, free_port
 # the Rollouts each component name stands for (the rollback command's first argument)
 COMPONENTS = {"api": "arbx-api", "web": "arbx-web", "engine": "arbx-engine"}
 REPORT_KEYS = ("releases", "stages", "double_signatures", "records_lost", "trades_lost")
+CONFIG = ("--config", "/etc/arbx/settings.toml")  # the settings as the pods mount them
+SETTLE_BLOCKS = 10  # a bundle still open this far past its target block is lost
+STAGE_TIMEOUT = 300.0  # seconds for a gate on the devnet (a block a second, small gates)
 
 
 @dataclass
@@ -58,6 +63,9 @@ class Rehearsal:
     exits: list[dict[str, Any]] = field(default_factory=list)
     engine_records: dict[str, Any] = field(default_factory=dict)
     audit: dict[str, Any] = field(default_factory=dict)
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    engine_epochs: dict[str, Any] = field(default_factory=dict)
+    trade_records: dict[str, Any] = field(default_factory=dict)
 
     def log(self, line: str) -> None:
         stamp = time.monotonic() - self.started
@@ -196,9 +204,77 @@ class Rehearsal:
         })  # fmt: skip
         self.log(f"rollback {component} --to {version}: {took:.0f} s")
 
+    # the capital stages ------------------------------------------------------------------------
+
+    def stage_path(self) -> None:
+        """The engine v1 live on the devnet: the operators' ceiling at shadow, the executor
+        deployed from the devnet's key, the settings live; the engine starts at stage 0 and
+        passes the shadow gate, the ceiling is raised (the promotion command) and it enters
+        limited 100, passes that gate and scales one step to limited 1000 by itself. Each
+        promotion goes into ``stages`` with the gate ``arbx stage status`` showed before it and
+        the evidence the engine stored with it."""
+        assert self.stack is not None
+        assert self.controller is not None
+        self.operate("arbx", "mode", "set", "shadow", *CONFIG)
+        keys = self.stack.write_devnet_keys()
+        key = {"ARBX_SIGNING_KEY_FILE": keys["ARBX_SIGNING_KEY_FILE"]}
+        executor = self.operate("arbx", "executor", "deploy", *CONFIG, env=key)
+        executor = executor.splitlines()[-1].strip()
+        self.operate("live", "--executor", executor)
+        self.controller.deploy("arbx-engine", "v1")  # a standby (components/signing)
+        self.operate("arbx", "release", "promote", "--to", "v1", *CONFIG)  # the chain's first
+        gate = self._stage_status(lambda s: s["stage"]["index"] == 0 and _passed(s))
+        command = shlex.join(["arbx", "mode", "set", "limited", *CONFIG])
+        self.operate("arbx", "mode", "set", "limited", *CONFIG)
+        final = self._stage_status(lambda s: s["stage"]["index"] >= 2)
+        names = {s["index"]: s["name"] for s in (gate["stage"], gate["next"], final["stage"])}
+        history = final.get("history", [])
+        for index, by in ((1, command), (2, "none: the engine's own gate (the ceiling allows)")):
+            change = next((c for c in history if c["kind"] == "promotion"
+                           and c["to_stage"] == index), None)  # fmt: skip
+            entry = {
+                "from": names.get(index - 1), "to": names.get(index),
+                "outcome": "promoted" if change else "not promoted", "command": by,
+                "key": final["key"], "at": change and change["at"],
+                "reason": change and change["reason"],
+                "evidence": change and change["evidence"],
+                # what `arbx stage status` showed the operator before raising the ceiling
+                "gate_shown": _gate(gate) if index == 1 else None,
+            }  # fmt: skip
+            self.stages.append(entry)
+            self.log(f"stage: {entry['from']} -> {entry['to']}: {entry['outcome']} ({by})")
+
+    def _stage_status(self, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """``arbx stage status --json`` once ``done`` holds for it (run as operators run it)."""
+        assert self.stack is not None
+        stack = self.stack
+
+        def look() -> dict[str, Any] | None:
+            code, out, _ = stack.arbx(["stage", "status", *CONFIG, "--json"])
+            status = json.loads(out) if code == 0 and out.startswith("{") else None
+            return status if status is not None and done(status) else None
+
+        wait_until("the stage gate", look, STAGE_TIMEOUT, every=2)
+        return dict(json.loads(self.operate("arbx", "stage", "status", *CONFIG, "--json")))
+
+    def engine_releases(self) -> None:
+        """The engine's releases by its Rollout (blue/green): v2 as a standby beside v1, the
+        pre-promotion analysis (``arbx release compare`` and the preview's metrics), the switch,
+        the handover (``arbx release promote`` as the post-promotion analysis: the signer lock
+        moves, epoch up); then v3 (0.25 s more per block), whose analysis fails: rolled back
+        with no one acting. The signer lock's epochs before and after go into the report."""
+        assert self.stack is not None
+        before = self._epochs()
+        for version in ("v2", "v3"):
+            self.release("engine", version)
+        self.engine_epochs = {"before": before, "after": self._epochs()}
+
+    def _epochs(self) -> Any:
+        """``arbx release status --json``: the releases, the signer lock's epochs, handovers."""
+        return json.loads(self.operate("arbx", "release", "status", *CONFIG, "--json"))
+
     def drills(self) -> dict[str, Any]:
-        """The operations pages' other commands: status, stages, the kill switch, new keys,
-        a database backup restored."""
+        """The operations pages' other commands: status, stages, the kill switch, new keys."""
         assert self.stack is not None
         out: dict[str, Any] = {}
         self.operate("status")
@@ -214,14 +290,19 @@ class Rehearsal:
             made = self.operate("arbx", "key", "new", "--keystore", keystore, "--role", role,
                                 env=secret)  # fmt: skip
             out[f"{role}_key"] = made.splitlines()[-1] if made else ""
-        tables = ("runs", "blocks", "opportunities", "api_tokens")
+        return out
+
+    def restore_drill(self) -> dict[str, Any]:
+        """A database backup restored, before the engine runs: a restore drops and recreates
+        every table in one transaction, which a writing engine deadlocks (restore.md: stop
+        the engine first). The rows of each table before and after."""
+        tables = ("runs", "blocks", "opportunities", "api_tokens", "engine_controls")
         before = {t: self._count(t) for t in tables}
         self.operate("db", "backup", "arbx.dump")
         self.operate("db", "restore", "arbx.dump")
         after = {t: self._count(t) for t in tables}
-        out["restore"] = {"before": before, "after": after}
-        out["restore_rows_lost"] = sum(max(0, before[t] - after[t]) for t in tables)
-        return out
+        lost = sum(max(0, before[t] - after[t]) for t in tables)
+        return {"restore": {"before": before, "after": after}, "restore_rows_lost": lost}
 
     def engine_blocks(self) -> dict[str, Any]:
         """What the engines recorded against what the chain says: every block number from the
@@ -267,6 +348,32 @@ class Rehearsal:
             return {"measured": False, "why": f"exit {code}: {(err or out).strip()[-200:]}"}
         return {"measured": True, "exit": code, "audit": audit}
 
+    def trades(self) -> dict[str, Any]:
+        """What the engines decided to send and what became of it, from their records against
+        the chain's head: a bundle still 'sent' more than ``SETTLE_BLOCKS`` past its target
+        block was neither included nor recorded as failed or cancelled: a trade lost. Signed
+        transactions no bundle recorded are counted too (the executor's deployment is one)."""
+        assert self.stack is not None
+        head = self._head()
+        if head is None:
+            return {"measured": False, "why": "the devnet does not answer"}
+        rows = self.stack.sql(
+            "SELECT status, count(*), coalesce(max(target_block), -1) FROM bundles "
+            f"WHERE status <> 'sent' OR target_block >= {head - SETTLE_BLOCKS} GROUP BY status"
+        )
+        by_status = {r.split("|")[0]: int(r.split("|")[1]) for r in rows.splitlines() if r}
+        lost = int(self.stack.sql(
+            f"SELECT count(*) FROM bundles WHERE status = 'sent' AND target_block < "
+            f"{head - SETTLE_BLOCKS}"
+        ))  # fmt: skip
+        unrecorded = int(self.stack.sql(
+            "SELECT count(*) FROM signatures s WHERE NOT EXISTS "
+            "(SELECT 1 FROM transactions t WHERE t.hash = s.tx_hash)"
+        ))  # fmt: skip
+        self.log(f"trades: {by_status}, {lost} lost, head {head}")
+        return {"measured": True, "head": head, "bundles": by_status, "lost": lost,
+                "signed_without_bundle": unrecorded}  # fmt: skip
+
     def _count(self, table: str) -> int:
         assert self.stack is not None
         value = self.stack.sql(f"SELECT count(*) FROM {table}")  # table: one of ours
@@ -282,8 +389,8 @@ class Rehearsal:
             self.controller.deploy("arbx-api", "v1")
             if not self.options.short:
                 self.controller.deploy("arbx-web", "v1")
-                self.controller.deploy("arbx-engine", "v1")
             token = self.token()
+            restored = self.restore_drill()
             # the API's clients ask who they are (one indexed lookup: the API's own cost, not
             # the database's); the dashboard's clients load the page and the engine's status
             targets = [Target("api", f"{self.address('arbx-api')}/api/v1/whoami", token)]
@@ -303,10 +410,18 @@ class Rehearsal:
                 self.manual("web", "v1")
                 self.manual("api", "v2")
                 self.manual("web", "v2")
+            # the engine live after the API's analyses (on 2 cores its work would weigh on
+            # their p99): the stages, then its own releases
+            self.stage_path()
+            if not self.options.short:
+                self.engine_releases()
+            else:
+                self.engine_epochs = {"after": self._epochs()}
             if not self.options.short:
                 self.engine_records = self.engine_blocks()
             self.audit = self.signatures()
-            self.drill_results = self.drills()
+            self.trade_records = self.trades()
+            self.drill_results = {**self.drills(), **restored}
             return self.report()
         finally:
             self.close()
@@ -326,11 +441,12 @@ class Rehearsal:
         assert self.load is not None
         report: dict[str, Any] = {
             "releases": self.releases,
-            "stages": _stages(self.drill_results.get("stage_status")),
+            "stages": self.stages,
             "double_signatures": _double_signatures(self.audit),
             "records_lost": self.drill_results.get("restore_rows_lost", 0)
             + self.engine_records.get("missing", 0),
-            "trades_lost": None,
+            "trades_lost": self.trade_records.get("lost"),
+            "trades": self.trade_records,
             "requests": dict(self.load.requests),
             "client_error_samples": list(self.load.samples),
             "answered_by": dict(self.load.releases),
@@ -339,7 +455,7 @@ class Rehearsal:
             "operations": self.drill_results,
             "engine_records": self.engine_records,
             "signatures": self.audit,
-            "trades": "none in shadow mode: the staging engine has no signing key",
+            "engine_epochs": self.engine_epochs,
             "commands": self.exits,
         }
         path = self.options.directory / "report.json"
@@ -347,15 +463,15 @@ class Rehearsal:
         return report
 
 
-def _stages(status: Any) -> list[dict[str, Any]]:
-    """The capital stages as ``arbx stage status --json`` shows them: the evidence of the gate
-    to the next stage (no promotion happens while the staging engine runs without a key)."""
-    if not isinstance(status, dict):
-        return []
-    return [{
-        "from": status.get("stage"), "to": status.get("next"), "outcome": "not promoted",
-        "why": status.get("note") or status.get("decision"), "evidence": status,
-    }]  # fmt: skip
+def _gate(status: dict[str, Any]) -> dict[str, Any]:
+    """The conditions of a stage status's gate, by name: measured, required, passed."""
+    return {c["name"]: {k: c[k] for k in ("measured", "required", "passed")}
+            for c in status["conditions"]}  # fmt: skip
+
+
+def _passed(status: dict[str, Any]) -> bool:
+    """Every measured condition of the gate to the next stage passes (the ceiling aside)."""
+    return bool(status["conditions"]) and all(c["passed"] for c in status["conditions"])
 
 
 def _double_signatures(audit: dict[str, Any]) -> int | None:
@@ -391,7 +507,7 @@ def table(report: dict[str, Any]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     for stage in report["stages"]:
-        lines.append(f"stages: {stage.get('outcome')} ({str(stage.get('why'))[:100]})")
+        lines.append(f"stage: {stage['from']} -> {stage['to']}: {stage['outcome']}")
     for key in ("double_signatures", "records_lost", "trades_lost"):
         value = report[key]
         lines.append(f"{key}: {'not measured' if value is None else value}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import threading
 import time
@@ -87,7 +88,7 @@ class Balancer:
         for host, port in service.listen:
             future = asyncio.run_coroutine_threadsafe(
                 asyncio.start_server(
-                    lambda r, w, s=service: self._connect(s, r, w), host, port, reuse_address=True
+                    functools.partial(self._connect, service), host, port, reuse_address=True
                 ),
                 self.loop,
             )

@@ -25,8 +25,16 @@ STOP_TIMEOUT = 10.0
 class BuilderThread:
     """A :class:`LocalBuilder` serving from a thread and asyncio loop of its own."""
 
-    def __init__(self, anvil_url: str, *, port: int = 0, mine_every: float | None = None) -> None:
+    def __init__(
+        self,
+        anvil_url: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        mine_every: float | None = None,
+    ) -> None:
         self.anvil_url = anvil_url
+        self.host = host  # 0.0.0.0: other hosts (containers) send bundles to it too
         self.port = port
         self.interval = mine_every  # None: blocks only on `evm_mine` (or build_block)
         self.error: BaseException | None = None  # why it could not start, or the last failure
@@ -40,10 +48,15 @@ class BuilderThread:
     @classmethod
     @contextlib.contextmanager
     def serving(
-        cls, anvil_url: str, *, port: int = 0, mine_every: float | None = None
+        cls,
+        anvil_url: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        mine_every: float | None = None,
     ) -> Iterator[BuilderThread]:
         """Start the builder, yield it once it serves; stop it and join its thread on exit."""
-        running = cls(anvil_url, port=port, mine_every=mine_every)
+        running = cls(anvil_url, host=host, port=port, mine_every=mine_every)
         running.start()
         try:
             yield running
@@ -91,7 +104,7 @@ class BuilderThread:
 
     async def _serve(self) -> None:
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        async with LocalBuilder(self.anvil_url, port=self.port) as builder:
+        async with LocalBuilder(self.anvil_url, host=self.host, port=self.port) as builder:
             self._builder = builder
             self._ready.set()
             while not self._stop.is_set():

@@ -425,13 +425,15 @@ class EmbeddedDevnet:
         searcher_key_file: Path | None = None,
         listen: tuple[str, int] | None = None,
         competitors: int = 0,
+        builder_listen: tuple[str, int] | None = None,
     ) -> Iterator[EmbeddedDevnet]:
         """Start anvil, the world (``file``), the builder and the market; stop all on exit."""
         # With `builder`, it makes every block: every `block_time` seconds (mine_every) or, in
         # manual pacing, on the market's `evm_mine` (no market, no block time: only on demand).
         # `searcher_key_file`: the searcher's key is written there, mode 0600. `listen`: the
-        # address and port anvil serves on (default: a free loopback port). `competitors`: that
-        # many competing searchers send bundles to the builder (arbx.devnet.competitors).
+        # address and port anvil serves on (default: a free loopback port); `builder_listen`: the
+        # builder's (default: a free loopback port). `competitors`: that many competing searchers
+        # send bundles to the builder (arbx.devnet.competitors).
         interval = block_time or None
         options = AnvilOptions(block_time=None if builder else interval, extra_args=FIFO)
         if listen is not None:
@@ -445,7 +447,10 @@ class EmbeddedDevnet:
                 write_searcher_key(searcher_key_file, deployment.accounts.searcher)
             local = None
             if builder:
-                local = stack.enter_context(BuilderThread.serving(node.url, mine_every=interval))
+                host, port = builder_listen or ("127.0.0.1", 0)
+                local = stack.enter_context(
+                    BuilderThread.serving(node.url, host=host, port=port, mine_every=interval)
+                )
                 deployment = replace(deployment, builder_url=local.url)
             if file is not None:
                 save_deployment(deployment, file)

@@ -1,6 +1,7 @@
 """``arbx devnet serve``: the devnet in the foreground, for a container.
 
-Anvil listens on ``--listen`` (e.g. ``0.0.0.0``) and a fixed ``--port``; the world, the local
+Anvil listens on ``--listen`` (e.g. ``0.0.0.0``) and a fixed ``--port``, the local builder on the
+same address and ``--builder-port`` when given (bundles from other containers); the world, the
 builder and the market run in this process (:class:`~arbx.devnet.commands.EmbeddedDevnet`). It
 writes the deployment file and, with ``--settings-out``, the settings file a searcher elsewhere
 follows the devnet with (its RPC address is ``--public-rpc``, the name other containers use).
@@ -48,6 +49,10 @@ def add_serve_parser(sub: Any, port: Any, count: Any, non_negative: Any) -> None
     )  # fmt: skip
     serve.add_argument("--file", type=Path, default=Path("devnet.json"), help="deployment file")
     serve.add_argument("--settings-out", type=Path, metavar="PATH", help="settings to follow it")
+    serve.add_argument(
+        "--builder-port", type=port, metavar="PORT",
+        help="serve the local builder on --listen and PORT (default: a free loopback port)",
+    )  # fmt: skip
     serve.add_argument(
         "--public-rpc", metavar="URL",
         help="the RPC address written in --settings-out (default: http://127.0.0.1:PORT)",
@@ -108,12 +113,15 @@ def run_serve(
         seed=args.seed, block_time=args.block_time or None, n_pools=args.pools,
         pace=args.pace, file=args.file, listen=(args.listen, args.port),
         competitors=args.competitors,
+        builder_listen=None if args.builder_port is None else (args.listen, args.builder_port),
     ) as devnet:  # fmt: skip
         public = args.public_rpc or f"http://127.0.0.1:{args.port}"
         if args.settings_out is not None:
             _write(args.settings_out, settings_toml(devnet.deployment, public))
         pools = len(devnet.deployment.pools)
         print(f"devnet serve: {public} ({pools} pools), deployment {args.file}", flush=True)
+        if args.builder_port is not None:
+            print(f"devnet serve: local builder on {args.listen}:{args.builder_port}", flush=True)
         while not stop.wait(CHECK_EVERY):
             if devnet.error is not None or not devnet.anvil.is_running():
                 reason = devnet.error or "anvil exited"
