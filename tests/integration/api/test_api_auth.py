@@ -40,6 +40,7 @@ READS: list[tuple[str, str, Any]] = [
     ("GET", "/api/v1/audit", None),
     ("GET", "/api/v1/pnl", None),
     ("GET", "/api/v1/stage", None),
+    ("GET", "/api/v1/scores", None),
     ("GET", "/api/v1/mode", None),
     ("GET", "/api/v1/limits", None),
     ("GET", "/api/v1/stream", None),
