@@ -27,23 +27,17 @@ JSON = {"Content-Type": "application/json"}
 MAX_BODY = 16 * 1024 * 1024
 
 
-class HttpProxy:
-    """An HTTP JSON-RPC proxy to ``upstream`` whose faults are switched by ``mode``."""
+class LoopbackProxy:
+    """An HTTP server on loopback in front of ``upstream`` whose port can be closed and opened
+    again; subclasses answer each POST (``_handle``). Also the base of the test suite's
+    misbehaving node (``tests/e2e/faulty_node.py``)."""
 
-    def __init__(self, upstream: str, name: str = "proxy") -> None:
+    def __init__(self, upstream: str) -> None:
         self.upstream = upstream
-        self.name = name
         self.mode = "ok"
-        self.delay = 0.0  # latency mode: seconds added to each answer
-        self.every = 3  # drop mode: one request in ``every`` loses its connection
-        self.hang = 30.0  # timeout mode: seconds before the (dropped) answer
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.requests = 0
-        self.faults = 0
-        self.sent: list[tuple[str, Any]] = []  # bundle methods forwarded upstream, in order
-        self.senders: list[str] = []  # the relay signature's address of each, in order
-        self.on_request: Callable[[str, Any], None] | None = None
+        self.faults = 0  # answers altered
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -78,6 +72,24 @@ class HttpProxy:
             await self._runner.cleanup()
         if self._session is not None:
             await self._session.close()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raise NotImplementedError
+
+
+class HttpProxy(LoopbackProxy):
+    """An HTTP JSON-RPC proxy to ``upstream`` whose faults are switched by ``mode``."""
+
+    def __init__(self, upstream: str, name: str = "proxy") -> None:
+        super().__init__(upstream)
+        self.name = name
+        self.delay = 0.0  # latency mode: seconds added to each answer
+        self.every = 3  # drop mode: one request in ``every`` loses its connection
+        self.hang = 30.0  # timeout mode: seconds before the (dropped) answer
+        self.requests = 0
+        self.sent: list[tuple[str, Any]] = []  # bundle methods forwarded upstream, in order
+        self.senders: list[str] = []  # the relay signature's address of each, in order
+        self.on_request: Callable[[str, Any], None] | None = None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1

@@ -24,6 +24,7 @@ from typing import Any
 
 from arbx.devnet.anvil import free_port
 from arbx.devnet.deployment import Deployment, load_deployment
+from arbx.devnet.serve import settings_toml as devnet_settings
 
 PYTHON = sys.executable
 BLOCK_PACE = 0.15  # seconds between two market blocks
@@ -88,31 +89,14 @@ def settings_toml(
     api_port: int | None = None,
 ) -> str:
     """Limited mode on the devnet through ``rpcs`` and ``builder``, with the devnet's stages."""
-
-    def text(value: str) -> str:
-        return json.dumps(value)
-
-    lines = [
-        'mode = "limited"',
-        "",
-        "[chain]",
-        f"id = {deployment.chain_id}",
-        'name = "devnet"',
-        f"rpc = [{', '.join(text(u) for u in rpcs)}]",
-        f"multicall = {text(deployment.multicall)}",
-        "poll_interval = 0.05",
-        "timeout = 2.0",
-        "",
-        "[strategy]",
-        f"base_tokens = [{text(deployment.weth)}]",
-        "",
+    sections = [
         "[execution]",
-        f"executor = {text(executor)}",
+        f"executor = {json.dumps(executor)}",
         "blocks_ahead = 1",
         "",
         "[[execution.builders]]",
         'name = "devnet"',
-        f"url = {text(builder)}",
+        f"url = {json.dumps(builder)}",
         "",
         "[risk]",
         "daily_gas_cap_wei = 100000000000000000000",
@@ -134,18 +118,10 @@ def settings_toml(
         'max_input = {"*" = 100000000000000000000}',
     ]
     if api_port is not None:
-        lines += ["", "[api]", "serve_in_run = true", f"port = {api_port}"]
-    for venue in deployment.venues:
-        lines += [
-            "",
-            "[[venues]]",
-            f"name = {text(venue.name)}",
-            f"kind = {text(venue.kind)}",
-            f"factory = {text(venue.factory)}",
-            f"fee_bps = {venue.fee_bps or 30}",
-            f"init_code_hash = {text(venue.init_code_hash)}",
-        ]
-    return "\n".join(lines) + "\n"
+        sections += ["", "[api]", "serve_in_run = true", f"port = {api_port}"]
+    return devnet_settings(
+        deployment, rpcs, 0.05, mode="limited", chain_extra=["timeout = 2.0"], sections=sections
+    )
 
 
 @dataclass

@@ -24,60 +24,22 @@ import json
 import secrets
 from typing import Any
 
-import aiohttp
 from aiohttp import web
-
-from arbx.devnet.anvil import free_port
+from chaos.proxy import LoopbackProxy
 
 JSON = {"Content-Type": "application/json"}
 UNKNOWN_BLOCK = {"code": -32000, "message": "unknown block"}
 
 
-class FaultyNode:
+class FaultyNode(LoopbackProxy):
     """An HTTP JSON-RPC proxy to ``upstream`` whose faults are switched by ``mode``."""
 
     def __init__(self, upstream: str) -> None:
-        self.upstream = upstream
-        self.mode = "ok"
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.faults = 0  # answers altered
+        super().__init__(upstream)
         self.keep = 8  # pruned mode: blocks served below the head
         self._head = 0
-        self._session: aiohttp.ClientSession | None = None
-        self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
 
-    async def start(self) -> None:
-        """Listen on ``url``."""
-        self._session = aiohttp.ClientSession()
-        app = web.Application()
-        app.router.add_post("/", self._handle)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await self._runner.setup()
-        await self.listen()
-
-    async def listen(self) -> None:
-        """Accept connections again (after ``stop_listening``)."""
-        assert self._runner is not None
-        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
-        await self._site.start()
-        self.mode = "ok"
-
-    async def stop_listening(self) -> None:
-        """Close the port and cut the open connections: everything fails until ``listen``."""
-        assert self._site is not None
-        self.mode = "down"
-        await self._site.stop()
-
-    async def close(self) -> None:
-        """Stop for good."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self._session is not None:
-            await self._session.close()
-
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         if self.mode == "down":  # a connection kept alive from before: cut it
             assert request.transport is not None
             request.transport.close()

@@ -16,7 +16,7 @@ import os
 import signal
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,22 +59,34 @@ def add_serve_parser(sub: Any, port: Any, count: Any, non_negative: Any) -> None
     )  # fmt: skip
 
 
-def settings_toml(deployment: Deployment, rpc_url: str, poll_interval: float = 0.5) -> str:
-    """A settings file (TOML) that follows ``deployment`` in shadow mode through ``rpc_url``."""
+def settings_toml(
+    deployment: Deployment,
+    rpc_url: str | Sequence[str],
+    poll_interval: float = 0.5,
+    *,
+    mode: str = "shadow",
+    chain_extra: Sequence[str] = (),
+    sections: Sequence[str] = (),
+) -> str:
+    """A settings file (TOML) that follows ``deployment`` in ``mode`` (shadow by default)
+    through ``rpc_url`` (one endpoint or several); ``chain_extra`` are more ``[chain]`` lines and
+    ``sections`` more lines after the venues (further tables)."""
 
     def text(value: str) -> str:
         return json.dumps(value)  # a TOML basic string for the ASCII values written here
 
+    rpcs = [rpc_url] if isinstance(rpc_url, str) else list(rpc_url)
     lines = [
-        "# Follows a devnet (written by `arbx devnet serve`)",
-        'mode = "shadow"',
+        "# Follows a devnet",
+        f"mode = {text(mode)}",
         "",
         "[chain]",
         f"id = {deployment.chain_id}",
         'name = "devnet"',
-        f"rpc = [{text(rpc_url)}]",
+        f"rpc = [{', '.join(text(u) for u in rpcs)}]",
         f"multicall = {text(deployment.multicall)}",
         f"poll_interval = {poll_interval}",
+        *chain_extra,
         "",
         "[strategy]",
         f"base_tokens = [{text(deployment.weth)}]",
@@ -89,6 +101,8 @@ def settings_toml(deployment: Deployment, rpc_url: str, poll_interval: float = 0
             f"fee_bps = {venue.fee_bps or 30}",
             f"init_code_hash = {text(venue.init_code_hash)}",
         ]
+    if sections:
+        lines += ["", *sections]
     return "\n".join(lines) + "\n"
 
 
