@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from arbx.domain.amm.tick_math import (
     MAX_SQRT_RATIO,
@@ -50,9 +50,12 @@ def _sqrt_ratio_miss(tick: int) -> int:
     return ratio
 
 
-@dataclass(frozen=True, slots=True)
-class V3SwapResult:
-    """The outcome of one ``UniswapV3Pool.swap``: amounts as absolute values, and the new state."""
+class V3SwapResult(NamedTuple):
+    """The outcome of one ``UniswapV3Pool.swap``: amounts as absolute values, and the new state.
+
+    A NamedTuple rather than a frozen dataclass: sizing builds dozens per route, and a frozen
+    dataclass's ``__init__`` costs four times as much.
+    """
 
     amount_in: int  # tokens actually taken from the swapper, fee included (>= 0)
     amount_out: int  # tokens paid out (>= 0)
