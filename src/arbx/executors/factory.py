@@ -4,7 +4,9 @@ not know which it got."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
 from collections.abc import Mapping
 
 from sqlalchemy.engine import Engine
@@ -25,6 +27,8 @@ from arbx.executors.shadow import ShadowExecutor
 from arbx.risk.controller import RiskController
 from arbx.risk.signer_lock import SignerLock
 
+log = logging.getLogger(__name__)
+
 
 class ShadowExecution:
     """Shadow mode: every block recorded, nothing signed."""
@@ -35,12 +39,38 @@ class ShadowExecution:
         self.status = "mode shadow: records and simulates, never signs"
         self.closing: tuple[str, ...] = ()  # lines for the end of the run
         self.scorer: Scorer | None = None  # self-scoring, when the run has it
+        self._scoring: asyncio.Future[None] | None = None
+        self._reorged = False  # a reorg came while a scoring ran: the next one starts afresh
+        self._unscored: BlockResult | None = None  # the newest block that came meanwhile
 
     async def on_block(self, block: BlockResult) -> None:
-        """Hand the block to the executor, then score what the block completes the window of."""
+        """Hand the block to the executor, then score what the block completes the window of.
+
+        Scoring runs beside the next heads, one at a time (a block that comes while one runs
+        is scored by the next one, which scores every window ended by its head): its database
+        and node round trips never hold a head back, which would make every trade late.
+        """
         await self.executor.on_block(block)
-        if self.scorer is not None:
-            await self.scorer.on_block(block)
+        if self.scorer is None:
+            return
+        self._reorged = self._reorged or bool(block.update.reorg_depth)
+        if self._scoring is not None and not self._scoring.done():
+            self._unscored = block  # scored by the next one, or at the close
+            return
+        self._unscored = None
+        if self._reorged:
+            self.scorer.forget_swaps()
+            self._reorged = False
+        self._scoring = asyncio.ensure_future(self.scorer.on_block(block))
+        self._scoring.add_done_callback(_scoring_ended)
+
+    async def _scored(self) -> None:
+        """Wait for the scoring in progress, if any, and score the block that came meanwhile."""
+        if self._scoring is not None:
+            await asyncio.gather(self._scoring, return_exceptions=True)
+        if self._unscored is not None and self.scorer is not None:
+            await self.scorer.on_block(self._unscored)
+            self._unscored = None
 
     async def on_parity(self, result: ParityResult) -> None:
         """Record a parity check."""
@@ -52,6 +82,7 @@ class ShadowExecution:
 
     async def close(self) -> dict[str, object] | None:
         """Stop the recorder's writer; nothing to add to the run's summary."""
+        await self._scored()
         self.recorder.close()
         return None
 
@@ -104,6 +135,7 @@ class LiveExecution(ShadowExecution):
 
     async def close(self) -> dict[str, object] | None:
         """Stop trading (in-flight bundles, the risk controller, the relays); the live totals."""
+        await self._scored()
         await self.bundles.close()
         self.risk.stop()
         await self.relay.close()
@@ -115,6 +147,12 @@ class LiveExecution(ShadowExecution):
             f"{live.sim_failed} failed simulation",
         )
         return dataclasses.asdict(live)
+
+
+def _scoring_ended(task: asyncio.Future[None]) -> None:
+    """Log a scoring that failed in a way it does not handle itself (the run goes on)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("self-scoring failed: %r", task.exception())
 
 
 async def build_execution(

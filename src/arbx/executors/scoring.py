@@ -59,6 +59,10 @@ class Scorer:
         self.failures = 0
         self._swaps: dict[int, list[TxSwaps]] = {}
 
+    def forget_swaps(self) -> None:
+        """Drop the swaps read so far (a reorg may have replaced their blocks)."""
+        self._swaps.clear()
+
     async def on_block(self, block: BlockResult) -> None:
         """Score what the head ``block`` completes the window of."""
         head = block.head.number
