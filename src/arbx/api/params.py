@@ -48,8 +48,9 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorOut} for code in codes}
 
 
-READ_ERRORS = _errors(400, 401, 404, 409, 422, 503)
-WRITE_ERRORS = _errors(400, 401, 403, 404, 409, 422, 503)
+# every request may meet the request limits' 414 (a query string over 4 KiB), before any route
+READ_ERRORS = _errors(400, 401, 404, 409, 414, 422, 503)
+WRITE_ERRORS = _errors(400, 401, 403, 404, 409, 414, 422, 503)
 
 
 def cursor(before_id: int | None, after_id: int | None) -> int | None:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends
 from arbx.api.auth import Viewer
 from arbx.api.context import ApiContext, context
 from arbx.api.params import READ_ERRORS, RunFilter
-from arbx.api.schemas import ErrorOut, ScoresOut, TakerOut
+from arbx.api.schemas import ScoresOut, TakerOut
 from arbx.store import repo, score_repo
 
 router = APIRouter(prefix="/api/v1", responses=READ_ERRORS)
@@ -27,7 +27,6 @@ TAKERS = 20  # takers returned, most profit first
     "/scores",
     response_model=ScoresOut,
     summary="Self-scoring of opportunities",
-    responses={414: {"model": ErrorOut, "description": "query string over 4 KiB"}},
 )
 def get_scores(ctx: Ctx, _: Viewer, run_id: RunFilter = None) -> ScoresOut:
     """The run's scores (the newest run unless ``run_id``); zeros before any run."""

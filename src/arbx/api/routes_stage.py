@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query
 from arbx.api.auth import Viewer
 from arbx.api.context import ApiContext, context
 from arbx.api.params import READ_ERRORS
-from arbx.api.schemas import ErrorOut, StageStatusOut
+from arbx.api.schemas import StageStatusOut
 from arbx.store import stage_repo
 
 router = APIRouter(prefix="/api/v1", responses=READ_ERRORS)
@@ -27,7 +27,6 @@ HISTORY = 10  # stage changes returned
     "/stage",
     response_model=StageStatusOut,
     summary="Capital stage and next gate",
-    responses={414: {"model": ErrorOut, "description": "query string over 4 KiB"}},
 )
 def get_stage(
     ctx: Ctx,
