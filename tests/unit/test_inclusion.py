@@ -204,3 +204,17 @@ async def test_a_settled_bundle_kept_is_reopened_when_its_block_is_found_reorged
     await feed(tracker, 13, 14, {})
     assert bundle_of(tracker, "b").settled
     assert [b.key for b in tracker.pop_settled(keep=1)] == ["b"]
+
+
+async def test_a_head_after_a_gap_does_not_join_and_a_reorg_inside_it_leaves_no_trace() -> None:
+    tracker = BundleTracker(confirmations=1, receipt_status=Receipts())
+    tracker.track("b", [A1], 10, 11)
+    await feed(tracker, 10, 12, {10: [A1]})
+    assert tracker.joins(13, block_hash(12))
+    assert not tracker.joins(13, block_hash(12, "b"))  # its parent replaced: a reorg
+    # block 14 of a branch that replaced 10 and up, told with no block 13 before it: its
+    # parent is unknown, so the tracker cannot see the reorg (the caller checks landed bundles)
+    assert not tracker.joins(14, block_hash(13, "b"))
+    await tracker.on_block(14, [], block_hash(14, "b"), parent_hash=block_hash(13, "b"))
+    assert tracker.stats.reorgs == 0
+    assert bundle_of(tracker, "b").outcome is Outcome.INCLUDED

@@ -183,6 +183,13 @@ class BundleTracker:
             changes.append(self._set(bundle, Outcome.NOT_INCLUDED, at, reason, at))
         return changes
 
+    def joins(self, number: int, parent_hash: bytes | None) -> bool:
+        """Whether block ``number`` with ``parent_hash`` extends the block told at ``number - 1``
+        (not after a gap of heads the tracker was never told, across which a reorg leaves no
+        trace here)."""
+        known = self._canonical.get(number - 1)
+        return known is not None and known == parent_hash
+
     # -- blocks -----------------------------------------------------------------------------
 
     async def on_block(

@@ -307,6 +307,8 @@ class BundleExecutor:
         is checked against the chain: the head shows where the new branch joins the blocks it
         told only when the reorg is one block deep, so a landed bundle whose block is no longer
         canonical is reopened here (and decided again, not included once its window passed).
+        So is every landed bundle after a gap in the heads (a loaded engine is told only the
+        newest of several), which would hide a reorg inside it.
         """
         txs: tuple[bytes, ...] = ()
         if len(self.tracker):
@@ -315,8 +317,9 @@ class BundleExecutor:
                 return []
             txs = found
         reorgs = self.tracker.stats.reorgs
+        joined = self.tracker.joins(head.number, head.parent_hash)
         changes = await self.tracker.on_block(head.number, txs, head.hash, head.parent_hash)
-        if self.tracker.stats.reorgs > reorgs:
+        if self.tracker.stats.reorgs > reorgs or not joined:
             self._check_landed = CHECK_AFTER_REORG
         if self._check_landed or check_landed:
             try:
