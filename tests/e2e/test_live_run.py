@@ -611,9 +611,16 @@ async def test_an_included_bundle_a_reorg_takes_out_is_settled_again_and_trading
         await wait_for(lambda: executor.stats.outcomes.get("included", 0) >= 1)
         await wait_for(lambda: bool(included_rows()))
         row = max(included_rows(), key=lambda b: b.included_block)
-        head = int(await client.call("eth_blockNumber", []), 16)
         seen["tx"], seen["block"] = row.tx_hashes_json[0], row.included_block
-        await client.call("anvil_reorg", [head - row.included_block + 1, []])
+        # no block is made while anvil reorgs (one built meanwhile leaves blocks it no longer
+        # serves under the new head); the new branch forks two blocks below the bundle's block
+        market = devnet[0].simulator
+        await asyncio.to_thread(market.hold.acquire)
+        try:
+            head = int(await client.call("eth_blockNumber", []), 16)
+            await client.call("anvil_reorg", [head - row.included_block + 3, []])
+        finally:
+            market.hold.release()
         seen["sent"] = executor.stats.sent
         included = executor.stats.outcomes.get("included", 0)
         await wait_for(lambda: executor.stats.outcomes.get("included", 0) >= included + 2)

@@ -162,6 +162,10 @@ class MarketSimulator:
         self.swaps_per_block = swaps_per_block
         self.liquidity_every = max(2, liquidity_every)
         self.totals = BlockStats()
+        # held, no block is made: a test that rewrites the chain (anvil_reorg) holds it, since
+        # anvil reorging while a block is built leaves blocks it no longer serves under the new
+        # head's parent
+        self.hold = threading.Lock()
         self.queue = TxQueue(self.chain, gas=SWAP_GAS)
         self.competitors: Competitors | None = None
         if competitors:
@@ -241,7 +245,8 @@ class MarketSimulator:
                         continue
                     last = current
                 try:
-                    stats = self.step()
+                    with self.hold:
+                        stats = self.step()
                     failures = 0
                 except (TransientError, OSError) as exc:  # requests' errors are OSErrors
                     failures += 1
