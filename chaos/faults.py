@@ -9,13 +9,14 @@ or past the chain's head of that moment), and what was seen.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import sqlite3
 import statistics
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from chaos.run import Stage
 from chaos.world import PYTHON, EngineProcess, arbx
 
 CATCH_UP_TIMEOUT = 60.0
+HOLD_LEASE = 60.0  # seconds the market's builder stays held if the suite dies holding it
 HOLD = {"seconds": 10.0}  # how long a fault lasts (the short form in make test holds less)
 
 
@@ -141,8 +143,23 @@ async def rpc_dropped(stage: Stage, engine: EngineProcess) -> Fault:
 # --- reorgs ----------------------------------------------------------------------------------
 
 
+@contextlib.asynccontextmanager
+async def held(stage: Stage) -> AsyncIterator[None]:
+    """No block is built and the market makes no step meanwhile (``devnet_hold`` of the market's
+    builder, reached directly, not through the proxy a fault may be breaking): anvil rewriting
+    its chain while a block is built leaves blocks it no longer serves under the new head."""
+    builder = stage.deployment.builder_url
+    assert builder is not None
+    async with RpcClient([builder], timeout=60.0, retries=0) as client:
+        await client.call("devnet_hold", [HOLD_LEASE])
+        try:
+            yield
+        finally:
+            await client.call("devnet_release", [])
+
+
 async def _reorg(stage: Stage, depth: int) -> None:
-    async with RpcClient([stage.deployment.rpc_url], timeout=30.0) as client:
+    async with held(stage), RpcClient([stage.deployment.rpc_url], timeout=30.0) as client:
         await client.call("anvil_reorg", [depth, []])
 
 
@@ -184,7 +201,9 @@ async def reorg_past_journal(stage: Stage, engine: EngineProcess, depth: int = 7
             start = await stage.head()
             while await stage.head() < start + depth:
                 await asyncio.sleep(0.1)
-            if await client.call("evm_revert", [snapshot]) is not True:
+            async with held(stage):
+                reverted_ok = await client.call("evm_revert", [snapshot]) is True
+            if not reverted_ok:
                 return Fault(name, False, None, "anvil refused to revert")
         reverted = time.monotonic()
         while await stage.head() <= start + depth:  # the new branch overtakes the old one

@@ -7,6 +7,7 @@ reverts.
 """
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -311,6 +312,45 @@ async def test_the_builder_stands_in_for_the_node_and_makes_every_block(
             await asyncio.sleep(0.01)
     stop.set()
     await loop
+
+
+async def test_a_held_builder_builds_no_block_and_holds_the_market_until_released(
+    node: Anvil, rpc: RpcClient
+) -> None:
+    market = threading.Lock()  # the market simulator's, in the builder's process
+    async with (
+        LocalBuilder(node.url, hold=market) as local,
+        RpcClient([local.url], timeout=10, retries=0) as through,
+    ):
+        market.acquire()  # a market step under way: the hold waits for its end
+        holding = asyncio.create_task(through.call("devnet_hold", [30]))
+        await asyncio.sleep(0.3)
+        assert not holding.done()
+        market.release()
+        assert await holding is True
+        assert market.locked()  # the market makes no step while held
+        head = await rpc.block_number()
+        mining = asyncio.create_task(through.call("evm_mine"))
+        await asyncio.sleep(0.5)
+        assert not mining.done()
+        assert await rpc.block_number() == head
+        with pytest.raises(RpcError, match="held already"):
+            await through.call("devnet_hold", [30])
+        assert await through.call("devnet_release", []) is True
+        await mining
+        assert await rpc.block_number() == head + 1
+        assert not market.locked()
+        assert await through.call("devnet_release", []) is False
+        # a holder that never releases: its lease ends the hold
+        assert await through.call("devnet_hold", [0.5]) is True
+        async with asyncio.timeout(10):
+            await through.call("evm_mine")
+        assert await rpc.block_number() == head + 2
+        assert not market.locked()
+        for bad in (["x"], [0], [10_000], [1, 2], {"s": 1}):
+            with pytest.raises(RpcError, match="lease"):
+                await through.call("devnet_hold", bad)
+        assert not market.locked()
 
 
 async def test_the_builder_needs_fifo_ordering() -> None:

@@ -2,13 +2,14 @@
 
 ``LocalBuilder`` serves JSON-RPC on 127.0.0.1: ``eth_sendBundle``, ``eth_callBundle`` and
 ``eth_cancelBundle`` (each request must carry a valid ``X-Flashbots-Signature``), ``evm_mine``
-(builds a block), and passes every other method through to anvil, so a process that points at
-the builder sees one node. It takes over block production: ``start`` switches anvil's automine
-and interval mining off (requests through the builder to switch them on are answered and
-ignored), and blocks are made only by ``build_block`` (from the devnet's block loop,
-``mine_every``, or ``evm_mine`` through the builder). Transactions sent through the builder wait
-while a block is being built; anvil's pool must hold only validly signed transactions (no
-impersonated senders), since it is resubmitted from raw bytes.
+(builds a block), ``devnet_hold`` and ``devnet_release`` (below), and passes every other method
+through to anvil, so a process that points at the builder sees one node. It takes over block
+production: ``start`` switches anvil's automine and interval mining off (requests through the
+builder to switch them on are answered and ignored), and blocks are made only by
+``build_block`` (from the devnet's block loop, ``mine_every``, or ``evm_mine`` through the
+builder). Transactions sent through the builder wait while a block is being built; anvil's pool
+must hold only validly signed transactions (no impersonated senders), since it is resubmitted
+from raw bytes.
 
 ``build_block`` for block N = head + 1:
 
@@ -31,11 +32,21 @@ mined in the order it was sent, its sender's earlier nonces first, so the bundle
 empty pool is on top, in order. The block is then checked: if the bundle transactions are not
 its first ones, or one failed that may not, the block is rolled back (``anvil_rollback``) and
 made again with the pool alone, and ``stats.violations`` counts it.
+
+Holding: ``devnet_hold [SECONDS]`` answers once no block is being built and none will be until
+``devnet_release`` (or SECONDS, at most ``MAX_HOLD_SECONDS``, have passed: a holder that died
+does not stop the chain for good); with the market's lock (``hold``, the market simulator's in
+the same process) it also waits for the market's step in progress and holds the next. Whoever
+rewrites the chain (``anvil_reorg``, ``evm_revert``) holds it meanwhile: anvil reorging while a
+block is built leaves blocks it no longer serves under the new head's parent.
 """
+
+from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
+import threading
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Self
@@ -69,8 +80,11 @@ from arbx.execution.rawtx import RawTx
 
 BUILDER_COINBASE: Final = "0x000000000000000000000000000000000000b1d5"
 MAX_REQUEST_BYTES: Final = 1024 * 1024
+MAX_HOLD_SECONDS: Final = 120.0  # the longest lease of devnet_hold
+HOLD_WAIT: Final = 30.0  # seconds devnet_hold waits for the market's step in progress
 _BUNDLE_METHODS: Final = frozenset({"eth_sendBundle", "eth_callBundle", "eth_cancelBundle"})
 _WRITES: Final = frozenset({"eth_sendRawTransaction", "eth_sendTransaction"})
+_HOLD_METHODS: Final = frozenset({"devnet_hold", "devnet_release"})
 _MINING_SWITCHES: Final = frozenset(
     {"evm_setAutomine", "anvil_setAutomine", "evm_setIntervalMining", "anvil_setIntervalMining"}
 )
@@ -154,8 +168,10 @@ class LocalBuilder:
         host: str = "127.0.0.1",
         port: int = 0,
         timeout: float = 30.0,
+        hold: threading.Lock | None = None,
     ) -> None:
         self.anvil_url = anvil_url
+        self.market_hold = hold  # the market's lock (no step while held), held by devnet_hold
         self.coinbase = coinbase.lower()
         self.stats = BuilderStats()
         self.last_block: BuiltBlock | None = None
@@ -164,6 +180,9 @@ class LocalBuilder:
         self._bundles: dict[int, _Bundle] = {}  # by arrival number: one per (bundle, block)
         self._seq = 0
         self._lock = asyncio.Lock()
+        self._blocks = asyncio.Lock()  # held by build_block, and by devnet_hold until release
+        self._lease: asyncio.TimerHandle | None = None  # the hold's end, while held
+        self._holding = False
         self._runner: web.AppRunner | None = None
         self._chain_id = 0
         self._restore: list[tuple[str, list[Any]]] = []
@@ -217,6 +236,7 @@ class LocalBuilder:
 
     async def close(self) -> None:
         """Stop serving, give block production back to anvil as it was, release connections."""
+        self.release()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -252,6 +272,11 @@ class LocalBuilder:
             if method == "evm_mine":
                 await self.build_block()
                 return _response(_reply(request_id, "0x0"))
+            if method == "devnet_hold":
+                await self.hold(_lease(doc.get("params")))
+                return _response(_reply(request_id, True))
+            if method == "devnet_release":
+                return _response(_reply(request_id, self.release()))
             if method in _MINING_SWITCHES:  # blocks are the builder's: anvil must not mine alone
                 self.stats.mining_switches_ignored += 1
                 return _response(_reply(request_id, None))
@@ -263,8 +288,8 @@ class LocalBuilder:
 
     async def _batch(self, items: list[Any], body: bytes) -> web.Response:
         methods = {item.get("method") for item in items if type(item) is dict}
-        if methods & (_BUNDLE_METHODS | {"evm_mine"}):
-            message = "bundle methods and evm_mine are not accepted in a batch"
+        if methods & (_BUNDLE_METHODS | _HOLD_METHODS | {"evm_mine"}):
+            message = "bundle methods, evm_mine and the hold are not accepted in a batch"
             return _response(_reply(None, error=(-32600, message)), 400)
         return await self._proxy(body, write=bool(methods & _WRITES))
 
@@ -346,11 +371,45 @@ class LocalBuilder:
             raise _RefusedError(-32000, run.error)
         return call_bundle_answer(request.txs, run, env)
 
+    # -- holding -----------------------------------------------------------------------------
+
+    async def hold(self, lease: float = MAX_HOLD_SECONDS) -> None:
+        """Return once no block is being built (nor, with the market's lock, a market step run)
+        and none will be until ``release`` or ``lease`` seconds from now."""
+        if self._holding:
+            raise _RefusedError(-32000, "the builder is held already")
+        self._holding = True
+        try:
+            if self.market_hold is not None:
+                await _acquire(self.market_hold)
+            try:
+                await self._blocks.acquire()
+            except BaseException:
+                if self.market_hold is not None:
+                    self.market_hold.release()
+                raise
+        except BaseException:
+            self._holding = False
+            raise
+        self._lease = asyncio.get_running_loop().call_later(lease, self.release)
+
+    def release(self) -> bool:
+        """End the hold; whether there was one (its lease may have ended it)."""
+        if self._lease is None:
+            return False
+        self._lease.cancel()
+        self._lease = None
+        self._blocks.release()
+        if self.market_hold is not None:
+            self.market_hold.release()
+        self._holding = False
+        return True
+
     # -- blocks ------------------------------------------------------------------------------
 
     async def build_block(self) -> BuiltBlock:
         """Build and mine the next block: the best bundles on top, then the pool."""
-        async with self._lock:
+        async with self._blocks, self._lock:
             env = await next_env(self.rpc, self.coinbase)
             for seq in [s for s, b in self._bundles.items() if b.request.block_number < env.number]:
                 del self._bundles[seq]
@@ -461,6 +520,36 @@ class LocalBuilder:
                 if next(statuses) != 1 and tx.hash not in bundle.request.reverting:
                     return f"0x{tx.hash.hex()} failed in the block"
         return None
+
+
+async def _acquire(lock: threading.Lock) -> None:
+    """Take ``lock`` from a worker thread (waiting at most ``HOLD_WAIT``); a request cancelled
+    meanwhile leaves it free."""
+    waiting = asyncio.ensure_future(asyncio.to_thread(lock.acquire, True, HOLD_WAIT))
+    try:
+        acquired = await asyncio.shield(waiting)
+    except asyncio.CancelledError:
+
+        def free(done: asyncio.Future[bool]) -> None:
+            if not done.cancelled() and done.exception() is None and done.result():
+                lock.release()
+
+        waiting.add_done_callback(free)
+        raise
+    if not acquired:
+        raise _RefusedError(-32000, f"the market's step did not end in {HOLD_WAIT:g}s")
+
+
+def _lease(params: Any) -> float:
+    """The seconds of ``devnet_hold [SECONDS]`` (default and at most ``MAX_HOLD_SECONDS``)."""
+    if params in (None, []):
+        return MAX_HOLD_SECONDS
+    if type(params) is not list or len(params) != 1 or type(params[0]) not in (int, float):
+        raise _RefusedError(-32602, "devnet_hold takes one number: the lease in seconds")
+    seconds = float(params[0])
+    if not 0 < seconds <= MAX_HOLD_SECONDS:
+        raise _RefusedError(-32602, f"the lease must be over 0 and at most {MAX_HOLD_SECONDS:g} s")
+    return seconds
 
 
 def _rank(run: Run, bundle: _Bundle) -> tuple[int, int, bytes, int]:

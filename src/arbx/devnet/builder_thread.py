@@ -32,8 +32,10 @@ class BuilderThread:
         host: str = "127.0.0.1",
         port: int = 0,
         mine_every: float | None = None,
+        hold: threading.Lock | None = None,
     ) -> None:
         self.anvil_url = anvil_url
+        self.hold = hold  # the market's lock, taken by devnet_hold (LocalBuilder)
         self.host = host  # 0.0.0.0: other hosts (containers) send bundles to it too
         self.port = port
         self.interval = mine_every  # None: blocks only on `evm_mine` (or build_block)
@@ -54,9 +56,10 @@ class BuilderThread:
         host: str = "127.0.0.1",
         port: int = 0,
         mine_every: float | None = None,
+        hold: threading.Lock | None = None,
     ) -> Iterator[BuilderThread]:
         """Start the builder, yield it once it serves; stop it and join its thread on exit."""
-        running = cls(anvil_url, host=host, port=port, mine_every=mine_every)
+        running = cls(anvil_url, host=host, port=port, mine_every=mine_every, hold=hold)
         running.start()
         try:
             yield running
@@ -104,7 +107,9 @@ class BuilderThread:
 
     async def _serve(self) -> None:
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        async with LocalBuilder(self.anvil_url, host=self.host, port=self.port) as builder:
+        async with LocalBuilder(
+            self.anvil_url, host=self.host, port=self.port, hold=self.hold
+        ) as builder:
             self._builder = builder
             self._ready.set()
             while not self._stop.is_set():

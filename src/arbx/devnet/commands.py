@@ -11,7 +11,10 @@ Blocks go through the local builder (:mod:`arbx.devnet.builder`, ADR 0008), so b
 ``builder_url`` land on top of their block: anvil runs with ``--order fifo`` and never mines on
 its own. In manual pacing the market sends its transactions and ``evm_mine`` to the builder; with
 a block time, the builder mines every ``block_time`` seconds (``mine_every``, not anvil's interval
-mining) and the market trades on each new block. Readers use anvil's URL (``rpc_url``).
+mining) and the market trades on each new block. Readers use anvil's URL (``rpc_url``). Whoever
+rewrites the chain (``anvil_reorg``, ``evm_revert``) first sends ``devnet_hold`` to the builder:
+it answers once neither a block nor a market step is under way, and none starts until
+``devnet_release``.
 
 Every anvil here runs with ``--prune-history 64``: by default anvil writes a copy of the state of
 every block under ``~/.foundry/anvil/tmp`` and never removes it, which fills the disk within
@@ -239,14 +242,17 @@ def _market(args: argparse.Namespace) -> int:
             signal.signal(signum, lambda *_: stop.set())
     with contextlib.ExitStack() as stack:
         url = deployment.builder_url  # that of a running `devnet up`, or None: anvil's
+        hold = threading.Lock()  # the market's, taken by the builder's devnet_hold
         if args.builder_port is not None:
             interval = deployment.block_time or None
             served = BuilderThread.serving(
-                deployment.rpc_url, port=args.builder_port, mine_every=interval
+                deployment.rpc_url, port=args.builder_port, mine_every=interval, hold=hold
             )
             url = stack.enter_context(served).url
             print(f"market: local builder on {url}", flush=True)
-        simulator = MarketSimulator(deployment, seed=seed, url=url, competitors=args.competitors)
+        simulator = MarketSimulator(
+            deployment, seed=seed, url=url, competitors=args.competitors, hold=hold
+        )
         return _trade(args, simulator, stop)
 
 
@@ -446,17 +452,20 @@ class EmbeddedDevnet:
             if searcher_key_file is not None:
                 write_searcher_key(searcher_key_file, deployment.accounts.searcher)
             local = None
+            hold = threading.Lock()  # the market's, taken by the builder's devnet_hold
             if builder:
                 host, port = builder_listen or ("127.0.0.1", 0)
                 local = stack.enter_context(
-                    BuilderThread.serving(node.url, host=host, port=port, mine_every=interval)
+                    BuilderThread.serving(
+                        node.url, host=host, port=port, mine_every=interval, hold=hold
+                    )
                 )
                 deployment = replace(deployment, builder_url=local.url)
             if file is not None:
                 save_deployment(deployment, file)
             url = local.url if local is not None else None
             simulator = (
-                MarketSimulator(deployment, seed=seed, url=url, competitors=competitors)
+                MarketSimulator(deployment, seed=seed, url=url, competitors=competitors, hold=hold)
                 if market
                 else None
             )

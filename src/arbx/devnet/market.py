@@ -150,6 +150,7 @@ class MarketSimulator:
         liquidity_every: int = 10,
         manual: bool | None = None,
         competitors: int = 0,
+        hold: threading.Lock | None = None,
     ) -> None:
         self.deployment = deployment
         self.rng = random.Random(f"arbx-market:{seed}")
@@ -164,8 +165,8 @@ class MarketSimulator:
         self.totals = BlockStats()
         # held, no block is made: a test that rewrites the chain (anvil_reorg) holds it, since
         # anvil reorging while a block is built leaves blocks it no longer serves under the new
-        # head's parent
-        self.hold = threading.Lock()
+        # head's parent; the local builder in the same process takes it on devnet_hold
+        self.hold = hold if hold is not None else threading.Lock()
         self.queue = TxQueue(self.chain, gas=SWAP_GAS)
         self.competitors: Competitors | None = None
         if competitors:
