@@ -624,6 +624,7 @@ async def test_an_included_bundle_a_reorg_takes_out_is_settled_again_and_trading
         seen["sent"] = executor.stats.sent
         included = executor.stats.outcomes.get("included", 0)
         await wait_for(lambda: executor.stats.outcomes.get("included", 0) >= included + 2)
+        await _until_every_bundle_settled(live, executor)
         stop.set()
 
     await _run_until(
@@ -645,6 +646,23 @@ async def test_an_included_bundle_a_reorg_takes_out_is_settled_again_and_trading
             receipt = await client.call("eth_getTransactionReceipt", [bundle.tx_hashes_json[0]])
             assert receipt is not None, bundle.id
             assert receipt["blockHash"].lower() == bundle.included_block_hash.lower(), bundle.id
+    _assert_the_limits_count_what_the_rows_settled(risk, bundles)
+
+
+async def _until_every_bundle_settled(live: _Live, executor: Any) -> None:
+    """Stop trading (the kill switch) and wait until every bundle sent has settled."""
+    kill(live.sessions, 31337, "every bundle settles before the counts are compared", "pytest")
+    await wait_for(lambda: not executor.in_flight)
+
+
+def _assert_the_limits_count_what_the_rows_settled(risk: Any, bundles: list[Any]) -> None:
+    """The risk limits' gas and realized profit are those of the bundles' final settlements
+    (a bundle a reorg took out counts for nothing, one it moved counts where it landed)."""
+    landed = [b for b in bundles if b.status in ("included", "reverted")]
+    assert landed
+    gas = sum(b.gas_cost for b in landed)
+    pnl = sum(b.gas_cost * -1 if b.realized_profit is None else b.realized_profit for b in landed)
+    assert (risk.state.gas_spent_wei, risk.state.realized_pnl_wei) == (gas, pnl)
 
 
 class _RecordedFirst(_Wire):

@@ -193,14 +193,14 @@ async def test_a_settled_bundle_kept_is_reopened_when_its_block_is_found_reorged
     assert [b.key for b in tracker.landed()] == ["b"]
     # a reorg the heads did not show (the new branch joined below the parent told): the caller
     # found block 10 replaced; the window has passed, so it is decided not included
-    changes = tracker.reorged_out("b", 13)
+    changes = await tracker.reorged_out("b", 13)
     assert [(c.outcome, c.previous) for c in changes] == [
         (Outcome.PENDING, Outcome.INCLUDED),
         (Outcome.NOT_INCLUDED, Outcome.PENDING),
     ]
     assert tracker.landed() == []
     assert tracker.stats.deep_reorgs == 1
-    assert tracker.reorged_out("b", 14) == []  # nothing landed to take out any more
+    assert await tracker.reorged_out("b", 14) == []  # nothing landed to take out any more
     await feed(tracker, 13, 14, {})
     assert bundle_of(tracker, "b").settled
     assert [b.key for b in tracker.pop_settled(keep=1)] == ["b"]
@@ -218,3 +218,70 @@ async def test_a_head_after_a_gap_does_not_join_and_a_reorg_inside_it_leaves_no_
     await tracker.on_block(14, [], block_hash(14, "b"), parent_hash=block_hash(13, "b"))
     assert tracker.stats.reorgs == 0
     assert bundle_of(tracker, "b").outcome is Outcome.INCLUDED
+
+
+class Locations:
+    """Where the node's chain has each transaction (by its receipt), None while it has none."""
+
+    def __init__(self) -> None:
+        self.where: dict[bytes, tuple[int, bytes, int]] = {}
+        self.asked: list[bytes] = []
+
+    async def __call__(self, tx: bytes) -> tuple[int, bytes, int] | None:
+        self.asked.append(tx)
+        return self.where.get(tx)
+
+
+async def test_a_bundle_reorged_out_and_held_by_the_new_branch_below_its_target_is_included() -> (
+    None
+):
+    chain = Locations()
+    tracker = BundleTracker(confirmations=1, receipt_status=Receipts(), locate=chain)
+    tracker.track("b", [A1], 10, 10)
+    await feed(tracker, 10, 11, {10: [A1]})
+    assert bundle_of(tracker, "b").settled
+    assert chain.asked == []  # no receipt is looked up before a reorg takes it out
+    # the new branch forks below block 10 and holds the transaction in block 9
+    chain.where[A1] = (9, block_hash(9, "b"), 1)
+    changes = await tracker.reorged_out("b", 12)
+    assert [(c.outcome, c.previous) for c in changes] == [
+        (Outcome.PENDING, Outcome.INCLUDED),
+        (Outcome.INCLUDED, Outcome.PENDING),
+    ]
+    bundle = bundle_of(tracker, "b")
+    assert (bundle.block_number, bundle.block_hash, bundle.decided_at) == (9, block_hash(9, "b"), 9)
+    assert "found by its receipts" in bundle.reason
+    assert tracker.stats.relocated == 1
+    changes = await tracker.on_block(12, [OTHER], block_hash(12, "b"), block_hash(11, "b"))
+    assert [(c.outcome, c.settled) for c in changes] == [(Outcome.INCLUDED, True)]
+
+
+async def test_a_reorg_the_blocks_show_looks_for_the_bundle_by_its_receipts_until_decided() -> None:
+    chain = Locations()
+    tracker = BundleTracker(confirmations=1, receipt_status=Receipts(), locate=chain)
+    tracker.track("b", [A1, A2], 20, 22)
+    await feed(tracker, 19, 20, {20: [A1, A2]})
+    assert bundle_of(tracker, "b").outcome is Outcome.INCLUDED
+    # block 20 replaced: the new branch has not mined it again yet
+    changes = await tracker.on_block(20, [OTHER], block_hash(20, "b"), block_hash(19))
+    assert [(c.outcome, c.previous) for c in changes] == [(Outcome.PENDING, Outcome.INCLUDED)]
+    assert chain.asked == [A1]  # looked for, not found (the first transaction decides)
+    # the node then mines it in a block the tracker is not told (a gap), reverted
+    chain.where[A1] = chain.where[A2] = (21, block_hash(21, "b"), 0)
+    changes = await tracker.on_block(22, [OTHER], block_hash(22, "b"), block_hash(21, "b"))
+    assert [(c.outcome, c.previous, c.settled) for c in changes] == [
+        (Outcome.REVERTED, Outcome.PENDING, False),
+        (Outcome.REVERTED, Outcome.REVERTED, True),  # a block after its own: settled
+    ]
+    assert bundle_of(tracker, "b").block_number == 21
+    # spread over two blocks, it is not taken for included
+    c2 = bytes([5]) * 32
+    tracker.track("c", [B1, c2], 30, 30)
+    await feed(tracker, 23, 30, {30: [B1, c2]})
+    assert bundle_of(tracker, "c").outcome is Outcome.INCLUDED
+    chain.where[B1], chain.where[c2] = (29, block_hash(29, "c"), 1), (30, block_hash(30, "c"), 1)
+    changes = await tracker.reorged_out("c", 31)
+    assert [(c.outcome, c.previous) for c in changes] == [
+        (Outcome.PENDING, Outcome.INCLUDED),
+        (Outcome.NOT_INCLUDED, Outcome.PENDING),
+    ]

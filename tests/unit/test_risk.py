@@ -9,13 +9,16 @@ import pytest
 from pydantic import ValidationError
 
 from arbx.domain.limits import (
+    Counted,
     Decision,
     Limits,
     RiskState,
     check_trade,
+    count_outcome,
     new_state,
     record_outcome,
     roll_day,
+    undo_outcome,
     utc_day,
 )
 from arbx.domain.profit import Opportunity
@@ -192,6 +195,70 @@ def test_record_outcome_refuses_nonsense() -> None:
         record_outcome(live(), "included", -1, 0, LIMITS, at=T0)
     with pytest.raises(ValueError, match="naive"):
         record_outcome(live(), "included", 0, 0, LIMITS, at=datetime(2025, 3, 1))
+
+
+# --- a reorg takes a settled bundle out: undo_outcome ---------------------------------------
+
+
+def test_a_reorged_out_bundle_is_taken_back_and_counted_again_when_included_again() -> None:
+    state, _ = record_outcome(live(), "included", 10**15, 2 * 10**15, LIMITS, at=T0)
+    before = state
+    state, breach, counted = count_outcome(state, "included", 3 * 10**15, 5 * 10**15, LIMITS, at=T0)
+    assert breach is None
+    assert counted == Counted("included", 3 * 10**15, 5 * 10**15, T0.date(), 0)
+    state, breach = undo_outcome(state, counted, LIMITS, at=T0)
+    assert breach is None
+    assert (state.gas_spent_wei, state.realized_pnl_wei) == (
+        before.gas_spent_wei,
+        before.realized_pnl_wei,
+    )
+    # the new branch includes it elsewhere, for other gas and profit: counted as settled there
+    state, _, again = count_outcome(state, "included", 4 * 10**15, 10**15, LIMITS, at=T0)
+    assert (state.gas_spent_wei, state.realized_pnl_wei) == (5 * 10**15, 3 * 10**15)
+    assert again.gas_cost == 4 * 10**15
+
+
+def test_undoing_a_failure_takes_it_back_and_undoing_a_reset_restores_the_count() -> None:
+    state, _, reverted = count_outcome(
+        live(consecutive_failures=1), "reverted", 7, 0, LIMITS, at=T0
+    )
+    assert state.consecutive_failures == 2
+    state, _ = undo_outcome(state, reverted, LIMITS, at=T0)
+    assert (state.consecutive_failures, state.gas_spent_wei) == (1, 0)
+    state, _, loss = count_outcome(state, "included", 0, -5, LIMITS, at=T0)  # a loss: a failure
+    assert state.consecutive_failures == 2
+    state, _ = undo_outcome(state, loss, LIMITS, at=T0)
+    assert (state.consecutive_failures, state.realized_pnl_wei) == (1, 0)
+    state, _, profit = count_outcome(state, "included", 0, 9, LIMITS, at=T0)
+    assert state.consecutive_failures == 0  # the profit reset the count ...
+    state, breach = undo_outcome(state, profit, LIMITS, at=T0)
+    assert state.consecutive_failures == 1  # ... which no longer holds
+    assert breach is None
+    state, _, neutral = count_outcome(state, "not_included", 0, 0, LIMITS, at=T0)
+    assert undo_outcome(state, neutral, LIMITS, at=T0)[0] == state
+
+
+def test_taking_back_a_profit_can_breach_the_loss_cap() -> None:
+    state, _ = record_outcome(live(), "included", 0, -(8 * 10**16), LIMITS, at=T0)
+    state, breach, profit = count_outcome(state, "included", 0, 4 * 10**16, LIMITS, at=T0)
+    assert breach is None  # a net loss of 4e16, under the 5e16 cap
+    state, breach = undo_outcome(state, profit, LIMITS, at=T0)
+    assert breach is not None
+    assert "daily loss cap breached" in breach
+    assert (state.mode, state.kill_switch, state.realized_pnl_wei) == (
+        "shadow",
+        True,
+        -(8 * 10**16),
+    )
+
+
+def test_what_was_counted_on_a_day_that_rolled_over_leaves_todays_counters_alone() -> None:
+    state, _, counted = count_outcome(live(), "included", 10**15, 10**15, LIMITS, at=T0)
+    tomorrow = T0 + timedelta(days=1)
+    state, _ = record_outcome(state, "included", 2 * 10**15, 3 * 10**15, LIMITS, at=tomorrow)
+    state, breach = undo_outcome(state, counted, LIMITS, at=tomorrow)
+    assert breach is None
+    assert (state.gas_spent_wei, state.realized_pnl_wei) == (2 * 10**15, 3 * 10**15)
 
 
 # --- UTC days ---------------------------------------------------------------------------------

@@ -16,6 +16,12 @@ that was not included costs nothing. The daily loss is minus today's net realize
 that is negative. A failure is a bundle that landed and reverted, a failed simulation, or an
 included bundle that lost money; a profitable included bundle resets the count, while a bundle
 that was simply not included (lost the auction, state moved) neither counts nor resets.
+
+The counters follow a bundle's final settlement: ``record_outcome`` also returns what it
+counted (``Counted``), and a reorg that takes the bundle out of its block is undone with
+``undo_outcome`` (its gas and profit taken back if counted today; a failure it counted taken
+back; a reset it made no longer lowers the count). If the new branch includes it again, it is
+counted again. Undoing a profitable bundle can itself breach the loss cap.
 """
 
 from __future__ import annotations
@@ -164,6 +170,17 @@ def check_trade(
     return Decision(True)
 
 
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """What ``record_outcome`` folded into the state for one bundle (to undo on a reorg)."""
+
+    outcome: Outcome
+    gas_cost: int
+    realized_pnl: int
+    day: date  # the UTC day whose counters it went into
+    failures_before: int  # the run's consecutive failures before it
+
+
 def record_outcome(
     state: RiskState,
     outcome: Outcome,
@@ -178,13 +195,28 @@ def record_outcome(
     ``gas_cost`` is the wei paid (0 when not included); ``realized_pnl`` the realized profit
     (negative for a loss). On a breach the state is tripped (shadow, kill switch, reason).
     """
+    state, breach, _ = count_outcome(state, outcome, gas_cost, realized_pnl, limits, at=at)
+    return state, breach
+
+
+def count_outcome(
+    state: RiskState,
+    outcome: Outcome,
+    gas_cost: int,
+    realized_pnl: int,
+    limits: Limits,
+    *,
+    at: datetime,
+) -> tuple[RiskState, str | None, Counted]:
+    """``record_outcome``, and what it counted (for ``undo_outcome``)."""
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}; expected one of {', '.join(OUTCOMES)}")
     if gas_cost < 0:
         raise ValueError(f"gas cost must be >= 0, got {gas_cost}")
     state = roll_day(state, at)
+    counted = Counted(outcome, gas_cost, realized_pnl, state.day, state.consecutive_failures)
     failures = state.consecutive_failures
-    if outcome in FAILURES or (outcome == "included" and realized_pnl < 0):
+    if _failure(outcome, realized_pnl):
         failures += 1
     elif outcome == "included":
         failures = 0
@@ -194,6 +226,40 @@ def record_outcome(
         realized_pnl_wei=state.realized_pnl_wei + realized_pnl,
         consecutive_failures=failures,
     )
+    return (*_checked(state, limits), counted)
+
+
+def undo_outcome(
+    state: RiskState, counted: Counted, limits: Limits, *, at: datetime
+) -> tuple[RiskState, str | None]:
+    """Take back what ``counted`` added (a reorg took its bundle out of its block). -> (new
+    state, the breach reason or None).
+
+    Its gas and realized profit leave today's counters if they were counted today (a day that
+    has rolled over keeps nothing to undo). A failure it counted is taken back; a reset of the
+    count it made (a profitable inclusion) no longer holds, so the count is at least what it was
+    before. Taking back a profit can breach the loss cap: the state is then tripped.
+    """
+    state = roll_day(state, at)
+    if counted.day == state.day:
+        state = replace(
+            state,
+            gas_spent_wei=max(0, state.gas_spent_wei - counted.gas_cost),
+            realized_pnl_wei=state.realized_pnl_wei - counted.realized_pnl,
+        )
+    failures = state.consecutive_failures
+    if _failure(counted.outcome, counted.realized_pnl):
+        failures = max(0, failures - 1)
+    elif counted.outcome == "included":
+        failures = max(failures, counted.failures_before)
+    return _checked(replace(state, consecutive_failures=failures), limits)
+
+
+def _failure(outcome: Outcome, realized_pnl: int) -> bool:
+    return outcome in FAILURES or (outcome == "included" and realized_pnl < 0)
+
+
+def _checked(state: RiskState, limits: Limits) -> tuple[RiskState, str | None]:
     breach = breached(state, limits)
     if breach is not None:
         state = trip(state, breach)

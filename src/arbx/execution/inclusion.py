@@ -17,6 +17,13 @@ count. A block at a number already seen with another hash (or whose parent is no
 recorded) is a reorg: bundles included at or above it go back to pending (or not_included if
 their window has passed) and are decided again by the new blocks. An outcome is ``settled`` (final
 for PnL) once ``confirmations`` canonical blocks have followed the block that decided it.
+
+The new branch may hold a bundle taken out by a reorg in a block the tracker is never told: an
+earlier one (the node put its transaction in a replacement block below its target) or one inside
+a gap of heads. With ``locate`` (a transaction's receipt on the node's canonical chain), such a
+bundle is looked for by its transactions' receipts at every block until it is decided again, and
+before its window's end decides it not included: found, it is included (or reverted) in the
+block the receipts name.
 """
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -30,6 +37,12 @@ from arbx.domain.errors import ArbxError
 
 ReceiptStatus = Callable[[bytes, bytes], Awaitable[int | None]]
 """(tx hash, block hash) -> the receipt status (1 or 0), or None if there is none in that block."""
+
+Location = tuple[int, bytes, int]
+"""Where the node's canonical chain has a transaction: block number, block hash, receipt status."""
+
+Locate = Callable[[bytes], Awaitable[Location | None]]
+"""tx hash -> its ``Location`` from its receipt, or None if the node has no receipt for it."""
 
 DEFAULT_CONFIRMATIONS: Final = 2
 _HISTORY: Final = 512  # canonical block hashes remembered, to recognise reorgs
@@ -61,6 +74,7 @@ class TrackedBundle:
     settled: bool = False
     receipts_known: bool = True
     state_moved: bool = False
+    reorged: bool = False  # a reorg took it out of its block: looked for by its receipts
     reason: str = ""
 
 
@@ -88,6 +102,7 @@ class TrackerStats:
     deep_reorgs: int = 0  # ... after they had settled
     partial: int = 0
     receipt_errors: int = 0
+    relocated: int = 0  # bundles a reorg took out found by their receipts in another block
     by_outcome: dict[str, int] = field(default_factory=dict)
 
 
@@ -99,12 +114,14 @@ class BundleTracker:
         *,
         confirmations: int = DEFAULT_CONFIRMATIONS,
         receipt_status: ReceiptStatus | None = None,
+        locate: Locate | None = None,
     ) -> None:
         if confirmations < 0:
             raise ValueError(f"confirmations {confirmations}")
         self.confirmations = confirmations
         self.stats = TrackerStats()
         self._receipt_status = receipt_status
+        self._locate = locate
         self._bundles: dict[str, TrackedBundle] = {}
         self._canonical: dict[int, bytes] = {}
         self.head: int | None = None
@@ -169,16 +186,18 @@ class BundleTracker:
             if b.outcome in (Outcome.INCLUDED, Outcome.REVERTED) and b.block_number is not None
         ]
 
-    def reorged_out(self, key: str, at: int) -> list[OutcomeChange]:
+    async def reorged_out(self, key: str, at: int) -> list[OutcomeChange]:
         """``key``'s block is no longer canonical (found by the caller: a reorg whose fork point
-        the blocks told in order did not show): reopen it as ``_reorg`` does, and, its window
-        passed at head ``at``, decide it not included."""
+        the blocks told in order did not show): reopen it as ``_reorg`` does; then, if its
+        receipts put it in another block (``locate``), decide it there; else, its window passed
+        at head ``at``, decide it not included."""
         bundle = self._bundles[key]
         if bundle.outcome not in (Outcome.INCLUDED, Outcome.REVERTED):
             return []
         reopened = self._reopen(bundle, at)
-        changes = [reopened]
-        if at >= bundle.last_block and reopened.outcome is Outcome.PENDING:
+        relocated = await self._relocate(bundle, at)
+        changes = [reopened, *relocated]
+        if at >= bundle.last_block and reopened.outcome is Outcome.PENDING and not relocated:
             reason = "reorged out after its target blocks"
             changes.append(self._set(bundle, Outcome.NOT_INCLUDED, at, reason, at))
         return changes
@@ -219,8 +238,10 @@ class BundleTracker:
             if bundle.outcome in (Outcome.INCLUDED, Outcome.REVERTED):
                 if not bundle.receipts_known:
                     changes += await self._judge_receipts(bundle, number)
-            else:
-                changes += await self._look_for(bundle, number, block_hash, in_block)
+                continue
+            changes += await self._look_for(bundle, number, block_hash, in_block)
+            if bundle.reorged and bundle.block_number is None:  # not in this block: elsewhere?
+                changes += await self._relocate(bundle, number)
         for bundle in self._bundles.values():  # inclusion was looked for first
             if number < bundle.last_block:
                 continue
@@ -266,6 +287,36 @@ class BundleTracker:
             reason = f"partially included: {sum(present)} of {len(present)} in block {number}"
             return [self._set(bundle, Outcome.NOT_INCLUDED, number, reason, number)]
         return []
+
+    async def _relocate(self, bundle: TrackedBundle, at: int) -> list[OutcomeChange]:
+        """Decide a bundle a reorg took out by its receipts (``locate``), if they put every one
+        of its transactions in one block of the node's chain; nothing if not (yet)."""
+        if self._locate is None or not bundle.reorged:
+            return []
+        found: list[Location] = []
+        for tx in bundle.tx_hashes:
+            try:
+                where = await self._locate(tx)
+            except ArbxError:
+                self.stats.receipt_errors += 1
+                return []
+            if where is None:
+                return []
+            found.append(where)
+        if len({(n, h) for n, h, _ in found}) != 1:
+            return []  # spread over blocks: a partial inclusion the blocks will tell
+        number, block_hash, _ = found[0]
+        failed = [
+            tx for tx, (_, _, status) in zip(bundle.tx_hashes, found, strict=True) if not status
+        ]
+        bundle.block_number, bundle.block_hash = number, block_hash
+        bundle.receipts_known, bundle.reorged = True, False
+        self.stats.relocated += 1
+        outcome = Outcome.REVERTED if failed else Outcome.INCLUDED
+        reason = f"included in block {number} (found by its receipts after a reorg)"
+        if failed:
+            reason = f"reverted in block {number}: 0x{failed[0].hex()} (found after a reorg)"
+        return [self._set(bundle, outcome, at, reason, number)]
 
     async def _judge_receipts(
         self, bundle: TrackedBundle, number: int, previous: Outcome | None = None
@@ -318,6 +369,7 @@ class BundleTracker:
         bundle.block_number = bundle.block_hash = None
         bundle.receipts_known = True
         bundle.settled = False
+        bundle.reorged = True
         return self._set(bundle, reopened, at, "reorged out", None)
 
     def _set(
@@ -362,6 +414,23 @@ def _tx_hashes(raw: Any) -> tuple[bytes, ...] | None:
     if type(txs) is not list:
         raise TypeError("transactions is not a list")
     return tuple(hex_hash(tx if isinstance(tx, str) else tx["hash"]) for tx in txs)
+
+
+def location_via(client: RpcClient) -> Locate:
+    """A ``Locate`` reading ``eth_getTransactionReceipt`` through ``client``."""
+
+    def decode(raw: Any) -> Location | None:
+        if raw is None:
+            return None
+        return hex_int(raw["blockNumber"]), hex_hash(raw["blockHash"]), hex_int(raw["status"])
+
+    async def locate(tx: bytes) -> Location | None:
+        located: Location | None = await client.call(
+            "eth_getTransactionReceipt", ["0x" + tx.hex()], decode=decode
+        )
+        return located
+
+    return locate
 
 
 async def block_tx_hashes(client: RpcClient, block_hash: bytes) -> tuple[bytes, ...] | None:

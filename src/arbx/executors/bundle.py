@@ -45,13 +45,20 @@ from arbx.chain.heads import Head
 from arbx.chain.rpc import RpcClient, RpcError, hex_hash, hex_int, to_quantity
 from arbx.domain.errors import ArbxError
 from arbx.domain.journal import DEFAULT_DEPTH
+from arbx.domain.limits import Counted
 from arbx.domain.limits import Outcome as RiskOutcome
 from arbx.domain.pools import Pool
 from arbx.domain.profit import Opportunity, kept_profit
 from arbx.domain.sizing import Sized
 from arbx.engine.pipeline import BlockResult
 from arbx.errors import SignerLockLostError
-from arbx.execution.inclusion import BundleTracker, Outcome, OutcomeChange, block_tx_hashes
+from arbx.execution.inclusion import (
+    BundleTracker,
+    Outcome,
+    OutcomeChange,
+    block_tx_hashes,
+    location_via,
+)
 from arbx.execution.keys import TxSigner
 from arbx.execution.nonces import NonceManager
 from arbx.execution.presim import presimulate_at_head
@@ -120,6 +127,7 @@ class _InFlight:
     record: SentBundle
     decided: bool = False
     cancelled: bool = False
+    counted: Counted | None = None  # what the risk limits counted for its settlement
 
 
 @dataclass(slots=True)
@@ -167,7 +175,9 @@ class BundleExecutor:
         self.pools = pools
         self.settings = settings
         self.abi = executor_abi
-        self.tracker = tracker or BundleTracker(confirmations=1)
+        # a bundle a reorg took out is looked for by its receipt (the new branch may hold it in
+        # a block the heads never show: below its target, or in a gap)
+        self.tracker = tracker or BundleTracker(confirmations=1, locate=location_via(client))
         self.submitter = BundleSubmitter(
             relay, settings.builders, blocks_ahead=settings.blocks_ahead
         )
@@ -285,7 +295,7 @@ class BundleExecutor:
             except (ArbxError, LookupError, TypeError, ValueError) as exc:  # the receipt, mostly
                 if await self._left_its_block(change):  # the node no longer has it there
                     log.warning("bundle %s: its transaction left its block", change.key)
-                    queue[:0] = self.tracker.reorged_out(change.key, head.number)
+                    queue[:0] = await self.tracker.reorged_out(change.key, head.number)
                     continue
                 log.warning("settling bundle %s failed, again next head: %s", change.key, exc)
                 self._unsettled.append(change)
@@ -343,7 +353,7 @@ class BundleExecutor:
         for bundle, canonical in zip(landed, hashes, strict=True):
             if canonical is not None and canonical != bundle.block_hash:
                 log.warning("bundle %s: block %s was reorged out", bundle.key, bundle.block_number)
-                changes += self.tracker.reorged_out(bundle.key, at)
+                changes += await self.tracker.reorged_out(bundle.key, at)
         return changes
 
     async def _left_its_block(self, change: OutcomeChange) -> bool:
@@ -558,11 +568,15 @@ class BundleExecutor:
         flight = self.in_flight.get(change.key)
         outcome = change.outcome
         landed = (Outcome.INCLUDED, Outcome.REVERTED)
-        if flight is None and change.previous in landed and outcome not in landed:
-            flight = self._done.pop(change.key, None)  # settled, and a reorg took it out
+        if flight is None and (change.previous in landed) != (outcome in landed):
+            # settled, and a reorg took it out (or the chain has it after all)
+            flight = self._done.pop(change.key, None)
             if flight is None:
                 return
             self.in_flight[change.key] = flight  # decided again by the new branch
+            if flight.counted is not None:  # the limits follow its final settlement
+                self.risk.undo(flight.counted)
+                flight.counted = None
         if flight is None:
             return
         if outcome == Outcome.PENDING:  # a reorg took it out again
@@ -586,7 +600,7 @@ class BundleExecutor:
         self.records.submit(store_outcome, self.sessions, flight.record, str(outcome), details)
         if change.settled or outcome != Outcome.INCLUDED:
             self.stats.outcomes[str(outcome)] = self.stats.outcomes.get(str(outcome), 0) + 1
-            self.risk.on_outcome(RISK_OUTCOMES[outcome], gas_cost, realized)
+            flight.counted, _ = self.risk.count(RISK_OUTCOMES[outcome], gas_cost, realized)
             self.in_flight.pop(change.key, None)
             if self.tracker.get(change.key) is not None:
                 self._done[change.key] = flight

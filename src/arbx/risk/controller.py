@@ -1,8 +1,9 @@
 """The engine's risk gate for one key on one chain: mode, stage, limits, kill switch, signer lock.
 
 The executor calls ``start`` once, ``on_block`` at every head, ``may_sign`` and ``fence`` before
-every signature, ``fence`` again right before a bundle leaves, ``on_outcome`` when a bundle
-settles, and ``stop`` at the end; ``keep_fresh`` runs beside it for the whole run.
+every signature, ``fence`` again right before a bundle leaves, ``on_outcome`` (or ``count``) when
+a bundle settles, ``undo`` when a reorg takes a settled bundle out of its block, and ``stop`` at
+the end; ``keep_fresh`` runs beside it for the whole run.
 
 Nothing on the path from a head to a bundle waits for the database. ``on_block``, ``may_sign``
 and ``on_outcome`` work in memory; ``refresh`` does the database work (renew the signer lock or
@@ -42,12 +43,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from arbx.domain.limits import (
+    Counted,
     Decision,
     Limits,
     Outcome,
     RiskState,
     check_trade,
-    record_outcome,
+    count_outcome,
+    undo_outcome,
     utc_day,
 )
 from arbx.domain.modes import Mode
@@ -216,21 +219,45 @@ class RiskController:
 
         The counters and the switch change in memory; the records are written by the refresher.
         """
+        return self.count(outcome, gas_cost, realized_pnl)[1]
+
+    def count(
+        self, outcome: Outcome, gas_cost: int, realized_pnl: int
+    ) -> tuple[Counted, str | None]:
+        """``on_outcome``, and what it counted: ``undo`` takes it back if a reorg takes the
+        bundle out of its block."""
         now = self.clock()
         limits = stage_limits(self.limits, self.schedule.stages[self.stage])
         with self._mem:
-            state, breach = record_outcome(
+            state, breach, counted = count_outcome(
                 self.state, outcome, gas_cost, realized_pnl, limits, at=now
             )
-            self.state = state
-            if breach is not None:
-                self.kill_switch.engage_here(breach, f"risk:{self.key}")
-                self._breaches.append((breach, self._counters(), now))
-            self._evaluate_due = True
-            self._settle()
+            self._fold(state, breach, now)
+        if breach is not None:
+            self.wake()
+        return counted, breach
+
+    def undo(self, counted: Counted) -> str | None:
+        """Take back what ``count`` counted for a bundle a reorg took out of its block (it is
+        counted again when it settles on the new branch); on a breach (a profit taken back can
+        pass the loss cap), stop at once and record it. -> the breach or None."""
+        now = self.clock()
+        limits = stage_limits(self.limits, self.schedule.stages[self.stage])
+        with self._mem:
+            state, breach = undo_outcome(self.state, counted, limits, at=now)
+            self._fold(state, breach, now)
         if breach is not None:
             self.wake()
         return breach
+
+    def _fold(self, state: RiskState, breach: str | None, now: datetime) -> None:
+        """Take ``state`` (call with ``_mem`` held); a breach engages the switch here."""
+        self.state = state
+        if breach is not None:
+            self.kill_switch.engage_here(breach, f"risk:{self.key}")
+            self._breaches.append((breach, self._counters(), now))
+        self._evaluate_due = True
+        self._settle()
 
     def refresh(self) -> Mode:
         """The database work of a block (call from a worker thread): see the module docstring."""
