@@ -1,6 +1,7 @@
 """Settings: built once, from an optional TOML file and ``ARBX_...`` environment variables.
 
-Environment variables win over the file; nested fields use ``__`` (``ARBX_CHAIN__RPC``,
+The file is ``--config``'s, else the one ``ARBX_SETTINGS`` names. Environment variables win
+over the file; nested fields use ``__`` (``ARBX_CHAIN__RPC``,
 ``ARBX_STRATEGY__MAX_HOPS``). With no file and no variables, the settings describe the embedded
 default: a local devnet that ``arbx run`` starts itself. A bad file or value raises
 ``ConfigError`` with one line naming the field.
@@ -35,6 +36,8 @@ from arbx.risk.settings import RiskSettings
 Kind = Literal["uniswap_v2", "uniswap_v3"]
 MAX_SETTINGS_BYTES: Final = 1024 * 1024
 MAX_SETTINGS_DEPTH: Final = 16
+SETTINGS_VARIABLE: Final = "ARBX_SETTINGS"  # the settings file when no --config is given
+MAX_PATH_CHARS: Final = 4096
 
 
 def _address(value: str) -> str:
@@ -299,9 +302,26 @@ def check_environment(environ: Mapping[str, str]) -> None:
             )
 
 
+def settings_path(
+    path: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Path | None:
+    """The settings file: ``path`` (``--config``) when given, else the one ``ARBX_SETTINGS``
+    names, else None (the environment alone)."""
+    if path is not None:
+        return path
+    named = (os.environ if environ is None else environ).get(SETTINGS_VARIABLE, "").strip()
+    if not named:
+        return None
+    if len(named) > MAX_PATH_CHARS or "\x00" in named:
+        raise ConfigError(f"variable {SETTINGS_VARIABLE} is not a file path")
+    return Path(named)
+
+
 def load_settings(path: Path | None = None) -> Settings:
-    """Settings from ``path`` (TOML) and the environment; ConfigError with one clear line."""
+    """Settings from ``path`` (TOML; else the file ``ARBX_SETTINGS`` names) and the environment;
+    ConfigError with one clear line."""
     check_environment(os.environ)
+    path = settings_path(path)
     data: dict[str, Any] = {} if path is None else read_settings_file(path)
     try:
         return Settings(**data)

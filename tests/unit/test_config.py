@@ -118,3 +118,24 @@ def test_the_public_mempool_setting_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"execution\.public_mempool") as refused:
         load_settings(path)
     assert "\n" not in str(refused.value)
+
+
+def test_arbx_settings_names_the_file_when_no_path_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARBX_SETTINGS", str(write(tmp_path, GOOD)))
+    settings = load_settings()
+    assert not settings.embedded
+    assert settings.strategy.max_hops == 3
+    # --config wins over the variable
+    other = tmp_path / "other.toml"
+    other.write_text('mode = "shadow"\n')
+    assert load_settings(other).embedded
+
+
+def test_arbx_settings_naming_no_file_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARBX_SETTINGS", str(tmp_path / "missing.toml"))
+    with pytest.raises(ConfigError, match=r"cannot read settings file .*missing\.toml"):
+        load_settings()

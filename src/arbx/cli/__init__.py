@@ -27,7 +27,7 @@ from arbx.cli import (
     store,
 )
 from arbx.cli.args import EXIT_USAGE, Parser
-from arbx.config import load_settings
+from arbx.config import load_settings, settings_path
 from arbx.devnet.commands import add_devnet_parser, run_devnet
 from arbx.domain.errors import ArbxError, ConfigError, MathError
 from arbx.errors import TransientError
@@ -81,6 +81,8 @@ def _first_line(exc: BaseException) -> str:
 def _log_settings(config: Path | None, command: str) -> LogSettings:
     """The ``log`` settings of the settings file, else of the environment alone."""
     settings = log_settings()
+    with contextlib.suppress(ConfigError):
+        config = settings_path(config)
     if config is not None:
         with contextlib.suppress(ConfigError):  # the command reports a bad file itself
             settings = load_settings(config).log
