@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import json
 import re
+import shutil
 import signal
 import sys
 import threading
@@ -78,6 +79,19 @@ def _parser() -> argparse.ArgumentParser:
         if verb == "promote":
             one.add_argument("--full", action="store_true", help="skip the remaining steps")
     return parser
+
+
+# what a stack needs on this machine, and the target that installs each
+TOOLS = {"podman": "make container-tools", "prometheus": "make prometheus",
+         "kubectl": "make setup (its .venv/bin on PATH)"}  # fmt: skip
+
+
+def preflight() -> None:
+    """UserError naming every tool a stack needs that is missing from PATH, and how to get it."""
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if missing:
+        how = sorted({TOOLS[tool] for tool in missing})
+        raise UserError(f"{', '.join(missing)} not found: run {' and '.join(how)} first")
 
 
 def _controller(directory: Path) -> Controller:
@@ -150,12 +164,14 @@ def main(argv: list[str] | None = None) -> int:
         if command == "run":
             if not 0 < args.scale <= 1:
                 raise UserError("--scale must be in (0, 1]")
+            preflight()
             options = Options(directory, args.scale, args.short, args.keep)
             report = Rehearsal(options).run()
             print(table(report))
             print(f"report: {directory / 'report.json'}")
             return 0
         if command == "up":
+            preflight()
             return _serve(directory, Options(directory, keep=True))
         if command == "down":
             Stack(directory).down()

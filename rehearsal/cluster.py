@@ -338,7 +338,9 @@ class Stack:
         }  # fmt: skip
         (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
         port = free_port()
-        binary = shutil.which("prometheus") or "/usr/bin/prometheus"
+        binary = shutil.which("prometheus")
+        if binary is None:
+            raise StackError("prometheus not found: run make prometheus first")
         log = (folder / "log").open("a")
         process = subprocess.Popen(
             [binary, f"--config.file={folder / 'prometheus.yml'}",

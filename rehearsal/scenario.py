@@ -174,8 +174,7 @@ class Rehearsal:
     def operate(self, *args: str, env: dict[str, str] | None = None) -> str:
         """``python -m rehearsal ARGS`` as an operator runs it (logged); its output (StackError
         when it fails)."""
-        argv = [sys.executable, "-m", "rehearsal", *args]
-        log_command(["python", "-m", "rehearsal", *args], self.options.directory)
+        argv = [sys.executable, "-m", "rehearsal", *args]  # it logs itself in commands.log
         extra = {"ARBX_REHEARSAL_DIR": str(self.options.directory), **(env or {})}
         done = subprocess.run(argv, cwd=ROOT, env={**_env(), **extra}, capture_output=True,
                               text=True, check=False, timeout=900)  # fmt: skip
