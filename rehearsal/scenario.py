@@ -38,6 +38,8 @@ REPORT_KEYS = ("releases", "stages", "double_signatures", "records_lost", "trade
 CONFIG = ("--config", "/etc/arbx/settings.toml")  # the settings as the pods mount them
 SETTLE_BLOCKS = 10  # a bundle still open this far past its target block is lost
 STAGE_TIMEOUT = 300.0  # seconds for a gate on the devnet (a block a second, small gates)
+MAX_LOOKUPS = 20_000  # signatures without a bundle record looked up on the chain
+MAX_RPC_ANSWER = 10_000_000  # bytes of one JSON-RPC answer from the devnet
 
 
 @dataclass
@@ -318,19 +320,50 @@ class Rehearsal:
         self.log(f"engine records: blocks {first}..{last}, {missing} missing, chain head {head}")
         return {"first": first, "last": last, "held": held, "missing": missing, "head": head}
 
-    def _head(self) -> int | None:
+    def _devnet(self) -> str:
+        """The devnet's JSON-RPC URL on the staging network."""
         assert self.stack is not None
         name = f"{self.stack.state['prefix']}-arbx-devnet"
         ip = json.loads(podman("inspect", name))[0]["NetworkSettings"]["Networks"]
-        address = next(iter(ip.values()))["IPAddress"]
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []})
-        request = urllib.request.Request(f"http://{address}:8545", body.encode(),
-                                         {"Content-Type": "application/json"})  # fmt: skip
+        return f"http://{next(iter(ip.values()))['IPAddress']}:8545"
+
+    def _head(self) -> int | None:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}
         try:
-            with urllib.request.urlopen(request, timeout=5) as answer:
-                return int(json.loads(answer.read(10000))["result"], 16)
-        except (OSError, ValueError, KeyError):
+            return int(_rpc(self._devnet(), body)["result"], 16)
+        except (OSError, ValueError, KeyError, TypeError):
             return None
+
+    def unrecorded(self) -> dict[str, Any]:
+        """The signatures with no transaction of a bundle recorded (the signer lock records every
+        signature; a bundle signed but dropped before it left, late or refused by the fence
+        before sending, loses its rows and its nonce is signed again), each looked up on the
+        chain: one the chain holds without a record is a trade lost to the records (the
+        executor's deployment aside); one it does not hold never left the engine."""
+        assert self.stack is not None
+        rows = self.stack.sql(
+            "SELECT s.tx_hash FROM signatures s WHERE NOT EXISTS "
+            "(SELECT 1 FROM transactions t WHERE lower(t.hash) = lower(s.tx_hash)) "
+            f"ORDER BY s.id LIMIT {MAX_LOOKUPS}"
+        )
+        hashes = [h for h in rows.splitlines() if h]
+        found: dict[str, Any] = {"total": len(hashes), "not_on_chain": 0, "deployments": 0,
+                                 "on_chain_without_record": []}  # fmt: skip
+        url = self._devnet()
+        for start in range(0, len(hashes), 100):  # JSON-RPC batches
+            chunk = hashes[start : start + 100]
+            batch = [{"jsonrpc": "2.0", "id": i, "method": "eth_getTransactionByHash",
+                      "params": [h]} for i, h in enumerate(chunk)]  # fmt: skip
+            answers = {a["id"]: a.get("result") for a in _rpc(url, batch)}
+            for i, tx_hash in enumerate(chunk):
+                tx = answers.get(i)
+                if not tx or tx.get("blockNumber") is None:
+                    found["not_on_chain"] += 1
+                elif tx.get("to") is None:
+                    found["deployments"] += 1
+                else:
+                    found["on_chain_without_record"].append(tx_hash)
+        return found
 
     def signatures(self) -> dict[str, Any]:
         """``arbx release audit --json``: signing epochs that overlapped and transactions signed
@@ -365,11 +398,10 @@ class Rehearsal:
             f"SELECT count(*) FROM bundles WHERE status = 'sent' AND target_block < "
             f"{head - SETTLE_BLOCKS}"
         ))  # fmt: skip
-        unrecorded = int(self.stack.sql(
-            "SELECT count(*) FROM signatures s WHERE NOT EXISTS "
-            "(SELECT 1 FROM transactions t WHERE t.hash = s.tx_hash)"
-        ))  # fmt: skip
-        self.log(f"trades: {by_status}, {lost} lost, head {head}")
+        unrecorded = self.unrecorded()
+        lost += len(unrecorded["on_chain_without_record"])
+        self.log(f"trades: {by_status}, {lost} lost, head {head}; signed without a bundle "
+                 f"record: {unrecorded}")  # fmt: skip
         return {"measured": True, "head": head, "bundles": by_status, "lost": lost,
                 "signed_without_bundle": unrecorded}  # fmt: skip
 
@@ -486,6 +518,17 @@ def _double_signatures(audit: dict[str, Any]) -> int | None:
         elif isinstance(value, int):
             counted += value
     return counted
+
+
+def _rpc(url: str, body: Any) -> Any:
+    """One JSON-RPC request (or batch) to ``url``; the decoded answer."""
+    request = urllib.request.Request(url, json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        raw = answer.read(MAX_RPC_ANSWER + 1)
+    if len(raw) > MAX_RPC_ANSWER:
+        raise ValueError(f"a JSON-RPC answer over {MAX_RPC_ANSWER} bytes")
+    return json.loads(raw)
 
 
 def _env() -> dict[str, str]:

@@ -48,7 +48,7 @@ def test_a_canary_passes_a_bad_release_rolls_back_and_a_rollback_takes_one_comma
     assert (good["version"], good["strategy"], good["outcome"]) == ("v2", "canary", "promoted")
     assert [a["phase"] for a in good["analyses"]] == ["Successful"]
     assert (bad["version"], bad["outcome"]) == ("v3", "rolled_back")
-    assert "p99-latency" in bad["message"]
+    assert "slow-share-vs-stable" in bad["message"]  # slower than the stable beside it
     assert bad["detect_s"] is not None
     assert bad["rollback_s"] is not None
     assert bad["rollback_s"] <= 60
@@ -87,6 +87,12 @@ def test_the_engine_climbs_the_stages_through_its_gates_with_the_evidence(
     assert scaled["evidence"]["included"] >= 2  # bundles the devnet's builder included
     assert into_limited["key"] == scaled["key"]
     assert report["trades_lost"] == 0, report["trades"]
+    # every signature without a bundle record is the executor's deployment or a transaction the
+    # chain never saw (signed, then dropped before it left: late, or refused by the last fence)
+    unrecorded = report["trades"]["signed_without_bundle"]
+    assert unrecorded["on_chain_without_record"] == [], unrecorded
+    assert unrecorded["deployments"] == 1, unrecorded
+    assert unrecorded["total"] == unrecorded["deployments"] + unrecorded["not_on_chain"]
     assert report["trades"]["bundles"].get("included", 0) >= 2
 
 
