@@ -1,8 +1,10 @@
 """Releases end to end on one devnet chain, with SQLite and PostgreSQL: a live engine (v1), a
-standby beside it (v2) and a deliberately worse standby (v3, sizes capped low, no signing key
-it could load); v2's comparison passes and v3's fails; ``arbx release promote`` moves the signer
-lock from v1 to v2 (epoch N -> N+1) at a block boundary; v2 never signed before, v1 never after;
-the audit passes; and ``promote --to v1`` takes it back (a rollback, N+2).
+standby beside it (v2) and a deliberately worse standby (v3, half of every profit promised to
+the builder, no signing key it could load); v2's comparison passes (the standbys size with the
+stage's caps, which bind: the strategy's own cap is ten times larger) and v3's fails; ``arbx
+release promote`` moves the signer lock from v1 to v2 (epoch N -> N+1) at a block boundary; v2
+never signed before, v1 never after; the audit passes; and ``promote --to v1`` takes it back (a
+rollback, N+2).
 
 Each backend costs a devnet and three engines for a minute or more: ``make test`` runs
 PostgreSQL, the production database; ``make releases`` (``ARBX_RELEASES_ALL=1``) runs SQLite as
@@ -31,7 +33,7 @@ from arbx.devnet.serve import settings_toml
 from arbx.store import make_engine, make_session_factory, migrate, release_repo
 from arbx.store.models import BlockResultRow
 
-CAP = 10 * 10**18  # the limited stage's cap, which the strategy's own cap equals
+CAP = 10 * 10**18  # the limited stage's cap; the strategy's own is ten times larger
 
 
 @pytest.fixture
@@ -80,7 +82,7 @@ def _settings(running: EmbeddedDevnet, executor: str) -> str:
             'mode = "limited"',
             text,
             "[strategy.max_input]",
-            f'"{d.weth}" = {CAP}',
+            f'"{d.weth}" = {10 * CAP}',
             "",
             "[execution]",
             f'executor = "{executor}"',
@@ -166,9 +168,7 @@ def test_a_standby_is_compared_then_promoted_and_the_records_prove_one_signer(
         **base,
         "ARBX_SIGNING_KEYSTORE": str(unreadable),
         "ARBX_RELEASE": "v3",
-        "ARBX_STRATEGY__MAX_INPUT": json.dumps(
-            {running.deployment.weth: CAP // 1000}
-        ),  # sizes badly
+        "ARBX_STRATEGY__BUILDER_SHARE_BPS": "5000",  # expects other profits
     }
     procs = [
         _engine("--config", str(config), env={**keyed, "ARBX_RELEASE": "v1"}, cwd=tmp_path,

@@ -211,6 +211,8 @@ async def _engine_run(
     """Wire a run: its plan, the strategy, the executor factory, the view; then start, run and
     stop it (the API and the dashboard beside it when configured; ``record_to``: the window it
     followed is written there, for ``arbx replay``)."""
+    from functools import partial
+
     from arbx.chain.window import WindowRecorder
     from arbx.cli.live import devnet_keys, live_plan
     from arbx.cli.store import database_errors, redacted
@@ -219,6 +221,7 @@ async def _engine_run(
     from arbx.executors.factory import build_execution
     from arbx.obs.progress import LoadingBar
     from arbx.obs.view import RunView
+    from arbx.risk.mirror import key_caps
     from arbx.risk.signer_lock import SignerLock
     from arbx.strategies.cyclic import CyclicArbitrage, StrategyLimits, limits_record
 
@@ -312,6 +315,15 @@ async def _engine_run(
             go_live=go_live,
             go_standby=go_standby,
             poll=settings.releases.handover_poll_s,
+            mirror=partial(
+                key_caps,
+                chain_id=run.chain_id,
+                limits=settings.risk.limits(),
+                schedule=settings.risk.schedule(),
+                bases=spec.base_tokens,
+            )
+            if signs(settings.mode)
+            else None,
         )
 
     def view(symbols: dict[str, str]) -> RunView:

@@ -20,6 +20,11 @@ the event loop; the request is acted on after a block's work is done, never in t
 
 Only one process can hold the lock at a time (``risk.signer_lock``): the request only says who
 should; the lock decides who can.
+
+A standby sizes with the caps the active engine trades under (``mirror``: the key's stored
+stage and the operators' limits, read by the watcher off the event loop), not with the
+strategy's own, so that its per-block results compare like for like with the active's while
+the stage's caps bind; once it holds the lock, its own executor's caps apply.
 """
 
 from __future__ import annotations
@@ -77,6 +82,8 @@ class Taken:
 # executor holding the lock, or why not now (the lock is still held). ArbxError: never.
 GoLive = Callable[[str | None], Awaitable[Taken | str]]
 GoStandby = Callable[[], Awaitable[Switchable]]
+# The caps the engine holding a key trades under, read in a session (None: the strategy's own).
+Mirror = Callable[[Session, str], Mapping[str, int] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +111,7 @@ class ReleaseExecution:
         go_standby: GoStandby,
         poll: float = 0.5,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        mirror: Mirror | None = None,
     ) -> None:
         self.inner = inner
         self.sessions = sessions
@@ -122,6 +130,8 @@ class ReleaseExecution:
         self._stop = asyncio.Event()
         self._watcher: asyncio.Future[None] | None = None
         self._refusal = ""
+        self.mirror = mirror
+        self.mirrored: Mapping[str, int] | None = None  # the active's caps, last read
         self._show_role()
 
     # --- the executor protocol, forwarded ---------------------------------------------------
@@ -162,8 +172,14 @@ class ReleaseExecution:
         await self.inner.on_parity(result)
 
     def caps(self) -> Mapping[str, int] | None:
-        """The executor's caps."""
+        """The executor's caps; a standby's: the active engine's, as last read (``mirror``)."""
+        if self.mirror is not None and self._waiting():
+            return self.mirrored
         return self.inner.caps()
+
+    def _waiting(self) -> bool:
+        """Whether this engine is a standby (no lock held, waiting to be promoted)."""
+        return self.standby and self.inner.holding() is None
 
     async def close(self) -> dict[str, object] | None:
         """Stop watching; close the executor in force."""
@@ -179,6 +195,8 @@ class ReleaseExecution:
         while not self._stop.is_set():
             try:
                 self.request = await asyncio.to_thread(self._read)
+                if self.mirror is not None and self._waiting():
+                    self.mirrored = await asyncio.to_thread(self._read_caps)
             except Exception as exc:  # the next look tries again
                 log.warning("cannot read the handover requests: %s", str(exc).splitlines()[0])
             with contextlib.suppress(TimeoutError):
@@ -275,6 +293,13 @@ class ReleaseExecution:
         record.release_role(self.release, role)
 
     # --- database work (worker threads) ------------------------------------------------------
+
+    def _read_caps(self) -> Mapping[str, int] | None:
+        """The caps of the engine holding the chain's key now (the newest epoch's key)."""
+        assert self.mirror is not None
+        with self.reader() as session:
+            row = release_repo.last_epoch(session, self.chain_id)
+            return None if row is None else self.mirror(session, row.key_address)
 
     def _last_key(self) -> str | None:
         with self.reader() as session:
