@@ -108,8 +108,10 @@ def _rollback(directory: Path, component: str, version: str) -> int:
     tags = registry_tags(state["registry"], f"arbx-{kind}")
     if version not in tags:
         raise UserError(f"{version}: not in the registry (it keeps {', '.join(tags) or 'none'})")
-    result = _controller(directory).set_image(name, version, full=True)
+    controller = _controller(directory)
+    result = controller.set_image(name, version, full=True)
     print(f"{name}: {result.outcome} {version} in {result.finished - result.started:.1f} s")
+    controller.settle()  # the old pods drained and gone before the command ends
     return 0 if result.outcome != ROLLED_BACK else 1
 
 
@@ -119,8 +121,10 @@ def _undo(directory: Path, component: str) -> int:
     if not status or len(status.get("history", [])) < 2:
         raise UserError(f"{component}: no earlier version to go back to")
     previous = [v for v in status["history"] if v != status["stable"]][-1]
-    result = _controller(directory).set_image(name, previous)
+    controller = _controller(directory)
+    result = controller.set_image(name, previous)
     print(f"{name}: {result.outcome} {previous}")
+    controller.settle()
     return 0 if result.outcome != ROLLED_BACK else 1
 
 

@@ -81,6 +81,7 @@ class Controller:
         self.log = log
         self.hosts = hosts or {}
         self.background: list[threading.Thread] = []
+        self.stopping: list[threading.Thread] = []  # pods being terminated
 
     # the manifests ----------------------------------------------------------------------------
 
@@ -142,7 +143,8 @@ class Controller:
     # pods -------------------------------------------------------------------------------------
 
     def scale_to(self, name: str, version: str, count: int) -> None:
-        """``count`` ready pods of ``version`` (new ones first waited for, extra ones stopped)."""
+        """``count`` ready pods of ``version`` (new ones first waited for, extra ones told to
+        stop: out of their Services at once, terminated in the background)."""
         app, template = self.app(name), self.template(name)
         pods = self.stack.pods(app, version)
         path, _, _ = readiness(template)
@@ -150,14 +152,18 @@ class Controller:
         for pod in made:
             wait_until(f"{pod['name']} ready", lambda p=pod: self.serving(p, path), 180)
         extra = pods[: max(0, len(pods) - count)]
-        stoppers = [
-            threading.Thread(target=self.stack.stop_pod, args=(p["name"], self.grace(name)))
-            for p in extra
-        ]
-        for thread in stoppers:
+        # as Argo scales down: the pods leave their Services at once and terminate (drain, then
+        # stop) while the rollout goes on; ``settle`` waits for them
+        for pod in extra:
+            grace = self.grace(name)
+            thread = threading.Thread(target=self.stack.stop_pod, args=(pod["name"], grace))
             thread.start()
-        for thread in stoppers:
-            thread.join()
+            self.stopping.append(thread)
+
+    def settle(self) -> None:
+        """Wait for the pods being terminated."""
+        while self.stopping:
+            self.stopping.pop().join()
 
     def serving(self, pod: dict[str, Any], path: str) -> bool:
         """The pod passes its readiness probe and, when the Services run, they count it ready

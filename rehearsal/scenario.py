@@ -6,6 +6,7 @@ import json
 import shlex
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -82,7 +83,10 @@ class Rehearsal:
         with state_lock(directory) as state:
             state["scale"] = self.options.scale  # the clock the one-command rollbacks keep
         registry = self.stack.state["registry"]
-        for image, version in (("searcher", "v2"), ("searcher", "v3"), ("web", "v2")):
+        versions = [("searcher", "v2"), ("searcher", "v3")]
+        if not self.options.short:  # the short form releases no dashboard
+            versions.append(("web", "v2"))
+        for image, version in versions:
             took = build_version(registry, image, version, PATCHES / f"{image}-{version}.patch")
             self.log(f"built and pushed arbx-{image}:{version} ({took:.1f} s)")
         self.log(f"registry keeps arbx-searcher {registry_tags(registry, 'arbx-searcher')}")
@@ -432,6 +436,13 @@ class Rehearsal:
                     Target("dashboard-api", f"{dashboard}/api/v1/status", token),
                 ]
             self.load = Load(targets).start()
+            climbing: list[BaseException] = []
+            engine = threading.Thread(target=_catching(self.stage_path, climbing))
+            if self.options.short:
+                # the short form climbs the capital stages while the API is released: the gates
+                # wait on blocks, and the canary is judged against the stable under the same
+                # load (ADR 0034); the full form keeps them apart, the figures of each alone
+                engine.start()
             self.release("api", "v2")
             if not self.options.short:
                 self.release("web", "v2")
@@ -441,9 +452,12 @@ class Rehearsal:
                 self.manual("web", "v1")
                 self.manual("api", "v2")
                 self.manual("web", "v2")
-            # the engine live after the API's analyses (on 2 cores its work would weigh on
-            # their p99): the stages, then its own releases
-            self.stage_path()
+            if self.options.short:
+                engine.join()
+                if climbing:
+                    raise climbing[0]
+            else:  # the full form: the engine live after the API's releases, then its own
+                self.stage_path()
             if not self.options.short:
                 self.engine_releases()
             else:
@@ -460,6 +474,8 @@ class Rehearsal:
     def close(self) -> None:
         """Stop the clients, the Services and (unless kept) the stack."""
         try:
+            if self.controller is not None:
+                self.controller.settle()
             if self.load is not None:
                 self.load.stop()
             if self.balancer is not None and not self.options.keep:
@@ -529,6 +545,18 @@ def _rpc(url: str, body: Any) -> Any:
     if len(raw) > MAX_RPC_ANSWER:
         raise ValueError(f"a JSON-RPC answer over {MAX_RPC_ANSWER} bytes")
     return json.loads(raw)
+
+
+def _catching(work: Callable[[], None], failures: list[BaseException]) -> Callable[[], None]:
+    """``work`` for a thread: what it raises goes into ``failures`` (the caller raises it)."""
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed to the thread that joins
+            failures.append(exc)
+
+    return run
 
 
 def _env() -> dict[str, str]:
