@@ -38,7 +38,8 @@ COMPONENTS = {"api": "arbx-api", "web": "arbx-web", "engine": "arbx-engine"}
 REPORT_KEYS = ("releases", "stages", "double_signatures", "records_lost", "trades_lost")
 CONFIG = ("--config", "/etc/arbx/settings.toml")  # the settings as the pods mount them
 SETTLE_BLOCKS = 10  # a bundle still open this far past its target block is lost
-STAGE_TIMEOUT = 300.0  # seconds for a gate on the devnet (a block a second, small gates)
+STAGE_TIMEOUT = 600.0  # seconds for a gate on the devnet (a block a second, small gates; at
+# load average 31 the two inclusions of the limited gate took over 300 s)
 MAX_LOOKUPS = 20_000  # signatures without a bundle record looked up on the chain
 MAX_RPC_ANSWER = 10_000_000  # bytes of one JSON-RPC answer from the devnet
 
