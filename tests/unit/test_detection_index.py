@@ -7,7 +7,14 @@ from __future__ import annotations
 import pytest
 from bench import mainnet_universe as mu
 
-from arbx.domain.arbitrage import Rankings, candidates, estimate, evaluate, evaluate_touched
+from arbx.domain.arbitrage import (
+    Rankings,
+    candidates,
+    estimate,
+    evaluate,
+    evaluate_touched,
+    live_touched,
+)
 from arbx.domain.journal import PoolBook
 from arbx.domain.pools import V3Pool
 from arbx.domain.profit import Costs
@@ -32,6 +39,10 @@ def test_bounded_detection_equals_estimating_every_touched_route(seed: int) -> N
         passing = [r for r in touched if estimate(r, book.pools, curves) is not None]
         kept = candidates(index, changed, book.pools, {}, rankings)
         assert [r for r in kept if estimate(r, book.pools, curves) is not None] == passing
+        # the walk's own estimates are estimate's, to the bit, with rankings kept or not
+        estimated = [(estimate(r, book.pools, curves), r) for r in passing]
+        assert live_touched(index, changed, book.pools, rankings) == estimated
+        assert live_touched(index, changed, book.pools) == estimated
         live += len(passing)
         skipped += len(touched) - len(kept)
         if number % 4 == 0:  # exact sizing is the slow part: the whole path on some blocks

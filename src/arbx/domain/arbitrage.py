@@ -5,6 +5,8 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterable, Mapping, Set
+from itertools import chain
+from math import prod
 from operator import is_
 
 from arbx.domain.pools import Pool
@@ -57,10 +59,22 @@ def evaluate(
     sized exactly (one block can take only a few trades anyway); None sizes every live route.
     ``curves``: the pools' curves already computed on these states, if any.
     """
-    caps = max_input or {}
     if curves is None:
         curves = {}
     live = [(est, route) for route in routes if (est := estimate(route, pools, curves)) is not None]
+    return size_live(live, pools, costs, max_input, max_sized)
+
+
+def size_live(
+    live: list[tuple[float, Route]],
+    pools: Mapping[str, Pool],
+    costs: Costs,
+    max_input: Mapping[str, int] | None = None,
+    max_sized: int | None = None,
+) -> list[Opportunity]:
+    """``evaluate``'s sizing of the routes that passed the filter (``(estimate, route)`` in index
+    order): the best ``max_sized`` by estimate sized exactly, best net profit first."""
+    caps = max_input or {}
     if max_sized is not None and len(live) > max_sized:
         live = heapq.nlargest(max_sized, live, key=lambda item: item[0])
     found: list[Opportunity] = []
@@ -75,7 +89,8 @@ def evaluate(
     return found
 
 
-Rankings = dict[int, tuple[tuple[Pool, ...], list[tuple[float, str]]]]
+# edge -> the pool states it was ranked on, and its pools as (rate, address, slope), best first
+Rankings = dict[int, tuple[tuple[Pool, ...], list[tuple[float, str, float]]]]
 
 
 def evaluate_touched(
@@ -97,17 +112,17 @@ def evaluate_touched(
     So a token path whose best pool at each hop gives a product that fails the filter holds no
     route that passes it, and is skipped whole. In the others, routes are walked hop by hop,
     pools best rate first, and a branch ends where the product so far times the best rates of
-    the hops after it fails: what is left is exactly the touched routes that pass the filter,
-    which ``evaluate`` then estimates, ranks and sizes as before (in index order, so ties rank
-    the same).
+    the hops after it fails: what is left is exactly the touched routes that pass the filter.
+    The walk carries ``estimate``'s own sums (``a`` and ``c``, the same float operations in the
+    same order), so each route's estimate is known when the walk reaches it; ``evaluate`` then
+    ranks and sizes them as before (in index order, so ties rank the same).
 
     ``rankings`` (edge -> the pool states it was ranked on, and the ranking) may be kept by
     the caller from block to block: an edge is ranked again only when one of its pools is no
     longer the very state it was ranked on.
     """
-    curves: Curves = {}
-    routes = candidates(index, changed, pools, curves, rankings)
-    return evaluate(routes, pools, costs, max_input, max_sized, curves)
+    live = live_touched(index, changed, pools, rankings)
+    return size_live(live, pools, costs, max_input, max_sized)
 
 
 def candidates(
@@ -117,62 +132,80 @@ def candidates(
     curves: Curves,
     rankings: Rankings | None = None,
 ) -> list[Route]:
-    """The routes through the changed pools that may pass ``estimate``'s filter, in index order:
-    every one that passes it, and a few more (see ``evaluate_touched``)."""
+    """The routes through the changed pools that pass ``estimate``'s filter, in index order."""
+    return [route for _, route in live_touched(index, changed, pools, rankings, curves)]
+
+
+def live_touched(
+    index: RouteIndex,
+    changed: Iterable[str],
+    pools: Mapping[str, Pool],
+    rankings: Rankings | None = None,
+    curves: Curves | None = None,
+) -> list[tuple[float, Route]]:
+    """``[(estimate(r), r) for r in index.touched(changed)]`` without the routes the filter
+    drops, in index order, walking only the token paths and branches that can pass it (see
+    ``evaluate_touched``)."""
     touched: Set[str] = changed if isinstance(changed, Set) else set(changed)
-    ranked: dict[int, list[tuple[float, str]]] = {}  # edge -> its pools' rates, best first
     kept = rankings if rankings is not None else {}
+    if curves is None:
+        curves = {}
     threshold = 1.0 - FILTER_MARGIN
-    ids: list[int] = []
-    for path in index.touched_paths(touched):
-        options = []
-        for edge in index.paths[path]:
-            ranking = ranked.get(edge)
-            if ranking is None:
-                ranking = ranked[edge] = _ranking(index, edge, pools, curves, kept)
-            options.append(ranking)
-        bound = 1.0
-        for ranking in options:
-            bound *= ranking[0][0]
-        if bound <= threshold:  # the path's best pools cannot pay: none of its routes can
+    paths = index.touched_paths(touched)
+    ranked: dict[int, list[tuple[float, str, float]]] = {}  # edge -> its pools, best rate first
+    best: dict[int, float] = {}  # edge -> its best rate
+    for edge in set(chain.from_iterable(map(index.paths.__getitem__, paths))):
+        states = tuple(map(pools.__getitem__, index.edge_addresses[edge]))
+        known = kept.get(edge)
+        if known is not None and all(map(is_, known[0], states)):
+            ranking = known[1]
+        else:
+            ranking = sorted(
+                (_rate(pools, curves, a, z) for a, z in index.edges[edge]), reverse=True
+            )
+            kept[edge] = (states, ranking)
+        ranked[edge] = ranking
+        best[edge] = ranking[0][0]
+    found: list[tuple[int, float, float]] = []  # route, a, c
+    for path in paths:
+        edges = index.paths[path]
+        # the path's best pools (the same product, in the same order, as the walk's)
+        if prod(map(best.__getitem__, edges)) <= threshold:  # none of its routes can pass
             continue
-        _descend(index, path, options, touched, threshold, ids)
-    ids.sort()
-    return [index.routes[i] for i in ids]
-
-
-def _ranking(
-    index: RouteIndex, edge: int, pools: Mapping[str, Pool], curves: Curves, kept: Rankings
-) -> list[tuple[float, str]]:
-    """The edge's pools by rate, best first; from ``kept`` while its pools are unchanged."""
-    states = tuple(map(pools.__getitem__, index.edge_addresses[edge]))
-    known = kept.get(edge)
-    if known is not None and all(map(is_, known[0], states)):
-        return known[1]
-    ranking = sorted(((_rate(pools, curves, a, z), a) for a, z in index.edges[edge]), reverse=True)
-    kept[edge] = (states, ranking)
-    return ranking
+        _descend(index, path, [ranked[e] for e in edges], touched, threshold, found)
+    found.sort()
+    live: list[tuple[float, Route]] = []
+    for i, a, c in found:
+        route = index.routes[i]
+        if math.isnan(c):  # through a pool without a curve (an empty pool): estimate decides
+            est = estimate(route, pools, curves)
+            if est is not None:
+                live.append((est, route))
+            continue
+        live.append(((math.sqrt(a) - 1.0) ** 2 / c if c > 0 else math.inf, route))
+    return live
 
 
 def _descend(
     index: RouteIndex,
     path: int,
-    options: list[list[tuple[float, str]]],
+    options: list[list[tuple[float, str, float]]],
     touched: Set[str],
     threshold: float,
-    out: list[int],
+    out: list[tuple[int, float, float]],
 ) -> None:
     """The path's routes through a touched pool whose bound passes, hop by hop: at each hop the
     pools are tried best rate first, and the first whose bound (the product so far times it and
-    the best rates after it) fails ends that hop, as every pool after it has a lower rate."""
+    the best rates after it) fails ends that hop, as every pool after it has a lower rate. Each
+    route found comes with ``estimate``'s ``a`` and ``c``, summed as ``estimate`` sums them."""
     last = len(options) - 1
     best = [ranking[0][0] for ranking in options]
     best_after = [best[k + 1 :] for k in range(len(options))]
     chosen: list[str] = []
 
-    def hop(k: int, prefix: float) -> None:
+    def hop(k: int, prefix: float, c_prefix: float) -> None:
         after = best_after[k]
-        for rate, address in options[k]:
+        for rate, address, slope in options[k]:
             product = prefix * rate
             bound = product
             for factor in after:
@@ -182,24 +215,28 @@ def _descend(
             if address in chosen:
                 continue
             chosen.append(address)
+            c = c_prefix + slope * prefix  # estimate's ``c += curve_c * a``
             if k == last:
                 route = index.route_id(path, tuple(chosen))
                 if route is not None and not touched.isdisjoint(chosen):
-                    out.append(route)
+                    out.append((route, product, c))
             else:
-                hop(k + 1, product)
+                hop(k + 1, product, c)
             chosen.pop()
 
-    hop(0, 1.0)
+    hop(0, 1.0, 0.0)
 
 
-def _rate(pools: Mapping[str, Pool], curves: Curves, address: str, zero_for_one: bool) -> float:
-    """The pool's marginal rate at zero input in one direction (``curve``'s ``a``), cached."""
+def _rate(
+    pools: Mapping[str, Pool], curves: Curves, address: str, zero_for_one: bool
+) -> tuple[float, str, float]:
+    """The pool's curve at zero input in one direction, ``(a, address, c)``, cached; an empty
+    pool (no curve) ranks first with rate inf and slope NaN, and ``estimate`` decides."""
     curve = curves.get(address)
     if curve is None:
         pool = pools[address]
         try:
             curve = curves[address] = (*pool.curve(True), *pool.curve(False))
         except ZeroDivisionError:  # an empty pool: no bound from it (estimate decides)
-            return math.inf
-    return curve[0] if zero_for_one else curve[2]
+            return math.inf, address, math.nan
+    return (curve[0], address, curve[1]) if zero_for_one else (curve[2], address, curve[3])
