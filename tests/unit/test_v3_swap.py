@@ -33,6 +33,7 @@ from arbx.domain.amm.v3 import (
     marginal_virtual_reserves,
     next_initialized_tick_within_one_word,
     swap,
+    unlimited,
 )
 from arbx.domain.errors import MathError
 from tests.unit.v3_strategies import CASES, encode_price_sqrt
@@ -508,3 +509,35 @@ def test_a_ladder_walks_each_step_once() -> None:
     for amount in (1, 10**15, ladder.totals[2], ladder.totals[2] + 1, 10**17 - 1):
         assert swap(*state, True, amount, None, ladders) == swap(*state, True, amount)
     assert len(ladder.totals) == steps  # no step walked twice
+
+
+@settings(max_examples=CASES * 2, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pools(), st.booleans(), st.booleans(), st.booleans(), st.integers(0, 255), st.integers(0, 9))
+def test_unlimited_runs_what_swap_without_a_limit_runs(
+    pool: Pool, zero_for_one: bool, exact_in: bool, laddered: bool, bits: int, low: int
+) -> None:
+    # What sizing calls directly: the same answer as swap, and None exactly where swap reverts
+    # for every amount (a price at the extreme, a bad fee); amounts past int256 stay the caller's.
+    amount = max(1, (1 << bits) - low)
+    assume(amount < 1 << 255)
+    specified = amount if exact_in else -amount
+    ladders: dict[tuple[bool, bool], Ladder] | None = {} if laddered else None
+    expected = outcome(partial(swap, *pool_state(pool), zero_for_one, specified))
+    prepared = unlimited(*pool_state(pool), zero_for_one, exact_in, ladders)
+    if prepared is None:
+        assert expected == "MathError(SPL)"
+        return
+    run, state, limit = prepared
+    if isinstance(expected, str):  # the loop reverts inside a step
+        with pytest.raises(MathError, match=expected.removeprefix("MathError(")[:-1]):
+            run(state, specified, limit)
+        return
+    remaining, calculated, price, tick, liquidity, crossed = run(state, specified, limit)
+    assert expected.partial == (remaining != 0)
+    assert (expected.sqrt_price_x96, expected.tick, expected.liquidity) == (price, tick, liquidity)
+    assert expected.ticks_crossed == crossed
+    if exact_in:
+        assert (expected.amount_in, expected.amount_out) == (amount - remaining, -calculated)
+    else:
+        assert (expected.amount_in, expected.amount_out) == (calculated, remaining + amount)
+    assert laddered == bool(ladders)  # a ladder was kept where one was given

@@ -127,6 +127,22 @@ class V3Pool:
             self.ladders,
         )
 
+    def unlimited(self, zero_for_one: bool, exact_input: bool) -> v3.Unlimited | None:
+        """``v3.unlimited`` on this state: what ``swap`` without a price limit runs, or None
+        where it reverts whatever the amount."""
+        return v3.unlimited(
+            self.sqrt_price_x96,
+            self.tick,
+            self.liquidity,
+            self.fee,
+            self.tick_spacing,
+            self.ticks,
+            self.liquidity_net,
+            zero_for_one,
+            exact_input,
+            self.ladders,
+        )
+
     def curve(self, zero_for_one: bool) -> tuple[float, float]:
         """(a, c) of the current range's constant-product map (virtual reserves; estimates)."""
         if self.liquidity == 0:

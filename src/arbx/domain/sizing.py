@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from math import isqrt
 from typing import NamedTuple
 
-from arbx.domain.amm import v2 as v2math
+from arbx.domain.amm import v3
 from arbx.domain.errors import MathError
 from arbx.domain.pools import Hop, Pool, V2Pool
 from arbx.domain.routes import Route
@@ -33,6 +33,8 @@ Q96 = 1 << 96
 V3_FEE_DENOMINATOR = 1_000_000
 NEWTON_STEPS = 24
 SNAP_LIMIT = 512  # amounts enumerated to prove the integer optimum; wider spans are sampled
+UINT256_MAX = (1 << 256) - 1
+INT256_LIMIT = 1 << 255  # a V3 swap's amount must be below it (exact input) or at most it (output)
 SNAP_NEAR = 4  # amounts each side of the continuous optimum sampled when the span is wider
 
 
@@ -218,29 +220,66 @@ V3State = tuple[int, int] | None  # (sqrt price, liquidity) after a V3 hop; None
 
 def _run(hops: Sequence[Hop], amount_in: int) -> tuple[Sized, list[V3State]] | None:
     """``simulate``, also keeping each V3 pool's price and liquidity after its swap."""
+    return _run_legs(_legs(hops, exact_input=True), amount_in)
+
+
+# A hop prepared for repeated swaps of one kind of amount (exact input forwards, exact output
+# backwards): a V2 pair's (reserve in, reserve out, fee numerator, fee denominator), a V3 pool's
+# ``v3.unlimited`` (its ladder, state and limit), or None where every such swap reverts.
+Leg = V2Params | v3.Unlimited | None
+
+
+def _legs(hops: Sequence[Hop], *, exact_input: bool) -> list[Leg]:
+    """The hops as legs: what ``pool.swap`` (no price limit) and the V2 library do, checked
+    once per route instead of once per swap."""
+    legs: list[Leg] = []
+    for hop in hops:
+        pool = hop.pool
+        if isinstance(pool, V2Pool):
+            r_in, r_out = pool.reserves(hop.zero_for_one)
+            gamma, den = pool.fee_fraction
+            legs.append((r_in, r_out, gamma, den))
+        else:
+            legs.append(pool.unlimited(hop.zero_for_one, exact_input))
+    return legs
+
+
+def _run_legs(legs: Sequence[Leg], amount_in: int) -> tuple[Sized, list[V3State]] | None:
+    """``_run`` on exact-input legs: each V2 hop is UniswapV2Library.getAmountOut, each V3 hop
+    the pool's swap without a price limit (its ladder); None where one reverts or fills
+    partly."""
     amounts: list[int] = []
     crossed: list[int] = []
     states: list[V3State] = []
     x = amount_in
-    for hop in hops:
-        if x <= 0:
+    for leg in legs:
+        if x <= 0 or leg is None:
             return None
-        pool = hop.pool
-        try:
-            if isinstance(pool, V2Pool):
-                r_in, r_out = pool.reserves(hop.zero_for_one)
-                x = v2math.get_amount_out(x, r_in, r_out, pool.fee_bps)
-                crossed.append(0)
-                states.append(None)
-            else:
-                r = pool.swap(hop.zero_for_one, x)
-                if r.partial:
-                    return None
-                x = r.amount_out
-                crossed.append(r.ticks_crossed)
-                states.append((r.sqrt_price_x96, r.liquidity))
-        except MathError:
-            return None
+        if len(leg) == 4:  # getAmountOut, with its reverts
+            r_in, r_out, gamma, den = leg
+            if r_in <= 0 or r_out <= 0:
+                return None
+            with_fee = x * gamma
+            numerator = with_fee * r_out
+            denominator = r_in * den + with_fee
+            if numerator > UINT256_MAX or denominator > UINT256_MAX:
+                return None
+            x = numerator // denominator
+            crossed.append(0)
+            states.append(None)
+        else:
+            swap, state, limit = leg
+            if x >= INT256_LIMIT:
+                return None
+            try:
+                remaining, calculated, price, _, liquidity, n = swap(state, x, limit)
+            except MathError:
+                return None
+            if remaining:  # partial
+                return None
+            x = -calculated
+            crossed.append(n)
+            states.append((price, liquidity))
         amounts.append(x)
     return Sized(amount_in, tuple(amounts), tuple(crossed)), states
 
@@ -253,8 +292,9 @@ def _optimize_general(hops: Sequence[Hop], cap: int | None) -> Sized | None:
     x = (isqrt(a * b) - b) // c
     x = max(1, x if cap is None else min(x, cap))
     best: Sized | None = None
+    legs = _legs(hops, exact_input=True)
     for _ in range(NEWTON_STEPS):
-        run = _run(hops, x)
+        run = _run_legs(legs, x)
         nxt = x
         if run is None:
             hi = x
@@ -322,24 +362,33 @@ def _local_composite(
     return a, b, c
 
 
-def _least_input(hops: Sequence[Hop], upto: int, amount: int) -> int | None:
-    """The input the pools charge to deliver ``amount`` after hop ``upto``, or None."""
+def _least_input(legs: Sequence[Leg], upto: int, amount: int) -> int | None:
+    """The input the pools charge to deliver ``amount`` after hop ``upto``, or None.
+
+    ``legs`` are the route's exact-output legs: a V2 hop is the least input its K check accepts
+    (``v2.min_amount_in``), a V3 hop the pool's exact-output swap without a price limit."""
     y = amount
-    for hop in reversed(hops[:upto]):
+    for leg in reversed(legs[:upto]):
         if y <= 0:
             return 0
-        pool = hop.pool
-        try:
-            if isinstance(pool, V2Pool):
-                r_in, r_out = pool.reserves(hop.zero_for_one)
-                y = v2math.min_amount_in(y, r_in, r_out, pool.fee_bps)
-            else:
-                r = pool.swap(hop.zero_for_one, -y)
-                if r.partial:
-                    return None
-                y = r.amount_in
-        except MathError:
+        if leg is None:
             return None
+        if len(leg) == 4:  # v2.min_amount_in
+            r_in, r_out, gamma, den = leg
+            if r_in <= 0 or r_out <= y:
+                return None
+            y = -(-(r_in * y * den) // ((r_out - y) * gamma))
+        else:
+            swap, state, limit = leg
+            if y > INT256_LIMIT:
+                return None
+            try:
+                remaining, calculated, _, _, _, _ = swap(state, -y, limit)
+            except MathError:
+                return None
+            if remaining:  # partial
+                return None
+            y = calculated
     return y
 
 
@@ -349,11 +398,13 @@ def _snap_general(hops: Sequence[Hop], best: Sized, cap: int | None) -> Sized | 
     neighbours."""
     x0 = best.amount_in
     inner = best.amounts[:-1]
+    legs = _legs(hops, exact_input=True)
 
     def at(x: int | None) -> Sized | None:
         if x is None or x <= 0 or (cap is not None and x > cap):
             return None
-        return simulate(hops, x)
+        run = _run_legs(legs, x)
+        return run[0] if run is not None else None
 
     if not inner or min(inner) >= x0:
         for sized in (at(x0 - 1), at(x0 + 1)):
@@ -362,14 +413,15 @@ def _snap_general(hops: Sequence[Hop], best: Sized, cap: int | None) -> Sized | 
         return best if best.profit > 0 else None
     upto = inner.index(min(inner)) + 1
     z0 = inner[upto - 1]
-    edge = at(_least_input(hops, upto, z0))
+    backwards = _legs(hops[:upto], exact_input=False)
+    edge = at(_least_input(backwards, upto, z0))
     if edge is not None and edge.profit > best.profit:
         best = edge
     for direction in (1, -1):
         z = z0
         for _ in range(SNAP_NEAR):
             z += direction
-            sized = at(_least_input(hops, upto, z))
+            sized = at(_least_input(backwards, upto, z))
             if sized is None or sized.profit <= best.profit:
                 break
             best = sized

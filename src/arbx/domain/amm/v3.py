@@ -17,7 +17,8 @@ differential tests compare this loop with one built from the readable ports.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import NamedTuple
 
 from arbx.domain.amm.tick_math import (
@@ -160,10 +161,57 @@ def swap(
     )
 
 
+def unlimited(
+    sqrt_price_x96: int,
+    tick: int,
+    liquidity: int,
+    fee: int,
+    tick_spacing: int,
+    ticks: Sequence[int],
+    liquidity_net: Mapping[int, int],
+    zero_for_one: bool,
+    exact_input: bool,
+    ladders: dict[tuple[bool, bool], Ladder] | None,
+) -> Unlimited | None:
+    """What ``swap`` without a price limit runs, in one direction and kind of amount, for any
+    amount: ``(run, state, limit)``, where ``run`` is the ladder's ``swap`` (the literal loop
+    without ``ladders``); None where ``swap`` reverts whatever the amount. Sizing calls it
+    directly, for every amount it tries on a route.
+
+    For an amount ``x`` of that kind (> 0 exact input, < 0 exact output) within int256,
+    ``swap(..., x, None, ladders)`` is ``run(state, x, limit)`` put into a ``V3SwapResult``:
+    the same checks, done once.
+    """
+    if not 0 <= fee < _FEE_DENOMINATOR or tick_spacing <= 0:
+        return None
+    if zero_for_one:
+        limit = MIN_SQRT_RATIO + 1
+        if not limit < sqrt_price_x96:
+            return None
+    else:
+        limit = MAX_SQRT_RATIO - 1
+        if not sqrt_price_x96 < limit:
+            return None
+    state = (sqrt_price_x96, tick, liquidity, fee, tick_spacing, ticks, liquidity_net)
+    if ladders is None:
+        return partial(_literal, _LOOPS[zero_for_one, exact_input]), state, limit
+    ladder = ladders.get((zero_for_one, exact_input))
+    if ladder is None:
+        ladder = ladders[(zero_for_one, exact_input)] = Ladder(zero_for_one, exact_input)
+    return ladder.swap, state, limit
+
+
+def _literal(loop: Callable[..., _Loop], state: _State, amount: int, limit: int) -> _Loop:
+    """The literal loop from ``state`` (``unlimited`` without ladders)."""
+    return loop(*state, amount, limit)
+
+
 _LADDER_STEPS = 4096  # full steps a ladder keeps; a swap past them runs the loop from the last
 _HUGE = (1 << 255) - 1  # an amount no step can use up: each ladder step runs to its target
 
 _State = tuple[int, int, int, int, int, Sequence[int], Mapping[int, int]]
+# see ``unlimited``: a swap (``Ladder.swap``, or the literal loop) with its state and limit
+Unlimited = tuple[Callable[[_State, int, int], "_Loop"], _State, int]
 
 
 class Ladder:
