@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from bench import mainnet_universe as mu
 
-from arbx.domain.errors import StaleStateError
+from arbx.domain.errors import MathError, StaleStateError
 from arbx.domain.events import LoggedEvent, V2Sync
 from arbx.domain.journal import PoolBook
-from arbx.domain.pools import Token, V2Pool
+from arbx.domain.pools import Token, V2Pool, V3Pool
 
 A = V2Pool("0x" + "aa" * 20, Token("0x" + "01" * 20), Token("0x" + "02" * 20), 100, 100)
 B = V2Pool("0x" + "bb" * 20, Token("0x" + "01" * 20), Token("0x" + "03" * 20), 500, 500)
@@ -80,3 +81,30 @@ def test_rewind_deeper_than_the_journal_is_refused() -> None:
     assert book.head_number == 6
     with pytest.raises(StaleStateError):
         book.rewind(5)
+
+
+def _quote(pool: V3Pool) -> object:
+    try:
+        return pool.swap(True, 10**15)
+    except MathError as error:
+        return str(error)
+
+
+def test_a_replaced_v3_state_drops_its_swap_steps_and_swaps_the_same_after_a_rewind() -> None:
+    universe = mu.generate(160, seed=3)
+    book = PoolBook(universe.pools, mu.FIRST_BLOCK, mu.block_hash(mu.FIRST_BLOCK))
+    before = {a: p for a, p in book.pools.items() if isinstance(p, V3Pool)}
+    quotes = {a: _quote(p) for a, p in before.items()}  # walks each state's ladder
+    assert any(p.ladders for p in before.values())
+    events = next(iter(mu.blocks(universe, 1, seed=3)))
+    number = mu.FIRST_BLOCK + 1
+    changed = book.apply_block(number, mu.block_hash(number), mu.block_hash(number - 1), events)
+    replaced = [a for a in changed if a in before]
+    assert replaced
+    for address in replaced:  # a cache only the state's own swaps used
+        assert book.pools[address] is not before[address]
+        assert not before[address].ladders
+    assert book.rewind(mu.FIRST_BLOCK) == changed
+    for address in replaced:  # the old state again, its steps walked again on demand
+        assert book.pools[address] is before[address]
+        assert _quote(before[address]) == quotes[address]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from arbx.domain.errors import InputError, StaleStateError
 from arbx.domain.events import LoggedEvent, apply
-from arbx.domain.pools import Pool, state_difference
+from arbx.domain.pools import Pool, V3Pool, state_difference
 
 DEFAULT_DEPTH = 64
 
@@ -111,6 +111,8 @@ class PoolBook:
             before = self.pools[address]
             record.undo.setdefault(address, before)
             self.pools[address] = apply(before, logged.event, number)
+            if isinstance(before, V3Pool):  # its swap steps serve no route any more
+                before.ladders.clear()
         self._journal.append(record)
         self.head_number, self.head_hash = number, block_hash
         return set(record.undo)
