@@ -35,6 +35,7 @@ from typing import Any
 from arbx.domain.arbitrage import estimate, evaluate
 from arbx.domain.journal import PoolBook
 from arbx.domain.profit import GasModel
+from arbx.engine.collector import BetweenBlocks
 from arbx.store.repo import percentile
 from arbx.strategies.cyclic import CyclicArbitrage, StrategyLimits
 from bench import mainnet_universe as mu
@@ -102,6 +103,8 @@ def measure(
     touched: list[int] = []
     live: list[int] = []
     found: list[int] = []
+    collector = BetweenBlocks()  # as the engine's loop runs: full passes between blocks
+    collector.__enter__()
     for offset, block in enumerate(events, start=1):
         number = mu.FIRST_BLOCK + offset
         t0, c0 = time.perf_counter(), time.process_time()
@@ -118,6 +121,7 @@ def measure(
             opportunities = strategy.on_block(changed, BASE_FEE_WEI)
         elapsed_ms = (time.perf_counter() - t0) * 1000
         cpu_ms = (time.process_time() - c0) * 1000
+        collector.after_block()  # after the block's work, as the engine's loop does
         if offset <= WARMUP:
             continue
         latencies.append(elapsed_ms)
@@ -128,6 +132,8 @@ def measure(
         touched.append(len(routes))
         live.append(sum(estimate(r, book.pools, curves) is not None for r in routes))
         found.append(len(opportunities))
+    collector.__exit__(None, None, None)
+    passes = sorted(collector.passes_ms)
 
     def spread(values: list[int]) -> dict[str, float]:
         return {
@@ -161,6 +167,13 @@ def measure(
             "p50": round(_nearest(cpu, 50), 2),
             "p99": round(_nearest(cpu, 99), 2),
             "max": round(max(cpu), 2),
+        },
+        # the collector's full passes, run between blocks every FULL_EVERY blocks (ADR 0033)
+        "full_collections_between_blocks": {
+            "every_blocks": collector.every,
+            "count": len(passes),
+            "p50_ms": round(_nearest(passes, 50), 2) if passes else None,
+            "max_ms": round(max(passes), 2) if passes else None,
         },
         "load_average_1m": round(os.getloadavg()[0], 1),
         "cpus": os.cpu_count(),
@@ -239,6 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     for name, value, target, met in rows:
         verdict = "" if met is None else "yes" if met else "NO"
         print(f"{name:<{width}}  {value:>10}  {target:<10}  {verdict}")
+    gcs = result["full_collections_between_blocks"]
+    if gcs["count"]:
+        print(
+            f"  full collections between blocks (every {gcs['every_blocks']}, not in the "
+            f"figures above): {gcs['count']}, p50 {gcs['p50_ms']:.1f} ms, "
+            f"max {gcs['max_ms']:.1f} ms"
+        )
     print("\nper block (mean / p50 / max):")
     for key in (
         "pools_touched_per_block",

@@ -32,6 +32,7 @@ from arbx.chain.parity import ParityResult, ParitySnapshot
 from arbx.chain.sync import SyncUpdate
 from arbx.domain.errors import ArbxError
 from arbx.domain.profit import Opportunity
+from arbx.engine.collector import BetweenBlocks
 from arbx.metrics import record
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,7 @@ class Pipeline:
         self.pools = pools
         self.tip = tip  # the chain's newest block as the heads know it, when they can tell
         self.summary = RunSummary()
+        self.collector = BetweenBlocks()  # full collections after a block's work (its run's)
         self.changed_outside: set[str] = set()  # pools changed by a reload between blocks
         self._wrong: set[str] = set()  # pools to reload: undecodable logs, wrong at parity
         self._waiting: deque[ParitySnapshot] = deque()

@@ -40,7 +40,9 @@ class Supervisor:
         fatal failure (raised after the summary names it)."""
         summary = self.summary
         stop_wait = asyncio.ensure_future(stop.wait())
+        collector = self.pipeline.collector
         try:
+            collector.__enter__()  # full collections between blocks (engine.collector)
             while not stop.is_set():
                 next_head = asyncio.ensure_future(anext(self.pipeline.heads))
                 done, _ = await asyncio.wait(
@@ -65,12 +67,14 @@ class Supervisor:
                 if not await self._supervised(head, stop_wait, catch_up):
                     summary.stopped_by = "signal"
                     break
+                collector.after_block()
                 if max_blocks is not None and summary.blocks >= max_blocks:
                     summary.stopped_by = f"{max_blocks} blocks"
                     break
             else:
                 summary.stopped_by = "signal"
         finally:
+            collector.__exit__(None, None, None)
             stop_wait.cancel()
             await self.pipeline.finish_checks()
         return summary
