@@ -134,6 +134,7 @@ def measure(
         found.append(len(opportunities))
     collector.__exit__(None, None, None)
     passes = sorted(collector.passes_ms)
+    passes_cpu = sorted(collector.passes_cpu_ms)
 
     def spread(values: list[int]) -> dict[str, float]:
         return {
@@ -174,6 +175,8 @@ def measure(
             "count": len(passes),
             "p50_ms": round(_nearest(passes, 50), 2) if passes else None,
             "max_ms": round(max(passes), 2) if passes else None,
+            "cpu_p50_ms": round(_nearest(passes_cpu, 50), 2) if passes_cpu else None,
+            "cpu_max_ms": round(max(passes_cpu), 2) if passes_cpu else None,
         },
         "load_average_1m": round(os.getloadavg()[0], 1),
         "cpus": os.cpu_count(),
@@ -257,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  full collections between blocks (every {gcs['every_blocks']}, not in the "
             f"figures above): {gcs['count']}, p50 {gcs['p50_ms']:.1f} ms, "
-            f"max {gcs['max_ms']:.1f} ms"
+            f"max {gcs['max_ms']:.1f} ms; CPU p50 {gcs['cpu_p50_ms']:.1f} ms, "
+            f"max {gcs['cpu_max_ms']:.1f} ms"
         )
     print("\nper block (mean / p50 / max):")
     for key in (
