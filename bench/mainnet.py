@@ -169,7 +169,7 @@ def measure(
             "p99": round(_nearest(cpu, 99), 2),
             "max": round(max(cpu), 2),
         },
-        # the collector's full passes, run between blocks every FULL_EVERY blocks (ADR 0033)
+        # the collector's full passes, run between blocks every FULL_EVERY blocks (ADR 0035)
         "full_collections_between_blocks": {
             "every_blocks": collector.every,
             "count": len(passes),

@@ -1,4 +1,4 @@
-"""The garbage collector's full passes between blocks, not inside them (ADR 0033).
+"""The garbage collector's full passes between blocks, not inside them (ADR 0035).
 
 CPython runs a full (generation 2) collection once enough objects have survived the young
 generations; at mainnet scale one walks the pool states, the detection's rankings and the swap
