@@ -52,6 +52,10 @@ interface IUniswapV3PoolMinimal {
 ///   own balance check (`K`) refuses an input short of what it is asked to send; the last hop's
 ///   output is the base token, measured by the profit check.
 /// - ETH is accepted only from WETH (the unwrap that pays the builder).
+/// - `executeMany` runs up to MAX_ROUTES routes in one transaction, each as a call of this
+///   contract's own `execute` (the only call it makes to itself, the only caller besides the
+///   owner `execute` accepts): a route that reverts is undone alone, transient storage included,
+///   and skipped; the whole call reverts when no route ran (docs/adr/0033-several-routes-per-block.md).
 contract ArbExecutor {
     /// @notice One hop of a route.
     /// @param pool The V2 pair or V3 pool to swap on.
@@ -71,6 +75,8 @@ contract ArbExecutor {
     uint8 public constant KIND_V2 = 0;
     uint8 public constant KIND_V3 = 1;
     uint256 public constant BPS = 10_000;
+    /// @notice The most routes one `executeMany` may carry.
+    uint256 public constant MAX_ROUTES = 8;
 
     /// @dev TickMath.MIN_SQRT_RATIO + 1 and TickMath.MAX_SQRT_RATIO - 1: no price limit.
     uint160 private constant MIN_SQRT_RATIO_PLUS_ONE = 4295128740;
@@ -125,6 +131,11 @@ contract ArbExecutor {
     error EthTransferFailed();
     /// @notice ETH sent by anyone but WETH.
     error OnlyWeth();
+    /// @notice `executeMany` was given no route, more than MAX_ROUTES, or a call that is not
+    /// `execute`.
+    error BadBatch();
+    /// @notice Every route of an `executeMany` reverted.
+    error NoRouteExecuted();
 
     /// @dev Reverts unless the caller is the owner.
     modifier onlyOwner() {
@@ -157,7 +168,8 @@ contract ArbExecutor {
         uint256 minProfit,
         uint256 builderShareBps,
         Hop[] calldata hops
-    ) external onlyOwner {
+    ) external {
+        if (msg.sender != owner && msg.sender != address(this)) revert NotOwner();
         if (hops.length < 2 || hops[0].tokenIn != base) revert BadRoute();
         if (builderShareBps > BPS) revert BadShare();
         if (builderShareBps != 0 && base != weth) revert BuilderPaymentNeedsWeth();
@@ -200,6 +212,22 @@ contract ArbExecutor {
             (bool paid,) = block.coinbase.call{value: payment}("");
             if (!paid) revert EthTransferFailed();
         }
+    }
+
+    /// @notice Run several routes in one transaction: each of `calls` is the calldata of an
+    /// `execute` (its own minProfit and builder share), called on this contract; one that
+    /// reverts is skipped, its effects undone. Reverts with NoRouteExecuted if none ran.
+    /// @return executed How many routes ran.
+    function executeMany(bytes[] calldata calls) external onlyOwner returns (uint256 executed) {
+        uint256 n = calls.length;
+        if (n == 0 || n > MAX_ROUTES) revert BadBatch();
+        for (uint256 i = 0; i < n; ++i) {
+            bytes calldata route = calls[i];
+            if (route.length < 4 || bytes4(route[:4]) != this.execute.selector) revert BadBatch();
+            (bool ok,) = address(this).call(route);
+            if (ok) ++executed;
+        }
+        if (executed == 0) revert NoRouteExecuted();
     }
 
     /// @notice Uniswap V2 flash-swap callback: runs the rest of the route, repays the pair.

@@ -27,6 +27,7 @@ from pydantic_settings import (
 
 from arbx import __version__, safejson
 from arbx.api.settings import ApiSettings
+from arbx.domain.bidding import BidPolicy
 from arbx.domain.errors import ConfigError
 from arbx.domain.modes import Mode
 from arbx.metrics.settings import MetricsSettings
@@ -161,6 +162,33 @@ class BuilderSettings(_Strict):
         return value
 
 
+class BiddingSettings(_Strict):
+    """The builder's share per route from the rivals self-scoring saw on its pools (ADR 0033).
+
+    Off: every route pays ``strategy.builder_share_bps``. On: that share where no rival was
+    seen within ``execution.contested_memory_blocks``, ``contested_bps`` where one was,
+    ``step_bps`` more for each further sighting, at most ``max_bps``, and never more than leaves
+    the route its gas.
+    """
+
+    enabled: bool = False
+    contested_bps: int = Field(5_000, ge=0, le=10_000)
+    step_bps: int = Field(1_000, ge=0, le=10_000)
+    max_bps: int = Field(8_000, ge=0, le=10_000)
+
+    def policy(self, quiet_bps: int, memory_blocks: int) -> BidPolicy | None:
+        """The policy, with ``quiet_bps`` where no rival was seen; None when off."""
+        if not self.enabled:
+            return None
+        return BidPolicy(
+            quiet_bps=quiet_bps,
+            contested_bps=self.contested_bps,
+            step_bps=self.step_bps,
+            max_bps=self.max_bps,
+            memory_blocks=memory_blocks,
+        )
+
+
 class ExecutionSettings(_Strict):
     """How live modes trade: the executor contract, the builders, the safety margins."""
 
@@ -171,6 +199,15 @@ class ExecutionSettings(_Strict):
     # also wait for a builder's eth_callBundle before sending (the node's eth_call of the exact
     # signed transaction always runs): a builder's simulation costs its round trip (ADR 0023)
     simulate_at_builders: bool = False
+    # pool-disjoint routes sent together in one executeMany transaction (1: one route a block);
+    # at most the contract's MAX_ROUTES (ADR 0033)
+    routes_per_block: int = Field(1, ge=1, le=8)
+    # which routes join the block's best: "contested" (a rival was seen on their pools within
+    # contested_memory_blocks: waiting loses them), or "all" pool-disjoint ones
+    extra_routes: Literal["contested", "all"] = "contested"
+    contested_memory_blocks: int = Field(100, ge=1, le=100_000)
+    extra_min_net_wei: int = Field(0, ge=0)  # the least expected net profit of a route joining
+    bidding: BiddingSettings = Field(default_factory=BiddingSettings)
 
     @field_validator("executor")
     @classmethod

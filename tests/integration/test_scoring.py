@@ -73,6 +73,9 @@ def test_the_scorer_names_the_competitor_that_took_an_opportunity(
                 scorer = Scorer(factory, client, pools, run_id, deployment.chain_id, window=3)
                 done = await scorer.score_to(at + 2)
                 assert await scorer.score_to(head) == 0  # nothing scored twice
+                # the rival is seen on the taken route's pools, for the bids (ADR 0033)
+                assert scorer.competition.sightings(taken.route, at, 1) == 1
+                assert scorer.competition.sightings(("0x" + "ab" * 20,), at, 100) == 0
                 return done
 
         assert asyncio.run(score()) == 2

@@ -67,6 +67,13 @@ def live_plan(
         slippage_bps=settings.execution.slippage_bps,
         blocks_ahead=settings.execution.blocks_ahead,
         simulate_at_builders=settings.execution.simulate_at_builders,
+        routes_per_block=settings.execution.routes_per_block,
+        extra_routes=settings.execution.extra_routes,
+        contested_memory_blocks=settings.execution.contested_memory_blocks,
+        extra_min_net_wei=settings.execution.extra_min_net_wei,
+        bidding=settings.execution.bidding.policy(
+            settings.strategy.builder_share_bps, settings.execution.contested_memory_blocks
+        ),
         deploy=deploy,
     )
 

@@ -16,7 +16,7 @@ reached.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Final
 
 BUDGET: Final = 10_000  # search steps per block (a few milliseconds)
@@ -73,3 +73,42 @@ def _greedy(pools: Sequence[frozenset[str]]) -> list[int]:
             used |= touched
             chosen.append(k)
     return chosen
+
+
+def routes_to_send(
+    candidates: Sequence[tuple[Collection[str], int]],
+    *,
+    limit: int,
+    extra: Callable[[int], bool],
+    budget: int = BUDGET,
+) -> tuple[int, ...]:
+    """Indices, the first one first, of the routes one block sends: its first candidate (the
+    block's best, which one route per block sends), then the most profitable pool-disjoint set
+    of the others that ``extra`` accepts and that share no pool with it, most profit first, at
+    most ``limit`` routes in all."""
+    if limit < 1:
+        raise ValueError(f"a block sends at most {limit} routes: at least one is needed")
+    if not candidates:
+        return ()
+    first = {p.lower() for p in candidates[0][0]}
+    others = [
+        i
+        for i in range(1, len(candidates))
+        if extra(i) and not first & {p.lower() for p in candidates[i][0]}
+    ]
+    chosen = disjoint_batch([candidates[i] for i in others], limit=limit - 1, budget=budget)
+    return (0, *(others[k] for k in chosen)) if limit > 1 else (0,)
+
+
+def disjoint_batch(
+    candidates: Sequence[tuple[Collection[str], int]], *, limit: int, budget: int = BUDGET
+) -> tuple[int, ...]:
+    """Indices, most profit first, of at most ``limit`` pool-disjoint candidates to send at once.
+
+    The best pool-disjoint set (``best_disjoint``); past ``limit`` routes only its most
+    profitable ``limit`` are kept. ``limit`` 1 is the single best candidate.
+    """
+    if limit < 1:
+        return ()
+    chosen = best_disjoint(candidates, budget=budget)
+    return tuple(sorted(chosen, key=lambda i: (-candidates[i][1], i))[:limit])

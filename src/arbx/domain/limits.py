@@ -1,7 +1,8 @@
 """Capital limits, pure: which trade may go out, and which outcome breaches a limit.
 
 Limits are per trade (the most input per base token), per UTC day (gas spent, realized loss)
-and per run (consecutive failures). ``check_trade`` decides before a bundle is signed;
+and per run (consecutive failures). ``check_trade`` decides before a bundle is signed
+(``check_batch`` for several routes sent in one transaction: each a trade, their gas together);
 ``record_outcome`` folds a settled bundle into the state and names the first limit it breaches.
 A breach moves the state to shadow with the reason (``trip``); the engine persists it, trips the
 kill switch, and stays in shadow until an operator runs ``arbx unkill``.
@@ -26,7 +27,7 @@ counted again. Undoing a profitable bundle can itself breach the loss cap.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Literal
@@ -168,6 +169,39 @@ def check_trade(
             f"{limits.max_consecutive_failures})",
         )
     return Decision(True)
+
+
+def check_batch(
+    opportunities: Sequence[Opportunity],
+    state: RiskState,
+    limits: Limits,
+    *,
+    max_routes: int,
+    at: datetime | None = None,
+) -> tuple[tuple[int, ...], str]:
+    """Which of one block's opportunities may go out together (indices, in order), and why the
+    first one left out was refused ("" when none was).
+
+    Each is checked as a trade of its own (``check_trade``: its input cap), with the gas of the
+    ones taken before it added, so that the block's gas together stays within the daily gas and
+    loss caps; at most ``max_routes`` are taken (the per-block cap; the contract has its own).
+    """
+    taken: list[int] = []
+    gas = 0
+    reason = ""
+    for i, opportunity in enumerate(opportunities):
+        if len(taken) >= max_routes:
+            reason = reason or f"more than {max_routes} routes in one block"
+            break
+        decision = check_trade(
+            opportunity, state, limits, at=at, gas_cost_wei=gas + opportunity.gas_cost
+        )
+        if not decision.allowed:
+            reason = reason or decision.reason
+            continue
+        taken.append(i)
+        gas += opportunity.gas_cost
+    return tuple(taken), reason
 
 
 @dataclass(frozen=True, slots=True)

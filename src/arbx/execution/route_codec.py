@@ -4,6 +4,9 @@
 (address pool, address tokenIn, uint8 kind, bool zeroForOne, uint256 amountOut)[] hops)``.
 A V2 hop carries the exact output to ask the pair for (the sized amount after that hop); a V3
 hop's ``amountOut`` is zero, as the contract uses the pool's own result. Encoding is eth_abi's.
+
+``executeMany(bytes[] calls)`` carries several such ``execute`` calldatas (at most
+``MAX_ROUTES``, the contract's own bound): the contract runs each and skips one that reverts.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ HOP_TYPE = "(address,address,uint8,bool,uint256)"
 EXECUTE_TYPES = ("address", "uint256", "uint256", "uint256", f"{HOP_TYPE}[]")
 EXECUTE_SIGNATURE = f"execute({','.join(EXECUTE_TYPES)})"
 EXECUTE_SELECTOR = keccak(text=EXECUTE_SIGNATURE)[:4]
+EXECUTE_MANY_SELECTOR = keccak(text="executeMany(bytes[])")[:4]
+MAX_ROUTES = 8  # ArbExecutor.MAX_ROUTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,3 +164,24 @@ def decode_execute(calldata: bytes) -> ExecuteCall:
             for p, t, k, z, out in hops
         ),
     )
+
+
+def encode_execute_many(calls: Sequence[bytes]) -> bytes:
+    """Calldata of ``executeMany`` over ``execute`` calldatas; InputError past the contract's
+    bounds (none, more than ``MAX_ROUTES``, or one that is not an ``execute`` call)."""
+    if not 1 <= len(calls) <= MAX_ROUTES:
+        raise InputError(f"executeMany takes 1..{MAX_ROUTES} routes, got {len(calls)}")
+    for call in calls:
+        if call[:4] != EXECUTE_SELECTOR:
+            raise InputError("executeMany takes only calls of execute")
+    return EXECUTE_MANY_SELECTOR + encode(["bytes[]"], [list(calls)])
+
+
+def decode_execute_many(calldata: bytes) -> tuple[ExecuteCall, ...]:
+    """The routes of ``executeMany`` calldata; InputError if it is not such a call."""
+    if calldata[:4] != EXECUTE_MANY_SELECTOR:
+        raise InputError("calldata is not a call of executeMany")
+    (calls,) = decode(["bytes[]"], calldata[4:])
+    if not 1 <= len(calls) <= MAX_ROUTES:
+        raise InputError(f"executeMany takes 1..{MAX_ROUTES} routes, got {len(calls)}")
+    return tuple(decode_execute(bytes(call)) for call in calls)

@@ -1,4 +1,10 @@
-"""The live executor: the best opportunity of each block, signed, simulated and sent as a bundle.
+"""The live executor: each block's best trade, signed, simulated and sent as a bundle.
+
+A block's trade is its best opportunity, or with ``routes_per_block`` above 1 its best
+pool-disjoint opportunities (``capture.disjoint_batch``) in one transaction of the executor's
+``executeMany``, where a route that reverts is skipped and the others still run (ADR 0033).
+Each route pays the builder its own share: the configured one, or with a ``bidding`` policy the
+share for the rivals self-scoring saw on its pools (``bidding.share_bps``).
 
 Every block it first settles what earlier bundles became (included, not included, reverted,
 state moved), feeding the risk controller; it starts this as soon as the head arrives
@@ -43,12 +49,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from arbx.chain.heads import Head
 from arbx.chain.rpc import RpcClient, RpcError, hex_hash, hex_int, to_quantity
+from arbx.domain.bidding import BidPolicy, Competition, share_bps
+from arbx.domain.capture import routes_to_send
 from arbx.domain.errors import ArbxError
 from arbx.domain.journal import DEFAULT_DEPTH
 from arbx.domain.limits import Counted
 from arbx.domain.limits import Outcome as RiskOutcome
 from arbx.domain.pools import Pool
-from arbx.domain.profit import Opportunity, kept_profit
+from arbx.domain.profit import Opportunity, builder_payment, kept_profit
 from arbx.domain.sizing import Sized
 from arbx.engine.pipeline import BlockResult
 from arbx.errors import SignerLockLostError
@@ -63,7 +71,7 @@ from arbx.execution.keys import TxSigner
 from arbx.execution.nonces import NonceManager
 from arbx.execution.presim import presimulate_at_head
 from arbx.execution.relay import BuilderSpec, BundleSubmitter, RelayClient
-from arbx.execution.route_codec import encode_execute
+from arbx.execution.route_codec import encode_execute, encode_execute_many
 from arbx.execution.tx import fee_policy, gas_limit_from, sign_execute_tx
 from arbx.executors.records import (
     RecordWriter,
@@ -116,6 +124,11 @@ class LiveSettings:
     blocks_ahead: int = 0  # target blocks after the next one
     gas_margin_bps: int = MODEL_GAS_MARGIN_BPS  # over the gas model's figure, for the limit
     simulate_at_builders: bool = False  # also wait for a builder's eth_callBundle (ADR 0023)
+    routes_per_block: int = 1  # pool-disjoint routes sent together (executeMany past 1)
+    extra_routes: str = "contested"  # which join the best: "contested" ones, or "all"
+    contested_memory_blocks: int = 100  # a rival seen this recently makes a pool contested
+    extra_min_net_wei: int = 0  # the least expected net profit of a route joining the best
+    bidding: BidPolicy | None = None  # the builder's share per route; None: builder_share_bps
 
 
 @dataclass(slots=True)
@@ -182,6 +195,7 @@ class BundleExecutor:
             relay, settings.builders, blocks_ahead=settings.blocks_ahead
         )
         self.relay = relay
+        self.competition = Competition()  # rivals seen per pool (fed by self-scoring)
         self.in_flight: dict[str, _InFlight] = {}
         self._done: dict[str, _InFlight] = {}  # settled, followed while a reorg may undo them
         self.stats = LiveStats()
@@ -383,12 +397,11 @@ class BundleExecutor:
         mode = self.risk.on_block()
         if mode == "shadow" or any(not f.decided for f in self.in_flight.values()):
             return
-        for opportunity in block.opportunities[:1]:
-            if opportunity.route.base != self.settings.base_token:
-                continue
-            self.stats.considered += 1
+        batch = self._batch(block.opportunities, block.head.number)
+        if batch:
+            self.stats.considered += len(batch)
             try:
-                await self._trade(opportunity, block)
+                await self._trade(batch, block)
             except SignerLockLostError as exc:  # not ours to sign: refused, not a failure
                 self.stats.refused += 1
                 self._record_refusal(str(exc))
@@ -396,16 +409,43 @@ class BundleExecutor:
                 self.stats.sim_failed += 1
                 self._record_refusal(f"{type(exc).__name__}: {exc}")
 
-    async def _trade(self, opportunity: Opportunity, block: BlockResult) -> None:
+    def _batch(self, opportunities: Sequence[Opportunity], block: int) -> list[Opportunity]:
+        """This block's trade: its best opportunity (if it is in the base token) and, up to
+        ``routes_per_block``, the best pool-disjoint others ``extra_routes`` lets join it."""
+        if not opportunities or opportunities[0].route.base != self.settings.base_token:
+            return []
+        ours = [o for o in opportunities if o.route.base == self.settings.base_token]
+        memory = self.settings.contested_memory_blocks
+
+        def extra(i: int) -> bool:
+            if ours[i].net_profit < self.settings.extra_min_net_wei:
+                return False
+            if self.settings.extra_routes == "all":
+                return True
+            return self.competition.sightings(ours[i].route.pools, block, memory) > 0
+
+        chosen = routes_to_send(
+            [(o.route.pools, o.net_profit) for o in ours],
+            limit=self.settings.routes_per_block,
+            extra=extra,
+        )
+        return [ours[i] for i in chosen]
+
+    async def _trade(self, batch: Sequence[Opportunity], block: BlockResult) -> None:
         started = time.perf_counter()
         self._cpu_at = time.thread_time()
         head, target = block.head, block.head.number + 1
-        decision = self.risk.may_sign(opportunity, gas_cost_wei=opportunity.gas_cost)
-        if not decision.allowed:
-            self._refuse(decision.reason or "refused")
+        taken, why_not = self.risk.may_sign_batch(batch, max_routes=self.settings.routes_per_block)
+        if not taken:
+            self._refuse(why_not or "refused")
             return
-        calldata = self._calldata(opportunity)
-        gas_limit = gas_limit_from(opportunity.gas_units, self.settings.gas_margin_bps)
+        if why_not:  # some routes left out, the others go
+            self._record_refusal(why_not)
+        routes = [batch[i] for i in taken]
+        opportunity = routes[0]
+        shares = [self._share(o, head.number) for o in routes]
+        calldata = self._calldata(routes, shares)
+        gas_limit = sum(gas_limit_from(o.gas_units, self.settings.gas_margin_bps) for o in routes)
         fees = fee_policy(head.base_fee, self.settings.priority_fee_wei)
         started = self._time("gate", started)
         why = await self._fence_before_signing(head.number)
@@ -444,6 +484,11 @@ class BundleExecutor:
                 self.signer.address,
                 self.settings.executor,
                 self.settings.priority_fee_wei,
+                expected_net_profit=sum(
+                    o.gross_profit - builder_payment(o.gross_profit, share) - o.gas_cost
+                    for o, share in zip(routes, shares, strict=True)
+                ),
+                routes=len(routes),
             )
             # its intent, durable before it leaves, written while it is simulated: a process
             # killed during the send leaves a row the next start settles
@@ -516,17 +561,31 @@ class BundleExecutor:
             self._prefence[1].cancel()
             self._prefence = None
 
-    def _calldata(self, opportunity: Opportunity) -> bytes:
-        kept = kept_profit(opportunity.gross_profit, self.settings.builder_share_bps)
+    def _share(self, opportunity: Opportunity, block: int) -> int:
+        """The builder's share for one route: the configured one, or the bidding policy's."""
+        policy = self.settings.bidding
+        if policy is None:
+            return self.settings.builder_share_bps
+        return share_bps(
+            opportunity.route.pools,
+            opportunity.gross_profit,
+            opportunity.gas_cost,
+            self.competition,
+            block,
+            policy,
+        )
+
+    def _calldata(self, routes: Sequence[Opportunity], shares: Sequence[int]) -> bytes:
+        """``execute`` for one route; ``executeMany`` over each route's ``execute`` past one."""
+        calls = [self._execute(o, share) for o, share in zip(routes, shares, strict=True)]
+        return calls[0] if len(calls) == 1 else encode_execute_many(calls)
+
+    def _execute(self, opportunity: Opportunity, share: int) -> bytes:
+        kept = kept_profit(opportunity.gross_profit, share)
         min_profit = max(1, kept * (10_000 - self.settings.slippage_bps) // 10_000)
         sized = Sized(opportunity.amount_in, opportunity.amounts, (0,) * len(opportunity.amounts))
         return encode_execute(
-            opportunity.route,
-            self.pools,
-            sized,
-            self.settings.base_token,
-            min_profit,
-            self.settings.builder_share_bps,
+            opportunity.route, self.pools, sized, self.settings.base_token, min_profit, share
         )
 
     # --- the kill switch ------------------------------------------------------------------
@@ -720,7 +779,7 @@ def _sent(key: str, record: SentBundle, head: Head, elapsed_ms: float, run_id: i
             "target_block": record.target,
             "builders": ",".join(builders),
             "head_to_bundle_ms": round(elapsed_ms, 3),
-            "expected_profit_wei": str(record.opportunity.net_profit),
+            "expected_profit_wei": str(record.expected),
         },
     )
 
@@ -730,7 +789,7 @@ def _settled(
 ) -> None:
     """A settled bundle as metrics (outcome by builder, gas, expected and realized profit) and
     as one log event (bundle, block and run, to tie the two together)."""
-    outcome, expected = change.outcome, flight.record.opportunity.net_profit
+    outcome, expected = change.outcome, flight.record.expected
     builders = set(flight.record.builders)
     metrics.bundle_outcome(builders.pop() if len(builders) == 1 else "multiple", str(outcome))
     metrics.bundle_settled(

@@ -197,5 +197,6 @@ async def build_execution(
     risk.kill_switch.install()
     execution = LiveExecution(recorder, bundles, risk, relay, base_tokens)
     scorer.addresses = {bundles.signer.address.lower(), bundles.settings.executor.lower()}
+    scorer.competition = bundles.competition  # what scoring sees, the bids use
     execution.scorer = scorer
     return execution

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from arbx.chain.rpc import RpcClient
+from arbx.domain.bidding import BidPolicy
 from arbx.domain.errors import ConfigError
 from arbx.domain.modes import Mode
 from arbx.domain.pools import Pool
@@ -51,6 +52,11 @@ class LivePlan:
     slippage_bps: int = 0
     blocks_ahead: int = 0
     simulate_at_builders: bool = False  # wait for a builder's eth_callBundle too
+    routes_per_block: int = 1  # pool-disjoint routes in one transaction (ADR 0033)
+    extra_routes: str = "contested"  # which join the best: "contested" or "all"
+    contested_memory_blocks: int = 100  # a rival seen this recently makes a pool contested
+    extra_min_net_wei: int = 0  # the least expected net profit of a route joining the best
+    bidding: BidPolicy | None = None  # the builder's share per route from rivals seen
     deploy: bool = False  # deploy a fresh executor contract from the signing key (devnet)
 
 
@@ -142,6 +148,11 @@ async def live_executor(
             slippage_bps=plan.slippage_bps,
             blocks_ahead=plan.blocks_ahead,
             simulate_at_builders=plan.simulate_at_builders,
+            routes_per_block=plan.routes_per_block,
+            extra_routes=plan.extra_routes,
+            contested_memory_blocks=plan.contested_memory_blocks,
+            extra_min_net_wei=plan.extra_min_net_wei,
+            bidding=plan.bidding,
         ),
         executor_abi=locked_build().abi,
     )

@@ -132,8 +132,18 @@ class SentBundle:
     executor: str
     priority_fee: int
     bundle_id: int | None = None
+    # the routes' expected net profit together at the shares paid (None: the opportunity's)
+    expected_net_profit: int | None = None
+    routes: int = 1  # routes in its transaction (executeMany past one)
     # set once its intent's writing ended (written, or given up): the records about it wait
     written: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def expected(self) -> int:
+        """The expected net profit of the whole transaction."""
+        if self.expected_net_profit is None:
+            return self.opportunity.net_profit
+        return self.expected_net_profit
 
 
 def store_sent(sessions: sessionmaker[Session], run_id: int, sent: SentBundle) -> int:
@@ -146,7 +156,7 @@ def store_sent(sessions: sessionmaker[Session], run_id: int, sent: SentBundle) -
             target_block=sent.target,
             builders=sent.builders,
             tx_hashes=[sent.signed.hash_hex],
-            expected_net_profit=sent.opportunity.net_profit,
+            expected_net_profit=sent.expected,
             signer=sent.signer,
             bundle_hash="0x" + sent.bundle_hash,
         )

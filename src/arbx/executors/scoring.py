@@ -7,9 +7,10 @@ run found the same route again, and the run's own bundles: one that failed simul
 makes it ``never_real``, one included makes it ours, and our addresses (the signing key and
 the executor, in live modes) and our transactions' hashes mark our arbitrages (a bundle's row
 may be written after the block that includes it is scored: the addresses do not wait for it).
-Scores are stored in ``opportunity_scores``. A failure to read the chain or write the store is
-logged and counted, and the same opportunities are tried at the next head: scoring never stops
-the run.
+Scores are stored in ``opportunity_scores``, and each opportunity someone else took is a
+sighting of a rival on its pools for the bidding (``competition``, ADR 0033). A failure to read
+the chain or write the store is logged and counted, and the same opportunities are tried at the
+next head: scoring never stops the run.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from arbx.chain.rpc import RpcClient
 from arbx.chain.swaps import MAX_RANGE, SwapReader
+from arbx.domain.bidding import Competition
 from arbx.domain.errors import ArbxError
 from arbx.domain.pools import Pool
 from arbx.domain.scoring import Found, Score, TxSwaps, classify
@@ -55,6 +57,7 @@ class Scorer:
         self.chain_id = chain_id
         self.window = window
         self.addresses: set[str] = set()  # ours (lower case): the signing key, the executor
+        self.competition = Competition()  # rivals seen per pool (the live executor bids on it)
         self.scored = 0
         self.failures = 0
         self._swaps: dict[int, list[TxSwaps]] = {}
@@ -100,7 +103,10 @@ class Scorer:
                 included=_matched(opportunity, bundles, ("included",), self.window),
             )
             again = found_again.get(opportunity.route_key, set())
-            scores.append((opportunity, classify(found, window, ours, again)))
+            score = classify(found, window, ours, again)
+            if score.outcome == "captured_other" and score.decided_block is not None:
+                self.competition.saw(opportunity.pools, score.decided_block)
+            scores.append((opportunity, score))
         await asyncio.to_thread(self._store, scores)
         self.scored += len(scores)
         for number in [n for n in self._swaps if n < first]:

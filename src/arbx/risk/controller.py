@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Final
@@ -48,6 +48,7 @@ from arbx.domain.limits import (
     Limits,
     Outcome,
     RiskState,
+    check_batch,
     check_trade,
     count_outcome,
     undo_outcome,
@@ -195,6 +196,22 @@ class RiskController:
             self._lost_lock()
             return Decision(False, "lost the signer lock")
         return decision
+
+    def may_sign_batch(
+        self, opportunities: Sequence[Opportunity], *, max_routes: int
+    ) -> tuple[tuple[int, ...], str]:
+        """Which of one block's opportunities may be signed together (``check_batch``), and why
+        the first left out was refused; none when the kill switch is set or the lock is lost."""
+        if self.kill_switch.engaged:
+            return (), f"kill switch set: {self.kill_switch.state.reason}"
+        limits = stage_limits(self.limits, self.schedule.stages[self.stage])
+        taken, reason = check_batch(
+            opportunities, self.state, limits, max_routes=max_routes, at=self.clock()
+        )
+        if taken and (self.lock is None or not self.lock.fresh()):
+            self._lost_lock()
+            return (), "lost the signer lock"
+        return taken, reason
 
     async def fence(self) -> str | None:
         """Why nothing may be signed or sent right now (kill switch, signer lock), else None.

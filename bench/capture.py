@@ -1,0 +1,132 @@
+"""Capture more: one route per block against several pool-disjoint routes per block with bids.
+
+``python -m bench.capture [--blocks N] [--seed S] [--competitors N] [--routes R]`` (project venv).
+Two limited runs of ``arbx run`` on the embedded devnet, the same seed and competitors (default:
+300 blocks, seed 1, 2 competitors), each in a fresh directory with its own SQLite database:
+
+- ``one per block``: today's executor (``execution.routes_per_block = 1``, builder share 0);
+- ``several per block``: up to R pool-disjoint routes in one ``executeMany`` transaction
+  (default 8) and the builder's share per route from the rivals self-scoring saw on its pools
+  (``execution.bidding.enabled``, its default bounds; ADR 0033).
+
+For each, from ``arbx report --json``: bundles sent and included, realized profit of the
+included ones (the profit captured), the capture rate of the capturable opportunities (the best
+pool-disjoint set per block) and what others took. The devnet's market and competitors are
+seeded, but our engine's timing on a loaded machine decides which bundles reach which block, so
+two runs of one arm differ a little: read the figures with the load average printed beside them.
+Prints a table; JSON in ``build/bench/capture.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parents[1] / "build" / "bench" / "capture.json"
+ETH = 10**18
+
+
+def _arbx(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "arbx.cli", *args],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if proc.returncode != 0:
+        tail = (proc.stdout[-1500:] + proc.stderr[-1500:]).strip()
+        raise SystemExit(f"arbx {args[0]} failed ({proc.returncode}): {tail.splitlines()[-1]}")
+    return proc.stdout
+
+
+def run_arm(name: str, settings: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
+    """One limited run with ``settings`` (environment overrides) and its report's figures."""
+    with tempfile.TemporaryDirectory(prefix=f"arbx-capture-{name}-") as folder:
+        cwd = Path(folder)
+        env = {"ARBX_DATABASE_URL": f"sqlite:///{cwd / 'arbx.db'}", **settings}
+        load_before = os.getloadavg()[0]
+        started = time.monotonic()
+        _arbx(
+            ["run", "--mode", "limited", "--plain", "--max-blocks", str(args.blocks),
+             "--seed", str(args.seed), "--competitors", str(args.competitors)],
+            cwd, env, timeout=60 * 60,
+        )  # fmt: skip
+        wall = time.monotonic() - started
+        report = json.loads(_arbx(["report", "--json"], cwd, env, timeout=600))
+    scoring, bundles = report["scoring"], report["bundles"]
+    capturable = scoring["capturable_outcomes"]
+    return {
+        "arm": name,
+        "settings": settings,
+        "blocks": report["blocks"],
+        "bundles_sent": bundles["sent"],
+        "bundles_included": bundles["included"],
+        "bundles_reverted": bundles["reverted"],
+        "realized_wei": int(report["included_realized_profit_wei"]),
+        "expected_wei": int(report["included_expected_net_profit_wei"]),
+        "capturable_net_profit_wei": int(report["capturable_net_profit_wei"]),
+        "capturable_scored": sum(capturable.values()),
+        "capturable_captured_us": capturable["captured_us"],
+        "capturable_captured_other": capturable["captured_other"],
+        "capture_rate": scoring["capturable_capture_rate"],
+        "others_profit_wei": int(scoring["taken_by_others_profit_wei"]),
+        "wall_s": round(wall, 1),
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both arms, print the table and write the JSON."""
+    parser = argparse.ArgumentParser(prog="python -m bench.capture", description=__doc__)
+    parser.add_argument("--blocks", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--competitors", type=int, default=2)
+    parser.add_argument("--routes", type=int, default=8)
+    args = parser.parse_args(argv)
+    arms = [
+        ("one per block", {"ARBX_EXECUTION__ROUTES_PER_BLOCK": "1"}),
+        (
+            "several per block",
+            {
+                "ARBX_EXECUTION__ROUTES_PER_BLOCK": str(args.routes),
+                "ARBX_EXECUTION__BIDDING__ENABLED": "true",
+            },
+        ),
+    ]
+    results = []
+    for name, settings in arms:
+        print(f"running {name} ({args.blocks} blocks, seed {args.seed}, "
+              f"{args.competitors} competitors)...", flush=True)  # fmt: skip
+        results.append(run_arm(name.replace(" ", "-"), settings, args))
+    head = ("arm", "sent", "included", "realized ETH", "capture rate", "ours/others/scored",
+            "others' ETH", "load")  # fmt: skip
+    print(" | ".join(head))
+    for r in results:
+        print(" | ".join([
+            r["arm"], str(r["bundles_sent"]), str(r["bundles_included"]),
+            f"{r['realized_wei'] / ETH:.4f}", f"{r['capture_rate']:.1%}",
+            f"{r['capturable_captured_us']}/{r['capturable_captured_other']}/"
+            f"{r['capturable_scored']}",
+            f"{r['others_profit_wei'] / ETH:.4f}",
+            "{:.1f}-{:.1f}".format(*r["load_average"]),
+        ]))  # fmt: skip
+    base, more = results
+    if base["realized_wei"] > 0:
+        print(f"profit captured: {more['realized_wei'] / base['realized_wei']:.2f}x one per block")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

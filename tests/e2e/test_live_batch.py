@@ -1,0 +1,112 @@
+"""Several routes per block end to end on the embedded devnet with competitors: the live engine
+sends each block's best pool-disjoint routes in one ``executeMany`` transaction through the local
+builder, with the builder's share per route; the transactions land with several routes each,
+their routes share no pool, and every route keeps within the stage's cap per trade even when
+the strategy sizes past it (the risk gate leaves those routes out, the others go)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import func, select
+
+from arbx.chain.rpc import RpcClient
+from arbx.cli.run import DEVNET_RISK
+from arbx.config import BiddingSettings
+from arbx.devnet.commands import EmbeddedDevnet
+from arbx.execution.route_codec import (
+    EXECUTE_MANY_SELECTOR,
+    MAX_ROUTES,
+    decode_execute,
+    decode_execute_many,
+)
+from arbx.risk.settings import StageSettings
+from arbx.store import execution_repo
+from arbx.store.models import OpportunityRow
+from tests.e2e.test_live_run import _Live, _run_until
+
+pytestmark = pytest.mark.e2e
+
+CAP = 2 * 10**18  # the stage's cap per trade; the strategy sizes up to five times that
+
+
+@pytest.fixture(scope="module")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmbeddedDevnet, Path]]:
+    folder = tmp_path_factory.mktemp("batch")
+    key_file = folder / "devnet-searcher.key"
+    with EmbeddedDevnet.start(
+        seed=3, pace=0.05, searcher_key_file=key_file, competitors=2
+    ) as running:
+        yield running, key_file
+
+
+@pytest_asyncio.fixture
+async def client(devnet: tuple[EmbeddedDevnet, Path]) -> AsyncIterator[RpcClient]:
+    async with RpcClient([devnet[0].url], timeout=10.0) as rpc:
+        yield rpc
+
+
+@pytest.mark.asyncio
+async def test_disjoint_routes_land_together_within_the_caps(
+    client: RpcClient, devnet: tuple[EmbeddedDevnet, Path], tmp_path: Path
+) -> None:
+    live = _Live(*devnet, tmp_path / "batch.db")
+    stages = [
+        StageSettings(mode="shadow", max_input={}, name="shadow"),
+        StageSettings(mode="limited", max_input={"*": CAP}, name="limited 2"),
+        StageSettings(mode="scaled", max_input={"*": CAP}, name="scaled 2"),
+    ]
+    execution = live.settings.execution.model_copy(
+        update={
+            "routes_per_block": MAX_ROUTES,
+            "extra_routes": "all",
+            "bidding": BiddingSettings(enabled=True),
+        }
+    )
+    live.settings = live.settings.model_copy(
+        update={"risk": DEVNET_RISK.model_copy(update={"stages": stages}), "execution": execution}
+    )
+    pipeline, executor, (risk, relay), run_id = await live.build(client)
+    pipeline.strategy.caps = lambda: dict.fromkeys(live.spec.base_tokens, 5 * CAP)
+    stop = asyncio.Event()
+
+    async def until_several_landed() -> None:
+        while executor.stats.outcomes.get("included", 0) < 12:
+            await asyncio.sleep(0.05)
+        stop.set()
+
+    await _run_until(pipeline, (executor, risk, relay), stop, until_several_landed(), timeout=240)
+
+    with live.sessions.begin() as session:
+        bundles = [
+            b for b in execution_repo.list_bundles(session, run_id) if b.status == "included"
+        ]
+        over_cap = session.scalar(
+            select(func.count())
+            .select_from(OpportunityRow)
+            .where(OpportunityRow.run_id == run_id, OpportunityRow.amount_in > CAP)
+        )
+    assert over_cap, "no opportunity was sized past the stage's cap: the gate was not tried"
+    sizes = []
+    for bundle in bundles:
+        (tx_hash,) = bundle.tx_hashes_json
+        tx = await client.call("eth_getTransactionByHash", [tx_hash])
+        receipt = await client.call("eth_getTransactionReceipt", [tx_hash])
+        assert int(receipt["status"], 16) == 1
+        data = bytes.fromhex(tx["input"][2:])
+        calls = (
+            decode_execute_many(data)
+            if data[:4] == EXECUTE_MANY_SELECTOR
+            else (decode_execute(data),)
+        )
+        pools = [hop.pool.lower() for call in calls for hop in call.hops]
+        assert len(pools) == len(set(pools)), "two routes of one transaction share a pool"
+        assert all(call.amount_in <= CAP for call in calls)
+        sizes.append(len(calls))
+    assert max(sizes) >= 2, sizes  # several routes landed in one transaction
+    assert max(sizes) <= MAX_ROUTES
+    assert sum(b.realized_profit or 0 for b in bundles) > 0
