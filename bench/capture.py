@@ -1,19 +1,22 @@
-"""Capture more: one route per block against several pool-disjoint routes per block with bids.
+"""Capture more: one route per block against several pool-disjoint routes per block.
 
-``python -m bench.capture [--blocks N] [--seed S] [--competitors N] [--routes R]`` (project venv).
-Two limited runs of ``arbx run`` on the embedded devnet, the same seed and competitors (default:
-300 blocks, seed 1, 2 competitors), each in a fresh directory with its own SQLite database:
+``python -m bench.capture [--blocks N] [--seed S] [--competitors N] [--routes R] [--repeat K]
+[--jobs J]`` (project venv). Limited runs of ``arbx run`` on the embedded devnet, the same seed
+and competitors for every arm (default: 300 blocks, seed 1, 2 competitors), each in a fresh
+directory with its own SQLite database, K times each arm (default 1), J runs at a time:
 
-- ``one per block``: today's executor (``execution.routes_per_block = 1``, builder share 0);
-- ``several per block``: up to R pool-disjoint routes in one ``executeMany`` transaction
-  (default 8) and the builder's share per route from the rivals self-scoring saw on its pools
-  (``execution.bidding.enabled``, its default bounds; ADR 0033).
+- ``one``: today's executor (``execution.routes_per_block = 1``, builder share 0);
+- ``several``: the block's best and up to R - 1 more pool-disjoint routes (``extra_routes =
+  "all"``) in one ``executeMany`` transaction (default R = 8), builder share 0;
+- ``several+bids``: the same, with the builder's share per route from the rivals self-scoring
+  saw on its pools (``execution.bidding.enabled``, its default bounds; ADR 0033).
 
-For each, from ``arbx report --json``: bundles sent and included, realized profit of the
+For each run, from ``arbx report --json``: bundles sent and included, realized profit of the
 included ones (the profit captured), the capture rate of the capturable opportunities (the best
-pool-disjoint set per block) and what others took. The devnet's market and competitors are
-seeded, but our engine's timing on a loaded machine decides which bundles reach which block, so
-two runs of one arm differ a little: read the figures with the load average printed beside them.
+pool-disjoint set per block) and what others took; then each arm's mean. The market and the
+competitors are seeded, but the block the engine joins at (its start-up under load) and which
+bundles reach their block vary from run to run: two runs of one arm differ by up to about 1 ETH
+of realized profit, so compare means over several runs, with the load average printed beside.
 Prints a table; JSON in ``build/bench/capture.json``.
 """
 
@@ -26,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -85,32 +89,36 @@ def run_arm(name: str, settings: dict[str, str], args: argparse.Namespace) -> di
     }
 
 
+def arms(routes: int) -> list[tuple[str, dict[str, str]]]:
+    """The arms compared: their names and settings (environment overrides)."""
+    several = {
+        "ARBX_EXECUTION__ROUTES_PER_BLOCK": str(routes),
+        "ARBX_EXECUTION__EXTRA_ROUTES": "all",
+    }
+    return [
+        ("one", {"ARBX_EXECUTION__ROUTES_PER_BLOCK": "1"}),
+        ("several", several),
+        ("several+bids", {**several, "ARBX_EXECUTION__BIDDING__ENABLED": "true"}),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run both arms, print the table and write the JSON."""
+    """Run every arm, print the table and write the JSON."""
     parser = argparse.ArgumentParser(prog="python -m bench.capture", description=__doc__)
     parser.add_argument("--blocks", type=int, default=300)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--competitors", type=int, default=2)
     parser.add_argument("--routes", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args(argv)
-    arms = [
-        ("one per block", {"ARBX_EXECUTION__ROUTES_PER_BLOCK": "1"}),
-        (
-            "several per block",
-            {
-                "ARBX_EXECUTION__ROUTES_PER_BLOCK": str(args.routes),
-                "ARBX_EXECUTION__BIDDING__ENABLED": "true",
-            },
-        ),
-    ]
-    results = []
-    for name, settings in arms:
-        print(f"running {name} ({args.blocks} blocks, seed {args.seed}, "
-              f"{args.competitors} competitors)...", flush=True)  # fmt: skip
-        results.append(run_arm(name.replace(" ", "-"), settings, args))
-    head = ("arm", "sent", "included", "realized ETH", "capture rate", "ours/others/scored",
-            "others' ETH", "load")  # fmt: skip
-    print(" | ".join(head))
+    todo = [arm for _ in range(args.repeat) for arm in arms(args.routes)]
+    print(f"{len(todo)} runs of {args.blocks} blocks, seed {args.seed}, {args.competitors} "
+          f"competitors, {args.jobs} at a time...", flush=True)  # fmt: skip
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        results = list(pool.map(lambda arm: run_arm(arm[0], arm[1], args), todo))
+    print("arm | sent | included | realized ETH | capture rate | ours/others/scored | "
+          "others' ETH | load")  # fmt: skip
     for r in results:
         print(" | ".join([
             r["arm"], str(r["bundles_sent"]), str(r["bundles_included"]),
@@ -120,11 +128,18 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['others_profit_wei'] / ETH:.4f}",
             "{:.1f}-{:.1f}".format(*r["load_average"]),
         ]))  # fmt: skip
-    base, more = results
-    if base["realized_wei"] > 0:
-        print(f"profit captured: {more['realized_wei'] / base['realized_wei']:.2f}x one per block")
+    means = {}
+    for name, _ in arms(args.routes):
+        runs = [r for r in results if r["arm"] == name]
+        means[name] = {
+            "runs": len(runs),
+            "realized_eth": sum(r["realized_wei"] for r in runs) / len(runs) / ETH,
+            "capture_rate": sum(r["capture_rate"] for r in runs) / len(runs),
+        }
+        print(f"mean {name}: realized {means[name]['realized_eth']:.4f} ETH, capture rate "
+              f"{means[name]['capture_rate']:.1%} over {len(runs)} runs")  # fmt: skip
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    RESULTS.write_text(json.dumps({"runs": results, "means": means}, indent=2) + "\n")
     return 0
 
 

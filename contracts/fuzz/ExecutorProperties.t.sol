@@ -24,6 +24,7 @@ struct Hop {
 interface IArbExecutor {
     function execute(address base, uint256 amountIn, uint256 minProfit, uint256 builderShareBps, Hop[] calldata hops)
         external;
+    function executeMany(bytes[] calldata calls) external returns (uint256 executed);
     function uniswapV2Call(address sender, uint256 amount0, uint256 amount1, bytes calldata data) external;
     function uniswapV3SwapCallback(int256 amount0Delta, int256 amount1Delta, bytes calldata data) external;
 }
@@ -156,6 +157,37 @@ contract ExecutorProperties {
         amountIn = _logBound(amountIn, 1e6, 50 ether);
         Hop[] memory hops = _route(seed, amountIn, false);
         _run(hops, amountIn, _minimum(minProfit), _bound(bps, 0, 10_000));
+    }
+
+    /// @notice Two random routes (fake pools among them) in one `executeMany`, both quoted on
+    /// the state before it: held tokens never leave, a call that ran keeps at least one route's
+    /// minimum, and one where no route ran changes nothing.
+    function testFuzz_batchesKeepHeldTokens(uint256 seed, uint256 amountIn, uint256 minProfit, uint256 bps)
+        public
+    {
+        amountIn = _logBound(amountIn, 1e6, 20 ether);
+        uint256 minimum = _minimum(minProfit);
+        bps = _bound(bps, 0, 10_000);
+        bytes[] memory calls = new bytes[](2);
+        for (uint256 k = 0; k < 2; ++k) {
+            Hop[] memory hops = _route(uint256(keccak256(abi.encode(seed, k))), amountIn, true);
+            calls[k] = abi.encodeCall(IArbExecutor.execute, (weth, amountIn, minimum, bps, hops));
+        }
+        Balances memory before = _balances();
+        bool ok;
+        try executor.executeMany(calls) returns (uint256 executed) {
+            ok = true;
+            require(executed == 1 || executed == 2, "executeMany ran no route and did not revert");
+        } catch {}
+        Balances memory later = _balances();
+        require(later.a >= before.a, "held A decreased");
+        require(later.b >= before.b, "held B decreased");
+        if (!ok) {
+            require(later.weth == before.weth, "a failed batch moved WETH");
+            require(later.coinbase == before.coinbase, "a failed batch paid the coinbase");
+            return;
+        }
+        require(later.weth >= before.weth + minimum, "kept less than a route's minimum");
     }
 
     /// @notice No callback is accepted outside a running `execute`.
@@ -301,9 +333,11 @@ contract ExecutorProperties {
         _fund(t1, msg.sender, owed1);
     }
 
-    /// @notice A quote: the swap reverts with its output, so nothing is paid or changed.
+    /// @notice A quote: the swap reverts with its output (0 when an amount too small gives
+    /// none: then neither delta is negative), so nothing is paid or changed.
     function uniswapV3SwapCallback(int256 amount0, int256 amount1, bytes calldata) external pure {
-        uint256 out = uint256(-(amount0 < 0 ? amount0 : amount1));
+        int256 given = amount0 < 0 ? amount0 : amount1 < 0 ? amount1 : int256(0);
+        uint256 out = uint256(-given);
         assembly {
             mstore(0, out)
             revert(0, 32)

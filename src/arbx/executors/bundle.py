@@ -440,7 +440,7 @@ class BundleExecutor:
             self._refuse(why_not or "refused")
             return
         if why_not:  # some routes left out, the others go
-            self._record_refusal(why_not)
+            log.info("%d of %d routes left out: %s", len(batch) - len(taken), len(batch), why_not)
         routes = [batch[i] for i in taken]
         opportunity = routes[0]
         shares = [self._share(o, head.number) for o in routes]
