@@ -202,9 +202,9 @@ class ExecutionSettings(_Strict):
     # pool-disjoint routes sent together in one executeMany transaction (1: one route a block);
     # at most the contract's MAX_ROUTES (ADR 0033)
     routes_per_block: int = Field(1, ge=1, le=8)
-    # which routes join the block's best: "contested" (a rival was seen on their pools within
-    # contested_memory_blocks: waiting loses them), or "all" pool-disjoint ones
-    extra_routes: Literal["contested", "all"] = "contested"
+    # which routes join the block's best: "all" pool-disjoint ones, or only "contested" ones (a
+    # rival was seen on their pools within contested_memory_blocks: waiting may lose them)
+    extra_routes: Literal["all", "contested"] = "all"
     contested_memory_blocks: int = Field(100, ge=1, le=100_000)
     extra_min_net_wei: int = Field(0, ge=0)  # the least expected net profit of a route joining
     bidding: BiddingSettings = Field(default_factory=BiddingSettings)

@@ -125,7 +125,7 @@ class LiveSettings:
     gas_margin_bps: int = MODEL_GAS_MARGIN_BPS  # over the gas model's figure, for the limit
     simulate_at_builders: bool = False  # also wait for a builder's eth_callBundle (ADR 0023)
     routes_per_block: int = 1  # pool-disjoint routes sent together (executeMany past 1)
-    extra_routes: str = "contested"  # which join the best: "contested" ones, or "all"
+    extra_routes: str = "all"  # which join the best: "all", or "contested" ones
     contested_memory_blocks: int = 100  # a rival seen this recently makes a pool contested
     extra_min_net_wei: int = 0  # the least expected net profit of a route joining the best
     bidding: BidPolicy | None = None  # the builder's share per route; None: builder_share_bps

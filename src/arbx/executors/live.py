@@ -53,7 +53,7 @@ class LivePlan:
     blocks_ahead: int = 0
     simulate_at_builders: bool = False  # wait for a builder's eth_callBundle too
     routes_per_block: int = 1  # pool-disjoint routes in one transaction (ADR 0033)
-    extra_routes: str = "contested"  # which join the best: "contested" or "all"
+    extra_routes: str = "all"  # which join the best: "all" or "contested"
     contested_memory_blocks: int = 100  # a rival seen this recently makes a pool contested
     extra_min_net_wei: int = 0  # the least expected net profit of a route joining the best
     bidding: BidPolicy | None = None  # the builder's share per route from rivals seen
