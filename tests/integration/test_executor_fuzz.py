@@ -22,6 +22,7 @@ PROPERTIES = (
     "test_aProfitableRoutePaysTheOwnerAndTheBuilder",
     "testFuzz_heldTokensNeverLeave",
     "testFuzz_realRoutesKeepTheirMinimum",
+    "testFuzz_batchesKeepHeldTokens",
     "testFuzz_callbacksFromOutsideRevert",
 )
 
