@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import signal
 import sys
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from arbx.cli.args import amount, count
+from arbx.cli.store import operator_actor, sessions_of
 from arbx.domain.errors import ConfigError
 from arbx.domain.modes import MODES
 
@@ -198,14 +198,14 @@ def _mode(args: argparse.Namespace) -> int:
             why = api_repo.refusal(
                 session,
                 chain,
-                actor=_actor(),
+                actor=operator_actor(),
                 mode_ceiling=ceiling,
                 configured_mode=settings.mode,
                 reason=args.reason,
             )
             if why is None:
                 controls = api_repo.set_controls(
-                    session, chain, actor=_actor(), mode_ceiling=ceiling, reason=args.reason
+                    session, chain, actor=operator_actor(), mode_ceiling=ceiling, reason=args.reason
                 )
     if why is not None:
         raise api_repo.ControlRefusedError(why)
@@ -238,18 +238,18 @@ def _limits(args: argparse.Namespace) -> int:
             why = api_repo.refusal(
                 session,
                 chain,
-                actor=_actor(),
+                actor=operator_actor(),
                 limits=limits,
                 configured_limits=_bound(settings),
                 reason=args.reason,
             )
             if why is None:
                 controls = api_repo.set_controls(
-                    session, chain, actor=_actor(), limits=limits, reason=args.reason
+                    session, chain, actor=operator_actor(), limits=limits, reason=args.reason
                 )
         elif args.limits_command == "clear":
             controls = api_repo.set_controls(
-                session, chain, actor=_actor(), limits=None, reason=args.reason
+                session, chain, actor=operator_actor(), limits=None, reason=args.reason
             )
     if why is not None:
         raise api_repo.ControlRefusedError(why)
@@ -292,26 +292,11 @@ def _bound(settings: Settings) -> Any:
 @contextmanager
 def _sessions(config: Path | None) -> Iterator[tuple[sessionmaker[Session], Settings]]:
     """Sessions on the migrated database of the settings; database errors as one line."""
-    from arbx.cli.store import database_errors
     from arbx.config import load_settings
-    from arbx.store import make_engine, make_session_factory, migrate
 
     settings = load_settings(config)
-    url = settings.database_url
-    with database_errors(url):
-        migrate.upgrade(url)
-        engine = make_engine(url)
-        try:
-            yield make_session_factory(engine), settings
-        finally:
-            engine.dispose()
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
+    with sessions_of(settings.database_url) as sessions:
+        yield sessions, settings
 
 
 def _port(text: str) -> int:

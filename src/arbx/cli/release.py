@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from arbx.cli.args import count
-from arbx.cli.risk import _actor
-from arbx.cli.risk import sessions_of as _sessions
+from arbx.cli.store import operator_actor, sessions_of
 from arbx.domain.errors import InputError
 
 if TYPE_CHECKING:
@@ -115,7 +114,7 @@ def _compare(args: argparse.Namespace) -> int:
         latency_slack_ms=r.latency_slack_ms,
         warmup_blocks=r.warmup_blocks,
     )
-    with _sessions(settings.database_url) as sessions, sessions() as session:
+    with sessions_of(settings.database_url) as sessions, sessions() as session:
         active = release_repo.block_records(session, args.active)
         preview = release_repo.block_records(session, args.preview)
     result = compare(active, preview, rules)
@@ -191,10 +190,10 @@ def _promote(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     chain = settings.chain.id if args.chain is None else args.chain
     timeout = settings.releases.promote_timeout_s if args.timeout is None else args.timeout
-    with _sessions(settings.database_url) as sessions:
+    with sessions_of(settings.database_url) as sessions:
         with sessions.begin() as session:
             handover = release_repo.request_handover(
-                session, chain, args.to, by=_actor(), at=_now()
+                session, chain, args.to, by=operator_actor(), at=_now()
             )
         print(f"handover {handover}: signer lock of chain {chain} to release {args.to}", flush=True)
         deadline = time.monotonic() + timeout
@@ -249,7 +248,7 @@ def _status(args: argparse.Namespace) -> int:
     from arbx.store import release_repo
 
     settings = load_settings(args.config)
-    with _sessions(settings.database_url) as sessions, sessions() as session:
+    with sessions_of(settings.database_url) as sessions, sessions() as session:
         seen = release_repo.releases_seen(session)
         epochs = release_repo.epochs(session)
         requests = release_repo.handovers(session, limit=10)
@@ -298,7 +297,7 @@ def _audit(args: argparse.Namespace) -> int:
     from arbx.store import release_repo
 
     settings = load_settings(args.config)
-    with _sessions(settings.database_url) as sessions, sessions() as session:
+    with sessions_of(settings.database_url) as sessions, sessions() as session:
         epochs = release_repo.epochs(session)
         signatures = release_repo.signatures(session)
     result = audit(epochs, signatures)

@@ -47,7 +47,7 @@ def register(sub: Any) -> None:
 
 
 def _record(args: argparse.Namespace) -> int:
-    from arbx.cli.run import _engine_run, chain_for
+    from arbx.cli.run import chain_for, engine_run
     from arbx.config import load_settings
 
     if args.blocks < 1:
@@ -55,7 +55,7 @@ def _record(args: argparse.Namespace) -> int:
     settings = load_settings(args.config).model_copy(update={"mode": "shadow", "standby": False})
     args.max_blocks, args.plain, args.block_time, args.pools = args.blocks, True, None, None
     with chain_for(settings, args) as spec:
-        return asyncio.run(_engine_run(settings, spec, args, record_to=args.out))
+        return asyncio.run(engine_run(settings, spec, args, record_to=args.out))
 
 
 def replay_window(window_path: Path) -> dict[str, Any]:

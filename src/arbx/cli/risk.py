@@ -8,16 +8,14 @@ breach it is also how an operator resumes trading. Both are written to the audit
 from __future__ import annotations
 
 import argparse
-import getpass
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from arbx.cli.args import count
+from arbx.cli.store import operator_actor, sessions_of
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session, sessionmaker
+    pass
 
 _ALL = "every chain"
 
@@ -52,7 +50,7 @@ def _kill(args: argparse.Namespace) -> int:
 
     chain, url = _target(args)
     with sessions_of(url) as sessions:
-        state = kill(sessions, chain, args.reason, _actor())
+        state = kill(sessions, chain, args.reason, operator_actor())
     print(f"kill switch engaged for {_scope(chain)}: {state.reason}")
     return 0
 
@@ -62,7 +60,7 @@ def _unkill(args: argparse.Namespace) -> int:
 
     chain, url = _target(args)
     with sessions_of(url) as sessions:
-        state = unkill(sessions, chain, _actor(), args.reason)
+        state = unkill(sessions, chain, operator_actor(), args.reason)
     still = " (the all-chains switch is still engaged)" if state.engaged else ""
     print(f"kill switch released for {_scope(chain)}{still}")
     return 0
@@ -100,27 +98,5 @@ def _target(args: argparse.Namespace) -> tuple[int, str]:
     return chain, settings.database_url
 
 
-@contextmanager
-def sessions_of(url: str) -> Iterator[sessionmaker[Session]]:
-    """Sessions on the migrated database; database errors become one ConfigError line."""
-    from arbx.cli.store import database_errors
-    from arbx.store import make_engine, make_session_factory, migrate
-
-    with database_errors(url):
-        migrate.upgrade(url)
-        engine = make_engine(url)
-        try:
-            yield make_session_factory(engine)
-        finally:
-            engine.dispose()
-
-
 def _scope(chain: int) -> str:
     return _ALL if chain == 0 else f"chain {chain}"
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"

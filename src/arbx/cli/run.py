@@ -202,10 +202,10 @@ def _run(args: argparse.Namespace) -> int:
             print(f"metrics: {metrics.url}", flush=True)
         with chain_for(settings, args) as spec:
             record.engine_started(__version__, spec.name)
-            return asyncio.run(_engine_run(settings, spec, args))
+            return asyncio.run(engine_run(settings, spec, args))
 
 
-async def _engine_run(
+async def engine_run(
     settings: Settings, spec: ChainSpec, args: argparse.Namespace, record_to: Path | None = None
 ) -> int:
     """Wire a run: its plan, the strategy, the executor factory, the view; then start, run and

@@ -48,7 +48,7 @@ def register(sub: Any) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from arbx.cli.risk import sessions_of
+    from arbx.cli.store import sessions_of
     from arbx.config import load_settings
     from arbx.risk.alerts import firing_alerts
     from arbx.store import stage_repo

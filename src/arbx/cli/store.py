@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arbx.cli.args import count
 from arbx.domain.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 
 def register(sub: Any) -> None:
@@ -142,3 +146,25 @@ def database_errors(url: str) -> Iterator[None]:
     except (OperationalError, ArgumentError) as exc:
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise ConfigError(f"database {redacted(url)}: {detail}") from None
+
+
+@contextmanager
+def sessions_of(url: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions on the migrated database; database errors become one ConfigError line."""
+    from arbx.store import make_engine, make_session_factory, migrate
+
+    with database_errors(url):
+        migrate.upgrade(url)
+        engine = make_engine(url)
+        try:
+            yield make_session_factory(engine)
+        finally:
+            engine.dispose()
+
+
+def operator_actor() -> str:
+    """Who an operator command acts as, for the audit trail: ``cli:<user>``."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
