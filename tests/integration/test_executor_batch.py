@@ -2,21 +2,31 @@
 pool-disjoint routes all realize their sized profit and each pays the builder its own share; a
 route that reverts (its pool moved by the route before it, or its profit under its minimum) is
 skipped and the others still run; a call where none runs reverts; the contract's bounds hold;
-and an MEV inspector reading the transaction's swaps names every route as our arbitrage.
+an MEV inspector reading the transaction's swaps names every route as our arbitrage; and
+self-scoring judges each route of a batch on its own (the one that ran is ours, the one skipped
+is not, every route of a batch whose simulation failed was never real).
 """
 
 import asyncio
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from arbx.chain.rpc import RpcClient
 from arbx.chain.swaps import SwapReader
 from arbx.domain.pools import Pool
-from arbx.domain.profit import builder_payment, kept_profit
+from arbx.domain.profit import Opportunity, builder_payment, kept_profit
 from arbx.domain.scoring import find_arbitrages
 from arbx.domain.sizing import Sized, optimize
+from arbx.execution.keys import SignedTx
 from arbx.execution.route_codec import MAX_ROUTES, encode_execute, encode_execute_many
+from arbx.executors.records import SentBundle, store_outcome, store_sent
+from arbx.executors.scoring import Scorer
+from arbx.store import execution_repo, repo
+from arbx.store.models import BundleRouteRow, OpportunityScoreRow
 from tests.integration.executor_world import (
     Market,
     make_route,
@@ -150,3 +160,95 @@ def test_an_inspector_names_each_route_of_the_transaction_ours(fresh: Market) ->
     found = asyncio.run(swaps())
     wanted = {frozenset(m.pools[n].address.lower() for n in r) for r in (V2_V2, V3_V3)}
     assert {frozenset(p.lower() for p in pools) for pools in found} == wanted
+
+
+def _found(m: Market, names: Sequence[str], net: int) -> Opportunity:
+    """The opportunity of the WETH route through ``names`` sized now, expecting ``net``."""
+    size = sized(m, names)
+    route = make_route(m, names, m.weth)
+    return Opportunity(route, size.amount_in, size.amounts, size.profit, 200_000, 0, 0, net)
+
+
+def _bundle(m: Market, target: int, tx_hash: str, routes: Sequence[Opportunity]) -> SentBundle:
+    """What the live executor records of a bundle carrying ``routes`` in one transaction."""
+    signed = SignedTx(b"", bytes.fromhex(tx_hash[2:]), 0, m.owner)
+    return SentBundle(
+        routes[0], target, ["local"], signed, "ab" * 32, m.owner, m.executor.address, 0,
+        expected_net_profit=sum(o.net_profit for o in routes), routes=len(routes),
+        carried=tuple(routes),
+    )  # fmt: skip
+
+
+def test_self_scoring_judges_each_route_of_a_batch(
+    fresh: Market, factory: sessionmaker[Session]
+) -> None:
+    m = fresh
+    names = (*V2_V2, *V3_V3)
+    chain_id = int(m.chain.rpc("eth_chainId"), 16)
+    found_at = int(m.chain.rpc("eth_blockNumber"), 16)
+    # at the same block: a batch that lands (V2_V2 runs, V3_V3 asks one wei too many and is
+    # skipped), and a batch of the same routes (other sizes) whose simulation failed
+    ran, skipped = _found(m, V2_V2, 11), _found(m, V3_V3, 12)
+    failed = [_found(m, V2_V2, 21), _found(m, V3_V3, 22)]
+    legacy = _found(m, V3_V3, 31)  # its bundle's row predates the routes' list (revision 0007)
+    never = encode_execute_many(
+        [execute(m, V2_V2, 0, min_extra=1), execute(m, V3_V3, 0, min_extra=1)]
+    )
+    assert revert_of(m.chain, m.owner, m.executor.address, never) == "NoRouteExecuted()"
+    receipt = send(
+        m.chain, m.owner, m.executor.address,
+        encode_execute_many([execute(m, V2_V2, 0), execute(m, V3_V3, 0, min_extra=1)]),
+    )  # fmt: skip
+    landed_at = int(receipt["blockNumber"], 16)
+    for _ in range(3):
+        m.chain.rpc("evm_mine")
+    with factory.begin() as session:
+        repo.upsert_chain(session, chain_id, "anvil")
+        run_id = repo.start_run(session, chain_id, mode="limited")
+        header = repo.BlockHeader(
+            chain_id, found_at, f"0x{found_at:064x}", f"0x{found_at - 1:064x}", 0
+        )
+        repo.record_block(session, header, datetime.now(UTC), run_id=run_id)
+        ids = repo.add_opportunities(
+            session, run_id, header, [ran, skipped, *failed, legacy], datetime.now(UTC), 1.0
+        )
+        old = execution_repo.record_bundle(
+            session, run_id, target_block=landed_at, builders=[], tx_hashes=[],
+            expected_net_profit=legacy.net_profit,
+        )  # fmt: skip
+        execution_repo.update_bundle_outcome(session, old, "sim_failed")
+    batch = _bundle(m, landed_at, str(receipt["transactionHash"]), [ran, skipped])
+    store_sent(factory, run_id, batch)
+    batch.written.set()
+    store_outcome(factory, batch, "included", {"included_block": landed_at})
+    dud = _bundle(m, landed_at, "0x" + "77" * 32, failed)
+    store_sent(factory, run_id, dud)
+    dud.written.set()
+    store_outcome(factory, dud, "sim_failed", {})
+    with factory() as session:
+        carried = session.execute(
+            select(BundleRouteRow.route_key, BundleRouteRow.net_profit).order_by(
+                BundleRouteRow.bundle_id, BundleRouteRow.position
+            )
+        ).all()
+    assert [(k, int(n)) for k, n in carried] == [
+        (repo.route_key(o.route), o.net_profit) for o in (ran, skipped, *failed)
+    ]
+
+    async def score() -> int:
+        async with RpcClient([str(m.chain.provider.endpoint_uri)], timeout=10) as client:
+            scorer = Scorer(factory, client, read_pools(m, names), run_id, chain_id, window=3)
+            return await scorer.score_to(found_at + 3)
+
+    assert asyncio.run(score()) == 5
+    with factory() as session:
+        scores = {
+            s.opportunity_id: s
+            for s in session.query(OpportunityScoreRow).filter_by(run_id=run_id).all()
+        }
+    outcomes = [scores[i].outcome for i in ids]
+    assert outcomes == ["captured_us", "still_open", "never_real", "never_real", "never_real"]
+    ours = scores[ids[0]]
+    assert (ours.decided_block, ours.taker_tx) == (
+        landed_at, str(receipt["transactionHash"]).lower(),
+    )  # fmt: skip

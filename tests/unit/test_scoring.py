@@ -128,3 +128,21 @@ def test_a_failed_simulation_was_never_real_and_our_included_bundle_is_ours(
     assert classify(failed, [[arbitrage]], ours=set()).outcome == "never_real"
     included = Found(item["block"] - 1, tuple(item["route"]), included=True)
     assert classify(included, [[arbitrage]], ours=set()).outcome == "captured_us"
+
+
+def test_a_route_of_a_landed_batch_is_ours_only_if_its_transaction_swapped_through_it(
+    taken: tuple[dict[str, Any], TxSwaps, list[TxSwaps]],
+) -> None:
+    item, arbitrage, _ = taken
+    route = tuple(item["route"])
+    ran = Found(item["block"] - 1, route, batch_txs=(item["tx"].upper(),))
+    score = classify(ran, [[arbitrage]], ours=set())
+    assert (score.outcome, score.decided_block, score.taker_tx) == (
+        "captured_us", item["block"], item["tx"],
+    )  # fmt: skip
+    # carried by another landed transaction of ours that swapped nowhere near it: skipped, so
+    # whoever did arbitrage its pools took it
+    skipped = Found(item["block"] - 1, route, batch_txs=("0x" + "12" * 32,))
+    assert classify(skipped, [[arbitrage]], ours=set()).outcome == "captured_other"
+    nobody = Found(item["block"] - 1, ("0x" + "ab" * 20,), batch_txs=(item["tx"],))
+    assert classify(nobody, [[arbitrage]], ours=set()).outcome == "still_open"

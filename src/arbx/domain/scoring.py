@@ -7,8 +7,10 @@ the transaction's sender is who took it. :func:`classify` then names the outcome
 opportunity found at block B over the window B+1..B+K, first rule that applies:
 
 - ``never_real``: our own simulation of it failed (it was never there to take);
-- ``captured_us``: our bundle for it was included, or one of our addresses ran an arbitrage
-  through any of its pools in the window;
+- ``captured_us``: our bundle for it alone was included; or it rode with other routes in one
+  transaction of ours (``executeMany``) that landed and swapped through its pools (a route the
+  batch skipped swaps nothing and is judged by the rules below); or one of our addresses ran an
+  arbitrage through any of its pools in the window;
 - ``captured_other``: someone else's arbitrage went through any of its pools (the first one in
   the window: its sender, transaction and profit);
 - ``still_open``: no swap touched its pools in the window, or the route was found again at the
@@ -79,7 +81,10 @@ class Found:
     block: int
     pools: tuple[str, ...]
     simulation_failed: bool = False
-    included: bool = False  # our bundle for it landed
+    included: bool = False  # our bundle for it alone (one route) landed
+    # our landed transactions (hashes, lower case) that carried it among several routes: it was
+    # ours only if one of them swapped through its pools (else the batch skipped it)
+    batch_txs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +163,12 @@ def classify(
     if found.included:
         return Score("captured_us")
     pools = {p.lower() for p in found.pools}
+    if found.batch_txs:
+        carriers = {h.lower() for h in found.batch_txs}
+        for block in window:
+            for tx in block:
+                if tx.tx_hash.lower() in carriers and {s.pool.lower() for s in tx.swaps} & pools:
+                    return Score("captured_us", tx.block, tx.sender, tx.tx_hash)
     last_touch: int | None = None
     for block in window:
         for tx in sorted(block, key=lambda t: t.index):

@@ -489,6 +489,7 @@ class BundleExecutor:
                     for o, share in zip(routes, shares, strict=True)
                 ),
                 routes=len(routes),
+                carried=tuple(routes),
             )
             # its intent, durable before it leaves, written while it is simulated: a process
             # killed during the send leaves a row the next start settles

@@ -35,6 +35,7 @@ from arbx.domain.profit import Opportunity
 from arbx.execution.keys import SignedTx
 from arbx.store import api_repo
 from arbx.store import execution_repo as xrepo
+from arbx.store.repo import route_key
 
 log = logging.getLogger(__name__)
 MAX_PAUSE = 1.0  # seconds a pause holds the writer back at most
@@ -135,8 +136,14 @@ class SentBundle:
     # the routes' expected net profit together at the shares paid (None: the opportunity's)
     expected_net_profit: int | None = None
     routes: int = 1  # routes in its transaction (executeMany past one)
+    carried: tuple[Opportunity, ...] = ()  # its routes' opportunities (empty: ``opportunity``)
     # set once its intent's writing ended (written, or given up): the records about it wait
     written: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def routes_carried(self) -> tuple[Opportunity, ...]:
+        """The opportunities its transaction's routes were sized for, in order."""
+        return self.carried or (self.opportunity,)
 
     @property
     def expected(self) -> int:
@@ -159,6 +166,7 @@ def store_sent(sessions: sessionmaker[Session], run_id: int, sent: SentBundle) -
             expected_net_profit=sent.expected,
             signer=sent.signer,
             bundle_hash="0x" + sent.bundle_hash,
+            routes=[(route_key(o.route), o.net_profit) for o in sent.routes_carried],
         )
         api_repo.notify_event(session, "bundle", {"id": bundle_id})
         xrepo.record_tx(

@@ -3,8 +3,11 @@
 At every head N, the run's opportunities found at or before N - window that have no score are
 classified (:func:`arbx.domain.scoring.classify`) from the swaps of the blocks after them
 (:class:`arbx.chain.swaps.SwapReader`, kept for the blocks still needed), the blocks where the
-run found the same route again, and the run's own bundles: one that failed simulation for it
-makes it ``never_real``, one included makes it ours, and our addresses (the signing key and
+run found the same route again, and the run's own bundles (matched by the routes they list):
+one that failed simulation for it makes it ``never_real``, one sent for it alone and included
+makes it ours, one that carried it among several routes and landed makes it ours only if its
+transaction swapped through the route's pools (a route the batch skipped is not), and our
+addresses (the signing key and
 the executor, in live modes) and our transactions' hashes mark our arbitrages (a bundle's row
 may be written after the block that includes it is scored: the addresses do not wait for it).
 Scores are stored in ``opportunity_scores``, and each opportunity someone else took is a
@@ -96,12 +99,7 @@ class Scorer:
         for opportunity in waiting:
             blocks = range(opportunity.block + 1, opportunity.block + self.window + 1)
             window = [self._swaps.get(n, []) for n in blocks]
-            found = Found(
-                opportunity.block,
-                opportunity.pools,
-                simulation_failed=_matched(opportunity, bundles, FAILED_SIMULATION, self.window),
-                included=_matched(opportunity, bundles, ("included",), self.window),
-            )
+            found = _found(opportunity, bundles, self.window)
             again = found_again.get(opportunity.route_key, set())
             score = classify(found, window, ours, again)
             if score.outcome == "captured_other" and score.decided_block is not None:
@@ -140,13 +138,22 @@ class Scorer:
                 )
 
 
-def _matched(
-    opportunity: ToScore, bundles: Sequence[OurBundle], statuses: Sequence[str], window: int
-) -> bool:
-    """True if one of our bundles in the window was for this opportunity and ended so."""
-    return any(
-        b.status in statuses
-        and b.expected_net_profit == opportunity.net_profit
-        and opportunity.block < b.target_block <= opportunity.block + window
+def _found(opportunity: ToScore, bundles: Sequence[OurBundle], window: int) -> Found:
+    """What our bundles say of ``opportunity``: those sent for it (its route among theirs) for a
+    block in its window. A failed simulation of any marks it never real (a batch fails only when
+    none of its routes runs); one sent alone and included makes it ours; one that carried it
+    among several routes and landed names the transaction whose swaps must show it ran."""
+    carriers = [
+        b
         for b in bundles
+        if opportunity.block < b.target_block <= opportunity.block + window
+        and b.carries(opportunity.route_key, opportunity.net_profit)
+    ]
+    landed = [b for b in carriers if b.status == "included"]
+    return Found(
+        opportunity.block,
+        opportunity.pools,
+        simulation_failed=any(b.status in FAILED_SIMULATION for b in carriers),
+        included=any(not b.batch for b in landed),
+        batch_txs=tuple(h for b in landed if b.batch for h in b.tx_hashes),
     )

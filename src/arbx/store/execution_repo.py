@@ -22,6 +22,7 @@ from arbx.domain.errors import InputError
 from arbx.domain.limits import OUTCOMES
 from arbx.domain.stages import BundleEvidence
 from arbx.store.models import (
+    BundleRouteRow,
     BundleRow,
     Run,
     TransactionRow,
@@ -78,8 +79,12 @@ def record_bundle(
     signer: str | None = None,
     replacement_uuid: str | None = None,
     bundle_hash: str | None = None,
+    routes: Sequence[tuple[str, int]] | None = None,
 ) -> int:
-    """Record a bundle just sent (status 'sent'). -> its id."""
+    """Record a bundle just sent (status 'sent'). -> its id.
+
+    ``routes``: the routes its transaction carries, in order, each an opportunity's route key
+    and its expected net profit (how self-scoring matches them to opportunities)."""
     row = BundleRow(
         run_id=run_id,
         opportunity_id=opportunity_id,
@@ -95,6 +100,10 @@ def record_bundle(
     )
     session.add(row)
     session.flush()
+    for position, (key, net) in enumerate(routes or ()):
+        session.add(
+            BundleRouteRow(bundle_id=row.id, position=position, route_key=key, net_profit=net)
+        )
     return row.id
 
 
@@ -111,6 +120,7 @@ def drop_bundle(session: Session, bundle_id: int) -> None:
     """Forget a bundle recorded before it left that never left (late, refused), with its
     transactions."""
     session.execute(delete(TransactionRow).where(TransactionRow.bundle_id == bundle_id))
+    session.execute(delete(BundleRouteRow).where(BundleRouteRow.bundle_id == bundle_id))
     session.execute(delete(BundleRow).where(BundleRow.id == bundle_id))
 
 

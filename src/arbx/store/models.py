@@ -671,3 +671,20 @@ class OpportunityScoreRow(Base):
     taker_profit: Mapped[int | None] = mapped_column(Int256())  # in ``token``
     token: Mapped[str | None] = mapped_column(String(42))
     scored_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- the routes of a bundle (revision 0007) ----------------------------------------------------
+
+
+class BundleRouteRow(Base):
+    """One route a bundle's transaction carries (``executeMany`` carries several): the route key
+    and expected net profit of the opportunity it was sized for, how self-scoring matches it."""
+
+    __tablename__ = "bundle_routes"
+    __table_args__ = (UniqueConstraint("bundle_id", "position"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    bundle_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("bundles.id"))
+    position: Mapped[int] = mapped_column(Integer)  # its place in the transaction, from 0
+    route_key: Mapped[str] = mapped_column(String(1024))
+    net_profit: Mapped[int] = mapped_column(Int256())  # at the strategy's share, as found

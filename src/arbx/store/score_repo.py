@@ -1,8 +1,9 @@
 """Self-scoring's records: the opportunities still to score, our bundles, the scores and their sums.
 
-Plain functions over a session; none commits. A bundle is matched to the opportunity it was
-sent for by the run, its expected net profit (exact, in wei) and a target block in the
-opportunity's window: bundles do not name their opportunity.
+Plain functions over a session; none commits. A bundle is matched to the opportunities it was
+sent for by the run, a target block in the opportunity's window and the routes its row lists
+(``bundle_routes``: each route's key and expected net profit, exact in wei; revision 0007); a
+bundle written before that list is matched by its expected net profit (one route each then).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from arbx.domain.scoring import OUTCOMES, Score
-from arbx.store.models import BundleRow, OpportunityRow, OpportunityScoreRow
+from arbx.store.models import BundleRouteRow, BundleRow, OpportunityRow, OpportunityScoreRow
 
 FAILED_SIMULATION = ("sim_failed", "simulated_revert")
 MAX_BATCH = 500  # opportunities scored per call
@@ -43,6 +44,19 @@ class OurBundle:
     expected_net_profit: int
     status: str
     tx_hashes: tuple[str, ...]
+    # the routes its transaction carried: (route key, expected net profit); None on old rows
+    routes: tuple[tuple[str, int], ...] | None = None
+
+    def carries(self, route_key: str, net_profit: int) -> bool:
+        """Whether this bundle was sent for the opportunity of ``route_key`` and ``net_profit``."""
+        if self.routes is None:
+            return self.expected_net_profit == net_profit
+        return (route_key, net_profit) in self.routes
+
+    @property
+    def batch(self) -> bool:
+        """Whether its transaction carried several routes (``executeMany``)."""
+        return self.routes is not None and len(self.routes) > 1
 
 
 def unscored(session: Session, run_id: int, up_to_block: int) -> list[ToScore]:
@@ -90,16 +104,26 @@ def found_blocks(
 
 
 def our_bundles(session: Session, run_id: int, first_target: int) -> list[OurBundle]:
-    """The run's bundles for blocks from ``first_target`` on."""
+    """The run's bundles for blocks from ``first_target`` on, with the routes they list."""
     rows = session.scalars(
         select(BundleRow).where(BundleRow.run_id == run_id, BundleRow.target_block >= first_target)
     ).all()
+    routes: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    if rows:
+        for bundle_id, key, net in session.execute(
+            select(BundleRouteRow.bundle_id, BundleRouteRow.route_key, BundleRouteRow.net_profit)
+            .join(BundleRow, BundleRow.id == BundleRouteRow.bundle_id)
+            .where(BundleRow.run_id == run_id, BundleRow.target_block >= first_target)
+            .order_by(BundleRouteRow.bundle_id, BundleRouteRow.position)
+        ):
+            routes[int(bundle_id)].append((str(key), int(net)))
     return [
         OurBundle(
             int(r.target_block),
             int(r.expected_net_profit),
             str(r.status),
             tuple(str(h).lower() for h in r.tx_hashes_json),
+            tuple(routes[r.id]) if r.id in routes else None,
         )
         for r in rows
     ]
