@@ -45,7 +45,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from arbx.domain.amm.tick_math import (
     MAX_SQRT_RATIO,
@@ -56,7 +56,7 @@ from arbx.domain.amm.tick_math import (
 )
 from arbx.domain.events import LoggedEvent, V2Sync, V3Swap, apply
 from arbx.domain.pools import Pool, Token, V2Pool, V3Pool
-from bench.fixtures import WETH
+from bench.fixtures import WETH as WETH  # noqa: PLC0414 (re-exported)
 
 CHAIN_ID = 1
 FIRST_BLOCK = 21_000_000

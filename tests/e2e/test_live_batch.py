@@ -27,6 +27,7 @@ from arbx.execution.route_codec import (
 from arbx.risk.settings import StageSettings
 from arbx.store import execution_repo
 from arbx.store.models import OpportunityRow
+from arbx.strategies.cyclic import CyclicArbitrage
 from tests.e2e.test_live_run import _Live, _run_until
 
 pytestmark = pytest.mark.e2e
@@ -71,7 +72,9 @@ async def test_disjoint_routes_land_together_within_the_caps(
         update={"risk": DEVNET_RISK.model_copy(update={"stages": stages}), "execution": execution}
     )
     pipeline, executor, (risk, relay), run_id = await live.build(client)
-    pipeline.strategy.caps = lambda: dict.fromkeys(live.spec.base_tokens, 5 * CAP)
+    strategy = pipeline.strategy
+    assert isinstance(strategy, CyclicArbitrage)
+    strategy.caps = lambda: dict.fromkeys(live.spec.base_tokens, 5 * CAP)
     stop = asyncio.Event()
 
     async def until_several_landed() -> None:

@@ -238,6 +238,9 @@ class _Wire:
         self.methods.extend(d["method"] for d in (doc if isinstance(doc, list) else [doc]))
         return await self.inner.post(url, body, timeout, headers)
 
+    async def websocket(self, url: str, timeout: float) -> Any:
+        return await self.inner.websocket(url, timeout)
+
     async def close(self) -> None:
         await self.inner.close()
 
@@ -615,6 +618,7 @@ async def test_an_included_bundle_a_reorg_takes_out_is_settled_again_and_trading
         # no block is made while anvil reorgs (one built meanwhile leaves blocks it no longer
         # serves under the new head); the new branch forks two blocks below the bundle's block
         market = devnet[0].simulator
+        assert market is not None
         await asyncio.to_thread(market.hold.acquire)
         try:
             head = int(await client.call("eth_blockNumber", []), 16)
@@ -645,6 +649,7 @@ async def test_an_included_bundle_a_reorg_takes_out_is_settled_again_and_trading
         if bundle.status == "included":
             receipt = await client.call("eth_getTransactionReceipt", [bundle.tx_hashes_json[0]])
             assert receipt is not None, bundle.id
+            assert bundle.included_block_hash is not None, bundle.id
             assert receipt["blockHash"].lower() == bundle.included_block_hash.lower(), bundle.id
     _assert_the_limits_count_what_the_rows_settled(risk, bundles)
 

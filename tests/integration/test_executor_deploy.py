@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from eth_abi.abi import decode
 from eth_account import Account
+from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from sqlalchemy import create_engine
@@ -57,7 +58,7 @@ def _arbx(env: Mapping[str, str], cwd: Path, *args: str) -> subprocess.Completed
     )
 
 
-def _funded_key(chain: DevChain, tmp_path: Path) -> tuple[str, Path]:
+def _funded_key(chain: DevChain, tmp_path: Path) -> tuple[ChecksumAddress, Path]:
     key = "0x" + secrets.token_hex(32)
     address = Account.from_key(key).address
     chain.w3.provider.make_request("anvil_setBalance", [address, hex(10**20)])  # type: ignore[arg-type]
@@ -68,7 +69,7 @@ def _funded_key(chain: DevChain, tmp_path: Path) -> tuple[str, Path]:
 
 
 def _getter(chain: DevChain, address: str, name: str) -> str:
-    raw = chain.w3.eth.call({"to": address, "data": keccak(text=f"{name}()")[:4]})  # type: ignore[typeddict-item]
+    raw = chain.w3.eth.call({"to": address, "data": keccak(text=f"{name}()")[:4]})
     (value,) = decode(["address"], bytes(raw))
     return str(to_checksum_address(value))
 

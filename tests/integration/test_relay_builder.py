@@ -7,6 +7,7 @@ reverts.
 """
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -83,7 +84,7 @@ def sign(
     account: LocalAccount, nonce: int, *, value: int = 0, revert: bool = False, tip: int = 1
 ) -> bytes:
     """A call to PAYER (paying ``value`` to the coinbase, or reverting) with a ``tip`` wei tip."""
-    tx = {
+    tx: dict[str, Any] = {
         "type": 2,
         "chainId": 31337,
         "nonce": nonce,
@@ -263,13 +264,13 @@ async def test_a_block_whose_top_went_wrong_is_rolled_back(
     builder: LocalBuilder, rpc: RpcClient, relay: RelayClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import arbx.devnet.builder as module  # noqa: PLC0415
-    from arbx.devnet.builder_sim import Run  # noqa: PLC0415
+    from arbx.devnet.builder_sim import Run, simulate  # noqa: PLC0415
 
-    real = module.simulate
+    real = simulate  # what the builder calls, replaced below
 
     async def lying(*args: Any) -> Run:  # a simulation that misses the revert
         run = await real(*args)
-        return Run(tuple(module.dataclasses.replace(r, success=True) for r in run.runs), run.error)
+        return Run(tuple(dataclasses.replace(r, success=True) for r in run.runs), run.error)
 
     monkeypatch.setattr(module, "simulate", lying)
     searcher, public = await funded(rpc), await funded(rpc)
@@ -347,6 +348,7 @@ async def test_a_held_builder_builds_no_block_and_holds_the_market_until_release
             await through.call("evm_mine")
         assert await rpc.block_number() == head + 2
         assert not market.locked()
+        bad: Any
         for bad in (["x"], [0], [10_000], [1, 2], {"s": 1}):
             with pytest.raises(RpcError, match="lease"):
                 await through.call("devnet_hold", bad)

@@ -329,6 +329,7 @@ async def test_a_recorded_gap_and_reorg_replay_to_the_same_book(
     assert live[-1].blocks_applied >= 3
 
     path = tmp_path / "window.jsonl.gz"
+    assert recorder.window is not None
     write_window(recorder.window, path)
     window = read_window(path)
     replayed = window.book()

@@ -211,6 +211,7 @@ def test_bad_pool_files(
     ],
 )
 def test_bad_arguments(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    code: int | str | None
     try:
         code = main(args)
     except SystemExit as exc:  # argparse's own errors leave through SystemExit

@@ -12,6 +12,12 @@ from arbx.engine.runner import Supervisor
 from tests.unit.test_supervision import ScriptedSync, loop_test, pipeline
 
 
+def _blocks(collector: BetweenBlocks, n: int) -> None:
+    """``n`` blocks end, each followed by the collector's turn."""
+    for _ in range(n):
+        collector.after_block()
+
+
 def full_passes(work: Any) -> int:
     """How many generation-2 collections ``work()`` held."""
     seen: list[int] = []
@@ -36,9 +42,9 @@ def test_inside_a_run_full_passes_come_only_after_every_nth_block() -> None:
         assert gc.get_threshold()[2] > 10**9  # never reached: no automatic full pass
         # young collections go on; many survivors would have started full passes before
         kept = [[i] for i in range(200_000)]
-        assert full_passes(lambda: [collector.after_block() for _ in range(2)]) == 0
+        assert full_passes(lambda: _blocks(collector, 2)) == 0
         assert full_passes(collector.after_block) == 1
-        assert full_passes(lambda: [collector.after_block() for _ in range(3)]) == 1
+        assert full_passes(lambda: _blocks(collector, 3)) == 1
         assert len(collector.passes_ms) == 2
         del kept
     assert gc.get_threshold() == before

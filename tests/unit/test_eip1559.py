@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
-import rlp
+import rlp  # type: ignore[import-untyped]
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils.address import to_checksum_address

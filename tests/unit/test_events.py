@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -13,10 +14,17 @@ from arbx.domain.poolfile import parse_document
 from arbx.domain.pools import V2Pool, V3Pool
 
 MAINNET = Path(__file__).parents[1] / "fixtures" / "mainnet"
-V3 = parse_document(json.loads((MAINNET / "v3_wbtc_weth_24407242.json").read_text()))[0]
-V2 = parse_document(json.loads((MAINNET / "v2_v3_wbtc_weth_17600000.json").read_text()))[0]
-assert isinstance(V3, V3Pool)
-assert isinstance(V2, V2Pool)
+P = TypeVar("P", V2Pool, V3Pool)
+
+
+def _first_pool(name: str, kind: type[P]) -> P:
+    pool = parse_document(json.loads((MAINNET / name).read_text()))[0]
+    assert isinstance(pool, kind)
+    return pool
+
+
+V3 = _first_pool("v3_wbtc_weth_24407242.json", V3Pool)
+V2 = _first_pool("v2_v3_wbtc_weth_17600000.json", V2Pool)
 
 
 def test_sync_sets_reserves() -> None:

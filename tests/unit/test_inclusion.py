@@ -119,9 +119,9 @@ async def test_state_moved_stays_unless_it_lands_anyway() -> None:
     tracker.track("moved", [A1], 10, 11)
     tracker.track("landed", [B1], 10, 11)
     await tracker.on_block(9, [], block_hash(9))
-    assert (
-        tracker.mark_state_moved("moved", "pays -3 wei at block 10").outcome is Outcome.STATE_MOVED
-    )
+    moved = tracker.mark_state_moved("moved", "pays -3 wei at block 10")
+    assert moved is not None
+    assert moved.outcome is Outcome.STATE_MOVED
     tracker.mark_state_moved("landed")
     changes = await tracker.on_block(10, [B1], block_hash(10))
     assert [(c.key, c.outcome, c.previous) for c in changes if not c.settled] == [

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from eth_keys import keys
+from eth_keys.datatypes import Signature
 from eth_utils.crypto import keccak
 
 from arbx.chain.transport import FailureKind, TransportError
@@ -82,9 +82,7 @@ def test_header_signs_the_hex_string_of_keccak_of_the_exact_body() -> None:
         b"\x19Ethereum Signed Message:\n" + str(len(hashed_body)).encode() + hashed_body.encode()
     )
     raw = bytes.fromhex(signature[2:])
-    recovered = keys.Signature(raw[:64] + bytes([raw[64] - 27])).recover_public_key_from_msg_hash(
-        digest
-    )
+    recovered = Signature(raw[:64] + bytes([raw[64] - 27])).recover_public_key_from_msg_hash(digest)
     assert recovered.to_checksum_address() == address
     # ... and not over the 32 raw bytes, nor over the body itself
     as_bytes = Account.recover_message(encode_defunct(keccak(body)), signature=raw)
@@ -129,7 +127,11 @@ def test_verify_refuses_missing_malformed_and_foreign_signatures(make_header: An
 
 
 def test_send_bundle_puts_the_uuid_under_each_builders_own_field() -> None:
-    common = {"replacement_uuid": "u-1", "min_timestamp": 5, "reverting_hashes": [HASH_A]}
+    common: dict[str, Any] = {
+        "replacement_uuid": "u-1",
+        "min_timestamp": 5,
+        "reverting_hashes": [HASH_A],
+    }
     fb = send_bundle_params(FLASHBOTS, RAW, 100, **common)
     assert fb == {
         "txs": ["0x" + raw.hex() for raw in RAW],
@@ -207,6 +209,7 @@ def test_builder_side_parsing_round_trips_and_refuses() -> None:
     assert (request.block_number, request.uuid, request.reverting) == (7, "u", frozenset({HASH_A}))
     assert parse_send_bundle([{"txs": [], "blockNumber": "0x7", "uuid": "u"}]).txs == ()
     assert parse_cancel([{"replacementUuid": "u"}]) == "u"
+    bad: Any
     for bad in (
         {},
         [],

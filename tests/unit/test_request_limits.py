@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 import pytest
@@ -39,7 +39,12 @@ async def call(
     query: bytes = b"",
 ) -> tuple[int, str]:
     """Send one request (``chunks`` None: a body that never arrives); the status and detail."""
-    scope = {"type": "http", "method": "PUT", "path": "/x", "headers": list(headers)}
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": "PUT",
+        "path": "/x",
+        "headers": list(headers),
+    }
     scope["query_string"] = query
     pending = list(chunks or [])
 
@@ -51,9 +56,9 @@ async def call(
         chunk = pending.pop(0)
         return {"type": "http.request", "body": chunk, "more_body": bool(pending)}
 
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     await middleware(scope, receive, send)

@@ -176,7 +176,7 @@ def test_failures_count_reverts_and_losses_and_only_a_profit_resets_them() -> No
     state, _ = record_outcome(state, "sim_failed", 0, 0, LIMITS, at=T0)
     assert state.consecutive_failures == 2
     for neutral in ("not_included", "state_moved"):
-        state, _ = record_outcome(state, neutral, 0, 0, LIMITS, at=T0)  # type: ignore[arg-type]
+        state, _ = record_outcome(state, neutral, 0, 0, LIMITS, at=T0)
     assert state.consecutive_failures == 2
     state, _ = record_outcome(state, "included", 0, 1, LIMITS, at=T0)
     assert state.consecutive_failures == 0
@@ -471,7 +471,7 @@ def test_risk_settings_defaults_and_validation() -> None:
     assert settings.limits() == Limits()
     custom = RiskSettings(
         max_input={WETH.lower(): ETH, "*": 10},
-        stages=[{"mode": "shadow"}, {"mode": "scaled", "max_input": {"*": 5}}],  # type: ignore[list-item]
+        stages=[{"mode": "shadow"}, {"mode": "scaled", "max_input": {"*": 5}}],
         demote_on_breach="shadow",
     )
     assert custom.limits().max_input == {WETH: ETH, "*": 10}
@@ -480,6 +480,6 @@ def test_risk_settings_defaults_and_validation() -> None:
     with pytest.raises(ValidationError, match="neither a 20-byte hex address"):
         RiskSettings(max_input={"WETH": 1})
     with pytest.raises(ValidationError, match="starts with a shadow"):
-        RiskSettings(stages=[{"mode": "limited"}])  # type: ignore[list-item]
+        RiskSettings(stages=[{"mode": "limited"}])
     with pytest.raises(ValidationError, match=">= 0"):
         RiskSettings(max_input={"*": -1})

@@ -136,7 +136,7 @@ def test_each_transition_has_its_own_gate_from_the_settings() -> None:
             {"min_blocks": 10, "max_latency_p99_ms": 80},
             {"min_included": 1},
             {"max_latency_p99_ms": 0},
-        ],  # type: ignore[list-item]
+        ],
     )
     schedule = settings.schedule()
     assert schedule.gate(0).min_blocks == 10
@@ -154,11 +154,11 @@ def test_each_transition_has_its_own_gate_from_the_settings() -> None:
         500.0,
     )
     with pytest.raises(ValidationError, match="4 gates for 3 stage transitions"):
-        RiskSettings(gates=[{}, {}, {}, {}])  # type: ignore[list-item]
+        RiskSettings(gates=[{}, {}, {}, {}])
     with pytest.raises(ValidationError, match="plain http"):
         RiskSettings(prometheus_url="file:///etc/passwd")
     with pytest.raises(ValidationError, match="extra"):
-        RiskSettings(gates=[{"min_blockz": 1}])  # type: ignore[list-item]
+        RiskSettings(gates=[{"min_blockz": 1}])
 
 
 def test_the_status_names_the_next_stage_and_what_its_gate_still_needs() -> None:

@@ -158,7 +158,7 @@ async def test_the_loop_retries_transient_failures_and_goes_on() -> None:
 
 @loop_test
 async def test_the_loop_reloads_stale_pools_and_rebootstraps_a_lost_book() -> None:
-    missing = [StaleStateError("the node has no block 3") for _ in range(3)]
+    missing: list[Exception] = [StaleStateError("the node has no block 3") for _ in range(3)]
     sync = ScriptedSync({2: [StaleStateError("pool", pools={"0xp"})], 3: missing})
     resync = CountingResync(head_after=5)
     run = pipeline(range(1, 8), sync, resync)

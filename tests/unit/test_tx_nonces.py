@@ -4,7 +4,7 @@ revert decoding, and the nonce manager's bookkeeping against a scripted transpor
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -46,7 +46,9 @@ class Scripted:
         self.answer = answer
         self.methods: list[str] = []
 
-    async def post(self, url: str, body: bytes, timeout: float) -> Any:
+    async def post(
+        self, url: str, body: bytes, timeout: float, headers: Mapping[str, str] | None = None
+    ) -> Any:
         request = json.loads(body)
         self.methods.append(request["method"])
         result = self.answer(request["method"], request["params"])

@@ -498,7 +498,8 @@ def test_a_ladder_walks_each_step_once() -> None:
     # Spacing 1 and no initialized tick: a large swap takes a step per 256-tick word. Later
     # swaps from the same state reuse those steps and give what the loop gives.
     price, liquidity, fee = get_sqrt_ratio_at_tick(10_000), 10**18, 3000
-    state = (price, 10_000, liquidity, fee, 1, (), {})
+    no_ticks: dict[int, int] = {}
+    state = (price, 10_000, liquidity, fee, 1, (), no_ticks)
     ladders: dict[tuple[bool, bool], Ladder] = {}
     big = swap(*state, True, 10**17, None, ladders)
     assert big == swap(*state, True, 10**17)

@@ -25,7 +25,7 @@ from arbx.store.models import Base
 # (httpx 0.28 works).
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)
-    from starlette.testclient import TestClient
+    from starlette.testclient import TestClient as TestClient  # noqa: PLC0414 (re-exported)
 
 CHAIN = 31337
 NOW = datetime(2025, 3, 2, 12, 0, 0, tzinfo=UTC)
@@ -72,13 +72,17 @@ class Harness:
 
     def get(self, path: str, role: str | None = "viewer", **params: Any) -> httpx.Response:
         """GET as ``role``."""
-        return self.client.get(path, params=params, headers=self.auth(role))
+        response: httpx.Response = self.client.get(path, params=params, headers=self.auth(role))
+        return response
 
     def send(
         self, method: str, path: str, body: Any = None, role: str | None = "operator"
     ) -> httpx.Response:
         """A request with a JSON body as ``role``."""
-        return self.client.request(method, path, json=body, headers=self.auth(role))
+        response: httpx.Response = self.client.request(
+            method, path, json=body, headers=self.auth(role)
+        )
+        return response
 
 
 def wipe(engine: Engine) -> None:

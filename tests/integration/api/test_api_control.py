@@ -6,7 +6,8 @@ when, what, from what to what), and bad input refused with a clear 4xx.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -43,9 +44,21 @@ LIMITS = {
 }
 
 
-def _audit(h: Harness) -> list[AuditLog]:
+@dataclass(frozen=True)
+class _Entry:
+    """An audit row as the tests read it (its JSON columns are whatever the API stored)."""
+
+    actor: str
+    action: str
+    at: datetime
+    before_json: Any
+    after_json: Any
+
+
+def _audit(h: Harness) -> list[_Entry]:
     with h.factory() as s:
-        return list(s.scalars(select(AuditLog).order_by(AuditLog.id)))
+        rows = s.scalars(select(AuditLog).order_by(AuditLog.id))
+        return [_Entry(r.actor, r.action, r.at, r.before_json, r.after_json) for r in rows]
 
 
 # --- mode -------------------------------------------------------------------------------------

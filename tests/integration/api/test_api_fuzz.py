@@ -7,6 +7,7 @@ and the stricter database: NUL bytes, integer ranges), 15 on SQLite.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any, cast
 
 import pytest
 import schemathesis
@@ -61,7 +62,7 @@ def seeded(api: Harness) -> Harness:
     return api
 
 
-def _fuzz(case: schemathesis.Case, seeded: Harness, client: asgi.ASGIClient) -> None:
+def _fuzz(case: schemathesis.Case[Any], seeded: Harness, client: asgi.ASGIClient) -> None:
     response = case.call(session=client, app=seeded.client.app, headers=seeded.auth("operator"))
     assert response.status_code < 500, response.text
     case.validate_response(response, checks=CHECKS)
@@ -74,7 +75,7 @@ def _fuzz(case: schemathesis.Case, seeded: Harness, client: asgi.ASGIClient) -> 
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_no_request_makes_postgresql_fail(
-    case: schemathesis.Case, only_postgresql: None, seeded: Harness, client: asgi.ASGIClient
+    case: schemathesis.Case[Any], only_postgresql: None, seeded: Harness, client: asgi.ASGIClient
 ) -> None:
     _fuzz(case, seeded, client)
 
@@ -86,7 +87,7 @@ def test_no_request_makes_postgresql_fail(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_no_request_makes_sqlite_fail(
-    case: schemathesis.Case, only_sqlite: None, seeded: Harness, client: asgi.ASGIClient
+    case: schemathesis.Case[Any], only_sqlite: None, seeded: Harness, client: asgi.ASGIClient
 ) -> None:
     _fuzz(case, seeded, client)
 
@@ -108,5 +109,6 @@ def only_sqlite(request: pytest.FixtureRequest) -> None:
 @pytest.fixture
 def client(seeded: Harness) -> Iterator[asgi.ASGIClient]:
     """One in-process client for all the examples of a test."""
-    with asgi.get_client(seeded.client.app) as session:
+    # starlette types an ASGI scope as a MutableMapping, schemathesis as a dict: the same app
+    with asgi.get_client(cast(asgi.ASGIApp, seeded.client.app)) as session:
         yield session

@@ -31,7 +31,8 @@ GOOD = {"mode": "shadow", "reason": "drill"}
 
 def send_raw(api: Harness, content: bytes, role: str | None = "operator") -> httpx.Response:
     headers = {"Content-Type": "application/json", **api.auth(role)}
-    return api.client.request("PUT", MODE, content=content, headers=headers)
+    response: httpx.Response = api.client.request("PUT", MODE, content=content, headers=headers)
+    return response
 
 
 @pytest.mark.parametrize(
@@ -96,7 +97,8 @@ def test_query_strings_and_headers_are_bounded(api: Harness) -> None:
     big = api.client.get("/healthz", headers={"X-Big": "a" * 20_000})
     assert big.status_code == 431
     assert "headers over 16384 bytes" in first_line(big)
-    last_event = {b"Last-Event-ID": "²".encode() * 100 + b"\xff" * 1000, **api.auth("viewer")}
+    last_event: dict[str | bytes, str | bytes] = dict(api.auth("viewer").items())
+    last_event[b"Last-Event-ID"] = "²".encode() * 100 + b"\xff" * 1000
     assert api.client.get("/api/v1/status", headers=last_event).status_code == 200
     huge_token = api.client.get("/api/v1/status", headers={"Authorization": "Bearer " + "a" * 9000})
     assert huge_token.status_code == 401

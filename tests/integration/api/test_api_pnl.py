@@ -159,7 +159,7 @@ def test_pnl_filters(api: Harness, book: dict[str, int]) -> None:
         ({"limit": 1001}, 422, "query parameter 'limit'"),
     ],
 )
-def test_pnl_bad_input(api: Harness, params: dict[str, object], status: int, message: str) -> None:
+def test_pnl_bad_input(api: Harness, params: dict[str, Any], status: int, message: str) -> None:
     refused = api.get("/api/v1/pnl", **params)
     assert refused.status_code == status
     assert message in first_line(refused)

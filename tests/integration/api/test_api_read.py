@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -222,7 +223,7 @@ def test_pages_within_a_run_and_a_route(api: Harness, opportunities: dict[str, l
     ],
 )
 def test_opportunities_bad_input(
-    api: Harness, params: dict[str, object], status: int, message: str
+    api: Harness, params: dict[str, Any], status: int, message: str
 ) -> None:
     refused = api.get("/api/v1/opportunities", **params)
     assert refused.status_code == status
@@ -275,7 +276,7 @@ def test_bundles_list_filter_and_detail(api: Harness) -> None:
     ],
 )
 def test_bundles_bad_input(
-    api: Harness, path: str, params: dict[str, object], status: int, message: str
+    api: Harness, path: str, params: dict[str, Any], status: int, message: str
 ) -> None:
     refused = api.get(path, **params)
     assert refused.status_code == status
@@ -319,7 +320,7 @@ def test_pools_page_by_address_with_symbols(api: Harness) -> None:
         ({"limit": 0}, "query parameter 'limit'"),
     ],
 )
-def test_pools_bad_input(api: Harness, params: dict[str, object], message: str) -> None:
+def test_pools_bad_input(api: Harness, params: dict[str, Any], message: str) -> None:
     refused = api.get("/api/v1/pools", **params)
     assert refused.status_code == 422
     assert message in first_line(refused)
