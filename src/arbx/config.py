@@ -166,15 +166,19 @@ class BiddingSettings(_Strict):
     """The builder's share per route from the rivals self-scoring saw on its pools (ADR 0033).
 
     Off: every route pays ``strategy.builder_share_bps``. On: that share where no rival was
-    seen within ``execution.contested_memory_blocks``, ``contested_bps`` where one was,
-    ``step_bps`` more for each further sighting, at most ``max_bps``, and never more than leaves
-    the route its gas.
+    seen within ``execution.contested_memory_blocks``; where one was and what it paid the
+    coinbase per gas is known (``follow_payments``), the least share that pays ``outbid_bps``
+    more per gas than the most a rival paid there; where only sightings are known,
+    ``contested_bps``, ``step_bps`` more for each further sighting; at most ``max_bps``, and
+    never more than leaves the route its gas.
     """
 
     enabled: bool = False
     contested_bps: int = Field(5_000, ge=0, le=10_000)
     step_bps: int = Field(1_000, ge=0, le=10_000)
     max_bps: int = Field(8_000, ge=0, le=10_000)
+    follow_payments: bool = True
+    outbid_bps: int = Field(1_000, ge=0, le=10_000)
 
     def policy(self, quiet_bps: int, memory_blocks: int) -> BidPolicy | None:
         """The policy, with ``quiet_bps`` where no rival was seen; None when off."""
@@ -186,6 +190,8 @@ class BiddingSettings(_Strict):
             step_bps=self.step_bps,
             max_bps=self.max_bps,
             memory_blocks=memory_blocks,
+            follow_payments=self.follow_payments,
+            outbid_bps=self.outbid_bps,
         )
 
 

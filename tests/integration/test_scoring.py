@@ -68,14 +68,26 @@ def test_the_scorer_names_the_competitor_that_took_an_opportunity(
             if p.kind == "uniswap_v2"
         }
 
+        receipt = chain.rpc("eth_getTransactionReceipt", taken.arbitrage_tx)
+        base_fee = int(chain.rpc("eth_getBlockByNumber", hex(at), False)["baseFeePerGas"], 16)
+        gas_used = int(receipt["gasUsed"], 16)
+        assert taken.builder_payment > 0
+        paid_per_gas = (
+            int(receipt["effectiveGasPrice"], 16) - base_fee + taken.builder_payment // gas_used
+        )
+
         async def score() -> int:
             async with RpcClient([devnet.url], timeout=10) as client:
-                scorer = Scorer(factory, client, pools, run_id, deployment.chain_id, window=3)
+                scorer = Scorer(
+                    factory, client, pools, run_id, deployment.chain_id, window=3, weth=weth
+                )
                 done = await scorer.score_to(at + 2)
                 assert await scorer.score_to(head) == 0  # nothing scored twice
-                # the rival is seen on the taken route's pools, for the bids (ADR 0033)
+                # the rival is seen on the taken route's pools, for the bids (ADR 0033), with
+                # what it paid the coinbase per gas: its priority fee and its builder share
                 assert scorer.competition.sightings(taken.route, at, 1) == 1
                 assert scorer.competition.sightings(("0x" + "ab" * 20,), at, 100) == 0
+                assert scorer.competition.highest_payment(taken.route, at, 1) == paid_per_gas
                 return done
 
         assert asyncio.run(score()) == 2

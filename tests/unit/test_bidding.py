@@ -61,6 +61,34 @@ def test_the_share_leaves_the_gas_and_the_least_net_profit() -> None:
     assert share_bps((P1,), 3, 0, seen, 100, POLICY, min_net_profit=1) <= 3_000
 
 
+def test_a_rival_payment_seen_is_outbid_per_gas_by_the_least_share() -> None:
+    seen = Competition()
+    seen.saw([P1], 95, paid_per_gas=10**9)  # 1 gwei per gas to the coinbase
+    seen.saw([P1], 96, paid_per_gas=3 * 10**9)
+    seen.saw([P2], 97)  # a sighting whose payment the chain did not tell
+    gas = 200_000
+    share = share_bps((P1, P2), GROSS, GAS, seen, 100, POLICY, gas_units=gas)
+    beat = 3 * 10**9 * (BPS + POLICY.outbid_bps) // BPS + 1  # the highest seen, plus 10%
+    assert builder_payment(GROSS, share) >= beat * gas > builder_payment(GROSS, share - 1)
+    assert share == 661  # 6.61% of 10^16 wei over 200,000 gas: just past 3.3 gwei per gas
+    # our priority fee counts towards the payment per gas: a lower share is enough
+    tipped = share_bps((P1,), GROSS, GAS, seen, 100, POLICY, gas_units=gas,
+                       priority_fee_wei=10**9)  # fmt: skip
+    assert builder_payment(GROSS, tipped) >= (beat - 10**9) * gas
+    assert tipped < share
+    # only the sightings when payments are not followed, not known, or the gas is not given
+    counted = share_bps((P1, P2), GROSS, GAS, seen, 100, POLICY)
+    assert counted == POLICY.contested_bps + 2 * POLICY.step_bps
+    unfollowed = replace(POLICY, follow_payments=False)
+    assert share_bps((P1,), GROSS, GAS, seen, 100, unfollowed, gas_units=gas) == 4_000
+    assert share_bps((P2,), GROSS, GAS, seen, 100, POLICY, gas_units=gas) == 3_000
+    # a rival paying more than the route can give: the max, then the room for the gas
+    seen.saw([P3], 99, paid_per_gas=10**15)
+    assert share_bps((P3,), GROSS, GAS, seen, 100, POLICY, gas_units=gas) == POLICY.max_bps
+    assert share_bps((P3,), GROSS, 8 * 10**15, seen, 100, POLICY, gas_units=gas) == 1_999
+    assert seen.highest_payment((P1, P2), 100, 3) is None  # 95 and 96 are out of memory
+
+
 def test_memory_is_bounded() -> None:
     seen = Competition()
     for block in range(MAX_SIGHTINGS * 2):

@@ -5,6 +5,12 @@ One ``eth_getLogs`` for the V2 and V3 ``Swap`` topics over the range, then one b
 Only pools we know are decoded (their tokens come from our pool book); a log of another shape
 than its topic promises is skipped and counted, never trusted. Amounts are checked against
 their ABI types; a range is bounded (``MAX_RANGE`` blocks, ``MAX_LOGS`` logs).
+
+:func:`coinbase_payments` tells what a rival's arbitrage paid the block's builder per gas, from
+its receipt and its block's base fee: the priority fee, plus the WETH that the contract it
+called unwrapped in it (an executor pays its builder share so, ours and the devnet's rivals';
+the ETH transfer to the coinbase that follows is in no log, and a node's traces would show any
+other way of paying, which this does not read).
 """
 
 from __future__ import annotations
@@ -12,15 +18,26 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from eth_utils.crypto import keccak
 
-from arbx.chain.rpc import Log, RpcClient, decode_logs, hex_address, to_quantity
+from arbx.chain.rpc import (
+    Log,
+    RpcClient,
+    decode_log,
+    decode_logs,
+    hex_address,
+    hex_int,
+    to_quantity,
+)
 from arbx.domain.pools import Pool, V2Pool
 from arbx.domain.scoring import Swap, TxSwaps
 
 V2_SWAP = bytes(keccak(text="Swap(address,uint256,uint256,uint256,uint256,address)"))
 V3_SWAP = bytes(keccak(text="Swap(address,address,int256,int256,uint160,uint128,int24)"))
+WETH_WITHDRAWAL = bytes(keccak(text="Withdrawal(address,uint256)"))
+MAX_PAYMENTS = 256  # transactions whose payment is read at once
 MAX_RANGE = 256
 MAX_LOGS = 50_000
 _UINT_LIMIT = 1 << 256
@@ -121,3 +138,55 @@ def decode_swap(log: Log, v2: bool, t0: str, t1: str) -> Swap | None:
         if amount1 > 0 > amount0:
             return Swap(log.address, t1, amount1, t0, -amount0)
     return None
+
+
+async def coinbase_payments(
+    client: RpcClient, txs: Mapping[str, str | None], weth: str
+) -> dict[str, int]:
+    """Transaction hash -> what it paid the coinbase per gas (wei), for ``txs`` (hash -> the
+    contract it called): its priority fee (effective gas price over its block's base fee) and
+    the ``weth`` that contract unwrapped in it, over its gas used. A transaction the node does
+    not answer for, or answers in a shape it should not, is left out."""
+    hashes = list(txs)[:MAX_PAYMENTS]
+    if not hashes:
+        return {}
+    receipts = await client.batch(
+        [("eth_getTransactionReceipt", [h]) for h in hashes], return_errors=True
+    )
+    numbers = sorted(
+        {r["blockNumber"] for r in receipts if isinstance(r, dict) and "blockNumber" in r}
+    )
+    headers = await client.batch(
+        [("eth_getBlockByNumber", [n, False]) for n in numbers], return_errors=True
+    )
+    base_fees = {
+        n: h.get("baseFeePerGas", "0x0") for n, h in zip(numbers, headers, strict=True)
+        if isinstance(h, dict)
+    }  # fmt: skip
+    paid: dict[str, int] = {}
+    for tx_hash, receipt in zip(hashes, receipts, strict=True):
+        try:
+            paid[tx_hash] = _paid_per_gas(receipt, base_fees, txs[tx_hash], weth)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+    return paid
+
+
+def _paid_per_gas(receipt: Any, base_fees: Mapping[str, Any], to: str | None, weth: str) -> int:
+    gas_used = hex_int(receipt["gasUsed"])
+    if gas_used <= 0:
+        raise ValueError("no gas used")
+    priority = hex_int(receipt["effectiveGasPrice"]) - hex_int(base_fees[receipt["blockNumber"]])
+    unwrapped = 0
+    for raw in receipt["logs"]:
+        log = decode_log(raw)
+        if (
+            to is not None
+            and log.address == weth.lower()
+            and len(log.topics) == 2
+            and log.topics[0] == WETH_WITHDRAWAL
+            and log.topics[1][-20:].hex() == to.lower().removeprefix("0x")
+            and len(log.data) == 32
+        ):
+            unwrapped += int.from_bytes(log.data)
+    return max(0, priority) + unwrapped // gas_used

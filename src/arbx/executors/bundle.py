@@ -574,6 +574,8 @@ class BundleExecutor:
             self.competition,
             block,
             policy,
+            gas_units=opportunity.gas_units,
+            priority_fee_wei=self.settings.priority_fee_wei,
         )
 
     def _calldata(self, routes: Sequence[Opportunity], shares: Sequence[int]) -> bytes:

@@ -173,7 +173,7 @@ async def build_execution(
     """The executor of a run in ``mode`` (a live mode needs ``live``), recording its blocks
     under ``release`` and ``role``; a live one with ``lock`` when it is taken already."""
     recorder = ShadowExecutor(sessions, run_id, chain_id, release=release or __version__, role=role)
-    scorer = Scorer(sessions, client, pools, run_id, chain_id)
+    scorer = Scorer(sessions, client, pools, run_id, chain_id, weth=base_tokens[0])
     if mode == "shadow":
         shadow = ShadowExecution(recorder)
         shadow.scorer = scorer

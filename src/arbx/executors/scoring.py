@@ -11,7 +11,8 @@ addresses (the signing key and
 the executor, in live modes) and our transactions' hashes mark our arbitrages (a bundle's row
 may be written after the block that includes it is scored: the addresses do not wait for it).
 Scores are stored in ``opportunity_scores``, and each opportunity someone else took is a
-sighting of a rival on its pools for the bidding (``competition``, ADR 0033). A failure to read
+sighting of a rival on its pools for the bidding (``competition``, ADR 0033), with what the
+rival's transaction paid the coinbase per gas (``chain.swaps.coinbase_payments``). A failure to read
 the chain or write the store is logged and counted, and the same opportunities are tried at the
 next head: scoring never stops the run.
 """
@@ -26,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from arbx.chain.rpc import RpcClient
-from arbx.chain.swaps import MAX_RANGE, SwapReader
+from arbx.chain.swaps import MAX_RANGE, SwapReader, coinbase_payments
 from arbx.domain.bidding import Competition
 from arbx.domain.errors import ArbxError
 from arbx.domain.pools import Pool
@@ -51,6 +52,7 @@ class Scorer:
         run_id: int,
         chain_id: int,
         window: int = DEFAULT_WINDOW,
+        weth: str | None = None,
     ) -> None:
         if not 1 <= window <= MAX_RANGE // 2:
             raise ValueError(f"the scoring window must be 1..{MAX_RANGE // 2} blocks")
@@ -59,6 +61,7 @@ class Scorer:
         self.run_id = run_id
         self.chain_id = chain_id
         self.window = window
+        self.weth = weth  # the token rivals unwrap to pay the coinbase (None: not read)
         self.addresses: set[str] = set()  # ours (lower case): the signing key, the executor
         self.competition = Competition()  # rivals seen per pool (the live executor bids on it)
         self.scored = 0
@@ -101,15 +104,38 @@ class Scorer:
             window = [self._swaps.get(n, []) for n in blocks]
             found = _found(opportunity, bundles, self.window)
             again = found_again.get(opportunity.route_key, set())
-            score = classify(found, window, ours, again)
-            if score.outcome == "captured_other" and score.decided_block is not None:
-                self.competition.saw(opportunity.pools, score.decided_block)
-            scores.append((opportunity, score))
+            scores.append((opportunity, classify(found, window, ours, again)))
+        await self._see_rivals(scores)
         await asyncio.to_thread(self._store, scores)
         self.scored += len(scores)
         for number in [n for n in self._swaps if n < first]:
             del self._swaps[number]
         return len(scores)
+
+    async def _see_rivals(self, scores: Sequence[tuple[ToScore, Score]]) -> None:
+        """Each opportunity someone else took is a sighting of a rival on its pools, with what
+        its transaction paid the coinbase per gas when ``weth`` is known and the node tells it
+        (a failure to read it leaves the sightings without payments)."""
+        taken = [
+            (o, s) for o, s in scores
+            if s.outcome == "captured_other" and s.decided_block is not None
+        ]  # fmt: skip
+        paid: dict[str, int] = {}
+        if taken and self.weth is not None:
+            wanted = {s.taker_tx for _, s in taken if s.taker_tx is not None}
+            called = {
+                tx.tx_hash: tx.to
+                for block in self._swaps.values()
+                for tx in block
+                if tx.tx_hash in wanted
+            }
+            try:
+                paid = await coinbase_payments(self.reader.client, called, self.weth)
+            except (ArbxError, ValueError, OSError) as exc:
+                log.warning("the rivals' payments were not read: %s", exc)
+        for opportunity, score in taken:
+            payment = paid.get(score.taker_tx) if score.taker_tx is not None else None
+            self.competition.saw(opportunity.pools, score.decided_block or 0, payment)
 
     def _pending(
         self, up_to: int
