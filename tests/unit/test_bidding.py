@@ -4,6 +4,7 @@ batch of a block, and the risk limits counted per route of one transaction."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -102,11 +103,17 @@ def test_memory_is_bounded() -> None:
 
 @pytest.mark.parametrize(
     "changes",
-    [{"quiet_bps": -1}, {"contested_bps": BPS + 1}, {"max_bps": 20_000}, {"memory_blocks": 0}],
+    [
+        {"quiet_bps": -1},
+        {"contested_bps": BPS + 1},
+        {"max_bps": 20_000},
+        {"outbid_bps": -1},
+        {"memory_blocks": 0},
+    ],
 )
-def test_policy_out_of_bounds_is_refused(changes: dict[str, int]) -> None:
+def test_policy_out_of_bounds_is_refused(changes: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"outside|at least"):
-        BidPolicy(**changes)
+        replace(BidPolicy(), **changes)
 
 
 def test_batch_is_the_best_disjoint_set_best_first_up_to_the_limit() -> None:
