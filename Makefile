@@ -99,6 +99,7 @@ bench: setup $(BENCH_VENV)/.installed
 	$(BIN)/python -m bench.api_bench
 	$(BIN)/python -m bench.decode
 	$(BIN)/python -m bench.stages
+	$(BIN)/python -m bench.capture --short
 	$(MAKE) -s images REGISTRY=
 	$(BIN)/python -m bench.images
 
