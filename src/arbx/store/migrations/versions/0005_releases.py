@@ -5,8 +5,12 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-03
 
-Expand only: four new tables, nothing dropped, renamed or changed, so the previous release runs
-against this schema unchanged (it never reads or writes them). ``block_results`` holds what one
+Expand only: four new tables, nothing dropped, renamed or changed, so the previous release's code
+runs against this schema unchanged (it never reads or writes them). Release 0.1.0 still
+refuses at start a database at a revision it does not ship: rolled back onto this schema it needs
+this revision file added to its migrations (deploy/releases.toml, ``needs_newer_revision_files``);
+from 0.2.0 on a release's upgrade checks the tables and columns it needs and leaves a newer
+database alone (``arbx.store.migrate``, ADR 0025). ``block_results`` holds what one
 engine (active or standby, under its release) made of each block, for ``arbx release compare``;
 ``signer_epochs`` and ``signatures`` are the history ``arbx release audit`` checks;
 ``release_handovers`` carries ``arbx release promote``'s request between the two engines.

@@ -4,8 +4,12 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-03
 
-Expand only: one new table, nothing dropped, renamed or changed, so the previous release runs
-against this schema unchanged (it never reads or writes it). ``opportunity_scores`` holds one
+Expand only: one new table, nothing dropped, renamed or changed, so the previous release's code
+runs against this schema unchanged (it never reads or writes it). Release 0.1.0 still
+refuses at start a database at a revision it does not ship: rolled back onto this schema it needs
+this revision file added to its migrations (deploy/releases.toml, ``needs_newer_revision_files``);
+from 0.2.0 on a release's upgrade checks the tables and columns it needs and leaves a newer
+database alone (``arbx.store.migrate``, ADR 0025). ``opportunity_scores`` holds one
 row per scored opportunity: its outcome over the window of blocks after it (captured by us, by
 someone else, still open, closed by ordinary trading, never real), the block that decided it,
 and, when someone else took it, their address, transaction and profit (``arbx.domain.scoring``).

@@ -4,8 +4,12 @@ Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-04
 
-Expand only: one new table, nothing dropped, renamed or changed, so the previous release runs
-against this schema unchanged (it never reads or writes it). ``bundle_routes`` lists the routes
+Expand only: one new table, nothing dropped, renamed or changed, so the previous release's code
+runs against this schema unchanged (it never reads or writes it). Release 0.1.0 still
+refuses at start a database at a revision it does not ship: rolled back onto this schema it needs
+this revision file added to its migrations (deploy/releases.toml, ``needs_newer_revision_files``);
+from 0.2.0 on a release's upgrade checks the tables and columns it needs and leaves a newer
+database alone (``arbx.store.migrate``, ADR 0025). ``bundle_routes`` lists the routes
 of a bundle's transaction in order: each opportunity's route key and expected net profit at the
 strategy's share. One ``executeMany`` transaction carries several routes (ADR 0033) and its
 bundle's expected net profit is their sum at the shares paid, which no single opportunity
