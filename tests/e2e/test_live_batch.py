@@ -2,19 +2,22 @@
 sends each block's best pool-disjoint routes in one ``executeMany`` transaction through the local
 builder, with the builder's share per route; the transactions land with several routes each,
 their routes share no pool, and every route keeps within the stage's cap per trade even when
-the strategy sizes past it (the risk gate leaves those routes out, the others go)."""
+the strategy sizes past it (the risk gate leaves those routes out, the others go). Self-scoring
+then judges each route of a landed transaction on its own: every route its swaps ran is ours."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 
 from arbx.chain.rpc import RpcClient
+from arbx.chain.swaps import SwapReader
 from arbx.cli.run import DEVNET_RISK
 from arbx.config import BiddingSettings
 from arbx.devnet.commands import EmbeddedDevnet
@@ -24,9 +27,10 @@ from arbx.execution.route_codec import (
     decode_execute,
     decode_execute_many,
 )
+from arbx.executors.scoring import Scorer
 from arbx.risk.settings import StageSettings
-from arbx.store import execution_repo
-from arbx.store.models import OpportunityRow
+from arbx.store import execution_repo, repo
+from arbx.store.models import BundleRouteRow, BundleRow, OpportunityRow, OpportunityScoreRow
 from arbx.strategies.cyclic import CyclicArbitrage
 from tests.e2e.test_live_run import _Live, _run_until
 
@@ -113,3 +117,53 @@ async def test_disjoint_routes_land_together_within_the_caps(
     assert max(sizes) >= 2, sizes  # several routes landed in one transaction
     assert max(sizes) <= MAX_ROUTES
     assert sum(b.realized_profit or 0 for b in bundles) > 0
+    await _each_route_that_ran_is_scored_ours(client, live, executor, run_id, bundles)
+
+
+async def _each_route_that_ran_is_scored_ours(
+    client: RpcClient, live: _Live, executor: Any, run_id: int, bundles: list[BundleRow]
+) -> None:
+    """Score the run, then look at every route of every landed transaction of several routes:
+    the routes whose pools its swaps touched are ``captured_us``, matched by the routes the
+    bundle's row lists (route key and expected net profit, ADR 0031)."""
+    head = int(await client.call("eth_blockNumber", []), 16)
+    scorer = Scorer(live.sessions, client, executor.pools, run_id, 31337, window=3)
+    while await scorer.score_to(head):
+        pass
+    reader = SwapReader(client, executor.pools)
+    ran = 0
+    with live.sessions() as session:
+        for bundle in bundles:
+            carried = session.execute(
+                select(BundleRouteRow.route_key, BundleRouteRow.net_profit)
+                .where(BundleRouteRow.bundle_id == bundle.id)
+                .order_by(BundleRouteRow.position)
+            ).all()
+            assert carried, f"bundle {bundle.id} lists no route"
+            if len(carried) < 2 or bundle.included_block is None:
+                continue
+            (tx_hash,) = bundle.tx_hashes_json
+            read = await reader.read(bundle.included_block, bundle.included_block)
+            swapped = {
+                s.pool.lower()
+                for tx in read.get(bundle.included_block, [])
+                if tx.tx_hash.lower() == tx_hash.lower()
+                for s in tx.swaps
+            }
+            for key, net in carried:
+                if not {p.lower() for p in repo.route_key_pools(key)} & swapped:
+                    continue  # skipped inside the transaction
+                outcomes = session.scalars(
+                    select(OpportunityScoreRow.outcome)
+                    .join(OpportunityRow, OpportunityRow.id == OpportunityScoreRow.opportunity_id)
+                    .where(
+                        OpportunityRow.run_id == run_id,
+                        OpportunityRow.route_key == key,
+                        OpportunityRow.net_profit == int(net),
+                        OpportunityRow.block_number < bundle.target_block,
+                        OpportunityRow.block_number >= bundle.target_block - 3,
+                    )
+                ).all()
+                assert outcomes == ["captured_us"], (key, outcomes)
+                ran += 1
+    assert ran >= 2  # routes of several-route transactions, each judged ours
