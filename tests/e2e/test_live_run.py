@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 
 from arbx.chain.book import load_book
 from arbx.chain.heads import heads
+from arbx.chain.resync import BookResync
 from arbx.chain.rpc import RpcClient
 from arbx.chain.sync import ChainSync
 from arbx.cli.live import devnet_keys, live_executor, stage_caps
@@ -110,7 +111,8 @@ class _Live:
         self.spec = devnet_spec(devnet.deployment)
 
     async def build(self, client: RpcClient) -> tuple[Pipeline, Any, Any, int]:
-        book = (await load_book(client, self.spec)).book
+        loaded = await load_book(client, self.spec)
+        book = loaded.book
         with self.sessions.begin() as session:
             repo.upsert_chain(session, 31337, "devnet")
             run_id = repo.start_run(session, 31337, mode="limited")
@@ -126,6 +128,7 @@ class _Live:
         pipeline = Pipeline(
             heads(client, poll_interval=0.02, use_ws=False), ChainSync(client, book),
             strategy, executor, pools=lambda: len(book),
+            resync=BookResync(client, book, loaded.metas),  # as the engine: a deep reorg reloads
         )  # fmt: skip
         return pipeline, executor, (risk, relay), run_id
 
@@ -716,3 +719,94 @@ async def test_a_bundle_is_recorded_before_it_reaches_the_builder(
     # no row for a bundle that never left (late, refused), one for each that did
     assert {b.tx_hashes_json[0] for b in sent_rows} == arrived
     assert all(b.builders_json for b in sent_rows)  # the builders that acknowledged it
+
+
+@pytest.mark.asyncio
+async def test_rows_a_reorg_deeper_than_the_journal_replaced_are_corrected_after_the_rebootstrap(
+    client: RpcClient, devnet: tuple[EmbeddedDevnet, Path], tmp_path: Path
+) -> None:
+    """A bundle settled as included more than the journal's depth (64 blocks) below the head is
+    no longer followed in memory; the chain then goes back to a snapshot taken before its block
+    (``evm_revert``, 70 blocks and more, the market held), and the engine re-bootstraps. Its row
+    must then agree with the chain again (not left ``included`` in a block the chain no longer
+    has), the limits must count the final settlements only, and trading goes on."""
+    live, pipeline, executor, (risk, relay), run_id = await _started(client, devnet, tmp_path)
+    stop = asyncio.Event()
+    seen: dict[str, Any] = {}
+    snapshot = await client.call("evm_snapshot", [])
+    start = int(await client.call("eth_blockNumber", []), 16)
+
+    def included_rows() -> list[Any]:
+        with live.sessions() as session:
+            bundles = execution_repo.list_bundles(session, run_id)
+            return [b for b in bundles if b.status == "included"]
+
+    async def revert_past_the_journal() -> None:
+        await wait_for(lambda: bool(included_rows()))
+        row = min(included_rows(), key=lambda b: b.included_block)
+        seen["tx"], seen["block"], seen["id"] = row.tx_hashes_json[0], row.included_block, row.id
+        # the tracker forgets a settled bundle 64 blocks after it was decided
+        tx = bytes.fromhex(row.tx_hashes_json[0].removeprefix("0x"))
+        await wait_for(lambda: not executor.tracker.holds(tx))
+        assert executor.head >= row.included_block + 64
+        market = devnet[0].simulator
+        await asyncio.to_thread(market.hold.acquire)
+        try:
+            seen["depth"] = int(await client.call("eth_blockNumber", []), 16) - start
+            assert await client.call("evm_revert", [snapshot]) is True
+        finally:
+            market.hold.release()
+        seen["sent"] = executor.stats.sent
+        await wait_for(lambda: pipeline.summary.rebootstraps >= 1)
+        await _until_the_row_agrees_with_the_chain(live, client, seen["id"])
+        await wait_for(lambda: executor.stats.sent >= seen["sent"] + 2)
+        await _until_every_bundle_settled(live, executor)
+        stop.set()
+
+    await _run_until(
+        pipeline,
+        (executor, risk, relay),
+        stop,
+        revert_past_the_journal(),
+        max_blocks=2000,
+        timeout=600,
+    )
+    assert seen["depth"] > 64
+    assert executor.stats.rows_corrected >= 1
+    with live.sessions() as session:
+        bundles = execution_repo.list_bundles(session, run_id)
+    [row] = [b for b in bundles if b.id == seen["id"]]
+    receipt = await client.call("eth_getTransactionReceipt", [seen["tx"]])
+    if receipt is None:  # taken out by the revert: not included (its window long passed)
+        assert row.status == "not_included", row.status
+    else:  # put in a block of the new branch: recorded there
+        assert row.status == "included"
+        assert row.included_block_hash.lower() == receipt["blockHash"].lower()
+    for bundle in bundles:  # every row that says included says where the chain has it
+        if bundle.status in ("included", "reverted"):
+            receipt = await client.call("eth_getTransactionReceipt", [bundle.tx_hashes_json[0]])
+            assert receipt is not None, bundle.id
+            assert receipt["blockHash"].lower() == bundle.included_block_hash.lower(), bundle.id
+    _assert_the_limits_count_what_the_rows_settled(risk, bundles)
+
+
+async def _until_the_row_agrees_with_the_chain(
+    live: _Live, client: RpcClient, bundle_id: int, timeout: float = 120.0
+) -> None:
+    """Poll until bundle row ``bundle_id`` says what the chain says of its transaction: included
+    in the block its receipt names, or not included when there is no receipt."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        with live.sessions() as session:
+            row = session.get(BundleRow, bundle_id)
+            assert row is not None
+            status, block_hash, tx = row.status, row.included_block_hash, row.tx_hashes_json[0]
+        receipt = await client.call("eth_getTransactionReceipt", [tx])
+        if receipt is None and status == "not_included":
+            return
+        landed = status in ("included", "reverted")
+        if landed and receipt is not None and str(block_hash) == receipt["blockHash"].lower():
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"bundle {bundle_id} is {status} in {block_hash}; receipt {receipt}")
+        await asyncio.sleep(0.05)

@@ -4,9 +4,10 @@ by the class of what failed (the policy is ``engine.supervision``).
 A block whose work fails is not dropped: after a transient failure it is tried again once the
 back-off has passed (a stop signal cuts the wait short); after a stale one the pools in doubt
 are reloaded, or the whole book is re-bootstrapped at the chain's head, and heads that the new
-book already covers are skipped. A fatal failure ends the loop: the summary names it
-(``stopped_by = "error"``, ``fault``) and the exception goes on to the caller, which records
-the run as failed.
+book already covers are skipped; an executor with ``on_rebootstrap`` is told (a reorg deeper
+than the journal may have replaced blocks its records name). A fatal failure ends the loop: the
+summary names it (``stopped_by = "error"``, ``fault``) and the exception goes on to the caller,
+which records the run as failed.
 """
 
 from __future__ import annotations
@@ -159,3 +160,6 @@ class Supervisor:
         log.warning(
             "re-bootstrapped the pool book at block %d (%d pools changed)", floor, len(changed)
         )
+        told = getattr(self.pipeline.executor, "on_rebootstrap", None)
+        if told is not None:  # a live executor checks its landed bundles' rows (ADR 0029)
+            told(floor)

@@ -133,6 +133,10 @@ class BundleTracker:
         """The bundle tracked under ``key``, if any."""
         return self._bundles.get(key)
 
+    def holds(self, tx_hash: bytes) -> bool:
+        """Whether a bundle tracked here has transaction ``tx_hash``."""
+        return any(tx_hash in b.tx_hashes for b in self._bundles.values())
+
     def track(
         self,
         key: str,

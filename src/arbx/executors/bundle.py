@@ -41,10 +41,11 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from arbx.chain.heads import Head
@@ -73,17 +74,20 @@ from arbx.execution.presim import presimulate_at_head
 from arbx.execution.relay import BuilderSpec, BundleSubmitter, RelayClient
 from arbx.execution.route_codec import encode_execute, encode_execute_many
 from arbx.execution.tx import fee_policy, gas_limit_from, sign_execute_tx
+from arbx.executors.landed_rows import Decision, counted_of, decide, replaced_rows
 from arbx.executors.records import (
     RecordWriter,
     SentBundle,
     drop_unsent,
     store_acks,
     store_outcome,
+    store_row_outcome,
     store_sent,
 )
 from arbx.executors.shadow import ShadowExecutor
 from arbx.metrics import record as metrics
 from arbx.risk.controller import RiskController
+from arbx.store.execution_repo import LandedRow
 
 log = logging.getLogger(__name__)
 BALANCE_OF = bytes.fromhex("70a08231")  # balanceOf(address)
@@ -153,6 +157,7 @@ class LiveStats:
     sim_failed: int = 0
     sent: int = 0
     cancelled: int = 0  # cancel requests acknowledged by a builder (kill switch)
+    rows_corrected: int = 0  # rows recorded as landed in blocks a deep reorg replaced
     outcomes: dict[str, int] = field(default_factory=dict)
     last_refusal: str = ""
     bundle_latencies_ms: list[float] = field(default_factory=list)  # head seen -> bundle sent
@@ -216,6 +221,9 @@ class BundleExecutor:
         self._resync: asyncio.Future[None] | None = None
         self._unsettled: list[OutcomeChange] = []  # changes to settle again (receipt not read)
         self._check_landed = 0  # after a reorg: heads at which landed bundles are checked
+        # after a re-bootstrap: the rows recorded as landed are checked against the chain
+        self._check_rows = False
+        self._pending_rows: dict[int, LandedRow] = {}  # reorged out, still pending at the node
         risk.kill_switch.on_engage(self._kill_seen)
 
     @property
@@ -242,6 +250,15 @@ class BundleExecutor:
         task = asyncio.ensure_future(self._prepare(head, previous))
         task.add_done_callback(_quiet)
         self._early = (head.number, task)
+
+    def on_rebootstrap(self, block: int) -> None:
+        """The engine re-bootstrapped its book at ``block`` (a reorg deeper than its journal, or
+        a book far behind): before the next trade, the rows recorded as landed in blocks the
+        chain has since replaced are checked against the chain (``executors.landed_rows``).
+        Bundles settled more than ``KEEP_SETTLED_BLOCKS`` ago are no longer followed here, and a
+        reorg deeper than the journal can have taken them out."""
+        log.info("re-bootstrap at block %d: landed bundle rows checked at the next head", block)
+        self._check_rows = True
 
     async def on_block(self, block: BlockResult) -> None:
         """Settle earlier bundles, maybe send this block's best trade, then record the block.
@@ -301,6 +318,8 @@ class BundleExecutor:
             await asyncio.gather(previous, return_exceptions=True)
         pending, self._unsettled = self._unsettled, []
         changes = await self._track(head, check_landed=bool(pending))
+        if self._check_rows or self._pending_rows:
+            await self._check_landed_rows()
         queue = [*[c for c in pending if self._current(c)], *changes]
         while queue:
             change = queue.pop(0)
@@ -369,6 +388,81 @@ class BundleExecutor:
                 log.warning("bundle %s: block %s was reorged out", bundle.key, bundle.block_number)
                 changes += await self.tracker.reorged_out(bundle.key, at)
         return changes
+
+    async def _check_landed_rows(self) -> None:
+        """After a re-bootstrap: correct the rows recorded as landed in replaced blocks that the
+        tracker no longer follows (and, at every head, the ones found still pending)."""
+        check, self._check_rows = self._check_rows, False
+        try:
+            if check:
+                for row in await replaced_rows(
+                    self.sessions,
+                    self.client,
+                    self.recorder.chain_id,
+                    self.signer.address,
+                    known=self._follows,
+                ):
+                    self._pending_rows.setdefault(row.bundle_id, row)
+            for bundle_id, row in list(self._pending_rows.items()):
+                decision = await decide(self.client, row)
+                if decision.status == "pending" and row.status == "pending":
+                    continue  # still waiting at the node
+                await self._correct(row, decision)
+                if decision.status == "pending":
+                    self._pending_rows[bundle_id] = replace(row, status="pending")
+                else:
+                    del self._pending_rows[bundle_id]
+        except (ArbxError, LookupError, TypeError, KeyError, SQLAlchemyError) as exc:
+            self._check_rows = self._check_rows or check
+            log.warning("landed bundle rows not checked against the chain, again next head: %s",
+                        exc)  # fmt: skip
+
+    def _follows(self, tx_hash: str) -> bool:
+        """Whether the bundle of transaction ``tx_hash`` is followed in memory (the tracker
+        settles it again itself)."""
+        raw = bytes.fromhex(tx_hash.removeprefix("0x"))
+        flights = (*self.in_flight.values(), *self._done.values())
+        return self.tracker.holds(raw) or any(f.tx_hash == raw for f in flights)
+
+    async def _correct(self, row: LandedRow, decision: Decision) -> None:
+        """Apply ``decision`` to ``row`` (recorded as landed in a replaced block, or pending
+        again): its record, the risk limits (what its settlement counted taken back, the new
+        one counted) and the nonces (a transaction taken out frees its nonce)."""
+        if row.status in ("included", "reverted"):
+            log.warning(
+                "bundle row %d: block %d was replaced by a reorg deeper than the journal; %s",
+                row.bundle_id,
+                row.included_block,
+                decision.reason,
+            )
+            self.risk.undo(counted_of(row, self.recorder.run_id, datetime.now(UTC)))
+        details = dict(decision.details)
+        if decision.status in ("included", "reverted"):
+            details["realized_profit"] = await self._realized_at(
+                details["included_block"], details["gas_cost"], decision.status == "included"
+            )
+            realized = details["realized_profit"]
+            self.risk.count(
+                RISK_OUTCOMES[Outcome(decision.status)],
+                details["gas_cost"],
+                -details["gas_cost"] if realized is None else realized,
+            )
+        elif decision.status == "not_included":
+            self.risk.count("not_included", 0, 0)
+        if decision.status != "pending" or row.status != "pending":
+            self.records.submit(store_row_outcome, self.sessions, row.bundle_id, decision.status,
+                                details)  # fmt: skip
+        if row.status in ("included", "reverted"):
+            self.stats.rows_corrected += 1
+        if decision.status in ("not_included", "pending") and self._resync is None:
+            self._resync = asyncio.ensure_future(self._resync_nonces())  # its nonce is free
+
+    async def _realized_at(self, block: int, gas_cost: int, included: bool) -> int | None:
+        """The profit kept by a bundle that landed in ``block`` (None if its state is gone)."""
+        if not included:
+            return -gas_cost
+        after, before = await asyncio.gather(self._balance_at(block), self._balance_at(block - 1))
+        return None if after is None or before is None else after - before - gas_cost
 
     async def _left_its_block(self, change: OutcomeChange) -> bool:
         """Whether the node says the transaction of a landed bundle whose receipt it lacks is in

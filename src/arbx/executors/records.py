@@ -193,6 +193,18 @@ def store_acks(sessions: sessionmaker[Session], sent: SentBundle) -> None:
         api_repo.notify_event(session, "bundle", {"id": sent.bundle_id})
 
 
+def store_row_outcome(
+    sessions: sessionmaker[Session], bundle_id: int, status: str, details: dict[str, Any]
+) -> None:
+    """Record the outcome of the bundle row ``bundle_id`` (one no bundle in memory stands for:
+    settled long ago, corrected after a reorg deeper than the journal)."""
+    with sessions.begin() as session:
+        xrepo.update_bundle_outcome(
+            session, bundle_id, status, settled_at=datetime.now(UTC), **details
+        )
+        api_repo.notify_event(session, "bundle", {"id": bundle_id})
+
+
 def drop_unsent(sessions: sessionmaker[Session], sent: SentBundle) -> None:
     """Forget the intent of a bundle that did not leave (late, or refused by the last fence)."""
     with sessions.begin() as session:

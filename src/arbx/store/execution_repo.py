@@ -301,3 +301,61 @@ def exact_sum(
         total = total * scale + int(part or 0)
     offset: int = 10**_DIGITS
     return total - int(negatives or 0) * offset
+
+
+@dataclass(frozen=True, slots=True)
+class LandedRow:
+    """A key's bundle recorded as landed (included or reverted) in a block, as stored."""
+
+    bundle_id: int
+    run_id: int
+    status: str
+    tx_hashes: tuple[str, ...]
+    included_block: int
+    included_block_hash: str
+    gas_cost: int | None
+    realized_profit: int | None
+    settled_at: datetime | None
+
+
+def landed_newest_first(
+    session: Session,
+    chain_id: int,
+    signer: str,
+    *,
+    below: tuple[int, int] | None = None,
+    limit: int = 64,
+) -> list[LandedRow]:
+    """Up to ``limit`` of a key's bundles recorded as included or reverted on ``chain_id``,
+    newest block first (then newest row), strictly below ``below`` (block, row id) if given."""
+    query = (
+        select(BundleRow)
+        .where(
+            BundleRow.signer == signer.lower(),
+            BundleRow.status.in_(("included", "reverted")),
+            BundleRow.included_block.is_not(None),
+            BundleRow.run_id.in_(select(Run.id).where(Run.chain_id == chain_id)),
+        )
+        .order_by(BundleRow.included_block.desc(), BundleRow.id.desc())
+        .limit(limit)
+    )
+    if below is not None:
+        block, bundle_id = below
+        query = query.where(
+            (BundleRow.included_block < block)
+            | ((BundleRow.included_block == block) & (BundleRow.id < bundle_id))
+        )
+    return [
+        LandedRow(
+            row.id,
+            row.run_id,
+            row.status,
+            tuple(str(h).lower() for h in row.tx_hashes_json),
+            int(row.included_block or 0),
+            str(row.included_block_hash or "").lower(),
+            row.gas_cost,
+            row.realized_profit,
+            row.settled_at,
+        )
+        for row in session.scalars(query)
+    ]
