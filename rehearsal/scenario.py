@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import signal
 import subprocess
 import sys
 import threading
@@ -40,6 +41,8 @@ CONFIG = ("--config", "/etc/arbx/settings.toml")  # the settings as the pods mou
 SETTLE_BLOCKS = 10  # a bundle still open this far past its target block is lost
 STAGE_TIMEOUT = 600.0  # seconds for a gate on the devnet (a block a second, small gates; at
 # load average 31 the two inclusions of the limited gate took over 300 s)
+SHORT_DEADLINE = 1800.0  # seconds for the whole short form (make test): 148 s on a quiet machine,
+# each gate alone may wait STAGE_TIMEOUT; past it the run stops with one line and the stack goes
 MAX_LOOKUPS = 20_000  # signatures without a bundle record looked up on the chain
 MAX_RPC_ANSWER = 10_000_000  # bytes of one JSON-RPC answer from the devnet
 
@@ -50,6 +53,7 @@ class Options:
     scale: float = 0.1  # the rehearsal's clock: durations of the manifests times this
     short: bool = False  # the short form: one canary that passes, one rolled back, one by hand
     keep: bool = False  # leave the stack running at the end
+    deadline: float | None = None  # seconds for the whole run; the short form's is SHORT_DEADLINE
     log: Callable[[str], None] = print
 
 
@@ -68,6 +72,7 @@ class Rehearsal:
     engine_records: dict[str, Any] = field(default_factory=dict)
     audit: dict[str, Any] = field(default_factory=dict)
     stages: list[dict[str, Any]] = field(default_factory=list)
+    closing: threading.Event = field(default_factory=threading.Event)
     engine_epochs: dict[str, Any] = field(default_factory=dict)
     trade_records: dict[str, Any] = field(default_factory=dict)
 
@@ -256,6 +261,8 @@ class Rehearsal:
         stack = self.stack
 
         def look() -> dict[str, Any] | None:
+            if self.closing.is_set():  # the run stopped (its deadline): the stack is going
+                raise StackError("the stage gate: the rehearsal stopped")
             code, out, _ = stack.arbx(["stage", "status", *CONFIG, "--json"])
             status = json.loads(out) if code == 0 and out.startswith("{") else None
             return status if status is not None and done(status) else None
@@ -418,6 +425,27 @@ class Rehearsal:
     # the scenario ------------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
+        deadline = self.options.deadline
+        if deadline is None and self.options.short:
+            deadline = SHORT_DEADLINE
+        bounded = deadline is not None and threading.current_thread() is threading.main_thread()
+        if bounded:
+            assert deadline is not None
+
+            def expire(_signum: int, _frame: object) -> None:
+                if not self.closing.is_set():  # the teardown is not cut short
+                    raise StackError(f"the rehearsal: not done within {deadline:g} s")
+
+            previous = signal.signal(signal.SIGALRM, expire)
+            signal.setitimer(signal.ITIMER_REAL, deadline)
+        try:
+            return self._run()
+        finally:
+            if bounded:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+
+    def _run(self) -> dict[str, Any]:
         try:
             self.up()
             assert self.stack is not None
@@ -438,7 +466,7 @@ class Rehearsal:
                 ]
             self.load = Load(targets).start()
             climbing: list[BaseException] = []
-            engine = threading.Thread(target=_catching(self.stage_path, climbing))
+            engine = threading.Thread(target=_catching(self.stage_path, climbing), daemon=True)
             if self.options.short:
                 # the short form climbs the capital stages while the API is released: the gates
                 # wait on blocks, and the canary is judged against the stable under the same
@@ -474,6 +502,7 @@ class Rehearsal:
 
     def close(self) -> None:
         """Stop the clients, the Services and (unless kept) the stack."""
+        self.closing.set()
         try:
             if self.controller is not None:
                 self.controller.settle()
