@@ -4,6 +4,7 @@ against expected, the kill switch, one signer per key, and shadow mode never sen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -23,13 +24,14 @@ from sqlalchemy import func, select
 from arbx.chain.book import load_book
 from arbx.chain.heads import heads
 from arbx.chain.resync import BookResync
-from arbx.chain.rpc import RpcClient
+from arbx.chain.rpc import RpcClient, RpcError
 from arbx.chain.sync import ChainSync
 from arbx.cli.live import devnet_keys, live_executor, stage_caps
 from arbx.cli.run import DEVNET_RISK, devnet_spec
 from arbx.config import load_settings
 from arbx.devnet.commands import EmbeddedDevnet
 from arbx.engine.pipeline import Pipeline
+from arbx.execution.inclusion import Outcome
 from arbx.execution.rawtx import decode_raw_tx
 from arbx.executors.shadow import ShadowExecutor
 from arbx.risk.killswitch import kill, unkill
@@ -750,6 +752,7 @@ async def test_rows_a_reorg_deeper_than_the_journal_replaced_are_corrected_after
         await wait_for(lambda: not executor.tracker.holds(tx))
         assert executor.head >= row.included_block + 64
         market = devnet[0].simulator
+        assert market is not None
         await asyncio.to_thread(market.hold.acquire)
         try:
             seen["depth"] = int(await client.call("eth_blockNumber", []), 16) - start
@@ -781,12 +784,12 @@ async def test_rows_a_reorg_deeper_than_the_journal_replaced_are_corrected_after
         assert row.status == "not_included", row.status
     else:  # put in a block of the new branch: recorded there
         assert row.status == "included"
-        assert row.included_block_hash.lower() == receipt["blockHash"].lower()
+        assert str(row.included_block_hash).lower() == receipt["blockHash"].lower()
     for bundle in bundles:  # every row that says included says where the chain has it
         if bundle.status in ("included", "reverted"):
             receipt = await client.call("eth_getTransactionReceipt", [bundle.tx_hashes_json[0]])
             assert receipt is not None, bundle.id
-            assert receipt["blockHash"].lower() == bundle.included_block_hash.lower(), bundle.id
+            assert receipt["blockHash"].lower() == str(bundle.included_block_hash).lower()
     _assert_the_limits_count_what_the_rows_settled(risk, bundles)
 
 
@@ -810,3 +813,110 @@ async def _until_the_row_agrees_with_the_chain(
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"bundle {bundle_id} is {status} in {block_hash}; receipt {receipt}")
         await asyncio.sleep(0.05)
+
+
+class _HeadGate:
+    """The engine's heads, passed on while open; while closed, only the newest one seen is kept
+    and handed on first once opened (a loaded engine told only the newest of several heads)."""
+
+    def __init__(self, stream: AsyncIterator[Any]) -> None:
+        self.inner = stream
+        self.open = True
+        self.held: Any = None
+
+    async def stream(self) -> AsyncIterator[Any]:
+        async for head in self.inner:
+            if not self.open:
+                self.held = head
+                continue
+            if self.held is not None:
+                held, self.held = self.held, None
+                if held.number < head.number:
+                    yield held
+            yield head
+
+    def reopen(self) -> None:
+        self.open = True
+
+
+@pytest.mark.asyncio
+async def test_a_reorged_out_bundle_is_found_again_by_its_receipt_at_a_later_head(
+    client: RpcClient, devnet: tuple[EmbeddedDevnet, Path], tmp_path: Path
+) -> None:
+    """A bundle included, then taken out by a reorg while its window is still open (the market
+    held: no block is built meanwhile), is pending again; its transaction then lands in a block
+    the engine's heads never show (the heads gated while two blocks are mined), and at the next
+    head the engine finds it by its receipt: its row says included in that block, the limits
+    count it once, and trading goes on."""
+    live = _Live(*devnet, tmp_path / "live.db")
+    execution = live.settings.execution.model_copy(update={"blocks_ahead": 8})  # a wide window
+    live.settings = live.settings.model_copy(update={"execution": execution})
+    pipeline, executor, (risk, relay), run_id = await live.build(client)
+    gate = _HeadGate(pipeline.heads)
+    pipeline.heads = gate.stream()
+    market = devnet[0].simulator
+    assert market is not None
+    stop = asyncio.Event()
+    seen: dict[str, Any] = {}
+
+    def included_in_window(head: int) -> Any:
+        for bundle in executor.tracker.landed():
+            if bundle.outcome is Outcome.INCLUDED and head < bundle.last_block - 2:
+                return bundle
+        return None
+
+    async def reorg_out_then_land_unseen() -> None:
+        while True:  # a bundle included whose window is still open while the market is held
+            await wait_for(lambda: bool(executor.tracker.landed()))
+            await asyncio.to_thread(market.hold.acquire)
+            head = int(await client.call("eth_blockNumber", []), 16)
+            bundle = included_in_window(head)
+            if bundle is not None and executor.tracker.head == head:
+                break
+            market.hold.release()
+            await wait_for(lambda h=head: (executor.tracker.head or 0) > h)
+        try:
+            seen["key"], seen["tx"] = bundle.key, "0x" + bundle.tx_hashes[0].hex()
+            raw = executor._done.get(bundle.key) or executor.in_flight[bundle.key]
+            seen["raw"] = raw.record.signed.raw_hex
+            await client.call("anvil_reorg", [head - (bundle.block_number or 0) + 1, []])
+            while int(await client.call("eth_blockNumber", []), 16) <= head:  # a head to tell
+                await client.call("evm_mine", [])
+            await wait_for(lambda: bundle.outcome is Outcome.PENDING)  # the engine saw it go
+            assert await client.call("eth_getTransactionReceipt", [seen["tx"]]) is None
+            gate.open = False
+            with contextlib.suppress(RpcError):  # the node may hold it in its pool already
+                await client.call("eth_sendRawTransaction", [seen["raw"]])
+            await client.call("evm_mine", [])
+            receipt = await client.call("eth_getTransactionReceipt", [seen["tx"]])
+            assert receipt is not None  # it landed in the block after the reorg's head
+            seen["block"] = int(receipt["blockNumber"], 16)
+            await client.call("evm_mine", [])
+            await wait_for(lambda: gate.held is not None and gate.held.number > seen["block"])
+            gate.reopen()
+            await client.call("evm_mine", [])  # the next head: the gate hands the held one first
+            await wait_for(lambda: bundle.outcome is Outcome.INCLUDED)
+        finally:
+            market.hold.release()
+        seen["sent"] = executor.stats.sent
+        await wait_for(lambda: executor.stats.sent >= seen["sent"] + 2)
+        await _until_every_bundle_settled(live, executor)
+        stop.set()
+
+    await _run_until(
+        pipeline,
+        (executor, risk, relay),
+        stop,
+        reorg_out_then_land_unseen(),
+        max_blocks=900,
+        timeout=300,
+    )
+    assert executor.tracker.stats.relocated >= 1  # found by its receipt, not in a head's block
+    receipt = await client.call("eth_getTransactionReceipt", [seen["tx"]])
+    assert int(receipt["blockNumber"], 16) == seen["block"]
+    with live.sessions() as session:
+        bundles = execution_repo.list_bundles(session, run_id)
+    [row] = [b for b in bundles if seen["tx"] in b.tx_hashes_json]
+    assert (row.status, row.included_block) == ("included", seen["block"])
+    assert str(row.included_block_hash).lower() == receipt["blockHash"].lower()
+    _assert_the_limits_count_what_the_rows_settled(risk, bundles)

@@ -160,6 +160,12 @@ class ReleaseExecution:
         if early is not None:
             early(head)
 
+    def on_rebootstrap(self, block: int) -> None:
+        """Forward a re-bootstrap of the book to an executor that checks its records then."""
+        told = getattr(self.inner, "on_rebootstrap", None)
+        if told is not None:
+            told(block)
+
     async def on_block(self, block: BlockResult) -> None:
         """The block's work, then, at its boundary, a handover if one is asked for."""
         if self._watcher is None:

@@ -43,6 +43,13 @@ class ShadowExecution:
         self._reorged = False  # a reorg came while a scoring ran: the next one starts afresh
         self._unscored: BlockResult | None = None  # the newest block that came meanwhile
 
+    def on_rebootstrap(self, block: int) -> None:
+        """The engine re-bootstrapped its book at ``block``: tell an executor that checks its
+        records against the chain then (the live one: ADR 0029)."""
+        told = getattr(self.executor, "on_rebootstrap", None)
+        if told is not None:
+            told(block)
+
     async def on_block(self, block: BlockResult) -> None:
         """Hand the block to the executor, then score what the block completes the window of.
 
