@@ -254,14 +254,15 @@ class _Simulations(_Wire):
     """The node's side: the simulations of the executor's signed calls (``eth_call`` to it).
 
     ``hook`` runs once one of them passed: after the signature, before the send. With
-    ``revert`` set, the node's answer to each is the error a reverting call gets instead.
+    ``error`` set, the node's answer to each is that error instead (a revert, or a node that
+    cannot run the call).
     """
 
     def __init__(self, inner: Any, executor: str) -> None:
         super().__init__(inner)
         self.executor = executor.lower()
         self.hook: Any = None
-        self.revert = False
+        self.error: dict[str, Any] | None = None
         self.seen = 0
 
     async def post(self, url: str, body: bytes, timeout: float, headers: Any = None) -> Any:
@@ -277,8 +278,8 @@ class _Simulations(_Wire):
         if not ours:
             return answer
         self.seen += 1
-        if self.revert:
-            error = {"code": 3, "message": "execution reverted: profit below minimum"}
+        error = self.error
+        if error is not None:
             return [
                 {"jsonrpc": "2.0", "id": a["id"], "error": error} if a.get("id") in ours else a
                 for a in answer
@@ -392,9 +393,14 @@ async def test_signer_lock_lost_between_signature_and_send_sends_nothing(
         usurper.release()
 
 
+REVERT = {"code": 3, "message": "execution reverted: profit below minimum"}
+BEHIND = {"code": -32000, "message": "header not found"}  # geth without the head's state
+
+
 @pytest.mark.asyncio
+@pytest.mark.parametrize("error", [REVERT, BEHIND], ids=["reverts", "node-behind"])
 async def test_a_bundle_the_node_simulation_rejects_is_never_sent(
-    client: RpcClient, devnet: tuple[EmbeddedDevnet, Path], tmp_path: Path
+    client: RpcClient, devnet: tuple[EmbeddedDevnet, Path], tmp_path: Path, error: dict[str, Any]
 ) -> None:
     running, key_file = devnet
     live = _Live(running, key_file, tmp_path / "reverts.db")
@@ -402,11 +408,11 @@ async def test_a_bundle_the_node_simulation_rejects_is_never_sent(
     wire = _Wire(relay.transport)
     relay.transport = wire
     node = _watch_simulations(client, executor)
-    node.revert = True  # the head's state makes every trade revert
+    node.error = error  # every trade reverts on the head's state, or the node cannot say
     stop = asyncio.Event()
 
     async def until_rejected() -> None:
-        while executor.stats.sim_failed < 3:
+        while executor.stats.sim_failed + executor.stats.unsimulated < 3:
             await asyncio.sleep(0.005)
         stop.set()
 
@@ -420,8 +426,13 @@ async def test_a_bundle_the_node_simulation_rejects_is_never_sent(
     assert "eth_callBundle" not in wire.methods  # the builders' simulation is off by default
     with live.sessions.begin() as session:
         recorded = execution_repo.list_bundles(session, run_id)
-    assert len(recorded) >= 3
-    assert {b.status for b in recorded} == {"sim_failed"}
+    if error is REVERT:  # the route's own failure: recorded, for self-scoring's never_real
+        assert executor.stats.unsimulated == 0
+        assert len(recorded) >= 3
+        assert {b.status for b in recorded} == {"sim_failed"}
+    else:  # the node's: says nothing of the route, so nothing is recorded against it
+        assert executor.stats.sim_failed == 0
+        assert recorded == []
 
 
 @pytest.mark.asyncio

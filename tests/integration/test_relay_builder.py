@@ -467,6 +467,26 @@ async def test_presimulation_at_the_head_asks_the_node_once_on_the_heads_state(
     assert height > head
 
 
+async def test_a_node_that_cannot_simulate_is_not_a_failed_simulation(rpc: RpcClient) -> None:
+    """The node behind (no such block) or unreachable says nothing of the transaction: stage
+    ``node``, which the executor drops unsent instead of recording a failed simulation."""
+    searcher = await funded(rpc)
+    head = await rpc.block_number()
+    behind, height = await presimulate_at_head(rpc, [sign(searcher, 0, value=5)], head + 1000)
+    assert (behind.ok, behind.stage, height) == (False, "node", head)
+    assert "tx 0" in behind.reason
+    reverting, _ = await presimulate_at_head(rpc, [sign(searcher, 0, revert=True)], head)
+    assert reverting.stage == "eth_call"  # the transaction's own failure stays one
+    dead = RpcClient([f"http://127.0.0.1:{free_port()}"], retries=0)
+    try:
+        gone, height = await presimulate_at_head(dead, [sign(searcher, 0, value=5)], head)
+        assert (gone.ok, gone.stage, height) == (False, "node", None)
+        alone = await presimulate(dead, [sign(searcher, 0, value=5)], head + 1)
+        assert (alone.ok, alone.stage) == (False, "node")
+    finally:
+        await dead.close()
+
+
 # -- inclusion tracking -------------------------------------------------------------------------
 
 

@@ -9,7 +9,9 @@ Each transaction is called on its own, so the ``eth_call`` stage suits bundles w
 do not depend on one another (ours: one executor call); ``eth_callBundle`` runs them in sequence.
 The node's calls and the builder's simulation run at the same time; the answer waits for all of
 them, and an ``eth_call`` failure is reported before a builder's. A failure at any stage, a node
-that cannot be reached included, means: do not send. ``presimulate_at_head`` is the live
+that cannot be reached included, means: do not send; the stage says whose failure it was
+(``node``: the node could not simulate, which says nothing of the opportunity; ``eth_call``: the
+transaction itself fails there). ``presimulate_at_head`` is the live
 executor's form: the calls on the head's own state and the chain's height in one batch to the
 node, the builder's simulation only if builders are given.
 """
@@ -19,7 +21,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from arbx.chain.rpc import RpcClient, RpcError, block_tag, hex_bytes, hex_int
+from arbx.chain.rpc import (
+    ExecutionRevertedError,
+    RpcClient,
+    RpcError,
+    block_tag,
+    hex_bytes,
+    hex_int,
+)
 from arbx.errors import TransientError
 from arbx.execution.flashbots import BuilderSpec, BundleSimulation
 from arbx.execution.rawtx import RawTx, call_object, decode_raw_tx
@@ -31,7 +40,7 @@ class Presimulation:
     """Whether a bundle may be sent: the failing stage and why, and the builder's simulation."""
 
     ok: bool
-    stage: Literal["decode", "eth_call", "call_bundle", "passed"]
+    stage: Literal["decode", "node", "eth_call", "call_bundle", "passed"]
     reason: str = ""
     simulation: BundleSimulation | None = None
     call_bundle_unavailable: tuple[str, ...] = ()  # builders that gave no usable answer
@@ -68,7 +77,7 @@ async def presimulate(
     )
     for failure in calls:
         if failure is not None:
-            return Presimulation(False, "eth_call", failure)
+            return Presimulation(False, _stage(failure), failure)
     return bundle
 
 
@@ -96,8 +105,33 @@ async def presimulate_at_head(
     )
     failure, height = node
     if failure is not None:
-        return Presimulation(False, "eth_call", failure), height
+        return Presimulation(False, _stage(failure), failure), height
     return bundle, height
+
+
+# What a node answers when it cannot run a call on the state asked for (it is behind, pruned, or
+# serving another branch): the node's failure, not the transaction's.
+_MISSING_STATE = (
+    "header not found",  # geth and its forks
+    "missing trie node",  # geth, pruned state
+    "unknown block",
+    "block not found",
+    "blockoutofrange",  # anvil: "BlockOutOfRangeError: block height is N but requested was M"
+    "state not available",
+)
+_NODE = "node: "  # the prefix of a failure that is the node's
+
+
+def _stage(failure: str) -> Literal["node", "eth_call"]:
+    return "node" if failure.startswith(_NODE) else "eth_call"
+
+
+def _call_failure(index: int, error: RpcError) -> str:
+    """Why one ``eth_call`` failed, as ``_stage`` reads it."""
+    lowered = error.message.lower()
+    if not isinstance(error, ExecutionRevertedError) and any(m in lowered for m in _MISSING_STATE):
+        return f"{_NODE}tx {index}: {error}"
+    return f"tx {index}: {error}"
 
 
 async def _node_stage(
@@ -107,16 +141,17 @@ async def _node_stage(
     try:
         *calls, height = await client.batch(requests, return_errors=True)
     except RpcError as error:  # the whole batch refused
-        return f"node refused the simulation: {error}", None
+        return f"{_NODE}refused the simulation: {error}", None
     except TransientError as exc:
-        return f"node unavailable: {exc}", None
+        return f"{_NODE}unavailable: {exc}", None
     for index, result in enumerate(calls):
         if isinstance(result, RpcError):
-            return f"tx {index}: {result}", _height(height)
+            return _call_failure(index, result), _height(height)
         if not isinstance(result, str):
-            return f"tx {index}: eth_call answered {type(result).__name__}", _height(height)
+            answer = type(result).__name__
+            return f"{_NODE}tx {index}: eth_call answered {answer}", _height(height)
     if _height(height) is None:
-        return f"eth_blockNumber answered {str(height)[:80]!r}", None
+        return f"{_NODE}eth_blockNumber answered {str(height)[:80]!r}", None
     return None, _height(height)
 
 
@@ -134,9 +169,9 @@ async def _call_stage(client: RpcClient, index: int, tx: RawTx, state: int | str
     try:
         await client.call("eth_call", [call_object(tx), block_tag(state)], decode=hex_bytes)
     except RpcError as error:
-        return f"tx {index}: {error}"
+        return _call_failure(index, error)
     except TransientError as exc:
-        return f"tx {index}: node unavailable: {exc}"
+        return f"{_NODE}tx {index}: unavailable: {exc}"
     return None
 
 

@@ -155,6 +155,7 @@ class LiveStats:
     stale: int = 0
     refused: int = 0
     sim_failed: int = 0
+    unsimulated: int = 0  # dropped unsent: the node could not simulate
     sent: int = 0
     cancelled: int = 0  # cancel requests acknowledged by a builder (kill switch)
     rows_corrected: int = 0  # rows recorded as landed in blocks a deep reorg replaced
@@ -597,6 +598,12 @@ class BundleExecutor:
                 self.records.submit(drop_unsent, self.sessions, record)
             raise
         started = self._time("simulate", started)
+        if not check.ok and check.stage == "node":  # the node's failure, not the route's
+            self.nonces.release(signed.nonce)
+            self.stats.unsimulated += 1
+            log.info("dropped unsent, the node could not simulate: %s", check.reason)
+            self.records.submit(drop_unsent, self.sessions, record)
+            return
         if not check.ok:
             self.nonces.release(signed.nonce)
             self.stats.sim_failed += 1

@@ -151,7 +151,12 @@ class LiveExecution(ShadowExecution):
         self.closing = (
             f"live: {live.considered} considered, {live.sent} bundles sent, "
             f"outcomes {live.outcomes or '{}'}, {live.refused} refused, "
-            f"{live.sim_failed} failed simulation",
+            f"{live.sim_failed} failed simulation"
+            + (
+                f", {live.unsimulated} unsent (the node could not simulate)"
+                if live.unsimulated
+                else ""
+            ),
         )
         return dataclasses.asdict(live)
 
