@@ -26,6 +26,7 @@ from arbx.devnet.deploy import (
 )
 from arbx.store import db, migrate
 from tests.integration.databases import PG_ADMIN_DEFAULT, PG_ADMIN_ENV, conninfo
+from tests.integration.executor_world import Market, running_market
 
 DIFF_CASES_ENV = "ARBX_DIFF_CASES"
 DIFF_SEED_ENV = "ARBX_DIFF_SEED"
@@ -127,3 +128,21 @@ def engine(db_url: str) -> Iterator[Engine]:
 def factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions on the migrated database."""
     return db.make_session_factory(engine)
+
+
+# -- the executor's market (test_executor*.py) ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def market() -> Iterator[Market]:
+    """Own anvil: Uniswap, the executor (owner: the first account), the priced pools."""
+    with running_market() as built:
+        yield built
+
+
+@pytest.fixture
+def fresh(market: Market) -> Iterator[Market]:
+    """The market, restored after the test."""
+    snapshot = market.chain.snapshot()
+    yield market
+    market.chain.revert(snapshot)

@@ -5,7 +5,7 @@ profit under the minimum all revert and change nothing.
 Gas per route shape is printed (``pytest -s``) for the profit model's calibration.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 
 import pytest
@@ -37,7 +37,6 @@ from tests.integration.executor_world import (
     make_route,
     read_pools,
     revert_of,
-    running_market,
     send,
 )
 
@@ -53,21 +52,6 @@ SHAPES: dict[str, tuple[str, ...]] = {
     "V3-V2-V3": ("v3_a", "v2_ab", "v3_bw"),
 }
 IDLE_WETH = 5 * ETHER  # unswept profit the attacks try to reach
-
-
-@pytest.fixture(scope="module")
-def market() -> Iterator[Market]:
-    """Own anvil: Uniswap, the executor (owner: the first account), the priced pools."""
-    with running_market() as built:
-        yield built
-
-
-@pytest.fixture
-def fresh(market: Market) -> Iterator[Market]:
-    """The market, restored after the test."""
-    snapshot = market.chain.snapshot()
-    yield market
-    market.chain.revert(snapshot)
 
 
 @pytest.fixture

@@ -48,14 +48,6 @@ def market() -> Iterator[Market]:
         yield built
 
 
-@pytest.fixture
-def fresh(market: Market) -> Iterator[Market]:
-    """The market, restored after the test."""
-    snapshot = market.chain.snapshot()
-    yield market
-    market.chain.revert(snapshot)
-
-
 def holdings(m: Market, *holders: str) -> list[int]:
     """WETH, A, B and ETH of each holder."""
     return [

@@ -8,7 +8,7 @@ is not, every route of a batch whose simulation failed was never real).
 """
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -32,7 +32,6 @@ from tests.integration.executor_world import (
     make_route,
     read_pools,
     revert_of,
-    running_market,
     send,
 )
 from tests.integration.test_executor import balances, coinbase_gain
@@ -42,21 +41,6 @@ pytestmark = pytest.mark.integration
 V2_V2 = ("v2_b", "v2_a")
 V3_V3 = ("v3_a", "v3_b")  # shares no pool with V2_V2
 OVERLAPS = ("v2_b", "v3_b")  # shares v2_b with V2_V2 and v3_b with V3_V3
-
-
-@pytest.fixture(scope="module")
-def market() -> Iterator[Market]:
-    """Own anvil: Uniswap, the executor (owner: the first account), the priced pools."""
-    with running_market() as built:
-        yield built
-
-
-@pytest.fixture
-def fresh(market: Market) -> Iterator[Market]:
-    """The market, restored after the test."""
-    snapshot = market.chain.snapshot()
-    yield market
-    market.chain.revert(snapshot)
 
 
 def sized(m: Market, names: Sequence[str]) -> Sized:
