@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -264,6 +265,8 @@ class _Simulations(_Wire):
         self.hook: Any = None
         self.error: dict[str, Any] | None = None
         self.seen = 0
+        self.intents_given: list[int] = []  # the executor's intents given as each answer came
+        self.intents: Any = None  # the executor's intent writer, when watched
 
     async def post(self, url: str, body: bytes, timeout: float, headers: Any = None) -> Any:
         doc = json.loads(body)
@@ -278,6 +281,8 @@ class _Simulations(_Wire):
         if not ours:
             return answer
         self.seen += 1
+        if self.intents is not None:
+            self.intents_given.append(self.intents.submitted)
         error = self.error
         if error is not None:
             return [
@@ -293,8 +298,20 @@ class _Simulations(_Wire):
 
 def _watch_simulations(client: RpcClient, executor: Any) -> _Simulations:
     node = _Simulations(client.transport, executor.settings.executor)
+    node.intents = executor.intents
     client.transport = node
     return node
+
+
+def _intents_taken_back(live: _Live, executor: Any, node: _Simulations) -> None:
+    """Each trade's intent was given while the node simulated it (before its answer), was
+    written, and, the bundle refused by the last fence, no row is left looking in flight."""
+    assert node.intents_given[0] >= 1  # the first trade's intent, before its simulation answered
+    assert all(given >= n for n, given in enumerate(node.intents_given, start=1))
+    assert executor.intents.written >= 1
+    with live.sessions() as session:
+        statuses = session.scalars(select(BundleRow.status)).all()
+    assert "sent" not in statuses, statuses
 
 
 async def _interfere_before_send(
@@ -356,6 +373,7 @@ async def test_kill_switch_set_between_signature_and_send_sends_nothing(
     assert executor.stats.sent == 0
     assert executor.stats.refused >= 1  # earlier tries undone may have been refused too
     assert executor.stats.last_refusal.startswith("kill switch set by pytest: operator")
+    _intents_taken_back(live, executor, node)
 
 
 @pytest.mark.asyncio
@@ -389,12 +407,52 @@ async def test_signer_lock_lost_between_signature_and_send_sends_nothing(
         assert executor.stats.refused >= 1  # earlier tries undone may have been refused too
         assert executor.stats.last_refusal == "lost the signer lock"
         assert usurper.still_held()  # it was taken, and nobody took it back
+        _intents_taken_back(live, executor, node)
     finally:
         usurper.release()
 
 
 REVERT = {"code": 3, "message": "execution reverted: profit below minimum"}
 BEHIND = {"code": -32000, "message": "header not found"}  # geth without the head's state
+
+
+@pytest.mark.asyncio
+async def test_the_last_fence_reads_the_database_after_the_intent_is_written(
+    client: RpcClient, devnet: tuple[EmbeddedDevnet, Path], tmp_path: Path
+) -> None:
+    """A kill switch set the instant a bundle's intent is committed (here by the intent's own
+    writer, slowed past the simulation) stops that bundle: the fence comes after the intent."""
+    running, key_file = devnet
+    live = _Live(running, key_file, tmp_path / "order.db")
+    pipeline, executor, (risk, relay), _ = await live.build(client)
+    wire = _Wire(relay.transport)
+    relay.transport = wire
+    given = executor.intents.submit
+    killed = threading.Event()
+
+    def slow_intent(job: Any, *args: Any) -> Any:
+        def written_then_killed(*job_args: Any) -> Any:
+            time.sleep(0.02)  # the simulation and a fence read are over well before
+            result = job(*job_args)
+            if not killed.is_set():
+                kill(live.sessions, 31337, "set as the intent was written", "pytest")
+                killed.set()
+            return result
+
+        return given(written_then_killed, *args)
+
+    executor.intents.submit = slow_intent
+    stop = asyncio.Event()
+
+    async def until_decided() -> None:
+        await wait_for(lambda: executor.stats.refused >= 1 or executor.stats.sent >= 1)
+        stop.set()
+
+    await _run_until(pipeline, (executor, risk, relay), stop, until_decided())
+    assert killed.is_set()
+    assert executor.stats.sent == 0
+    assert "eth_sendBundle" not in wire.methods
+    assert executor.stats.last_refusal == "kill switch set by pytest: set as the intent was written"
 
 
 @pytest.mark.asyncio

@@ -21,12 +21,15 @@ the bundle leaves:
    with a look at the chain's height: a failure drops it, a chain that moved on makes it late;
    with ``simulate_at_builders``, a builder's ``eth_callBundle`` runs at the same time and must
    pass too (it costs that builder's round trip: ADR 0023);
-4. the second fence, right before the send; then the bundle goes to every builder for the next
-   block(s) under one replacement uuid (its requests built and signed while the simulation ran).
+4. the wait for its intent (below), then the second fence, the last check before the send; then
+   the bundle goes to every builder for the next block(s) under one replacement uuid (its
+   requests built and signed while the simulation ran).
 
 A bundle's intent (its row: target block, bundle hash, transaction and nonce) is written by a
-thread of its own while the bundle is simulated, and the send waits for it up to ``INTENT_WAIT``,
-so that a process killed during the send leaves a row the next start settles (ADR 0029). The
+thread of its own from the moment it is signed, while it is simulated, and the send waits for it
+up to ``INTENT_WAIT``, so that a process killed during the send leaves a row the next start
+settles (ADR 0029). A bundle that does not leave (failed simulation, late, refused by the last
+fence) has its row marked ``sim_failed`` or removed, never left as ``sent``. The
 other records (the block, the builders that acknowledged the bundle, its outcome) are written
 afterwards by one worker thread, and the risk controller refreshes its view of the database
 beside the engine. When the kill switch engages, every bundle already sent for a block not yet
@@ -61,6 +64,7 @@ from arbx.domain.profit import Opportunity, builder_payment, kept_profit
 from arbx.domain.sizing import Sized
 from arbx.engine.pipeline import BlockResult
 from arbx.errors import SignerLockLostError
+from arbx.execution.flashbots import bundle_hash
 from arbx.execution.inclusion import (
     BundleTracker,
     Outcome,
@@ -568,14 +572,12 @@ class BundleExecutor:
         try:
             for _ in range(3):  # let the simulation's requests leave before the work below
                 await asyncio.sleep(0)
-            key = str(uuid.uuid4())
-            prepared = self.submitter.prepare([signed.raw], target, replacement_uuid=key)
             record = SentBundle(
                 opportunity,
                 target,
                 [],
                 signed,
-                prepared.bundle_hash.hex(),
+                bundle_hash([signed.raw]).hex(),
                 self.signer.address,
                 self.settings.executor,
                 self.settings.priority_fee_wei,
@@ -590,6 +592,8 @@ class BundleExecutor:
             # killed during the send leaves a row the next start settles
             intent = self.intents.submit(store_sent, self.sessions, self.recorder.run_id, record)
             intent.add_done_callback(_set_when_done(record.written))
+            key = str(uuid.uuid4())  # the builders' requests, signed while both run
+            prepared = self.submitter.prepare([signed.raw], target, replacement_uuid=key)
             check, latest = await simulation
         except BaseException:
             simulation.cancel()
@@ -616,6 +620,11 @@ class BundleExecutor:
             self.stats.stale += 1
             self.records.submit(drop_unsent, self.sessions, record)
             return
+        if not intent.done():  # its record first: the fence below is the last thing before
+            await asyncio.wait([intent], timeout=INTENT_WAIT)
+            started = self._time("intent", started)
+            if not intent.done():
+                log.warning("bundle %s leaves before its record is written (database busy)", key)
         why = await self.risk.fence()
         started = self._time("fence before sending", started)
         if why is not None:
@@ -623,11 +632,6 @@ class BundleExecutor:
             self._refuse(why)
             self.records.submit(drop_unsent, self.sessions, record)
             return
-        if not intent.done():
-            await asyncio.wait([intent], timeout=INTENT_WAIT)
-            started = self._time("intent", started)
-            if not intent.done():
-                log.warning("bundle %s leaves before its record is written (database busy)", key)
         blocks = prepared.blocks
         flight = _InFlight(key, signed.nonce, signed.hash, blocks, record)
         self.in_flight[key] = flight  # before the send: a kill during it cancels it too

@@ -57,6 +57,8 @@ class RecordWriter:
         self._open = threading.Event()
         self._open.set()
         self.failures = 0
+        self.submitted = 0  # jobs given
+        self.written = 0  # jobs that ran to the end without an error
 
     def pause(self) -> None:
         """Start no new job until ``resume`` (or ``MAX_PAUSE`` seconds)."""
@@ -69,6 +71,7 @@ class RecordWriter:
     def submit(self, job: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         """Queue ``job(*args)``; its future (None if the job failed, or its error if strict)."""
         loop = asyncio.get_running_loop()
+        self.submitted += 1
         future = loop.run_in_executor(self._pool, functools.partial(self._run, job, *args))
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)
@@ -95,7 +98,7 @@ class RecordWriter:
         deadline, delay = time.monotonic() + self.retry_for, 0.05
         while True:
             try:
-                return job(*args)
+                result = job(*args)
             except Exception as exc:  # a record lost is logged; the engine goes on
                 line = str(exc).splitlines()[0] if str(exc) else repr(exc)
                 if _unreachable(exc) and time.monotonic() + delay < deadline:
@@ -110,6 +113,8 @@ class RecordWriter:
                     raise
                 log.error("%s failed: %s", name, line)
                 return None
+            self.written += 1
+            return result
 
 
 def _unreachable(exc: BaseException) -> bool:
