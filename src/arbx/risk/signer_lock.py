@@ -115,6 +115,10 @@ class SignerLock:
         self._mutex = threading.Lock()
         self._reader = make_session_factory(engine, readonly=True)
         self.read_only: Engine = self._reader.kw["bind"]  # never takes SQLite's write lock
+        # built once: the fence before sending reads it for every bundle
+        self._lease_query = select(
+            SignerLease.holder_id, SignerLease.epoch, SignerLease.expires_at
+        ).where(SignerLease.key_address == self.key_address)
         lock_id = advisory_key(self.key_address)
         self._lock_id = lock_id
         self._hi, self._lo = (lock_id >> 32) & 0xFFFFFFFF, lock_id & 0xFFFFFFFF
@@ -336,9 +340,7 @@ class SignerLock:
         return self.describe_holder() if refused else None
 
     def _held_lease(self, conn: Connection | None = None) -> bool:
-        query = select(SignerLease.holder_id, SignerLease.epoch, SignerLease.expires_at).where(
-            SignerLease.key_address == self.key_address
-        )
+        query = self._lease_query
         if conn is not None:
             row = conn.execute(query).first()
         else:

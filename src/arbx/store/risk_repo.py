@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from arbx.domain.errors import InputError
@@ -264,10 +264,16 @@ def get_kill_switch(session: Session, chain_id: int) -> KillSwitchState:
 
 
 def read_kill_switch(conn: Connection, chain_id: int) -> KillSwitchState:
-    """``get_kill_switch`` on a bare connection (no session): the cheapest read there is."""
-    table = KillSwitchRow.__table__
-    rows = conn.execute(select(table).where(table.c.chain_id.in_({chain_id, ALL_CHAINS}))).all()
+    """``get_kill_switch`` on a bare connection (no session): the cheapest read there is (the
+    statement is built once; the fence before sending runs it for every bundle)."""
+    rows = conn.execute(_KILL_SWITCH_READ, {"own": chain_id, "all": ALL_CHAINS}).all()
     return kill_switch_of(rows, chain_id)
+
+
+_KILL_SWITCH_TABLE = KillSwitchRow.__table__
+_KILL_SWITCH_READ = select(_KILL_SWITCH_TABLE).where(
+    _KILL_SWITCH_TABLE.c.chain_id.in_([bindparam("own"), bindparam("all")])
+)
 
 
 def kill_switch_of(rows: Sequence[Any], chain_id: int) -> KillSwitchState:
