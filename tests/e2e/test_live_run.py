@@ -421,20 +421,33 @@ async def test_the_last_fence_reads_the_database_after_the_intent_is_written(
     client: RpcClient, devnet: tuple[EmbeddedDevnet, Path], tmp_path: Path
 ) -> None:
     """A kill switch set the instant a bundle's intent is committed (here by the intent's own
-    writer, slowed past the simulation) stops that bundle: the fence comes after the intent."""
+    writer, slowed past the simulation) stops that bundle: the fence comes after the intent.
+
+    A trade the chain overtook (or that failed or missed simulation) never reached the last
+    fence, and a refusal before the next signature is not the last fence's: the switch is
+    released and the next trade's intent sets it again."""
     running, key_file = devnet
     live = _Live(running, key_file, tmp_path / "order.db")
     pipeline, executor, (risk, relay), _ = await live.build(client)
     wire = _Wire(relay.transport)
     relay.transport = wire
+    s = executor.stats
     given = executor.intents.submit
-    killed = threading.Event()
+    armed, killed = threading.Event(), threading.Event()
+    at_kill: list[tuple[int, ...]] = []
+
+    def last_fences() -> int:  # fences before sending so far (each times itself)
+        return len(executor.timings.get("fence before sending", ()))
 
     def slow_intent(job: Any, *args: Any) -> Any:
         def written_then_killed(*job_args: Any) -> Any:
             time.sleep(0.02)  # the simulation and a fence read are over well before
             result = job(*job_args)
-            if not killed.is_set():
+            if armed.is_set():
+                armed.clear()
+                at_kill.append(
+                    (s.sent, s.refused, s.stale, s.sim_failed, s.unsimulated, last_fences())
+                )
                 kill(live.sessions, 31337, "set as the intent was written", "pytest")
                 killed.set()
             return result
@@ -444,15 +457,25 @@ async def test_the_last_fence_reads_the_database_after_the_intent_is_written(
     executor.intents.submit = slow_intent
     stop = asyncio.Event()
 
-    async def until_decided() -> None:
-        await wait_for(lambda: executor.stats.refused >= 1 or executor.stats.sent >= 1)
+    async def watch() -> None:
+        for _ in range(20):
+            killed.clear()
+            armed.set()
+            await wait_for(killed.is_set)
+            before = at_kill[-1]
+            await wait_for(
+                lambda b=before: (s.sent, s.refused, s.stale, s.sim_failed, s.unsimulated) != b[:5]
+            )
+            if s.sent != before[0] or (s.refused != before[1] and last_fences() > before[5]):
+                break  # sent, or refused by a last fence that read the database after the kill
+            unkill(live.sessions, 31337, "pytest")
         stop.set()
 
-    await _run_until(pipeline, (executor, risk, relay), stop, until_decided())
+    await _run_until(pipeline, (executor, risk, relay), stop, watch())
     assert killed.is_set()
-    assert executor.stats.sent == 0
+    assert s.sent == 0
     assert "eth_sendBundle" not in wire.methods
-    assert executor.stats.last_refusal == "kill switch set by pytest: set as the intent was written"
+    assert s.last_refusal == "kill switch set by pytest: set as the intent was written"
 
 
 @pytest.mark.asyncio
