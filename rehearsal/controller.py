@@ -231,7 +231,7 @@ class Controller:
                 message = f"no end within activeDeadlineSeconds {deadline:g}"
                 continue
             out = (done.stdout.strip() + "\n" + done.stderr.strip()).strip()
-            message = out.splitlines()[-1] if out else f"exit {done.returncode}"
+            message = job_message(out, done.returncode)
             self.log(f"job {' '.join(argv[:3])}: exit {done.returncode}: {message[:200]}")
             if done.returncode == 0:
                 return True, message
@@ -431,4 +431,14 @@ def _summary(run: AnalysisRun) -> dict[str, Any]:
     }  # fmt: skip
 
 
-__all__ = ["PROMOTED", "ROLLED_BACK", "Controller", "Result", "podman"]
+def job_message(out: str, code: int) -> str:
+    """What a Job's output says of it: the lines saying FAIL when it failed (``arbx release
+    compare`` prints every condition, the failing ones anywhere among them), else its last line."""
+    lines = [line.strip() for line in out.splitlines() if line.strip()]
+    if not lines:
+        return f"exit {code}"
+    failed = [line for line in lines if line.startswith("FAIL")] if code != 0 else []
+    return "; ".join(failed) if failed else lines[-1]
+
+
+__all__ = ["PROMOTED", "ROLLED_BACK", "Controller", "Result", "job_message", "podman"]

@@ -11,8 +11,12 @@ from pathlib import Path
 
 import pytest
 from rehearsal.cluster import StackError
+from rehearsal.controller import job_message
 from rehearsal.scenario import Options, Rehearsal
 from rehearsal.stack import ROOT
+
+from arbx.cli.release import _print_comparison
+from arbx.domain.releases import Comparison, Condition
 
 
 def _path_without(tmp_path: Path, missing: str) -> str:
@@ -50,3 +54,28 @@ def test_an_operators_command_is_logged_once(tmp_path: Path) -> None:
     logged = (tmp_path / "commands.log").read_text().splitlines()
     assert logged == ["python -m rehearsal status", "python -m rehearsal down"]
     assert rehearsal.exits == [{"command": "status", "exit": 1}, {"command": "down", "exit": 0}]
+
+
+def test_a_failed_jobs_message_names_its_failing_checks(capsys: pytest.CaptureFixture[str]) -> None:
+    """A failed ``arbx release compare`` Job is reported by the conditions it failed, wherever
+    they are in its output (the last line was reported before: a passing one); a Job that passed
+    by its last line."""
+    conditions = (
+        Condition("opportunities", "12 against 12", "within 10 %", True),
+        Condition("sized within", "3 of 12 blocks differ", "at most 1", False),
+        Condition("detection latency p99", "310 ms against 60 ms", "at most 2x", False),
+        Condition("preview errors", "0", "0", True),
+    )
+    _print_comparison("v2", "v3", Comparison(conditions, 12, 100, 111))
+    failed = capsys.readouterr().out
+    assert job_message(failed, 1) == (
+        "FAIL sized within: 3 of 12 blocks differ (needs at most 1); "
+        "FAIL detection latency p99: 310 ms against 60 ms (needs at most 2x)"
+    )
+    _print_comparison("v1", "v2", Comparison(conditions[:1], 12, 100, 111))
+    assert (
+        job_message(capsys.readouterr().out, 0)
+        == "ok   opportunities: 12 against 12 (needs within 10 %)"
+    )
+    assert job_message("one line only\n", 1) == "one line only"
+    assert job_message("", 3) == "exit 3"
