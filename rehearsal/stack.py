@@ -82,6 +82,7 @@ class Stack:
     prometheus_port: int = field(default_factory=free_port)
     password: str = field(default_factory=lambda: uuid.uuid4().hex)
     last_returncode: int = 0
+    tags: dict[str, str] = field(default_factory=dict)  # ARBX_API_TAG...: one component's tag
 
     def env(self) -> dict[str, str]:
         """The variables the compose file reads."""
@@ -92,6 +93,7 @@ class Stack:
             "ARBX_PROMETHEUS_PORT": str(self.prometheus_port),
             "ARBX_TAG": revision(),
             "ARBX_DEVNET_PACE": "0.5",
+            **self.tags,
         }
 
     def compose(self, *args: str) -> str:

@@ -1,7 +1,7 @@
 """The compose stack under podman, from the images ``make images`` builds: the engine follows the
 devnet in shadow mode, the dashboard and the API answer through the web container, Prometheus
 scrapes every target; then every container restarts, PostgreSQL included, and nothing recorded
-is lost."""
+is lost; one command takes the API alone to another tag the images keep (a rollback)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from rehearsal.stack import Stack, build_images, wait_for
+from rehearsal.stack import Stack, build_images, revision, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.containers]
 
@@ -32,6 +32,8 @@ def stack() -> Iterator[Stack]:
         for service in ("engine", "devnet", "api", "web"):
             print(f"--- {service}\n{running.logs(service)}")
         running.compose("down", "-v", "-t", "5")
+        earlier = f"localhost/arbx-searcher:{running.project}-earlier"  # the rollback's tag
+        running.podman("untag", earlier, earlier, check=False)
 
 
 def _engine_recording(stack: Stack) -> int:
@@ -111,3 +113,18 @@ def test_stack_follows_the_devnet_serves_and_survives_restarts(stack: Stack) -> 
     token_again = stack.get_json(stack.web_port, "/api/v1/whoami", token)
     assert token_again["name"] == "ci"
     print(f"restart to recording again: {time.monotonic() - started:.0f} s")
+
+    # one command per component: the API to another tag of the searcher image (here the same
+    # build under a second name: what is checked is the command, which takes it alone)
+    engine = stack.podman("inspect", "-f", "{{.Id}}", stack.container("engine")).strip()
+    earlier = f"{stack.project}-earlier"
+    stack.podman(
+        "tag", f"localhost/arbx-searcher:{revision()}", f"localhost/arbx-searcher:{earlier}"
+    )
+    stack.tags["ARBX_API_TAG"] = earlier
+    stack.compose("up", "-d", "--no-deps", "api")
+    api_image = stack.podman("inspect", "-f", "{{.ImageName}}", stack.container("api")).strip()
+    assert api_image == f"localhost/arbx-searcher:{earlier}"
+    assert stack.podman("inspect", "-f", "{{.Id}}", stack.container("engine")).strip() == engine
+    wait_for("the dashboard after the API's rollback", lambda: _serving(stack), 90)
+    assert stack.get_json(stack.web_port, "/api/v1/whoami", token)["name"] == "ci"
