@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from arbx import __version__
+from arbx.chain.heads import Head
 from arbx.chain.parity import ParityResult
 from arbx.chain.rpc import RpcClient
 from arbx.domain.errors import ConfigError
@@ -42,6 +43,13 @@ class ShadowExecution:
         self._scoring: asyncio.Future[None] | None = None
         self._reorged = False  # a reorg came while a scoring ran: the next one starts afresh
         self._unscored: BlockResult | None = None  # the newest block that came meanwhile
+
+    def on_head(self, head: Head) -> None:
+        """A head arrived, before its block is synced: tell an executor that works ahead of the
+        block (the live one settles earlier bundles and starts its fence meanwhile)."""
+        early = getattr(self.executor, "on_head", None)
+        if early is not None:
+            early(head)
 
     def on_rebootstrap(self, block: int) -> None:
         """The engine re-bootstrapped its book at ``block``: tell an executor that checks its
