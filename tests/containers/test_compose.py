@@ -32,6 +32,13 @@ def stack() -> Iterator[Stack]:
         for service in ("engine", "devnet", "api", "web"):
             print(f"--- {service}\n{running.logs(service)}")
         running.compose("down", "-v", "-t", "5")
+        left = running.containers()  # once seen after the rollback: postgres and migrate
+        if left:
+            print(f"left by podman-compose down: {left}; removed with the project's pod")
+            running.podman("pod", "rm", "-f", f"pod_{running.project}", check=False)
+            running.podman("rm", "-f", *left, check=False)
+            running.podman("volume", "rm", f"{running.project}_pgdata", check=False)
+            running.podman("network", "rm", f"{running.project}_default", check=False)
         earlier = f"localhost/arbx-searcher:{running.project}-earlier"  # the rollback's tag
         running.podman("untag", earlier, earlier, check=False)
 
