@@ -27,6 +27,7 @@ from pathlib import Path
 from rehearsal.cluster import (
     DEVNET_KEYS,
     KEYS_IN_POD,
+    Overdue,
     Stack,
     StackError,
     log_command,
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"rehearsal: error: {exc}", file=sys.stderr)
         return 2
-    except (StackError, ManifestError) as exc:
+    except (StackError, ManifestError, Overdue) as exc:
         print(f"rehearsal: error: {exc}", file=sys.stderr)
         return 1
 

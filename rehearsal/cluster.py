@@ -48,6 +48,11 @@ class StackError(RuntimeError):
     """The stack could not do what was asked (one line, for the command line)."""
 
 
+class Overdue(BaseException):
+    """A run past its deadline. Not an Exception: every wait retries on StackError and
+    OSError, and a deadline must end the run wherever it is."""
+
+
 def run_dir() -> Path:
     """The directory of the stack in use (``ARBX_REHEARSAL_DIR`` moves it)."""
     return Path(os.environ.get("ARBX_REHEARSAL_DIR", str(RUN_DIR)))

@@ -18,6 +18,7 @@ from typing import Any
 
 from rehearsal.cluster import (
     PATCHES,
+    Overdue,
     Stack,
     StackError,
     build_version,
@@ -434,7 +435,7 @@ class Rehearsal:
 
             def expire(_signum: int, _frame: object) -> None:
                 if not self.closing.is_set():  # the teardown is not cut short
-                    raise StackError(f"the rehearsal: not done within {deadline:g} s")
+                    raise Overdue(f"the rehearsal: not done within {deadline:g} s")
 
             previous = signal.signal(signal.SIGALRM, expire)
             signal.setitimer(signal.ITIMER_REAL, deadline)

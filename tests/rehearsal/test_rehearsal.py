@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rehearsal.cluster import Overdue, podman
 from rehearsal.scenario import REPORT_KEYS, Options, Rehearsal
 from rehearsal.stack import ROOT, build_images
 
@@ -130,3 +131,20 @@ def _same(page: list[str], ran: tuple[str, ...]) -> bool:
         word == done or (word == "0x..." and ADDRESS.fullmatch(done) is not None)
         for word, done in zip(page, ran, strict=True)
     )
+
+
+def test_a_run_past_its_deadline_stops_in_one_line_and_takes_its_stack_down(
+    tmp_path: Path,
+) -> None:
+    """The bound that keeps the short form from hanging CI: a real run given 20 s stops inside
+    its work with one line, and what it had started (the network, PostgreSQL, the devnet, the
+    registry) is gone."""
+    if shutil.which("podman") is None or shutil.which("prometheus") is None:
+        pytest.fail("podman and prometheus are missing: run `make images` and `make prometheus`")
+    build_images()
+    before = set(podman("ps", "-a", "--format", "{{.Names}}").split())
+    with pytest.raises(Overdue, match=r"^the rehearsal: not done within 20 s$"):
+        Rehearsal(Options(tmp_path, scale=0.05, short=True, deadline=20.0)).run()
+    assert not (tmp_path / "state.json").exists()
+    left = set(podman("ps", "-a", "--format", "{{.Names}}").split()) - before
+    assert not {name for name in left if name.startswith("arbxrh")}, left
