@@ -79,6 +79,9 @@ def test_limited_run_captures_with_realized_close_to_expected(tmp_path: Path) ->
     # each head reached the bundle executor before its block (on_head: settlement and the
     # first fence overlap the sync), through the wrappers `arbx run` puts around it
     assert len(live["bundle_cpu_ms"]) >= live["sent"] // 2, live
+    closing = next(line for line in proc.stdout.splitlines() if line.startswith("live: "))
+    assert f"{live['sent']} bundles sent" in closing  # the closing line counts what the run did
+    assert f"{live['stale']} late" in closing
     key = (tmp_path / "data" / "devnet-searcher.key").read_text().strip().lower().removeprefix("0x")
     assert key not in (proc.stdout + proc.stderr).lower()
 

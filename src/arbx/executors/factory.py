@@ -159,6 +159,7 @@ class LiveExecution(ShadowExecution):
         self.closing = (
             f"live: {live.considered} considered, {live.sent} bundles sent, "
             f"outcomes {live.outcomes or '{}'}, {live.refused} refused, "
+            f"{live.stale} late (the chain moved on before they could leave), "
             f"{live.sim_failed} failed simulation"
             + (
                 f", {live.unsimulated} unsent (the node could not simulate)"
