@@ -441,7 +441,7 @@ def _api(h: str, route: str, status: str, step: float) -> dict[str, str]:
 def _latency(h: str, within: str, step: float) -> list[dict[str, str]]:
     """A histogram whose every request took up to ``within`` seconds (one bucket)."""
     labels = _API.format(h=h, r="/api/v1/opportunities")
-    bounds = ("0.05", "0.5", "1", "+Inf")
+    bounds = ("0.05", "0.5", "1", "2", "+Inf")
     return [
         {"series": f'arbx_api_request_duration_seconds_bucket{{{labels}, le="{le}"}}',
          "values": f"0+{step:g}x40" if float(le) >= float(within) else "0x40"}
@@ -484,7 +484,7 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, str]], dict[str, int]]] = {
             _api("c1", "/api/v1/opportunities", "200", 32),
             _api("c1", "/api/v1/opportunities", "500", 8),
             _api("s1", "/api/v1/opportunities", "200", 40),
-            *_latency("c1", "1", 40),
+            *_latency("c1", "2", 40),
             *_latency("s1", "0.05", 40),
         ],
         {"error-ratio": 0, "slow-share-vs-stable": 0, "p99-latency": 0},
@@ -497,7 +497,18 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, str]], dict[str, int]]] = {
             *_latency("c1", "1", 40),
             *_latency("s1", "1", 40),
         ],
-        # the absolute p99 fails it (reported only: dryRun); the comparison passes it
+        # the comparison passes it, and its p99 (just under 1 s) is under the ceiling
+        {"error-ratio": 1, "slow-share-vs-stable": 1, "p99-latency": 1},
+    ),
+    "a canary over the p99 ceiling, as slow as the stable beside it": (
+        "arbx-api-canary",
+        [
+            _api("c1", "/api/v1/opportunities", "200", 40),
+            _api("s1", "/api/v1/opportunities", "200", 40),
+            *_latency("c1", "2", 40),
+            *_latency("s1", "2", 40),
+        ],
+        # the comparison cannot see it (both slow); the absolute ceiling fails it
         {"error-ratio": 1, "slow-share-vs-stable": 1, "p99-latency": 0},
     ),
     "a canary slower on every request than the stable beside it": (
@@ -508,22 +519,23 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, str]], dict[str, int]]] = {
             *_latency("c1", "1", 40),
             *_latency("s1", "0.5", 40),
         ],
-        {"error-ratio": 1, "slow-share-vs-stable": 0, "p99-latency": 0},
+        {"error-ratio": 1, "slow-share-vs-stable": 0, "p99-latency": 1},
     ),
     "a slow canary with no stable request to compare": (
         "arbx-api-canary",
         [_api("c1", "/api/v1/opportunities", "200", 40), *_latency("c1", "1", 40)],
-        {"error-ratio": 1, "slow-share-vs-stable": 0, "p99-latency": 0},
+        {"error-ratio": 1, "slow-share-vs-stable": 0, "p99-latency": 1},
     ),
     "a canary too new to judge": (
         "arbx-api-canary",
         [
             _api("c1", "/api/v1/opportunities", "200", 2),
             _api("s1", "/api/v1/opportunities", "200", 40),
-            *_latency("c1", "1", 2),
+            *_latency("c1", "2", 2),
             *_latency("s1", "0.05", 40),
         ],
-        {"error-ratio": 1, "slow-share-vs-stable": 1, "p99-latency": 0},
+        # two slow requests (a pod's first, say): neither latency check judges them yet
+        {"error-ratio": 1, "slow-share-vs-stable": 1, "p99-latency": 1},
     ),
     "a canary no client has reached yet": (
         "arbx-api-canary",
