@@ -273,8 +273,11 @@ def test_the_engines_prestop_ends_its_run_cleanly(played: dict[str, Any]) -> Non
         timeout=120,
         check=False,
     )
-    # the engine was PID 1: the container ends with it, and the exec with the container
-    assert result.returncode in (0, 137), result.stdout + result.stderr
+    # the engine was PID 1: the container ends with it, and the exec with the container; podman
+    # then sometimes loses the exec's exit event in that race and says so (exit 255), which says
+    # nothing of the engine: the run's record below is what shows how it ended
+    lost_event = result.returncode == 255 and "unable to find event" in result.stderr
+    assert result.returncode in (0, 137) or lost_event, result.stdout + result.stderr
     _wait(
         "the run's record",
         lambda: _sql(f"SELECT status FROM runs WHERE id = {first}") != "running",
