@@ -4,7 +4,8 @@ A block's trade is its best opportunity, or with ``routes_per_block`` above 1 it
 pool-disjoint opportunities (``capture.disjoint_batch``) in one transaction of the executor's
 ``executeMany``, where a route that reverts is skipped and the others still run (ADR 0033).
 Each route pays the builder its own share: the configured one, or with a ``bidding`` policy the
-share for the rivals self-scoring saw on its pools (``bidding.share_bps``).
+share for the rivals self-scoring saw on its pools (``bidding.share_bps``). The trade is built by
+``executors.trade``, which shadow mode's simulation uses too.
 
 Every block it first settles what earlier bundles became (included, not included, reverted,
 state moved), feeding the risk controller; it starts this as soon as the head arrives
@@ -53,15 +54,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from arbx.chain.heads import Head
 from arbx.chain.rpc import RpcClient, RpcError, hex_hash, hex_int, to_quantity
-from arbx.domain.bidding import BidPolicy, Competition, share_bps
-from arbx.domain.capture import routes_to_send
+from arbx.domain.bidding import Competition
 from arbx.domain.errors import ArbxError
 from arbx.domain.journal import DEFAULT_DEPTH
 from arbx.domain.limits import Counted
 from arbx.domain.limits import Outcome as RiskOutcome
 from arbx.domain.pools import Pool
-from arbx.domain.profit import Opportunity, builder_payment, kept_profit
-from arbx.domain.sizing import Sized
+from arbx.domain.profit import Opportunity
 from arbx.engine.pipeline import BlockResult
 from arbx.errors import SignerLockLostError
 from arbx.execution.flashbots import bundle_hash
@@ -75,9 +74,8 @@ from arbx.execution.inclusion import (
 from arbx.execution.keys import TxSigner
 from arbx.execution.nonces import NonceManager
 from arbx.execution.presim import presimulate_at_head
-from arbx.execution.relay import BuilderSpec, BundleSubmitter, RelayClient
-from arbx.execution.route_codec import encode_execute, encode_execute_many
-from arbx.execution.tx import fee_policy, gas_limit_from, sign_execute_tx
+from arbx.execution.relay import BundleSubmitter, RelayClient
+from arbx.execution.tx import fee_policy, sign_execute_tx
 from arbx.executors.landed_rows import Decision, counted_of, decide, replaced_rows
 from arbx.executors.records import (
     RecordWriter,
@@ -89,6 +87,7 @@ from arbx.executors.records import (
     store_sent,
 )
 from arbx.executors.shadow import ShadowExecutor
+from arbx.executors.trade import LiveSettings, build_trade, choose_routes
 from arbx.metrics import record as metrics
 from arbx.risk.controller import RiskController
 from arbx.store.execution_repo import LandedRow
@@ -112,31 +111,6 @@ CHECK_AFTER_REORG = 3
 # Blocks a settled bundle is still followed for: a reorg up to the engine's journal depth that
 # takes its transaction out settles it again (its row moved off ``included``, its nonce freed).
 KEEP_SETTLED_BLOCKS = DEFAULT_DEPTH
-# The gas limit over the gas model's figure. The model estimates gas used (up to 18% under on
-# the devnet); a call needs more than it uses (refunds come at the end, a call forwards only
-# 63/64 of what is left), and a limit too low fails simulation: 20% lost about one bundle in
-# six there, 50% none. A higher limit costs nothing: only gas used is paid.
-MODEL_GAS_MARGIN_BPS = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class LiveSettings:
-    """How the live executor trades."""
-
-    executor: str  # the deployed ArbExecutor, owned by the signing key
-    base_token: str  # the wrapped native token the executor pays the builder in
-    builders: tuple[BuilderSpec, ...]
-    builder_share_bps: int = 0
-    priority_fee_wei: int = 1_000_000_000
-    slippage_bps: int = 0  # how far under the expected profit the contract may still accept
-    blocks_ahead: int = 0  # target blocks after the next one
-    gas_margin_bps: int = MODEL_GAS_MARGIN_BPS  # over the gas model's figure, for the limit
-    simulate_at_builders: bool = False  # also wait for a builder's eth_callBundle (ADR 0023)
-    routes_per_block: int = 1  # pool-disjoint routes sent together (executeMany past 1)
-    extra_routes: str = "all"  # which join the best: "all", or "contested" ones
-    contested_memory_blocks: int = 100  # a rival seen this recently makes a pool contested
-    extra_min_net_wei: int = 0  # the least expected net profit of a route joining the best
-    bidding: BidPolicy | None = None  # the builder's share per route; None: builder_share_bps
 
 
 @dataclass(slots=True)
@@ -509,26 +483,8 @@ class BundleExecutor:
                 self._record_refusal(f"{type(exc).__name__}: {exc}")
 
     def _batch(self, opportunities: Sequence[Opportunity], block: int) -> list[Opportunity]:
-        """This block's trade: its best opportunity (if it is in the base token) and, up to
-        ``routes_per_block``, the best pool-disjoint others ``extra_routes`` lets join it."""
-        if not opportunities or opportunities[0].route.base != self.settings.base_token:
-            return []
-        ours = [o for o in opportunities if o.route.base == self.settings.base_token]
-        memory = self.settings.contested_memory_blocks
-
-        def extra(i: int) -> bool:
-            if ours[i].net_profit < self.settings.extra_min_net_wei:
-                return False
-            if self.settings.extra_routes == "all":
-                return True
-            return self.competition.sightings(ours[i].route.pools, block, memory) > 0
-
-        chosen = routes_to_send(
-            [(o.route.pools, o.net_profit) for o in ours],
-            limit=self.settings.routes_per_block,
-            extra=extra,
-        )
-        return [ours[i] for i in chosen]
+        """This block's trade before the risk limits (``trade.choose_routes``)."""
+        return choose_routes(opportunities, block, self.settings, self.competition)
 
     async def _trade(self, batch: Sequence[Opportunity], block: BlockResult) -> None:
         started = time.perf_counter()
@@ -542,9 +498,7 @@ class BundleExecutor:
             log.info("%d of %d routes left out: %s", len(batch) - len(taken), len(batch), why_not)
         routes = [batch[i] for i in taken]
         opportunity = routes[0]
-        shares = [self._share(o, head.number) for o in routes]
-        calldata = self._calldata(routes, shares)
-        gas_limit = sum(gas_limit_from(o.gas_units, self.settings.gas_margin_bps) for o in routes)
+        trade = build_trade(routes, head.number, self.settings, self.pools, self.competition)
         fees = fee_policy(head.base_fee, self.settings.priority_fee_wei)
         started = self._time("gate", started)
         why = await self._fence_before_signing(head.number)
@@ -557,8 +511,8 @@ class BundleExecutor:
             self.nonces,
             self.recorder.chain_id,
             self.settings.executor,
-            calldata,
-            gas_limit=gas_limit,
+            trade.calldata,
+            gas_limit=trade.gas_limit,
             fees=fees,
         )
         started = self._time("sign", started)
@@ -581,10 +535,7 @@ class BundleExecutor:
                 self.signer.address,
                 self.settings.executor,
                 self.settings.priority_fee_wei,
-                expected_net_profit=sum(
-                    o.gross_profit - builder_payment(o.gross_profit, share) - o.gas_cost
-                    for o, share in zip(routes, shares, strict=True)
-                ),
+                expected_net_profit=trade.expected_net_profit,
                 routes=len(routes),
                 carried=tuple(routes),
             )
@@ -666,35 +617,6 @@ class BundleExecutor:
         if self._prefence is not None:
             self._prefence[1].cancel()
             self._prefence = None
-
-    def _share(self, opportunity: Opportunity, block: int) -> int:
-        """The builder's share for one route: the configured one, or the bidding policy's."""
-        policy = self.settings.bidding
-        if policy is None:
-            return self.settings.builder_share_bps
-        return share_bps(
-            opportunity.route.pools,
-            opportunity.gross_profit,
-            opportunity.gas_cost,
-            self.competition,
-            block,
-            policy,
-            gas_units=opportunity.gas_units,
-            priority_fee_wei=self.settings.priority_fee_wei,
-        )
-
-    def _calldata(self, routes: Sequence[Opportunity], shares: Sequence[int]) -> bytes:
-        """``execute`` for one route; ``executeMany`` over each route's ``execute`` past one."""
-        calls = [self._execute(o, share) for o, share in zip(routes, shares, strict=True)]
-        return calls[0] if len(calls) == 1 else encode_execute_many(calls)
-
-    def _execute(self, opportunity: Opportunity, share: int) -> bytes:
-        kept = kept_profit(opportunity.gross_profit, share)
-        min_profit = max(1, kept * (10_000 - self.settings.slippage_bps) // 10_000)
-        sized = Sized(opportunity.amount_in, opportunity.amounts, (0,) * len(opportunity.amounts))
-        return encode_execute(
-            opportunity.route, self.pools, sized, self.settings.base_token, min_profit, share
-        )
 
     # --- the kill switch ------------------------------------------------------------------
 

@@ -27,9 +27,10 @@ from arbx.execution.deploy import deploy_executor
 from arbx.execution.keys import load_keys
 from arbx.execution.nonces import NonceManager
 from arbx.execution.relay import BuilderSpec, RelayClient
-from arbx.executors.bundle import BundleExecutor, LiveSettings
+from arbx.executors.bundle import BundleExecutor
 from arbx.executors.reconcile import settle_earlier
 from arbx.executors.shadow import ShadowExecutor
+from arbx.executors.trade import LiveSettings
 from arbx.risk.alerts import firing_alerts
 from arbx.risk.controller import RiskController
 from arbx.risk.killswitch import KillSwitch
