@@ -428,6 +428,9 @@ def _summary(run: AnalysisRun) -> dict[str, Any]:
             ]
             for m in run.metrics
         },
+        # what each Job said (arbx release compare: its last line, or its FAIL lines)
+        "jobs": {m.name: [x.message for x in m.measurements] for m in run.metrics
+                 if "job" in (m.spec.get("provider") or {})},
     }  # fmt: skip
 
 

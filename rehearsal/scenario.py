@@ -179,7 +179,9 @@ class Rehearsal:
             "client_errors": errors,
             "seconds": round(result.finished - result.started, 1),
             "message": result.message,
-            "analyses": [{k: a[k] for k in ("name", "phase", "message")} for a in result.analyses],
+            "analyses": [
+                {k: a[k] for k in ("name", "phase", "message", "jobs")} for a in result.analyses
+            ],
         }
         self.releases.append(entry)
         self.log(f"release {component} {result.version}: {result.outcome}, {errors} client errors")

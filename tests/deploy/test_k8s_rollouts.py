@@ -270,9 +270,21 @@ def test_the_engine_preview_is_judged_then_handed_the_lock_in_time(
     pods = pod_specs(docs)
     (compare,) = pods["arbx-engine-preview/compare"]["containers"]
     assert compare["command"] + compare["args"][:2] == ["arbx", "release", "compare"]
-    options = dict(zip(compare["args"][2::2], compare["args"][3::2], strict=True))
-    assert options["--active"] == "{{args.active-hash}}"
-    assert options["--preview"] == "{{args.preview-hash}}"
+    filled = {"active-hash": "a1", "preview-hash": "p1", "replay-accept": ""}
+    argv = [_fill(a, filled) for a in compare["args"]]
+    assert "{{args.active-hash}}" in compare["args"]
+    assert "{{args.preview-hash}}" in compare["args"]
+    parsed = build_parser().parse_args(argv)
+    assert (parsed.active, parsed.preview) == ("a1", "p1")
+    # the second check: the preview's code replays the shipped window against the decisions the
+    # active engine recorded; a difference fails unless the Rollout passes the acknowledged
+    # digest (the template's default is none)
+    assert parsed.replay_shipped is True
+    accept = compare["args"][compare["args"].index("--replay-accept") + 1]
+    assert accept == "{{args.replay-accept}}"
+    declared = _one(docs, "AnalysisTemplate", "arbx-engine-preview")["spec"]["args"]
+    assert {"name": "replay-accept", "value": ""} in declared
+    assert "replay-accept" not in {a["name"] for a in green["prePromotionAnalysis"]["args"]}
     (engine,) = _one(docs, "Deployment", "arbx-engine")["spec"]["template"]["spec"]["containers"]
     release = next(e for e in engine["env"] if e["name"] == "ARBX_RELEASE")
     assert release["valueFrom"]["fieldRef"]["fieldPath"] == (
@@ -317,11 +329,13 @@ def test_every_arbx_command_in_the_manifests_is_one_arbx_takes(
         for container in pod["containers"]:
             if container.get("command") != ["arbx"]:
                 continue
-            argv = [_fill(a, {"preview-hash": "7c9f5d4b8", "active-hash": "5d8b7c6f4"})
+            argv = [_fill(a, {"preview-hash": "7c9f5d4b8", "active-hash": "5d8b7c6f4",
+                              "replay-accept": ""})
                     for a in container["args"]]  # fmt: skip
             seen[name] = parser.parse_args(argv)
     assert {"arbx-engine", "arbx-api", "arbx-migrate"} <= set(seen)
     assert seen["arbx-engine-preview/compare"].preview == "7c9f5d4b8"
+    assert seen["arbx-engine-preview/compare"].replay_accept is None  # empty: none acknowledged
     if overlay == SIGNING:  # a live mode: standbys, and the handover
         assert seen["arbx-engine"].standby is True
         assert seen["arbx-engine-handover/handover"].to == "7c9f5d4b8"

@@ -187,12 +187,16 @@ def test_a_standby_is_compared_then_promoted_and_the_records_prove_one_signer(
             procs,
         )
         compared = _arbx("release", "compare", "--config", str(config), "--active", "v1",
-                         "--preview", "v2", "--min-blocks", "10", "--json", env=base,
-                         cwd=tmp_path)  # fmt: skip
+                         "--preview", "v2", "--min-blocks", "10", "--json", "--replay-shipped",
+                         env=base, cwd=tmp_path)  # fmt: skip
         result = json.loads(compared.stdout)
         assert compared.returncode == 0, result
         assert result["passed"] is True
         assert result["common_blocks"] >= 10
+        # the second check: v2's code on the shipped window decides what v1 recorded at its start
+        assert result["replay"]["equal"] is True
+        assert result["replay"]["active_digest"] == result["replay"]["digest"]
+        assert "replay: release v1 decided" in (tmp_path / "v1.log").read_text()
 
         bad = _arbx("release", "compare", "--config", str(config), "--active", "v1",
                     "--preview", "v3", "--min-blocks", "10", env=base, cwd=tmp_path)  # fmt: skip

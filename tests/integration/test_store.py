@@ -169,7 +169,7 @@ def test_database_url_from_environment(tmp_path: Path, monkeypatch: pytest.Monke
 def test_migrations_from_empty_to_head_and_back(db_url: str) -> None:
     assert migrate.current(db_url) is None
     migrate.upgrade(db_url)
-    assert migrate.current(db_url) == migrate.head() == "0007"
+    assert migrate.current(db_url) == migrate.head() == "0008"
     engine = db.make_engine(db_url)
     try:
         tables = set(inspect(engine).get_table_names())

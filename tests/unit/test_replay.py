@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,19 @@ from arbx.chain.window import (
 )
 from arbx.cli import main
 from arbx.cli.offline import load_pool_file
-from arbx.cli.replay import replay_window
+from arbx.cli.replay import (
+    record_release_replay,
+    recorded_decisions,
+    replay_window,
+    shipped_window,
+    window_digest,
+)
 from arbx.domain.errors import InputError
 from arbx.domain.poolfile import parse_pool, pool_document
 from arbx.domain.pools import V3Pool
-from arbx.engine.replay import compare_decisions, digest, replay
+from arbx.engine.replay import compare_decisions, digest, pack_decisions, replay
+from arbx.store import make_engine, make_session_factory, migrate, release_repo
+from arbx.store.models import ReleaseReplayRow
 from arbx.strategies.cyclic import (
     CyclicArbitrage,
     StrategyLimits,
@@ -39,7 +48,7 @@ from arbx.strategies.cyclic import (
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-WINDOW = FIXTURES / "replay" / "devnet-window.jsonl.gz"
+WINDOW = shipped_window()  # the package data the image ships
 EXPECTED = FIXTURES / "replay" / "expected.txt"
 
 
@@ -357,3 +366,123 @@ def test_release_compare_replays_the_window_as_a_second_check(
 
     assert main([*command, "--replay", str(WINDOW)]) == 2
     assert "go together" in capsys.readouterr().err
+
+
+def test_the_active_releases_recorded_decisions_are_the_shipped_replays_other_side(
+    tmp_path: Path,
+    decisions: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What an engine records at start (``record_release_replay``) is what ``release compare
+    --replay-shipped`` replays against: the same code passes; a release that decides otherwise
+    fails with the blocks that differ and its digest, unless that digest is acknowledged."""
+    url = f"sqlite:///{tmp_path / 'arbx.db'}"
+    monkeypatch.setenv("ARBX_DATABASE_URL", url)
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    try:
+        said = record_release_replay(sessions, "v1")
+        assert said == (
+            "replay: release v1 decided 1248 opportunities on the shipped window's 40 blocks "
+            f"({decisions['digest']})"
+        )
+        assert "recorded its decisions on the shipped window before" in record_release_replay(
+            sessions, "v1"
+        )
+        recorded = recorded_decisions(sessions, "v1", WINDOW)
+        assert recorded == (decisions["digest"], decisions["blocks"])
+        # an active release whose code decided otherwise: half of every profit to the builder
+        window = read_window(WINDOW)
+        limits = replace(limits_from_record(window.settings), builder_share_bps=5000)
+        shared = asyncio.run(replay(window, lambda book: CyclicArbitrage(book, limits)))
+        with sessions.begin() as session:
+            added = release_repo.add_release_replay(
+                session,
+                release="v0",
+                window_digest=window_digest(WINDOW),
+                digest=shared["digest"],
+                blocks=len(shared["blocks"]),
+                opportunities=0,
+                decisions_gz=pack_decisions(shared["blocks"]),
+                at=datetime.now(UTC),
+            )
+        assert added is True
+        with sessions.begin() as session:  # the live comparison itself passes: equal blocks
+            for run_id, release in enumerate(("v0", "v1", "v2"), start=1):
+                for n in range(1, 5):
+                    release_repo.record_block_result(
+                        session,
+                        release_repo.BlockResultRecord(
+                            chain_id=31337,
+                            run_id=run_id,
+                            release=release,
+                            role="active" if release != "v2" else "standby",
+                            block_number=n,
+                            block_hash="0x" + f"{n:064x}",
+                            routes=[("route", 10**18, 10**15)],
+                            latency_ms=5.0,
+                            errors=0,
+                            recorded_at=datetime.now(UTC),
+                        ),
+                    )
+        with sessions.begin() as session:
+            session.add(
+                ReleaseReplayRow(
+                    release="v-bad",
+                    window_digest=window_digest(WINDOW),
+                    digest=decisions["digest"],
+                    blocks=40,
+                    opportunities=0,
+                    decisions_gz=b"not gzip",
+                    recorded_at=datetime.now(UTC),
+                )
+            )
+    finally:
+        engine.dispose()
+    command = ["release", "compare", "--preview", "v2", "--min-blocks", "0", "--replay-shipped"]
+
+    assert main([*command, "--active", "v1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["replay"]["equal"] is True
+    assert result["replay"]["digest"] == result["replay"]["active_digest"] == decisions["digest"]
+
+    assert main([*command, "--active", "v0"]) == 1
+    out = capsys.readouterr().out
+    (failed,) = [line.strip() for line in out.splitlines() if "FAIL replay" in line]
+    n = len(compare_decisions(decisions["blocks"], shared["blocks"]))
+    assert failed == (
+        "FAIL replay of the shipped window: decisions differ from those of release v0 on "
+        f"{n} of 40 blocks; acknowledge a change on purpose with this release's digest "
+        f"{decisions['digest']}"
+    )
+    assert out.count("    e.g. block ") == min(n, 5)
+
+    accept = [*command, "--active", "v0", "--json", "--replay-accept", decisions["digest"]]
+    assert main(accept) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["replay"]["equal"], result["replay"]["accepted"]) == (False, True)
+    assert result["replay"]["differing_blocks"] == n
+    assert result["passed"] is True
+
+    assert main([*command, "--active", "v0", "--replay-accept", shared["digest"]]) == 1
+    assert f"the acknowledged digest is {shared['digest']}, not" in capsys.readouterr().out
+
+    assert main([*command, "--active", "v9"]) == 1  # an active release that recorded nothing
+    assert "FAIL replay of the shipped window: release v9 recorded no decisions" in (
+        capsys.readouterr().out
+    )
+
+    assert main([*command, "--active", "v-bad"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("arbx: error: release v-bad's recorded decisions: not gzip")
+    assert "\n" not in err
+
+    with pytest.raises(SystemExit) as refused:
+        main([*command, "--active", "v1", "--replay-accept", "sha256:zz"])
+    assert refused.value.code == 2
+    assert "is not a digest" in capsys.readouterr().err
+    assert main([*command, "--active", "v1", "--replay", str(WINDOW),
+                 "--replay-decisions", str(WINDOW)]) == 2  # fmt: skip
+    assert "one or the other" in capsys.readouterr().err

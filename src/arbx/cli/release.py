@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from arbx.cli.args import count
+from arbx.cli.replay import decisions_digest
 from arbx.cli.store import operator_actor, sessions_of
 from arbx.domain.errors import InputError
 
@@ -69,6 +70,19 @@ def register(sub: Any) -> None:
         metavar="FILE",
         help="the active release's decisions on the window (its arbx replay --json)",
     )
+    compare.add_argument(
+        "--replay-shipped",
+        action="store_true",
+        help="also replay the window this release ships, against the decisions the active "
+        "release recorded on it at its start",
+    )
+    compare.add_argument(
+        "--replay-accept",
+        type=decisions_digest,
+        metavar="DIGEST",
+        help="decisions that differ from the active release's pass when this release's digest "
+        "is this one (an operator's acknowledgement of a change on purpose; empty: none)",
+    )
     compare.set_defaults(handler=_compare)
 
     promote = actions.add_parser("promote", help="hand the signer lock to a release")
@@ -97,13 +111,14 @@ def _config(parser: argparse.ArgumentParser) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from arbx.cli.replay import compare_lines, load_decisions_file, replay_window
     from arbx.config import load_settings
     from arbx.domain.releases import CompareRules, compare
     from arbx.store import release_repo
 
     if (args.replay is None) != (args.replay_decisions is None):
         raise InputError("--replay and --replay-decisions go together")
+    if args.replay is not None and args.replay_shipped:
+        raise InputError("--replay or --replay-shipped: one or the other")
     settings = load_settings(args.config)
     r = settings.releases
     rules = CompareRules(
@@ -114,27 +129,18 @@ def _compare(args: argparse.Namespace) -> int:
         latency_slack_ms=r.latency_slack_ms,
         warmup_blocks=r.warmup_blocks,
     )
-    with sessions_of(settings.database_url) as sessions, sessions() as session:
-        active = release_repo.block_records(session, args.active)
-        preview = release_repo.block_records(session, args.preview)
+    with sessions_of(settings.database_url) as sessions:
+        with sessions() as session:
+            active = release_repo.block_records(session, args.active)
+            preview = release_repo.block_records(session, args.preview)
+        replayed = _replay_check(args, sessions)
     result = compare(active, preview, rules)
-    replayed: dict[str, Any] | None = None
-    if args.replay is not None:  # the second check: this code on a recorded window
-        doc = replay_window(args.replay)
-        differences = compare_lines(doc, load_decisions_file(args.replay_decisions))
-        replayed = {
-            "window": str(args.replay),
-            "blocks": len(doc["blocks"]),
-            "digest": doc["digest"],
-            "equal": not differences,
-            "differences": differences[:20],
-        }
-    passed = result.passed and (replayed is None or bool(replayed["equal"]))
+    passed = result.passed and (replayed is None or bool(replayed["passed"]))
     if args.json:
         out = _comparison_json(args.active, args.preview, result)
         if replayed is not None:
             out |= {"passed": passed, "replay": replayed}
-            out["failed"] += [] if replayed["equal"] else ["replay"]
+            out["failed"] += [] if replayed["passed"] else ["replay"]
         print(json.dumps(out, indent=2))
     else:
         _print_comparison(args.active, args.preview, result)
@@ -143,14 +149,75 @@ def _compare(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
+def _replay_check(args: argparse.Namespace, sessions: Any) -> dict[str, Any] | None:
+    """The second check: this code on a recorded window against the active release's decisions
+    on it (a file, or what the active engine recorded at its start); None when not asked."""
+    from arbx.cli.replay import (
+        compare_lines,
+        load_decisions_file,
+        recorded_decisions,
+        replay_window,
+        shipped_window,
+    )
+
+    theirs: list[dict[str, Any]] | None
+    their_digest: str | None
+    if args.replay is not None:
+        window, theirs = args.replay, load_decisions_file(args.replay_decisions)
+        against, their_digest = str(args.replay_decisions), None
+    elif args.replay_shipped:
+        window = shipped_window()
+        recorded = recorded_decisions(sessions, args.active, window)
+        their_digest, theirs = recorded if recorded is not None else (None, None)
+        against = f"release {args.active}"
+    else:
+        return None
+    doc = replay_window(window)
+    if theirs is None:
+        differences = [f"release {args.active} recorded no decisions on this window"]
+    else:
+        differences = compare_lines(doc, theirs)
+    equal = not differences
+    accepted = not equal and args.replay_accept == doc["digest"]
+    return {
+        "window": "the shipped window" if args.replay is None else str(window),
+        "against": against,
+        "blocks": len(doc["blocks"]),
+        "digest": doc["digest"],
+        "active_digest": their_digest,
+        "equal": equal,
+        "accepted": accepted,
+        "acknowledged_digest": args.replay_accept,
+        "passed": equal or accepted,
+        "differences": differences[:20],
+        "differing_blocks": len(differences) if theirs is not None else None,
+    }
+
+
 def _print_replay(replayed: dict[str, Any]) -> None:
-    n, shown = replayed["blocks"], replayed["differences"]
+    n, shown, against = replayed["blocks"], replayed["differences"], replayed["against"]
     if replayed["equal"]:
-        print(f"  ok   replay of {replayed['window']}: the same decisions on {n} blocks")
+        print(f"  ok   replay of {replayed['window']}: the decisions of {against} on {n} blocks")
         return
-    print(f"  FAIL replay of {replayed['window']}: decisions differ on {n} blocks replayed")
-    for line in shown[:5]:
-        print(f"    e.g. {line}")
+    differing = replayed["differing_blocks"]
+    what = (
+        shown[0]
+        if differing is None
+        else f"decisions differ from those of {against} on {differing} of {n} blocks"
+    )
+    digest, acknowledged = replayed["digest"], replayed["acknowledged_digest"]
+    if replayed["accepted"]:
+        print(f"  ok   replay of {replayed['window']}: {what}, acknowledged ({digest})")
+    else:
+        why = (
+            f"the acknowledged digest is {acknowledged}, not this release's {digest}"
+            if acknowledged
+            else f"acknowledge a change on purpose with this release's digest {digest}"
+        )
+        print(f"  FAIL replay of {replayed['window']}: {what}; {why}")
+    if differing is not None:
+        for line in shown[:5]:
+            print(f"    e.g. {line}")
 
 
 def _comparison_json(active: str, preview: str, c: Comparison) -> dict[str, Any]:

@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
+import re
 import subprocess
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arbx.cli.args import count
 from arbx.domain.errors import InputError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 MAX_DECISIONS_BYTES = 64 * 1024 * 1024
 RELEASE_TIMEOUT_S = 600
@@ -70,6 +76,86 @@ def replay_window(window_path: Path) -> dict[str, Any]:
     except InputError as exc:
         raise InputError(f"{window_path}: {exc}") from None
     return asyncio.run(replay(window, lambda book: CyclicArbitrage(book, limits)))
+
+
+def shipped_window() -> Path:
+    """The window the package (and so the image) ships: 40 blocks of the embedded devnet."""
+    return Path(str(resources.files("arbx.engine") / "shipped_window.jsonl.gz"))
+
+
+def window_digest(window_path: Path) -> str:
+    """The SHA-256 of a window file's bytes (a window writes to the same bytes every time)."""
+    try:
+        data = window_path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {window_path}: {exc.strerror or exc}") from None
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def decisions_digest(text: str) -> str | None:
+    """A decisions digest as ``arbx replay`` prints it; the empty text is none."""
+    if text == "":
+        return None
+    if _DIGEST.fullmatch(text) is None:
+        raise argparse.ArgumentTypeError(f"{text[:90]!r} is not a digest (sha256: and 64 hex)")
+    return text
+
+
+def record_release_replay(sessions: sessionmaker[Session], release: str) -> str:
+    """Replay the shipped window with this code and record the decisions under ``release``
+    (once: a release decides the same every time); the line saying what was done."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy.exc import IntegrityError
+
+    from arbx.engine.replay import pack_decisions
+    from arbx.store import release_repo
+
+    window = shipped_window()
+    window_sha = window_digest(window)
+    with sessions() as session:
+        known = release_repo.release_replay(session, release, window_sha)
+    if known is not None:
+        return f"replay: release {release} recorded its decisions on the shipped window before"
+    doc = replay_window(window)
+    found = sum(len(b["opportunities"]) for b in doc["blocks"])
+    try:
+        with sessions.begin() as session:
+            release_repo.add_release_replay(
+                session,
+                release=release,
+                window_digest=window_sha,
+                digest=doc["digest"],
+                blocks=len(doc["blocks"]),
+                opportunities=found,
+                decisions_gz=pack_decisions(doc["blocks"]),
+                at=datetime.now(UTC),
+            )
+    except IntegrityError:  # another engine of the release recorded them meanwhile
+        return f"replay: release {release} recorded its decisions on the shipped window before"
+    return (
+        f"replay: release {release} decided {found} opportunities on the shipped window's "
+        f"{len(doc['blocks'])} blocks ({doc['digest']})"
+    )
+
+
+def recorded_decisions(
+    sessions: sessionmaker[Session], release: str, window_path: Path
+) -> tuple[str, list[dict[str, Any]]] | None:
+    """The digest and blocks ``release`` recorded on ``window_path``; None if it recorded none."""
+    from arbx.engine.replay import unpack_decisions
+    from arbx.store import release_repo
+
+    window_sha = window_digest(window_path)
+    with sessions() as session:
+        row = release_repo.release_replay(session, release, window_sha)
+        if row is None:
+            return None
+        digest, data = row.digest, row.decisions_gz
+    return digest, unpack_decisions(data, f"release {release}'s recorded decisions")
 
 
 def load_decisions_file(path: Path) -> list[dict[str, Any]]:

@@ -353,6 +353,8 @@ async def engine_run(
                     settings, started.sessions, started.chain_id, started.run_id, stop
                 )
             _on_signals(stop)
+            if recorder is None and not settings.embedded:
+                print(await _record_replay(started.sessions, settings.release), flush=True)
             await run.run(stop, args.max_blocks)
         finally:
             record = await run.stop()
@@ -368,6 +370,22 @@ async def engine_run(
         size = recorder.write(record_to, repairs=totals.reloads + totals.rebootstraps)
         print(f"window: {totals.blocks} heads in {record_to} ({size} bytes)", flush=True)
     return record.exit_code
+
+
+async def _record_replay(sessions: sessionmaker[Session], release: str) -> str:
+    """This release's decisions on the window the image ships, recorded under the release once
+    (``arbx release compare --replay-shipped`` reads them when this release is the active one).
+    A failure is said and the run goes on: the comparison then finds no decisions of this
+    release, and says so."""
+    import logging
+
+    from arbx.cli.replay import record_release_replay
+
+    try:
+        return await asyncio.to_thread(record_release_replay, sessions, release)
+    except Exception as exc:  # the run does not depend on it
+        logging.getLogger(__name__).warning("replay of the shipped window not recorded: %s", exc)
+        return f"replay: not recorded ({type(exc).__name__})"
 
 
 def _key_environ(

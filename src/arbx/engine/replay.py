@@ -13,8 +13,10 @@ the same for the same window and code on every machine and every run (ADR 0030).
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
+import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -118,6 +120,25 @@ def load_decisions(data: bytes, where: str) -> list[dict[str, Any]]:
     if doc.get("digest") != digest(blocks):
         raise InputError(f"{where}: the digest does not match the blocks (edited or cut)")
     return blocks
+
+
+def pack_decisions(blocks: Sequence[Mapping[str, Any]]) -> bytes:
+    """A decisions document of ``blocks`` as stored: compact JSON, gzip (mtime 0)."""
+    doc = {"format": FORMAT, "version": VERSION, "blocks": list(blocks), "digest": digest(blocks)}
+    return gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), mtime=0)
+
+
+def unpack_decisions(data: bytes, where: str) -> list[dict[str, Any]]:
+    """The blocks of a stored decisions document (``pack_decisions``); InputError (one line)
+    when it is not one, inflates past ``MAX_BYTES`` or its digest does not match."""
+    inflate = zlib.decompressobj(wbits=31)
+    try:
+        raw = inflate.decompress(data, MAX_BYTES + 1)
+    except zlib.error as exc:
+        raise InputError(f"{where}: not gzip ({exc})") from None
+    if len(raw) > MAX_BYTES or inflate.unconsumed_tail:
+        raise InputError(f"{where}: decisions larger than {MAX_BYTES} bytes")
+    return load_decisions(raw, where)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -688,3 +689,23 @@ class BundleRouteRow(Base):
     position: Mapped[int] = mapped_column(Integer)  # its place in the transaction, from 0
     route_key: Mapped[str] = mapped_column(String(1024))
     net_profit: Mapped[int] = mapped_column(Int256())  # at the strategy's share, as found
+
+
+# --- what each release decided on the shipped window (revision 0008) ---------------------------
+
+
+class ReleaseReplayRow(Base):
+    """A release's decisions on a recorded window (its engine replays the window its image ships
+    at start): the active side of ``arbx release compare --replay-shipped`` (ADR 0037)."""
+
+    __tablename__ = "release_replays"
+    __table_args__ = (UniqueConstraint("release", "window_digest"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    release: Mapped[str] = mapped_column(String(64))
+    window_digest: Mapped[str] = mapped_column(String(71))  # sha256: of the window file's bytes
+    digest: Mapped[str] = mapped_column(String(71))  # the decisions' digest (arbx replay)
+    blocks: Mapped[int] = mapped_column(Integer)
+    opportunities: Mapped[int] = mapped_column(Integer)
+    decisions_gz: Mapped[bytes] = mapped_column(LargeBinary)  # the blocks, canonical JSON, gzip
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())

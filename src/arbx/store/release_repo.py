@@ -15,6 +15,7 @@ from arbx.domain.releases import BlockRecord, Epoch, RouteFound, Signature
 from arbx.store.models import (
     BlockResultRow,
     ReleaseHandoverRow,
+    ReleaseReplayRow,
     SignatureRow,
     SignerEpochRow,
 )
@@ -342,11 +343,53 @@ def mark_ended(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+# --- what a release decided on a recorded window ---------------------------------------------
+
+
+def release_replay(session: Session, release: str, window_digest: str) -> ReleaseReplayRow | None:
+    """What ``release`` recorded it decided on the window whose file has ``window_digest``."""
+    return session.execute(
+        select(ReleaseReplayRow).where(
+            ReleaseReplayRow.release == release, ReleaseReplayRow.window_digest == window_digest
+        )
+    ).scalar_one_or_none()
+
+
+def add_release_replay(
+    session: Session,
+    *,
+    release: str,
+    window_digest: str,
+    digest: str,
+    blocks: int,
+    opportunities: int,
+    decisions_gz: bytes,
+    at: datetime,
+) -> bool:
+    """Record a release's decisions on a window, unless it has them already (the first record
+    stays: a release's code decides the same every time). -> whether added."""
+    if release_replay(session, release, window_digest) is not None:
+        return False
+    session.add(
+        ReleaseReplayRow(
+            release=release,
+            window_digest=window_digest,
+            digest=digest,
+            blocks=blocks,
+            opportunities=opportunities,
+            decisions_gz=decisions_gz,
+            recorded_at=at,
+        )
+    )
+    return True
+
+
 __all__ = [
     "ROUTES_KEPT",
     "BlockResultRecord",
     "ReleaseSeen",
     "add_block_errors",
+    "add_release_replay",
     "add_signatures",
     "block_records",
     "close_epoch",
@@ -361,6 +404,7 @@ __all__ = [
     "open_handover",
     "record_block_result",
     "record_parity",
+    "release_replay",
     "releases_seen",
     "request_handover",
     "signatures",
