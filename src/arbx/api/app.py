@@ -4,7 +4,8 @@ The engine and the API share the database and nothing else; they may run as sepa
 (``arbx api``) or in one event loop (the engine's ``arbx run`` calling ``serve``). Every refusal
 is ``{"detail": "<one clear line>"}``: 400 bad input, 401 no or bad token, 403 a viewer's token
 for a change, 404 no such thing, 409 nothing to act on yet, 422 a parameter or body field that
-does not validate, 503 the database is unreachable; and before any route runs (``limits``):
+does not validate, 503 the database is unreachable; before anything else (``admission``), 429 a
+client over its rate and 503 the API at capacity; and before any route runs (``limits``):
 408 a body too slow, 413 a body too large, 414 a query string too long, 431 too many or too
 large headers, 422 a body that is not JSON or nests too deep.
 """
@@ -41,6 +42,7 @@ from arbx.api import (
     stream,
     views,
 )
+from arbx.api.admission import Admission, AdmissionBounds
 from arbx.api.context import ApiContext, utc_now
 from arbx.api.events import EventHub
 from arbx.api.limits import SERVER_LIMITS, RequestLimits
@@ -76,7 +78,10 @@ one. **Errors** are `{"detail": "..."}`.
 
 **Limits**, checked before authentication: a body is at most 64 KiB of JSON nested at most 32
 deep (413, 422), arriving within 10 s (408); a query string at most 4 KiB (414); at most 64
-headers, 16 KiB in all (431).
+headers, 16 KiB in all (431). Before those, admission control (`[api]` settings): each token,
+or address without one, may make 100 requests at once and 50 a second after (429 with
+`Retry-After` past it), and the API answers at most 32 requests at once (503 with `Retry-After`
+past it); the probes and `/metrics` have their own cap.
 """
 
 
@@ -92,8 +97,10 @@ def create_app(
     schedule: Schedule | None = None,
     clock: Callable[[], datetime] = utc_now,
     alerts: Callable[[], Alerts] | None = None,
+    admission: AdmissionBounds | None = None,
 ) -> FastAPI:
-    """The API on ``sessions_factory``'s database, serving the dashboard when there is one."""
+    """The API on ``sessions_factory``'s database, serving the dashboard when there is one;
+    with ``admission``, requests over its bounds are refused before any other work."""
     bind = sessions_factory.kw.get("bind")
     if not isinstance(bind, Engine):
         raise ConfigError("create_app needs a session factory bound to an engine")
@@ -138,7 +145,9 @@ def create_app(
     )
     app.state.ctx = ctx
     app.add_middleware(RequestLimits)
-    app.add_middleware(MetricsMiddleware)  # outermost: the limits' refusals count too
+    if admission is not None:  # before the limits read a body
+        app.add_middleware(Admission, bounds=admission)
+    app.add_middleware(MetricsMiddleware)  # outermost: the refusals count too
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     _handlers(app)
     _health(app, ctx)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from arbx.api.admission import AdmissionBounds
+
 
 class ApiSettings(BaseModel):
-    """Where the API listens, and how it judges the engine's heartbeat."""
+    """Where the API listens, how it judges the engine's heartbeat, and how much of the machine
+    it may take (ADR 0037)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -18,3 +21,22 @@ class ApiSettings(BaseModel):
     # After SIGTERM, /readyz answers 503 this long while the API still serves, so that a load
     # balancer (a Kubernetes Service) stops sending before connections are refused.
     drain_seconds: float = Field(0.0, ge=0, le=300)
+    # Admission control (arbx.api.admission): per client (token, else address) a bucket of
+    # client_burst requests refilled at client_rate per second (429 past it); at most
+    # max_in_flight requests answered at once (503 past it); the probes their own cap.
+    client_rate: float = Field(50.0, gt=0, le=100_000)
+    client_burst: int = Field(100, ge=1, le=100_000)
+    max_in_flight: int = Field(32, ge=1, le=10_000)
+    probe_max_in_flight: int = Field(8, ge=1, le=1_000)
+    # `arbx api` lowers its CPU priority to this nice value at its start, so that an engine on
+    # the same machine is served first (0 leaves it; a priority is never raised).
+    nice: int = Field(10, ge=0, le=19)
+
+    def admission(self) -> AdmissionBounds:
+        """The admission control's bounds."""
+        return AdmissionBounds(
+            client_rate=self.client_rate,
+            client_burst=self.client_burst,
+            max_in_flight=self.max_in_flight,
+            probe_max_in_flight=self.probe_max_in_flight,
+        )

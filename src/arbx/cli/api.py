@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -98,6 +99,7 @@ def _api(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     api = api_settings(settings)
+    priority = lower_priority(api.nice)  # first: the threads started later inherit it
     host = args.host or api.host
     port = args.port or api.port
     url = settings.database_url
@@ -115,8 +117,12 @@ def _api(args: argparse.Namespace) -> int:
         alerts=CachedAlerts(
             settings.risk.prometheus_url, timeout=settings.risk.prometheus_timeout_s
         ),
+        admission=api.admission(),
     )
-    print(f"arbx API on http://{host}:{port}/ (OpenAPI at /docs); Ctrl-C stops it", flush=True)
+    print(
+        f"arbx API on http://{host}:{port}/ (OpenAPI at /docs, {priority}); Ctrl-C stops it",
+        flush=True,
+    )
     try:
         asyncio.run(_serve_until_signalled(app, host, port, api.drain_seconds))
     finally:
@@ -132,6 +138,29 @@ async def _serve_until_signalled(app: Any, host: str, port: int, drain_s: float)
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await serve(app, host, port, stop, log_level="info", drain_s=drain_s)
+
+
+def lower_priority(nice: int, autogroup: Path = Path("/proc/self/autogroup")) -> str:
+    """Lower this process's CPU priority to ``nice`` (never raise it); what it runs at, in words.
+
+    On Linux a nice value is a thread's: it is set before any thread starts, and they inherit
+    it. Under the kernel's autogroups (``kernel.sched_autogroup_enabled``, on where processes run
+    in the root cgroup), the scheduler first shares the CPUs between sessions, and a nice value
+    weighs only against the processes of the same session: a process that leads its session
+    (a service, a container's first process, ``setsid``) sets its autogroup's nice value too. A
+    process in another's session leaves that session's value alone.
+    """
+    current = os.nice(0)
+    if nice > current:
+        current = os.nice(nice - current)
+    said = f"nice {current}"
+    if nice > 0 and os.getsid(0) == os.getpid() and autogroup.exists():
+        try:
+            autogroup.write_text(f"{nice}\n")
+            said += ", its session's autogroup too"
+        except OSError:
+            pass
+    return said
 
 
 def api_settings(settings: Settings) -> Any:

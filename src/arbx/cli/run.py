@@ -432,6 +432,7 @@ async def _serve_api(
         alerts=CachedAlerts(
             settings.risk.prometheus_url, timeout=settings.risk.prometheus_timeout_s
         ),
+        admission=settings.api.admission(),
     )
     name = f"run-{run_id}-{secrets.token_hex(3)}"
     with sessions.begin() as session:

@@ -1,0 +1,165 @@
+"""Admission control: what the API takes on at once and from one client, decided before any
+other work (body, authentication, the database).
+
+``Admission`` is an ASGI middleware in front of the whole app:
+
+- each client (its bearer token, or the stream's ``?token=``; without one, its address) has a
+  token bucket of ``client_burst`` requests refilled at ``client_rate`` per second; past it the
+  request is refused with 429 and ``Retry-After`` (whole seconds until one request is allowed);
+- at most ``max_in_flight`` requests are answered at once (a live stream, which lasts as long as
+  its client, is not counted); past it 503 with ``Retry-After: 1``;
+- the probes and the scrape (``/healthz``, ``/readyz``, ``/metrics``) pass neither limit, so that
+  a flood never fails a liveness probe, but have their own cap of ``probe_max_in_flight`` at
+  once (503 past it).
+
+A refusal costs a dictionary lookup and a short answer; the token is never stored, only a
+digest of it, and the table of clients is bounded (``max_clients``, the least recently seen
+forgotten first; a forgotten client starts again with a full bucket). The API's share of the
+machine is bounded further by its process's CPU priority (``api.nice``, ADR 0037).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from arbx import safejson
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+PROBES: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+STREAM: Final = "/api/v1/stream"
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionBounds:
+    """The limits; the defaults leave a dashboard, a canary's analysis and the rehearsal's
+    clients (at most 40 requests/s on one token) far below them."""
+
+    client_rate: float = 50.0  # requests per second per client, sustained
+    client_burst: int = 100  # requests one client may make at once after being idle
+    max_in_flight: int = 32  # requests answered at once (streams apart)
+    probe_max_in_flight: int = 8  # /healthz, /readyz, /metrics answered at once
+    max_clients: int = 4096  # clients remembered
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    at: float
+
+
+class Admission:
+    """ASGI middleware refusing what is over the ``AdmissionBounds`` (429 or 503, one line)."""
+
+    def __init__(
+        self,
+        app: App,
+        bounds: AdmissionBounds | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.app = app
+        self.bounds = bounds or AdmissionBounds()
+        self.clock = clock
+        self.in_flight = 0
+        self.probes_in_flight = 0
+        self.clients: OrderedDict[bytes, _Bucket] = OrderedDict()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Admit the request, or refuse it before anything else reads it."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        bounds = self.bounds
+        if path in PROBES:
+            if self.probes_in_flight >= bounds.probe_max_in_flight:
+                await _refuse(send, 503, "too many probes at once", 1)
+                return
+            self.probes_in_flight += 1
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self.probes_in_flight -= 1
+            return
+        wait = self._take(_client(scope))
+        if wait is not None:
+            await _refuse(send, 429, f"over {bounds.client_rate:g} requests/s", wait)
+            return
+        if path == STREAM:  # as long as its client stays: counted by its opening only
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= bounds.max_in_flight:
+            await _refuse(send, 503, f"the API is answering {bounds.max_in_flight} requests", 1)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    def _take(self, client: bytes) -> int | None:
+        """Take one request from ``client``'s bucket: None, or the seconds to wait."""
+        bounds = self.bounds
+        now = self.clock()
+        bucket = self.clients.get(client)
+        if bucket is None:
+            bucket = _Bucket(float(bounds.client_burst), now)
+            self.clients[client] = bucket
+            if len(self.clients) > bounds.max_clients:
+                self.clients.popitem(last=False)
+        else:
+            self.clients.move_to_end(client)
+            elapsed = max(0.0, now - bucket.at)
+            bucket.tokens = min(
+                float(bounds.client_burst), bucket.tokens + elapsed * bounds.client_rate
+            )
+            bucket.at = now
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return None
+        return max(1, math.ceil((1.0 - bucket.tokens) / bounds.client_rate))
+
+
+def _client(scope: Scope) -> bytes:
+    """Who asks: a digest of the bearer token (or the stream's ``?token=``), else the address."""
+    credential = b""
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            credential = value
+            break
+    if not credential and scope.get("path") == STREAM:
+        for part in scope.get("query_string", b"").split(b"&"):
+            if part.startswith(b"token="):
+                credential = part
+                break
+    if credential:
+        return b"t" + hashlib.blake2b(credential, digest_size=16).digest()
+    address = scope.get("client")
+    host = address[0] if address else ""
+    return b"a" + str(host).encode()
+
+
+async def _refuse(send: Send, status: int, detail: str, retry_after: int) -> None:
+    body = safejson.dumps({"detail": detail})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(retry_after).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,112 @@
+"""``arbx api`` as its own process: it lowers its CPU priority at its start (its threads too),
+refuses a client past its rate with 429 and Retry-After before authentication, and keeps
+answering its probes and other clients meanwhile."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.api.test_api_limits import _free_port
+
+pytestmark = pytest.mark.integration
+
+
+def _nice_of(pid: int) -> set[int]:
+    """The nice value of each of the process's threads (field 19 of their stat)."""
+    values = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        stat = (task / "stat").read_text()
+        values.add(int(stat.rsplit(")", 1)[1].split()[16]))
+    return values
+
+
+@pytest.fixture
+def limited_api(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, dict[str, str]]]:
+    """``arbx api`` in a session of its own (as a service), 5 requests/s per client."""
+    env = {
+        **os.environ,
+        "ARBX_DATABASE_URL": f"sqlite:///{tmp_path / 'arbx.db'}",
+        "ARBX_API__CLIENT_RATE": "5",
+        "ARBX_API__CLIENT_BURST": "5",
+        "ARBX_API__NICE": "7",
+    }
+    tokens = {}
+    for name in ("flood", "calm"):
+        made = subprocess.run(
+            [sys.executable, "-m", "arbx.cli", "token", "add", "--name", name, "--role", "viewer"],
+            env=env, capture_output=True, text=True, check=True, timeout=120,
+        )  # fmt: skip
+        tokens[name] = made.stdout.strip()
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "arbx.cli", "api", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "the API did not start"
+            time.sleep(0.1)
+        yield proc, url, tokens
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_the_api_process_yields_the_cpu_and_sheds_a_flood_per_client(
+    limited_api: tuple[subprocess.Popen[str], str, dict[str, str]],
+) -> None:
+    proc, url, tokens = limited_api
+    assert _nice_of(proc.pid) == {7}  # every thread, the thread pool's too
+    autogroup = Path(f"/proc/{proc.pid}/autogroup")
+    if autogroup.exists():  # the kernel has autogroups: its session's is lowered as well
+        assert autogroup.read_text().split()[-1] == "7"
+
+    flood = {"Authorization": f"Bearer {tokens['flood']}"}
+    with httpx.Client(base_url=url, timeout=10) as client:
+        started = time.monotonic()
+        statuses: list[int] = []
+        while len(statuses) < 200 and 429 not in statuses:
+            statuses.append(client.get("/api/v1/status", headers=flood).status_code)
+        elapsed = time.monotonic() - started
+        assert statuses[-1] == 429, statuses
+        # the burst of 5, then 5 a second
+        assert 5 <= len(statuses) - 1 <= 5 + 5 * elapsed + 1, (statuses, elapsed)
+        refused = client.get("/api/v1/status", headers=flood)
+        assert refused.status_code == 429
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert refused.json() == {"detail": "over 5 requests/s"}
+        # shed before authentication: a flood of bad tokens costs no database work either
+        nope = {"Authorization": "Bearer nope"}
+        bad = [client.get("/api/v1/status", headers=nope).status_code for _ in range(12)]
+        assert (bad[0], bad[-1]) == (401, 429), bad
+        # the probes and another client are served meanwhile
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/readyz", params={"engine": "false"}).status_code == 200
+        calm = {"Authorization": f"Bearer {tokens['calm']}"}
+        assert client.get("/api/v1/status", headers=calm).status_code == 200
+    assert proc.poll() is None
+    assert "nice 7" in _first_line(proc)
+
+
+def _first_line(proc: subprocess.Popen[str]) -> str:
+    proc.terminate()
+    proc.wait(timeout=10)
+    out = proc.stdout.read() if proc.stdout else ""
+    return next((line for line in out.splitlines() if line.startswith("arbx API on")), out)
