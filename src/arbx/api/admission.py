@@ -15,7 +15,7 @@ other work (body, authentication, the database).
 A refusal costs a dictionary lookup and a short answer; the token is never stored, only a
 digest of it, and the table of clients is bounded (``max_clients``, the least recently seen
 forgotten first; a forgotten client starts again with a full bucket). The API's share of the
-machine is bounded further by its process's CPU priority (``api.nice``, ADR 0037).
+machine is bounded further by its process's CPU priority (``api.nice``, ADR 0038).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from arbx.api.admission import AdmissionBounds
 
 class ApiSettings(BaseModel):
     """Where the API listens, how it judges the engine's heartbeat, and how much of the machine
-    it may take (ADR 0037)."""
+    it may take (ADR 0038)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
