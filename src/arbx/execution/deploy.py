@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from eth_abi.abi import decode, encode
 from eth_utils.address import is_hex_address, to_checksum_address
 from eth_utils.crypto import keccak
 
+from arbx.chain.receipts import Receipt, receipt
 from arbx.chain.rpc import ExecutionRevertedError, RpcClient, hex_bytes, hex_int
 from arbx.domain.errors import ConfigError, InputError
 from arbx.errors import TransientError
@@ -78,13 +79,13 @@ async def deploy_executor(
     except BaseException:
         nonces.failed(nonce)
         raise
-    receipt = await _receipt(client, signed.hash_hex, receipt_timeout)
+    mined = await _receipt(client, signed.hash_hex, receipt_timeout)
     nonces.confirm(nonce)
-    if hex_int(receipt["status"]) != 1 or not receipt.get("contractAddress"):
+    if not mined.succeeded or mined.contract_address is None:
         raise ConfigError(f"the executor's deployment {signed.hash_hex} reverted")
-    address = to_checksum_address(str(receipt["contractAddress"]))
+    address = to_checksum_address(mined.contract_address)
     await verify_executor(client, address, owner=signer.address, weth=weth)
-    return Deployed(address, signed.hash_hex, hex_int(receipt["blockNumber"]), signer.address)
+    return Deployed(address, signed.hash_hex, mined.block_number, signer.address)
 
 
 async def verify_executor(client: RpcClient, address: str, *, owner: str, weth: str) -> None:
@@ -105,13 +106,13 @@ async def _address_getter(client: RpcClient, address: str, name: str) -> str:
     return str(to_checksum_address(value))
 
 
-async def _receipt(client: RpcClient, tx_hash: str, timeout: float) -> dict[str, Any]:
+async def _receipt(client: RpcClient, tx_hash: str, timeout: float) -> Receipt:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        receipt = await client.call("eth_getTransactionReceipt", [tx_hash])
-        if receipt is not None:
-            return dict(receipt)
+        mined = await receipt(client, tx_hash)
+        if mined is not None:
+            return mined
         if loop.time() > deadline:
             raise TransientError(f"transaction {tx_hash} was not mined in {timeout:.0f} s")
         await asyncio.sleep(POLL_INTERVAL)

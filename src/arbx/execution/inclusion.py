@@ -32,7 +32,8 @@ from enum import StrEnum
 from typing import Any, Final
 
 from arbx.chain.heads import Head
-from arbx.chain.rpc import RpcClient, hex_hash, hex_int
+from arbx.chain.receipts import receipt
+from arbx.chain.rpc import RpcClient, hex_hash
 from arbx.domain.errors import ArbxError
 
 ReceiptStatus = Callable[[bytes, bytes], Awaitable[int | None]]
@@ -397,16 +398,11 @@ class BundleTracker:
 def receipt_status_via(client: RpcClient) -> ReceiptStatus:
     """A ``ReceiptStatus`` reading ``eth_getTransactionReceipt`` through ``client``."""
 
-    def decode(raw: Any) -> tuple[bytes, int] | None:
-        if raw is None:
-            return None
-        return hex_hash(raw["blockHash"]), hex_int(raw["status"])
-
     async def status(tx: bytes, block_hash: bytes) -> int | None:
-        found = await client.call("eth_getTransactionReceipt", ["0x" + tx.hex()], decode=decode)
-        if found is None or found[0] != block_hash:
+        found = await receipt(client, tx)
+        if found is None or found.block_hash != block_hash:
             return None
-        return found[1]
+        return int(found.succeeded)
 
     return status
 
@@ -423,16 +419,11 @@ def _tx_hashes(raw: Any) -> tuple[bytes, ...] | None:
 def location_via(client: RpcClient) -> Locate:
     """A ``Locate`` reading ``eth_getTransactionReceipt`` through ``client``."""
 
-    def decode(raw: Any) -> Location | None:
-        if raw is None:
-            return None
-        return hex_int(raw["blockNumber"]), hex_hash(raw["blockHash"]), hex_int(raw["status"])
-
     async def locate(tx: bytes) -> Location | None:
-        located: Location | None = await client.call(
-            "eth_getTransactionReceipt", ["0x" + tx.hex()], decode=decode
-        )
-        return located
+        found = await receipt(client, tx)
+        if found is None:
+            return None
+        return found.block_number, found.block_hash, int(found.succeeded)
 
     return locate
 

@@ -53,7 +53,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from arbx.chain.heads import Head
-from arbx.chain.rpc import RpcClient, RpcError, hex_hash, hex_int, to_quantity
+from arbx.chain.receipts import Receipt, receipt
+from arbx.chain.rpc import RpcClient, RpcError, hex_hash, to_quantity
 from arbx.domain.bidding import Competition
 from arbx.domain.errors import ArbxError
 from arbx.domain.journal import DEFAULT_DEPTH
@@ -699,27 +700,27 @@ class BundleExecutor:
         """Gas paid and profit kept by an included (or reverted) bundle, from its receipt."""
         tracked = self.tracker.get(flight.key)
         known = tracked.block_number if tracked is not None else None
-        receipt_call = self.client.call("eth_getTransactionReceipt", ["0x" + flight.tx_hash.hex()])
+        receipt_call = receipt(self.client, flight.tx_hash)
         after: int | None
         before: int | None
+        found: Receipt | None
         if included and known is not None:  # the receipt and both balances at once
-            receipt, after, before = await asyncio.gather(
+            found, after, before = await asyncio.gather(
                 receipt_call, self._balance_at(known), self._balance_at(known - 1)
             )
         else:
-            receipt, after, before = await receipt_call, 0, 0
-        if not isinstance(receipt, dict):  # not indexed yet, or its block reorged out
+            found, after, before = await receipt_call, 0, 0
+        if found is None:  # not indexed yet, or its block reorged out
             raise LookupError(f"no receipt for 0x{flight.tx_hash.hex()} (yet)")
-        block = hex_int(receipt["blockNumber"])
+        block = found.block_number
         if included and block != known:
             after, before = await self._balance_at(block), await self._balance_at(block - 1)
-        gas_used = hex_int(receipt["gasUsed"])
-        gas_cost = gas_used * hex_int(receipt["effectiveGasPrice"])
+        gas_cost = found.gas_cost
         unknown = after is None or before is None
         return {
             "included_block": block,
-            "included_block_hash": receipt["blockHash"],
-            "gas_used": gas_used,
+            "included_block_hash": found.block_hash_hex,
+            "gas_used": found.gas_used,
             "gas_cost": gas_cost,
             "realized_profit": None if unknown else (after or 0) - (before or 0) - gas_cost,
         }

@@ -30,6 +30,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from arbx.chain.receipts import receipts
 from arbx.chain.rpc import RpcClient, to_quantity
 from arbx.domain.limits import Counted, Outcome, utc_day
 from arbx.store import execution_repo as xrepo
@@ -95,24 +96,18 @@ def _page(
 
 async def decide(client: RpcClient, row: LandedRow) -> Decision:
     """Where the chain has ``row``'s transactions now (see the module)."""
-    receipts = await client.batch([("eth_getTransactionReceipt", [h]) for h in row.tx_hashes])
-    landed = [r for r in receipts if isinstance(r, dict)]
-    blocks = {str(r["blockHash"]).lower() for r in landed}
-    if landed and len(landed) == len(receipts) and len(blocks) == 1:
+    found = await receipts(client, row.tx_hashes)
+    landed = [r for r in found if r is not None]
+    if landed and len(landed) == len(found) and len({r.block_hash for r in landed}) == 1:
         first = landed[0]
-        gas_used = sum(int(r["gasUsed"], 16) for r in landed)
-        gas_cost = sum(
-            int(r["gasUsed"], 16) * int(r.get("effectiveGasPrice") or "0x0", 16) for r in landed
-        )
-        failed = any(int(r["status"], 16) == 0 for r in landed)
-        number = int(first["blockNumber"], 16)
+        number = first.block_number
         return Decision(
-            "reverted" if failed else "included",
+            "included" if all(r.succeeded for r in landed) else "reverted",
             {
                 "included_block": number,
-                "included_block_hash": str(first["blockHash"]).lower(),
-                "gas_used": gas_used,
-                "gas_cost": gas_cost,
+                "included_block_hash": first.block_hash_hex,
+                "gas_used": sum(r.gas_used for r in landed),
+                "gas_cost": sum(r.gas_cost for r in landed),
             },
             f"in block {number} of the new chain (found by its receipts after a deep reorg)",
         )

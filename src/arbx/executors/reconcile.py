@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from arbx.chain.receipts import Receipt, receipt, receipts
 from arbx.chain.rpc import RpcClient
 from arbx.store import execution_repo as xrepo
 from arbx.store.models import BundleRow
@@ -90,11 +91,10 @@ async def _settle_open(
         ]
     settled = 0
     for bundle_id, hashes, target in open_rows:
-        receipts = [await client.call("eth_getTransactionReceipt", [h]) for h in hashes]
-        landed = [r for r in receipts if isinstance(r, dict)]
+        landed = [r for r in await receipts(client, hashes) if r is not None]
         if landed:
             details = _details(landed[0])
-            status = "included" if int(landed[0]["status"], 16) == 1 else "reverted"
+            status = "included" if landed[0].succeeded else "reverted"
         elif target + ahead < head:
             details, status = {}, "not_included"
         else:
@@ -142,32 +142,30 @@ async def _recover(
         and str(tx.get("hash", "")).lower() not in known
     ]
     for tx in missing:
-        receipt = await client.call("eth_getTransactionReceipt", [tx["hash"]])
-        if not isinstance(receipt, dict):
+        found = await receipt(client, str(tx["hash"]))
+        if found is None:
             continue
-        status = "included" if int(receipt["status"], 16) == 1 else "reverted"
+        status = "included" if found.succeeded else "reverted"
         with sessions.begin() as session:
             bundle_id = xrepo.record_bundle(
                 session,
                 run_id,
-                target_block=int(receipt["blockNumber"], 16),
+                target_block=found.block_number,
                 builders=[],
                 tx_hashes=[str(tx["hash"]).lower()],
                 expected_net_profit=0,
                 signer=signer,
             )
             xrepo.update_bundle_outcome(
-                session, bundle_id, status, settled_at=datetime.now(UTC), **_details(receipt)
+                session, bundle_id, status, settled_at=datetime.now(UTC), **_details(found)
             )
     return len(missing)
 
 
-def _details(receipt: dict[str, Any]) -> dict[str, Any]:
-    gas = int(receipt["gasUsed"], 16)
-    price = int(receipt.get("effectiveGasPrice") or "0x0", 16)
+def _details(found: Receipt) -> dict[str, Any]:
     return {
-        "included_block": int(receipt["blockNumber"], 16),
-        "included_block_hash": str(receipt["blockHash"]).lower(),
-        "gas_used": gas,
-        "gas_cost": gas * price,
+        "included_block": found.block_number,
+        "included_block_hash": found.block_hash_hex,
+        "gas_used": found.gas_used,
+        "gas_cost": found.gas_cost,
     }
