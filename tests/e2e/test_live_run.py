@@ -758,6 +758,16 @@ async def test_an_included_bundle_a_reorg_takes_out_is_settled_again_and_trading
     _assert_the_limits_count_what_the_rows_settled(risk, bundles)
 
 
+async def _trade_on_then_settle(
+    live: _Live, executor: Any, stop: asyncio.Event, *, sent_before: int
+) -> None:
+    """Trading goes on after the fault (two more bundles sent than ``sent_before``), then every
+    bundle settles and the run stops."""
+    await wait_for(lambda: executor.stats.sent >= sent_before + 2)
+    await _until_every_bundle_settled(live, executor)
+    stop.set()
+
+
 async def _until_every_bundle_settled(live: _Live, executor: Any) -> None:
     """Stop trading (the kill switch) and wait until every bundle sent has settled."""
     kill(live.sessions, 31337, "every bundle settles before the counts are compared", "pytest")
@@ -861,9 +871,7 @@ async def test_rows_a_reorg_deeper_than_the_journal_replaced_are_corrected_after
         seen["sent"] = executor.stats.sent
         await wait_for(lambda: pipeline.summary.rebootstraps >= 1)
         await _until_the_row_agrees_with_the_chain(live, client, seen["id"])
-        await wait_for(lambda: executor.stats.sent >= seen["sent"] + 2)
-        await _until_every_bundle_settled(live, executor)
-        stop.set()
+        await _trade_on_then_settle(live, executor, stop, sent_before=seen["sent"])
 
     await _run_until(
         pipeline,
@@ -998,9 +1006,7 @@ async def test_a_reorged_out_bundle_is_found_again_by_its_receipt_at_a_later_hea
         finally:
             market.hold.release()
         seen["sent"] = executor.stats.sent
-        await wait_for(lambda: executor.stats.sent >= seen["sent"] + 2)
-        await _until_every_bundle_settled(live, executor)
-        stop.set()
+        await _trade_on_then_settle(live, executor, stop, sent_before=seen["sent"])
 
     await _run_until(
         pipeline,

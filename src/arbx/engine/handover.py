@@ -43,7 +43,7 @@ from arbx.chain.heads import Head
 from arbx.chain.parity import ParityResult
 from arbx.domain.errors import ArbxError
 from arbx.engine.lifecycle import Execution
-from arbx.engine.pipeline import BlockResult
+from arbx.engine.pipeline import BlockResult, tell_head, tell_rebootstrap
 from arbx.metrics import record
 from arbx.store import release_repo
 from arbx.store.db import make_session_factory
@@ -156,15 +156,11 @@ class ReleaseExecution:
 
     def on_head(self, head: Head) -> None:
         """Forward the head to an executor that works ahead of the block."""
-        early = getattr(self.inner, "on_head", None)
-        if early is not None:
-            early(head)
+        tell_head(self.inner, head)
 
     def on_rebootstrap(self, block: int) -> None:
         """Forward a re-bootstrap of the book to an executor that checks its records then."""
-        told = getattr(self.inner, "on_rebootstrap", None)
-        if told is not None:
-            told(block)
+        tell_rebootstrap(self.inner, block)
 
     async def on_block(self, block: BlockResult) -> None:
         """The block's work, then, at its boundary, a handover if one is asked for."""

@@ -62,6 +62,22 @@ class Executor(Protocol):
         ...
 
 
+def tell_head(executor: object, head: Head) -> None:
+    """Tell ``executor`` a head arrived, before its block is synced, if it works ahead of the
+    block (an optional ``on_head``: the live one settles earlier bundles and starts its fence)."""
+    early = getattr(executor, "on_head", None)
+    if early is not None:
+        early(head)
+
+
+def tell_rebootstrap(executor: object, block: int) -> None:
+    """Tell ``executor`` the engine re-bootstrapped its book at ``block``, if it checks its
+    records against the chain then (an optional ``on_rebootstrap``: the live one, ADR 0029)."""
+    told = getattr(executor, "on_rebootstrap", None)
+    if told is not None:
+        told(block)
+
+
 class Parity(Protocol):
     """Compares our pool states with the chain's."""
 
@@ -185,9 +201,7 @@ class Pipeline:
         """One block: sync, evaluate, execute, and queue its parity check."""
         started = time.perf_counter()
         seen_at = datetime.now(UTC)
-        early = getattr(self.executor, "on_head", None)
-        if early is not None:  # work the executor can start before the block is evaluated
-            early(head)
+        tell_head(self.executor, head)  # work it can start before the block is evaluated
         update = await self.sync.advance(head)
         self._wrong |= update.suspects  # kept until reloaded: a retry of this head syncs nothing
         if self._wrong and self.resync is not None:

@@ -17,7 +17,7 @@ import logging
 from typing import Literal
 
 from arbx.chain.heads import Head
-from arbx.engine.pipeline import Pipeline, RunSummary
+from arbx.engine.pipeline import Pipeline, RunSummary, tell_rebootstrap
 from arbx.engine.supervision import Action, Decision, Fault, SupervisionPolicy
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,4 @@ class Supervisor:
         log.warning(
             "re-bootstrapped the pool book at block %d (%d pools changed)", floor, len(changed)
         )
-        told = getattr(self.pipeline.executor, "on_rebootstrap", None)
-        if told is not None:  # a live executor checks its landed bundles' rows (ADR 0029)
-            told(floor)
+        tell_rebootstrap(self.pipeline.executor, floor)  # the live one checks its rows (ADR 0029)

@@ -19,7 +19,7 @@ from arbx.chain.rpc import RpcClient
 from arbx.domain.errors import ConfigError
 from arbx.domain.modes import Mode
 from arbx.domain.pools import Pool
-from arbx.engine.pipeline import BlockResult, Executor
+from arbx.engine.pipeline import BlockResult, Executor, tell_head, tell_rebootstrap
 from arbx.execution.relay import RelayClient
 from arbx.executors.bundle import BundleExecutor
 from arbx.executors.live import LivePlan, live_executor, stage_caps
@@ -47,16 +47,12 @@ class ShadowExecution:
     def on_head(self, head: Head) -> None:
         """A head arrived, before its block is synced: tell an executor that works ahead of the
         block (the live one settles earlier bundles and starts its fence meanwhile)."""
-        early = getattr(self.executor, "on_head", None)
-        if early is not None:
-            early(head)
+        tell_head(self.executor, head)
 
     def on_rebootstrap(self, block: int) -> None:
         """The engine re-bootstrapped its book at ``block``: tell an executor that checks its
         records against the chain then (the live one: ADR 0029)."""
-        told = getattr(self.executor, "on_rebootstrap", None)
-        if told is not None:
-            told(block)
+        tell_rebootstrap(self.executor, block)
 
     async def on_block(self, block: BlockResult) -> None:
         """Hand the block to the executor, then score what the block completes the window of.
