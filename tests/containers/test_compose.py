@@ -1,16 +1,23 @@
 """The compose stack under podman, from the images ``make images`` builds: the engine follows the
 devnet in shadow mode, the dashboard and the API answer through the web container, Prometheus
 scrapes every target; then every container restarts, PostgreSQL included, and nothing recorded
-is lost; one command takes the API alone to another tag the images keep (a rollback)."""
+is lost; one command takes the API alone back to an older build the image store keeps (a rollback:
+a distinct image, a layer on this tree's whose package is stamped with the previous release's
+version), which the running API then reports, and forward again."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import tempfile
 import time
+import tomllib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from rehearsal.stack import Stack, build_images, revision, wait_for
+from rehearsal.cluster import PACKAGE_DIRS
+from rehearsal.stack import ROOT, Stack, build_images, revision, version, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.containers]
 
@@ -39,8 +46,49 @@ def stack() -> Iterator[Stack]:
             running.podman("rm", "-f", *left, check=False)
             running.podman("volume", "rm", f"{running.project}_pgdata", check=False)
             running.podman("network", "rm", f"{running.project}_default", check=False)
-        earlier = f"localhost/arbx-searcher:{running.project}-earlier"  # the rollback's tag
-        running.podman("untag", earlier, earlier, check=False)
+        earlier = f"localhost/arbx-searcher:{running.project}-earlier"  # the rollback's build
+        running.podman("rmi", "-f", earlier, check=False)
+
+
+def _previous_version() -> str:
+    """The previous release's version (deploy/releases.toml)."""
+    with (ROOT / "deploy" / "releases.toml").open("rb") as handle:
+        return str(tomllib.load(handle)["previous"]["version"])
+
+
+def _build_earlier(stack: Stack, tag: str, stamped: str) -> str:
+    """A distinct, older build of the searcher image, tagged ``tag`` in the local image store: a
+    layer on this tree's image whose ``arbx`` package says it is ``stamped`` (its
+    ``__version__``, which the API serves as its OpenAPI version, and the default release name:
+    1-64 of ``[A-Za-z0-9._-]``); the new image's id."""
+    source = (ROOT / "src" / "arbx" / "__init__.py").read_text()
+    current = f'__version__ = "{version()}"'
+    assert current in source
+    with tempfile.TemporaryDirectory(prefix="arbx-earlier-") as tmp:
+        (Path(tmp) / "__init__.py").write_text(
+            source.replace(current, f'__version__ = "{stamped}"')
+        )
+        (Path(tmp) / "Containerfile").write_text(
+            f"FROM localhost/arbx-searcher:{revision()}\n"
+            f"COPY __init__.py {PACKAGE_DIRS['searcher']}/arbx/__init__.py\n"
+            f'LABEL org.opencontainers.image.version="{stamped}"\n'
+        )
+        stack.podman("build", "--quiet", "--format", "docker", "--network", "none",
+                     "-f", str(Path(tmp) / "Containerfile"), "-t",
+                     f"localhost/arbx-searcher:{tag}", tmp)  # fmt: skip
+    return stack.podman("image", "inspect", "-f", "{{.Id}}", f"localhost/arbx-searcher:{tag}")
+
+
+def _api_version(stack: Stack) -> str:
+    """The version the running API process reports (its OpenAPI document's, asked inside its
+    container)."""
+    probe = (
+        "import json, sys, urllib.request as u\n"
+        "print(json.load(u.urlopen(sys.argv[1], timeout=5))['info']['version'])"
+    )
+    out = stack.podman("exec", stack.container("api"), "python3", "-c", probe,
+                       "http://127.0.0.1:8000/openapi.json")  # fmt: skip
+    return out.strip()
 
 
 def _engine_recording(stack: Stack) -> int:
@@ -121,17 +169,25 @@ def test_stack_follows_the_devnet_serves_and_survives_restarts(stack: Stack) -> 
     assert token_again["name"] == "ci"
     print(f"restart to recording again: {time.monotonic() - started:.0f} s")
 
-    # one command per component: the API to another tag of the searcher image (here the same
-    # build under a second name: what is checked is the command, which takes it alone)
+    # one command per component: the API alone back to an older build (a distinct image the
+    # local image store keeps), then forward again; the running API reports each version
+    assert _api_version(stack) == version()
     engine = stack.podman("inspect", "-f", "{{.Id}}", stack.container("engine")).strip()
-    earlier = f"{stack.project}-earlier"
-    stack.podman(
-        "tag", f"localhost/arbx-searcher:{revision()}", f"localhost/arbx-searcher:{earlier}"
-    )
+    current = stack.podman("image", "inspect", "-f", "{{.Id}}",
+                           f"localhost/arbx-searcher:{revision()}").strip()  # fmt: skip
+    earlier, older = f"{stack.project}-earlier", f"{_previous_version()}-earlier"
+    assert _build_earlier(stack, earlier, older).strip() != current
     stack.tags["ARBX_API_TAG"] = earlier
     stack.compose("up", "-d", "--no-deps", "api")
     api_image = stack.podman("inspect", "-f", "{{.ImageName}}", stack.container("api")).strip()
     assert api_image == f"localhost/arbx-searcher:{earlier}"
     assert stack.podman("inspect", "-f", "{{.Id}}", stack.container("engine")).strip() == engine
     wait_for("the dashboard after the API's rollback", lambda: _serving(stack), 90)
+    assert _api_version(stack) == older
     assert stack.get_json(stack.web_port, "/api/v1/whoami", token)["name"] == "ci"
+    del stack.tags["ARBX_API_TAG"]
+    stack.compose("up", "-d", "--no-deps", "api")
+    wait_for("the dashboard after the API's roll forward", lambda: _serving(stack), 90)
+    assert _api_version(stack) == version()
+    assert stack.podman("inspect", "-f", "{{.Id}}", stack.container("engine")).strip() == engine
+    print(json.dumps({"rolled back to": older, "forward to": version()}))
