@@ -32,6 +32,7 @@ from arbx.cli.run import DEVNET_RISK, devnet_spec
 from arbx.config import load_settings
 from arbx.devnet.commands import EmbeddedDevnet
 from arbx.engine.pipeline import Pipeline
+from arbx.execution.flashbots import block_uuid
 from arbx.execution.inclusion import Outcome
 from arbx.execution.rawtx import decode_raw_tx
 from arbx.executors.shadow import ShadowExecutor
@@ -792,11 +793,15 @@ class _RecordedFirst(_Wire):
         super().__init__(inner)
         self.sessions = sessions
         self.arrived: list[tuple[str, bool]] = []  # (tx hash, recorded before it arrived)
+        self.uuids: dict[str, set[tuple[int, str]]] = {}  # tx hash -> (block, its bundle's uuid)
 
     async def post(self, url: str, body: bytes, timeout: float, headers: Any = None) -> Any:
         for doc in (d for d in _as_list(json.loads(body)) if d["method"] == "eth_sendBundle"):
-            for raw in doc["params"][0]["txs"]:
+            params = doc["params"][0]
+            for raw in params["txs"]:
                 tx = "0x" + decode_raw_tx(raw).hash.hex()
+                block = int(params["blockNumber"], 16)
+                self.uuids.setdefault(tx, set()).add((block, params.get("replacementUuid", "")))
                 with self.sessions() as session:
                     rows = session.scalars(select(BundleRow.tx_hashes_json)).all()
                 self.arrived.append((tx, any(tx in hashes for hashes in rows)))
@@ -830,6 +835,10 @@ async def test_a_bundle_is_recorded_before_it_reaches_the_builder(
     # no row for a bundle that never left (late, refused), one for each that did
     assert {b.tx_hashes_json[0] for b in sent_rows} == arrived
     assert all(b.builders_json for b in sent_rows)  # the builders that acknowledged it
+    for row in sent_rows:  # the key a later process can cancel its copies at the builders by
+        assert row.replacement_uuid is not None, row.id
+        copies = wire.uuids[row.tx_hashes_json[0]]
+        assert copies == {(n, block_uuid(row.replacement_uuid, n)) for n, _ in copies}, row.id
 
 
 @pytest.mark.asyncio

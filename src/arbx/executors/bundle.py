@@ -527,6 +527,7 @@ class BundleExecutor:
         try:
             for _ in range(3):  # let the simulation's requests leave before the work below
                 await asyncio.sleep(0)
+            key = str(uuid.uuid4())  # its replacement uuid, recorded with its intent
             record = SentBundle(
                 opportunity,
                 target,
@@ -539,12 +540,12 @@ class BundleExecutor:
                 expected_net_profit=trade.expected_net_profit,
                 routes=len(routes),
                 carried=tuple(routes),
+                replacement_uuid=key,
             )
             # its intent, durable before it leaves, written while it is simulated: a process
             # killed during the send leaves a row the next start settles
             intent = self.intents.submit(store_sent, self.sessions, self.recorder.run_id, record)
             intent.add_done_callback(_set_when_done(record.written))
-            key = str(uuid.uuid4())  # the builders' requests, signed while both run
             prepared = self.submitter.prepare([signed.raw], target, replacement_uuid=key)
             check, latest = await simulation
         except BaseException:

@@ -142,6 +142,9 @@ class SentBundle:
     expected_net_profit: int | None = None
     routes: int = 1  # routes in its transaction (executeMany past one)
     carried: tuple[Opportunity, ...] = ()  # its routes' opportunities (empty: ``opportunity``)
+    # the key its requests to the builders are replaced and cancelled by (one per target block
+    # derived from it: ``relay.block_uuid``); recorded so that a later process can cancel them
+    replacement_uuid: str | None = None
     # set once its intent's writing ended (written, or given up): the records about it wait
     written: threading.Event = field(default_factory=threading.Event)
 
@@ -171,6 +174,7 @@ def store_sent(sessions: sessionmaker[Session], run_id: int, sent: SentBundle) -
             expected_net_profit=sent.expected,
             signer=sent.signer,
             bundle_hash="0x" + sent.bundle_hash,
+            replacement_uuid=sent.replacement_uuid,
             routes=[(route_key(o.route), o.net_profit) for o in sent.routes_carried],
         )
         api_repo.notify_event(session, "bundle", {"id": bundle_id})
