@@ -105,4 +105,8 @@ def test_the_scorer_names_the_competitor_that_took_an_opportunity(
     assert "capture rate         0.0% of the capturable that were real (0.0% of all" in lines
     assert summary["capturable_outcomes"]["captured_other"] == 1
     assert taker["taker"] in lines
-    assert "going live           at most 12 wei" in lines  # both capturable (pool-disjoint)
+    # nothing simulated (no shadow simulation ran here): going live rests on simulations only,
+    # the unsimulated bound counts both capturable ones (pool-disjoint)
+    assert summary["simulations"] == {"simulated_ok": 0, "simulated_revert": 0, "unsimulated": 0}
+    assert "going live           0 wei in 0 routes that passed simulation" in lines
+    assert "every capturable   at most 12 wei" in lines

@@ -2,8 +2,9 @@
 
 The same figures as ``arbx report``'s self-scoring lines (``arbx.store.score_repo.summary``):
 how many opportunities ended in each outcome over the blocks after them, the capture rate, the
-profit others took and who took it, and what the capturable opportunities we did not take were
-expected to pay (in shadow mode, an upper bound of what going live would have won).
+profit others took and who took it, what the capturable opportunities we did not take were
+expected to pay (a loose upper bound), and in shadow mode what going live would have won: the
+routes of the trades a live engine would have sent that passed simulation on their head's state.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ def get_scores(ctx: Ctx, _: Viewer, run_id: RunFilter = None) -> ScoresOut:
             summary["taken_by_others_expected_net_profit_wei"]
         ),
         missed_capturable_net_profit_wei=str(summary["missed_capturable_net_profit_wei"]),
+        simulations=summary["simulations"],
+        going_live_net_profit_wei=str(summary["going_live_net_profit_wei"]),
+        going_live_trades=summary["going_live_trades"],
         takers=[
             TakerOut(
                 taker=t["taker"], opportunities=t["opportunities"], profit_wei=str(t["profit_wei"])

@@ -360,8 +360,19 @@ class ScoresOut(BaseModel):
     )
     missed_capturable_net_profit_wei: Wei = Field(
         description="capturable, real and not ours, a route left open over consecutive blocks "
-        "counted once: in shadow, at most what going live would win"
+        "counted once, unsimulated: a loose upper bound of what going live would win"
     )
+    simulations: dict[str, int] = Field(
+        description="the scored opportunities by shadow simulation status: simulated_ok, "
+        "simulated_revert (never real), unsimulated (the routes of the trade a live engine "
+        "would have sent each block, simulated on their head's state)"
+    )
+    going_live_net_profit_wei: Wei = Field(
+        description="in shadow, what going live would have won: the expected net profit of the "
+        "routes that passed simulation and that nobody of ours took, a route sent again the "
+        "next block counted once (rivals' bids not counted)"
+    )
+    going_live_trades: int = Field(description="the routes the going-live figure counts")
     takers: list[TakerOut]
 
 

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from eth_abi.exceptions import DecodingError
+
 from arbx.chain.rpc import (
     ExecutionRevertedError,
     RpcClient,
@@ -30,6 +32,7 @@ from arbx.chain.rpc import (
     hex_int,
 )
 from arbx.errors import TransientError
+from arbx.execution.contract import revert_reason
 from arbx.execution.flashbots import BuilderSpec, BundleSimulation
 from arbx.execution.rawtx import RawTx, call_object, decode_raw_tx
 from arbx.execution.relay import RelayClient
@@ -109,6 +112,41 @@ async def presimulate_at_head(
     return bundle, height
 
 
+async def simulate_call_at(
+    client: RpcClient,
+    call: dict[str, str],
+    block: int,
+    overrides: dict[str, dict[str, str]] | None = None,
+) -> Presimulation:
+    """``eth_call`` of an unsigned ``call`` (from, to, gas, data) on the state of ``block``,
+    with the node's state ``overrides`` if given (code placed at an address): whether it
+    passed, and if not whether the call itself failed (stage ``eth_call``) or the node could
+    not run it (stage ``node``: unreachable, no state for the block)."""
+    params: list[Any] = [call, block_tag(block)]
+    if overrides:
+        params.append(overrides)
+    try:
+        await client.call("eth_call", params, decode=hex_bytes)
+    except RpcError as error:
+        failure = _call_failure(0, error)
+        if isinstance(error, ExecutionRevertedError):
+            failure = f"{failure} ({_revert_of(error)})"
+        return Presimulation(False, _stage(failure), failure)
+    except TransientError as exc:
+        return Presimulation(False, "node", f"{_NODE}unavailable: {exc}")
+    return Presimulation(True, "passed")
+
+
+def _revert_of(error: ExecutionRevertedError) -> str:
+    """The revert's reason read from its data (the executor's errors by name)."""
+    raw = error.data.get("data") if isinstance(error.data, dict) else error.data
+    try:
+        data = hex_bytes(raw) if raw is not None else b""
+        return revert_reason(data) if data else "no revert data"
+    except (ValueError, TypeError, KeyError, OverflowError, DecodingError):
+        return "undecoded revert data"
+
+
 # What a node answers when it cannot run a call on the state asked for (it is behind, pruned, or
 # serving another branch): the node's failure, not the transaction's.
 _MISSING_STATE = (
@@ -126,10 +164,18 @@ def _stage(failure: str) -> Literal["node", "eth_call"]:
     return "node" if failure.startswith(_NODE) else "eth_call"
 
 
+def missing_state(error: RpcError) -> bool:
+    """Whether ``error`` says the node has no state for the block asked (it is behind, pruned,
+    or on another branch): the node's failure, not the call's."""
+    lowered = error.message.lower()
+    return not isinstance(error, ExecutionRevertedError) and any(
+        m in lowered for m in _MISSING_STATE
+    )
+
+
 def _call_failure(index: int, error: RpcError) -> str:
     """Why one ``eth_call`` failed, as ``_stage`` reads it."""
-    lowered = error.message.lower()
-    if not isinstance(error, ExecutionRevertedError) and any(m in lowered for m in _MISSING_STATE):
+    if missing_state(error):
         return f"{_NODE}tx {index}: {error}"
     return f"tx {index}: {error}"
 

@@ -1,6 +1,7 @@
-"""The one place where the mode picks the executor: shadow records and simulates; limited and
-scaled trade through the bundle executor, under the risk controller. The rest of the run does
-not know which it got."""
+"""The one place where the mode picks the executor: shadow records, simulates the trade a live
+engine would send (without a key: ``executors.simulation``) and scores; limited and scaled trade
+through the bundle executor, under the risk controller. The rest of the run does not know which
+it got."""
 
 from __future__ import annotations
 
@@ -22,9 +23,11 @@ from arbx.domain.pools import Pool
 from arbx.engine.pipeline import BlockResult, Executor, tell_head, tell_rebootstrap
 from arbx.execution.relay import RelayClient
 from arbx.executors.bundle import BundleExecutor
-from arbx.executors.live import LivePlan, live_executor, stage_caps
+from arbx.executors.live import ZERO_ADDRESS, LivePlan, live_executor, stage_caps, trade_settings
 from arbx.executors.scoring import Scorer
 from arbx.executors.shadow import ShadowExecutor
+from arbx.executors.simulation import ShadowSimulator
+from arbx.executors.trade import LiveSettings
 from arbx.risk.controller import RiskController
 from arbx.risk.signer_lock import SignerLock
 
@@ -40,6 +43,9 @@ class ShadowExecution:
         self.status = "mode shadow: records and simulates, never signs"
         self.closing: tuple[str, ...] = ()  # lines for the end of the run
         self.scorer: Scorer | None = None  # self-scoring, when the run has it
+        # shadow mode's simulation of the trade a live engine would send (never in live modes:
+        # they simulate what they sign)
+        self.simulator: ShadowSimulator | None = None
         self._scoring: asyncio.Future[None] | None = None
         self._reorged = False  # a reorg came while a scoring ran: the next one starts afresh
         self._unscored: BlockResult | None = None  # the newest block that came meanwhile
@@ -62,6 +68,8 @@ class ShadowExecution:
         and node round trips never hold a head back, which would make every trade late.
         """
         await self.executor.on_block(block)
+        if self.simulator is not None:
+            self.simulator.on_block(block)  # in the background, after the block's record
         if self.scorer is None:
             return
         self._reorged = self._reorged or bool(block.update.reorg_depth)
@@ -92,7 +100,11 @@ class ShadowExecution:
         return None
 
     async def close(self) -> dict[str, object] | None:
-        """Stop the recorder's writer; nothing to add to the run's summary."""
+        """Finish the simulations, stop the recorder's writer; nothing to add to the run's
+        summary (the routes' simulations are in their records, the totals in a closing line)."""
+        if self.simulator is not None:
+            await self.simulator.close()
+            self.closing = (self.simulator.stats.line(),)
         await self._scored()
         self.recorder.close()
         return None
@@ -194,6 +206,19 @@ async def build_execution(
     if mode == "shadow":
         shadow = ShadowExecution(recorder)
         shadow.scorer = scorer
+        settings = (
+            trade_settings(live, base_tokens[0], live.executor or ZERO_ADDRESS)
+            if live is not None
+            else LiveSettings(executor=ZERO_ADDRESS, base_token=base_tokens[0], builders=())
+        )
+        shadow.simulator = ShadowSimulator(
+            client,
+            pools,
+            settings,
+            recorder,
+            scorer.competition,  # the rivals self-scoring sees set the shares, as in live
+            executor=live.executor if live is not None else None,
+        )
         return shadow
     if live is None:
         raise ConfigError(f"mode {mode} needs the live settings (keys, builders, executor)")

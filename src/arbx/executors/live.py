@@ -140,24 +140,29 @@ async def live_executor(
         nonces=nonces,
         risk=risk,
         pools=pools,
-        settings=LiveSettings(
-            executor=executor,
-            base_token=base_token,
-            builders=plan.builders,
-            builder_share_bps=plan.builder_share_bps,
-            priority_fee_wei=plan.priority_fee_wei,
-            slippage_bps=plan.slippage_bps,
-            blocks_ahead=plan.blocks_ahead,
-            simulate_at_builders=plan.simulate_at_builders,
-            routes_per_block=plan.routes_per_block,
-            extra_routes=plan.extra_routes,
-            contested_memory_blocks=plan.contested_memory_blocks,
-            extra_min_net_wei=plan.extra_min_net_wei,
-            bidding=plan.bidding,
-        ),
+        settings=trade_settings(plan, base_token, executor),
         executor_abi=locked_build().abi,
     )
     return bundle_executor, risk, relay
+
+
+def trade_settings(plan: LivePlan, base_token: str, executor: str) -> LiveSettings:
+    """How a run with ``plan`` trades (or, in shadow mode, would trade) through ``executor``."""
+    return LiveSettings(
+        executor=executor,
+        base_token=base_token,
+        builders=plan.builders,
+        builder_share_bps=plan.builder_share_bps,
+        priority_fee_wei=plan.priority_fee_wei,
+        slippage_bps=plan.slippage_bps,
+        blocks_ahead=plan.blocks_ahead,
+        simulate_at_builders=plan.simulate_at_builders,
+        routes_per_block=plan.routes_per_block,
+        extra_routes=plan.extra_routes,
+        contested_memory_blocks=plan.contested_memory_blocks,
+        extra_min_net_wei=plan.extra_min_net_wei,
+        bidding=plan.bidding,
+    )
 
 
 def stage_caps(risk: RiskController, bases: tuple[str, ...]) -> dict[str, int]:

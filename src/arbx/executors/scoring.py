@@ -3,13 +3,14 @@
 At every head N, the run's opportunities found at or before N - window that have no score are
 classified (:func:`arbx.domain.scoring.classify`) from the swaps of the blocks after them
 (:class:`arbx.chain.swaps.SwapReader`, kept for the blocks still needed), the blocks where the
-run found the same route again, and the run's own bundles (matched by the routes they list):
-one that failed simulation for it makes it ``never_real``, one sent for it alone and included
-makes it ours, one that carried it among several routes and landed makes it ours only if its
-transaction swapped through the route's pools (a route the batch skipped is not), and our
-addresses (the signing key and
-the executor, in live modes) and our transactions' hashes mark our arbitrages (a bundle's row
-may be written after the block that includes it is scored: the addresses do not wait for it).
+run found the same route again, shadow mode's simulation of the trade it would have sent
+(``executors.simulation``, in the opportunity's own status) and the run's own bundles (matched
+by the routes they list): a failed simulation makes it ``never_real``, one sent for it alone
+and included makes it ours, one that carried it among several routes and landed makes it ours
+only if its transaction swapped through the route's pools (a route the batch skipped is not),
+and our addresses (the signing key and the executor, in live modes) and our transactions'
+hashes mark our arbitrages (a bundle's row may be written after the block that includes it is
+scored: the addresses do not wait for it).
 Scores are stored in ``opportunity_scores``, and each opportunity someone else took is a
 sighting of a rival on its pools for the bidding (``competition``, ADR 0033), with what the
 rival's transaction paid the coinbase per gas (``chain.swaps.coinbase_payments``). A failure to read
@@ -165,10 +166,12 @@ class Scorer:
 
 
 def _found(opportunity: ToScore, bundles: Sequence[OurBundle], window: int) -> Found:
-    """What our bundles say of ``opportunity``: those sent for it (its route among theirs) for a
-    block in its window. A failed simulation of any marks it never real (a batch fails only when
-    none of its routes runs); one sent alone and included makes it ours; one that carried it
-    among several routes and landed names the transaction whose swaps must show it ran."""
+    """What our simulations and bundles say of ``opportunity``: those sent for it (its route
+    among theirs) for a block in its window. A failed simulation marks it never real: shadow
+    mode's of the trade it would have sent (the opportunity's own status), or any bundle's (a
+    batch fails only when none of its routes runs); one sent alone and included makes it ours;
+    one that carried it among several routes and landed names the transaction whose swaps must
+    show it ran."""
     carriers = [
         b
         for b in bundles
@@ -179,7 +182,8 @@ def _found(opportunity: ToScore, bundles: Sequence[OurBundle], window: int) -> F
     return Found(
         opportunity.block,
         opportunity.pools,
-        simulation_failed=any(b.status in FAILED_SIMULATION for b in carriers),
+        simulation_failed=opportunity.status in FAILED_SIMULATION
+        or any(b.status in FAILED_SIMULATION for b in carriers),
         included=any(not b.batch for b in landed),
         batch_txs=tuple(h for b in landed if b.batch for h in b.tx_hashes),
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -59,6 +60,19 @@ class ShadowExecutor:
     async def on_parity(self, result: ParityResult) -> None:
         """Store one parity check."""
         await self._writes.submit(self._write_parity, result)
+
+    async def on_simulated(
+        self, number: int, block_hash: str, route_keys: Sequence[str], status: str
+    ) -> None:
+        """Store what the simulation of the trade of block ``number`` (``block_hash``) said of
+        its routes (after the block's own record: the writes keep their order)."""
+        await self._writes.submit(self._write_status, number, block_hash, route_keys, status)
+
+    def _write_status(
+        self, number: int, block_hash: str, route_keys: Sequence[str], status: str
+    ) -> None:
+        with self._lock, self.sessions.begin() as session:
+            repo.set_route_status(session, self.run_id, number, block_hash, route_keys, status)
 
     def close(self) -> None:
         """Stop the writer's thread (after the writes already queued)."""

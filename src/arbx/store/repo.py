@@ -456,6 +456,31 @@ def set_opportunity_status(session: Session, opportunity_id: int, status: str) -
     session.flush()
 
 
+def set_route_status(
+    session: Session,
+    run_id: int,
+    block_number: int,
+    block_hash: str,
+    route_keys: Sequence[str],
+    status: str,
+) -> int:
+    """Record what became of the run's opportunities of ``route_keys`` found in one block (its
+    number and hash): a simulation's result. -> how many rows it changed."""
+    if not route_keys:
+        return 0
+    result = session.execute(
+        update(OpportunityRow)
+        .where(
+            OpportunityRow.run_id == run_id,
+            OpportunityRow.block_number == block_number,
+            OpportunityRow.block_hash == block_hash,
+            OpportunityRow.route_key.in_(sorted(set(route_keys))),
+        )
+        .values(status=status)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def list_opportunities(
     session: Session,
     *,

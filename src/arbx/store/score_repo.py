@@ -21,6 +21,10 @@ from arbx.domain.scoring import OUTCOMES, Score
 from arbx.store.models import BundleRouteRow, BundleRow, OpportunityRow, OpportunityScoreRow
 
 FAILED_SIMULATION = ("sim_failed", "simulated_revert")
+SIMULATED_OK = "simulated_ok"
+# an opportunity's status after shadow mode's simulation of the trade it would have been sent in
+# (``executors.simulation``): passed, the call itself failed, or not simulated
+SIMULATION_STATUSES = (SIMULATED_OK, "simulated_revert", "unsimulated")
 MAX_BATCH = 500  # opportunities scored per call
 
 
@@ -154,7 +158,13 @@ def add_score(
 def summary(session: Session, run_id: int) -> dict[str, Any]:
     """The run's scores: counts by outcome (of all found, and of the capturable ones), capture
     rates, what others took and who (and what we expected to net from the capturable ones they
-    took), and what the capturable opportunities that we did not take were expected to pay."""
+    took), and what the capturable opportunities that we did not take were expected to pay.
+
+    In shadow mode, what going live would have won rests on the simulations: the expected net
+    profit of the routes of the trades a live engine would have sent that passed simulation on
+    their head's state and that nobody of ours took (a route that passed again the next block
+    counted once: the live engine would have taken it the first time). ``simulations`` counts
+    the scored opportunities by simulation status."""
     rows = session.execute(
         select(
             OpportunityScoreRow.outcome,
@@ -165,18 +175,28 @@ def summary(session: Session, run_id: int) -> dict[str, Any]:
             OpportunityRow.capturable,
             OpportunityRow.route_key,
             OpportunityRow.block_number,
+            OpportunityRow.status,
         )
         .join(OpportunityRow, OpportunityRow.id == OpportunityScoreRow.opportunity_id)
         .where(OpportunityScoreRow.run_id == run_id)
     ).all()
     # a route found in consecutive blocks is one opportunity left open: counted once
     flagged = {(str(r[6]), int(r[7])) for r in rows}
+    # shadow mode's trades that passed simulation: one sent again the next block counted once
+    passed = {(str(r[6]), int(r[7])) for r in rows if r[8] == SIMULATED_OK}
     counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
     best: dict[str, int] = dict.fromkeys(OUTCOMES, 0)  # the capturable ones only
+    simulated: dict[str, int] = dict.fromkeys(SIMULATION_STATUSES, 0)
     takers: dict[str, dict[str, Any]] = {}
     seen_tx: set[str] = set()
-    lost = missed = 0
-    for outcome, taker, taker_tx, taker_profit, net_profit, capturable, key, block in rows:
+    lost = missed = live = live_trades = 0
+    for outcome, taker, taker_tx, taker_profit, net_profit, capturable, key, block, status in rows:
+        if status in simulated:
+            simulated[str(status)] += 1
+        untaken = outcome in ("captured_other", "still_open", "closed")
+        if status == SIMULATED_OK and untaken and (str(key), int(block) - 1) not in passed:
+            live += int(net_profit)
+            live_trades += 1
         counts[str(outcome)] = counts.get(str(outcome), 0) + 1
         if capturable:
             best[str(outcome)] = best.get(str(outcome), 0) + 1
@@ -188,7 +208,7 @@ def summary(session: Session, run_id: int) -> dict[str, Any]:
                 seen_tx.add(str(taker_tx))
                 entry["profit_wei"] += int(taker_profit)
         continued = (str(key), int(block) - 1) in flagged
-        if capturable and not continued and outcome in ("captured_other", "still_open", "closed"):
+        if capturable and not continued and untaken:
             missed += int(net_profit)
     real = sum(counts.values()) - counts["never_real"]
     real_best = sum(best.values()) - best["never_real"]
@@ -202,6 +222,9 @@ def summary(session: Session, run_id: int) -> dict[str, Any]:
         "taken_by_others_expected_net_profit_wei": lost,
         "takers": sorted(takers.values(), key=lambda t: (-t["profit_wei"], t["taker"])),
         "missed_capturable_net_profit_wei": missed,
+        "simulations": simulated,
+        "going_live_net_profit_wei": live,
+        "going_live_trades": live_trades,
     }
 
 
@@ -225,11 +248,18 @@ def report_lines(scores: dict[str, Any], *, shadow: bool) -> list[str]:
         for t in scores["takers"][:10]
     ]
     if shadow:
-        lines.append(
-            f"    going live           at most {scores['missed_capturable_net_profit_wei']} wei "
-            "(capturable and real, a route found block after block counted once; others' bids not "
-            "counted)"
-        )
+        sims = scores["simulations"]
+        lines += [
+            f"    simulated            {sims[SIMULATED_OK]} passed, {sims['simulated_revert']} "
+            f"failed (never real), {sims['unsimulated']} not simulated: the routes of the trade "
+            "a live engine would have sent each block, on their head's state",
+            f"    going live           {scores['going_live_net_profit_wei']} wei in "
+            f"{scores['going_live_trades']} routes that passed simulation (a route sent again "
+            "the next block counted once; rivals' bids and one bundle in flight at a time not "
+            "counted)",
+            f"      every capturable   at most {scores['missed_capturable_net_profit_wei']} wei "
+            "(capturable and real, unsimulated, a route found block after block counted once)",
+        ]
     return lines
 
 

@@ -76,7 +76,15 @@ export class OverviewView {
       "ov-score-taken",
       `${formatEth(s.taken_by_others_profit_wei)} (capturable ones: ${formatEth(s.taken_by_others_expected_net_profit_wei)} expected net)`,
     );
-    setText("ov-score-missed", `at most ${formatEth(s.missed_capturable_net_profit_wei)}`);
+    const sims = s.simulations ?? {};
+    setText(
+      "ov-score-simulated",
+      `${formatInt(sims.simulated_ok ?? 0)} passed · ${formatInt(sims.simulated_revert ?? 0)} failed · ${formatInt(sims.unsimulated ?? 0)} not simulated`,
+    );
+    setText(
+      "ov-score-missed",
+      `${formatEth(s.going_live_net_profit_wei)} in ${formatInt(s.going_live_trades ?? 0)} simulated routes (every capturable: at most ${formatEth(s.missed_capturable_net_profit_wei)})`,
+    );
     $("ov-score-takers").replaceChildren(
       ...(s.takers ?? []).map((t) =>
         h(
