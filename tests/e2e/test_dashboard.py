@@ -664,4 +664,13 @@ def test_the_overview_shows_what_became_of_the_opportunities(
     expect_(row).to_have_count(1)
     expect_(row).to_contain_text(taker)
     expect_(panel).to_contain_text("Going live")
+    sims = body["simulations"]  # the seeded statuses: found, simulated_ok or simulated_revert
+    assert sum(sims.values()) <= body["scored"]
+    expect_(page.get_by_test_id("score-simulated")).to_have_text(
+        f"{sims['simulated_ok']} passed · {sims['simulated_revert']} failed · "
+        f"{sims['unsimulated']} not simulated"
+    )
+    expect_(page.get_by_test_id("score-missed")).to_contain_text(
+        f" in {body['going_live_trades']} simulated routes (every capturable: at most "
+    )
     shot(page, stack, "overview-scores")
