@@ -608,6 +608,57 @@ async def test_a_locked_database_does_not_hold_bundles_back(
 
 
 @pytest.mark.asyncio
+async def test_a_kill_switch_engaged_after_a_process_died_cancels_what_it_left_for_later_blocks(
+    client: RpcClient, devnet: tuple[EmbeddedDevnet, Path], tmp_path: Path
+) -> None:
+    """A process sends a bundle for two blocks and ends before either is built (the market
+    held: no block comes); the kill switch is engaged while no process runs. The next live
+    start cancels that bundle's copies at the builder, by the replacement uuid its intent
+    recorded, before anything else, and the bundle never lands."""
+    running, key_file = devnet
+    assert running.builder is not None
+    assert running.simulator is not None
+    builder, market = running.builder.builder, running.simulator
+    live = _Live(running, key_file, tmp_path / "left.db")  # each bundle for 2 blocks
+    pipeline, executor, (risk, relay), run_id = await live.build(client)
+    stop = asyncio.Event()
+    seen: dict[str, Any] = {}
+
+    async def one_bundle_then_end() -> None:
+        while executor.stats.sent == 0:
+            await asyncio.sleep(0.002)
+        await asyncio.to_thread(market.hold.acquire)
+        (flight,) = executor.in_flight.values()
+        seen["tx"] = "0x" + flight.tx_hash.hex()
+        seen["head"] = int(await client.call("eth_blockNumber", []), 16)
+        stop.set()
+
+    try:
+        await _run_until(pipeline, (executor, risk, relay), stop, one_bundle_then_end())
+        with live.sessions() as session:
+            [row] = execution_repo.list_bundles(session, run_id)
+        assert (row.status, row.tx_hashes_json[0]) == ("sent", seen["tx"])
+        assert row.target_block + 1 > seen["head"]  # a copy for a block not built yet
+        kill(live.sessions, 31337, "engaged while no engine ran", "pytest")
+        cancelled = builder.stats.cancelled
+        restart = asyncio.ensure_future(live.build(client))
+        await wait_for(lambda: builder.stats.cancelled > cancelled)  # before any block comes
+        assert int(await client.call("eth_blockNumber", []), 16) == seen["head"]
+    finally:
+        market.hold.release()
+    _, second, (second_risk, second_relay), _ = await restart
+    try:
+        assert await client.call("eth_getTransactionReceipt", [seen["tx"]]) is None
+        with live.sessions() as session:
+            [row] = execution_repo.list_bundles(session, run_id)
+        assert row.status == "not_included"  # settled by the start once its blocks passed
+    finally:
+        await second.close()
+        second_risk.stop()
+        await second_relay.close()
+
+
+@pytest.mark.asyncio
 async def test_a_receipt_the_node_lacks_is_read_again_and_no_trade_comes_before(
     devnet: tuple[EmbeddedDevnet, Path], tmp_path: Path
 ) -> None:

@@ -28,7 +28,7 @@ from arbx.execution.keys import load_keys
 from arbx.execution.nonces import NonceManager
 from arbx.execution.relay import BuilderSpec, RelayClient
 from arbx.executors.bundle import BundleExecutor
-from arbx.executors.reconcile import settle_earlier
+from arbx.executors.reconcile import cancel_left_open, settle_earlier
 from arbx.executors.shadow import ShadowExecutor
 from arbx.executors.trade import LiveSettings
 from arbx.risk.alerts import firing_alerts
@@ -114,6 +114,16 @@ async def live_executor(
         gate_interval=plan.risk.gate_interval_s,
     )
     risk.start()
+    relay = RelayClient(keys.relay.flashbots_signature)
+    if lock.held and risk.kill_switch.engaged:  # what it sent for later blocks, taken back
+        await cancel_left_open(
+            sessions,
+            client,
+            relay,
+            plan.builders,
+            keys.signer.address,
+            blocks_ahead=plan.blocks_ahead,
+        )
     if lock.held:  # what an earlier process with this key left in flight, before any nonce
         await settle_earlier(
             sessions, client, keys.signer.address, recorder.run_id, blocks_ahead=plan.blocks_ahead
@@ -130,7 +140,6 @@ async def live_executor(
         raise ConfigError("no executor contract: set execution.executor")
     if executor is None:  # the key is someone else's: this instance stays in shadow for good
         executor = ZERO_ADDRESS
-    relay = RelayClient(keys.relay.flashbots_signature)
     bundle_executor = BundleExecutor(
         recorder=recorder,
         sessions=sessions,

@@ -14,12 +14,18 @@ key), :func:`settle_earlier`:
 3. records, as recovered bundles of this run, the key's transactions on chain since the oldest
    block it may have missed (bounded by ``scan_back`` blocks) that no record holds, with their
    block and gas, so that the chain and the database agree and the day's gas counts them.
+
+With the kill switch engaged at start (engaged while the earlier process was dead, or the reason
+it was stopped), :func:`cancel_left_open` first cancels, at every builder, each copy of those
+bundles for a block not built yet, by the replacement uuid recorded with their intent: the
+switch takes back what was sent for later blocks whether or not the process that sent it lives.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from arbx.chain.receipts import Receipt, receipt, receipts
 from arbx.chain.rpc import RpcClient
+from arbx.execution.relay import BuilderSpec, RelayClient
 from arbx.store import execution_repo as xrepo
 from arbx.store.models import BundleRow
 
@@ -73,6 +80,45 @@ async def settle_earlier(
             recovered,
         )
     return Reconciled(settled, recovered, head - start)
+
+
+async def cancel_left_open(
+    sessions: sessionmaker[Session],
+    client: RpcClient,
+    relay: RelayClient,
+    builders: Sequence[BuilderSpec],
+    signer: str,
+    *,
+    blocks_ahead: int,
+) -> int:
+    """Cancel every copy, for a block after the head, of the key's bundles still recorded as
+    ``sent``; the number of cancellations a builder acknowledged."""
+    head = await _head(client)
+    with sessions() as session:
+        open_rows = [
+            (row.replacement_uuid, row.target_block)
+            for row in session.scalars(
+                select(BundleRow).where(
+                    BundleRow.signer == signer.lower(),
+                    BundleRow.status == "sent",
+                    BundleRow.replacement_uuid.is_not(None),
+                    BundleRow.target_block + blocks_ahead > head,
+                )
+            )
+        ]
+    acknowledged = 0
+    for key, target in open_rows:
+        blocks = [b for b in range(target, target + blocks_ahead + 1) if b > head]
+        answers = await relay.cancel_fan_out(builders, str(key), blocks)
+        acknowledged += sum(1 for a in answers if a.ok)
+    if open_rows:
+        log.warning(
+            "kill switch engaged: cancelled %d bundles an earlier process left open "
+            "(%d cancellations acknowledged)",
+            len(open_rows),
+            acknowledged,
+        )
+    return acknowledged
 
 
 async def _head(client: RpcClient) -> int:
