@@ -406,6 +406,11 @@ SENT_FLOOR = 0.7
 ROUNDS = 6  # quiet and loaded windows, alternately
 SETTLE_S = 0.5  # after switching the load on or off, before a window starts
 LOAD_CLIENTS = 16
+# The generator's nice value. It runs in a session of its own, so that under the kernel's
+# autogroups it is one more session with its share, as traffic from other machines takes the
+# API's CPU and not the engine's; at 19 on a busy machine it offered the API so little (5 to 24
+# requests/s) that an API at the engine's priority passed too (ADR 0038).
+LOAD_NICE = 0
 
 
 @dataclass
@@ -465,11 +470,11 @@ def judge(quiet: dict[str, Any], loaded: dict[str, Any]) -> list[str]:
 
 async def api_load(stage: Stage, engine: EngineProcess, seconds: float = 60.0) -> Fault:
     """The engine's head-to-bundle latency without and with a loopback load generator flat out
-    on the API, ``seconds`` of each in alternate windows: against the API served as in
-    production, by a process of its own (``arbx api``, in a session of its own, at its default
-    lower CPU priority) on the engine's database, which decides the verdict; and, when the
-    engine serves the API in its own loop too (``api.serve_in_run``), against that one, whose
-    figures and verdict are reported beside it."""
+    on the API (a process and session of its own), ``seconds`` of each in alternate windows:
+    against the API served as in production, by a process of its own (``arbx api``, in a session
+    of its own, at its default lower CPU priority) on the engine's database, which decides the
+    verdict; and, when the engine serves the API in its own loop too (``api.serve_in_run``),
+    against that one, whose figures and verdict are reported beside it."""
     name = "api under load"
     env = {"ARBX_DATABASE_URL": stage.database_url}
     token = (await asyncio.to_thread(
@@ -507,8 +512,9 @@ def _said(c: dict[str, Any]) -> str:
     verdict = "not affected" if not c["missed"] else "AFFECTED: " + ", ".join(c["missed"])
     return (
         f"head->bundle p50/p99 {quiet['p50']}/{quiet['p99']} ms and "
-        f"{quiet['sent_per_block']} bundles/block quiet, {loaded['p50']}/{loaded['p99']} ms "
-        f"and {loaded['sent_per_block']} with {c['api_rps']} requests/s "
+        f"{quiet['sent_per_block']} bundles/block ({quiet['blocks']} blocks) quiet, "
+        f"{loaded['p50']}/{loaded['p99']} ms and {loaded['sent_per_block']} "
+        f"({loaded['blocks']} blocks) with {c['api_rps']} requests/s "
         f"({c['shed_share']:.0%} shed), {verdict}"
     )
 
@@ -516,7 +522,8 @@ def _said(c: dict[str, Any]) -> str:
 async def _compare(engine: EngineProcess, url: str, token: str, seconds: float) -> dict[str, Any]:
     """Quiet and loaded windows, alternately, ``seconds`` of each in all; the figures."""
     generator = await asyncio.create_subprocess_exec(
-        PYTHON, "-m", "chaos.loadgen", url, "--clients", str(LOAD_CLIENTS),
+        PYTHON, "-m", "chaos.loadgen", url,
+        "--clients", str(LOAD_CLIENTS), "--nice", str(LOAD_NICE),
         env={**os.environ, "CHAOS_API_TOKEN": token}, stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
         start_new_session=True,
