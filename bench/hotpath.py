@@ -4,10 +4,11 @@ Starts a devnet with ``arbx devnet up`` (anvil and the market in their own proce
 builder that answers at once (``bench.instant_builder``, in its own process), then runs the
 live pipeline in limited mode for a fixed number of blocks, sending every bundle to that
 builder only. The time from the head being seen to the bundle acknowledged is all the
-searcher's: sync, detection, the risk gate, signing, simulation (``eth_call`` at the node, and
-``eth_callBundle`` at the builder when ``execution.simulate_at_builders`` says so), the fences and
-the send. Prints p50 and p99 against their
-targets, and the median of each stage. ``.venv/bin/python -m bench.hotpath``.
+searcher's: sync, detection (the walk, then the trade's few best routes sized: ``choose``; the
+others are sized once the bundle has left), the risk gate, signing, simulation (``eth_call`` at
+the node, and ``eth_callBundle`` at the builder when ``execution.simulate_at_builders`` says
+so), the fences and the send. Prints p50 and p99 against their targets, and the median of each
+stage. ``.venv/bin/python -m bench.hotpath``.
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ async def measure(rpc_url: str, builder_url: str, key_file: Path, folder: Path) 
         "sim_failed": stats.sim_failed,
         "refused": stats.refused,
         "stale": stats.stale,
+        "led": stats.led,
+        "lead_missed": stats.lead_missed,
         "head_to_bundle_ms": {
             "samples": len(ordered),
             "p50": percentile(ordered, 50),
@@ -177,6 +180,10 @@ def main() -> int:
         f"head -> bundle sent    p50 {p50:.1f} ms (target <= {TARGET_P50_MS:g}), "
         f"p99 {p99:.1f} ms (target <= {TARGET_P99_MS:g}), {lat['samples']} bundles: "
         f"{'met' if met else 'NOT MET'}"
+    )
+    print(
+        f"trades chosen          {result['led']} from the block's best routes sized first, "
+        f"{result['lead_missed']} of them other than all its routes sized would give"
     )
     cpu = result["engine_cpu_ms"]
     print(

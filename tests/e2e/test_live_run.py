@@ -80,6 +80,9 @@ def test_limited_run_captures_with_realized_close_to_expected(tmp_path: Path) ->
     # each head reached the bundle executor before its block (on_head: settlement and the
     # first fence overlap the sync), through the wrappers `arbx run` puts around it
     assert len(live["bundle_cpu_ms"]) >= live["sent"] // 2, live
+    # and each trade was chosen from its block's best routes sized first (the lead), the rest
+    # sized after the bundle left: the pipeline reached the executor's on_lead through them too
+    assert live["led"] >= live["sent"] > 0, live
     closing = next(line for line in proc.stdout.splitlines() if line.startswith("live: "))
     assert f"{live['sent']} bundles sent" in closing  # the closing line counts what the run did
     assert f"{live['stale']} late" in closing

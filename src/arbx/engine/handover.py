@@ -43,7 +43,7 @@ from arbx.chain.heads import Head
 from arbx.chain.parity import ParityResult
 from arbx.domain.errors import ArbxError
 from arbx.engine.lifecycle import Execution
-from arbx.engine.pipeline import BlockResult, tell_head, tell_rebootstrap
+from arbx.engine.pipeline import BlockResult, Lead, tell_head, tell_lead, tell_rebootstrap
 from arbx.metrics import record
 from arbx.store import release_repo
 from arbx.store.db import make_session_factory
@@ -161,6 +161,11 @@ class ReleaseExecution:
     def on_rebootstrap(self, block: int) -> None:
         """Forward a re-bootstrap of the book to an executor that checks its records then."""
         tell_rebootstrap(self.inner, block)
+
+    async def on_lead(self, lead: Lead) -> None:
+        """Forward a block's best opportunities to an executor that trades before the rest are
+        sized."""
+        await tell_lead(self.inner, lead)
 
     async def on_block(self, block: BlockResult) -> None:
         """The block's work, then, at its boundary, a handover if one is asked for."""

@@ -1,5 +1,7 @@
 """One block's work, top to bottom: a new head arrives, its logs update the pools they touch,
 only the routes through those pools are re-evaluated, and the executor acts on what is found.
+An executor that trades is handed the block's best few routes, sized, before the others are
+(``Executor.on_lead``): its bundle leaves while the rest are sized for the block's record.
 
 The pieces come in through small protocols; the command line wires the concrete ones. The loop
 over heads, with its supervision by error class, is the runner's (``engine.runner``);
@@ -54,8 +56,25 @@ class Strategy(Protocol):
         ...
 
 
+class Detection(Protocol):
+    """A block's live routes, sized on demand: the best few first, then all of them."""
+
+    def best(self, routes: int) -> list[Opportunity]:
+        """Opportunities enough for a trade of ``routes`` pool-disjoint routes, best first."""
+        ...
+
+    def all(self) -> list[Opportunity]:
+        """Every opportunity, best first (what ``Strategy.on_block`` returns)."""
+        ...
+
+
 class Executor(Protocol):
-    """Acts on a block's opportunities (shadow: records them; live: trades)."""
+    """Acts on a block's opportunities (shadow: records them; live: trades).
+
+    An executor that trades may also have ``async on_lead(lead: Lead)``: the pipeline then
+    hands it the block's best opportunities before the others are sized (with a strategy that
+    has ``detect``), and ``on_block`` after, with all of them.
+    """
 
     async def on_block(self, block: BlockResult) -> None:
         """Handle one processed block."""
@@ -76,6 +95,14 @@ def tell_rebootstrap(executor: object, block: int) -> None:
     told = getattr(executor, "on_rebootstrap", None)
     if told is not None:
         told(block)
+
+
+async def tell_lead(executor: object, lead: Lead) -> None:
+    """Give ``executor`` a block's lead, before the block's other routes are sized, if it trades
+    on it (an optional ``on_lead``: the live one, ADR 0039)."""
+    told = getattr(executor, "on_lead", None)
+    if told is not None:
+        await told(lead)
 
 
 class Parity(Protocol):
@@ -113,6 +140,20 @@ class BlockResult:
     latency_ms: float
     pools: int
     errors: int = 0  # faults handled since the previous block (retried, repaired, unread parity)
+
+
+@dataclass(slots=True)
+class Lead:
+    """A head's best opportunities, for the trade, before the block's other routes are sized.
+
+    ``best(routes)`` sizes the routes best estimate first until ``routes`` pool-disjoint ones
+    pay (and a margin more), once: ``on_block`` then has every opportunity, those included.
+    """
+
+    head: Head
+    seen_at: datetime
+    best: Callable[[int], list[Opportunity]]
+    latency_ms: float  # head seen -> the routes found (sync and the walk; no sizing yet)
 
 
 @dataclass(slots=True)
@@ -211,8 +252,15 @@ class Pipeline:
         if self.changed_outside:
             update.changed |= self.changed_outside
             self.changed_outside = set()
-        opportunities = self.strategy.on_block(update.changed, head.base_fee)
-        latency_ms = (time.perf_counter() - started) * 1000
+        detect = getattr(self.strategy, "detect", None)
+        lead = getattr(self.executor, "on_lead", None)
+        if detect is None or lead is None:
+            opportunities = self.strategy.on_block(update.changed, head.base_fee)
+            latency_ms = (time.perf_counter() - started) * 1000
+        else:  # the trade first, on the best few sized; then the rest
+            opportunities, latency_ms = await self._lead_first(
+                detect(update.changed, head.base_fee), lead, head, seen_at, started
+            )
         faults = self._faults()
         result = BlockResult(
             head, seen_at, update, opportunities, latency_ms, self.pools(), faults - self._faulted
@@ -227,6 +275,33 @@ class Pipeline:
         if self.on_block is not None:
             self.on_block(result)
         return result
+
+    async def _lead_first(
+        self,
+        detection: Detection,
+        lead: Callable[[Lead], Awaitable[None]],
+        head: Head,
+        seen_at: datetime,
+        started: float,
+    ) -> tuple[list[Opportunity], float]:
+        """Hand the executor the block's lead, then size the rest: every opportunity, and the
+        time spent finding them (the trade's own time left out)."""
+        found = time.perf_counter()
+        sizing = 0.0  # seconds the executor's calls of ``best`` took
+
+        def best(routes: int) -> list[Opportunity]:
+            nonlocal sizing
+            since = time.perf_counter()
+            try:
+                return detection.best(routes)
+            finally:
+                sizing += time.perf_counter() - since
+
+        await lead(Lead(head, seen_at, best, (found - started) * 1000))
+        resumed = time.perf_counter()
+        opportunities = detection.all()
+        ended = time.perf_counter()
+        return opportunities, (found - started + sizing + ended - resumed) * 1000
 
     def _queue_parity(self, ours: ParitySnapshot) -> None:
         if len(self._waiting) >= self.parity_backlog:

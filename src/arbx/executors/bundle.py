@@ -11,7 +11,10 @@ Every block it first settles what earlier bundles became (included, not included
 state moved), feeding the risk controller; it starts this as soon as the head arrives
 (``on_head``), so that it overlaps the block's sync and evaluation. Then, if the controller
 allows a live mode, it takes the block's best opportunity and does only what must come before
-the bundle leaves:
+the bundle leaves. The pipeline gives it the block's lead (``on_lead``) before the block's
+other routes are sized: only the best few by estimate are sized for the trade, the rest after
+the bundle has left, for the block's record (``on_block``), which also counts a trade that all
+of the routes sized would have chosen otherwise (``stats.lead_missed``; ADR 0039).
 
 1. the risk gate in memory (mode, limits, kill switch) and the calldata; the gas limit is the gas
    model's figure plus a margin and the fees come from the head, so nothing is asked of the node;
@@ -62,7 +65,7 @@ from arbx.domain.limits import Counted
 from arbx.domain.limits import Outcome as RiskOutcome
 from arbx.domain.pools import Pool
 from arbx.domain.profit import Opportunity
-from arbx.engine.pipeline import BlockResult
+from arbx.engine.pipeline import BlockResult, Lead
 from arbx.errors import SignerLockLostError
 from arbx.execution.flashbots import bundle_hash
 from arbx.execution.inclusion import (
@@ -140,6 +143,8 @@ class LiveStats:
     rows_corrected: int = 0  # rows recorded as landed in blocks a deep reorg replaced
     outcomes: dict[str, int] = field(default_factory=dict)
     last_refusal: str = ""
+    led: int = 0  # trades chosen from a block's lead (its best routes by estimate, sized first)
+    lead_missed: int = 0  # of which all of the block's routes sized would have chosen otherwise
     bundle_latencies_ms: list[float] = field(default_factory=list)  # head seen -> bundle sent
     # CPU time of the event loop's thread from the head reaching the executor to the bundle sent:
     # what the engine itself spends (sync, detection, the trade), whatever else the machine runs
@@ -198,6 +203,8 @@ class BundleExecutor:
         self._prefence: tuple[int, asyncio.Future[str | None]] | None = None
         self._early: tuple[int, asyncio.Future[None]] | None = None
         self._head_cpu: tuple[int, float] = (-1, 0.0)  # head number, thread CPU time at on_head
+        self._led: tuple[int, bytes] | None = None  # the head whose lead was traded on
+        self._lead_batch: list[tuple[str, ...]] | None = None  # the routes the lead chose
         self._resync: asyncio.Future[None] | None = None
         self._unsettled: list[OutcomeChange] = []  # changes to settle again (receipt not read)
         self._check_landed = 0  # after a reorg: heads at which landed bundles are checked
@@ -240,34 +247,73 @@ class BundleExecutor:
         log.info("re-bootstrap at block %d: landed bundle rows checked at the next head", block)
         self._check_rows = True
 
+    async def on_lead(self, lead: Lead) -> None:
+        """A head's best opportunities, before the block's other routes are sized: settle
+        earlier bundles and maybe send the trade (sizing only what it needs, ``lead.best``);
+        ``on_block`` then records the block with all of them."""
+        self._start()
+        head = lead.head
+        self.head = max(self.head, head.number)
+        _sample(self.timings.setdefault("detect", []), lead.latency_ms)
+        self._led = (head.number, head.hash)
+        self._lead_batch = None
+        try:
+            await self._settle_and_trade(
+                head, lead.seen_at, lambda: lead.best(self.settings.routes_per_block)
+            )
+        except BaseException:
+            self.records.resume()
+            raise
+
     async def on_block(self, block: BlockResult) -> None:
         """Settle earlier bundles, maybe send this block's best trade, then record the block.
 
-        The trade goes first; the block's record is queued for the writer thread.
+        The trade goes first (in ``on_lead`` when the pipeline gave the block's lead); the
+        block's record is queued for the writer thread.
         """
         self._start()
-        self.head = max(self.head, block.head.number)
-        _sample(self.timings.setdefault("detect", []), block.latency_ms)
-        started = time.perf_counter()
-        self._cpu_at = time.thread_time()
-        if (
-            self._head_cpu[0] == block.head.number
-        ):  # the loop's work since the head: mostly detection
-            cpu = (self._cpu_at - self._head_cpu[1]) * 1000
-            _sample(self.cpu_timings.setdefault("detect", []), cpu)
+        head = block.head
+        self.head = max(self.head, head.number)
+        led, self._led = self._led, None
         try:
-            early, self._early = self._early, None
-            if early is not None and early[0] == block.head.number:
-                await early[1]
-            else:  # no head came first (or another one): settle now
-                await self._prepare(block.head, early[1] if early is not None else None)
-            self._time("settle", started)
-            await self._maybe_trade(block)
+            if led == (head.number, head.hash):  # traded on the lead: check it against all
+                self._check_lead(block.opportunities, head.number)
+            else:
+                _sample(self.timings.setdefault("detect", []), block.latency_ms)
+                await self._settle_and_trade(head, block.seen_at, lambda: block.opportunities)
         finally:
             self.records.resume()
         self._drop_prefence()
         self.risk.wake()  # the database work of this head, now that the bundle is out
         self.records.submit(self.recorder.write_block, block)
+
+    async def _settle_and_trade(
+        self, head: Head, seen_at: datetime, opportunities: Callable[[], Sequence[Opportunity]]
+    ) -> None:
+        """The head's settlement (started by ``on_head``), then maybe a trade."""
+        started = time.perf_counter()
+        self._cpu_at = time.thread_time()
+        if self._head_cpu[0] == head.number:  # the loop's work since the head: mostly detection
+            cpu = (self._cpu_at - self._head_cpu[1]) * 1000
+            _sample(self.cpu_timings.setdefault("detect", []), cpu)
+        early, self._early = self._early, None
+        if early is not None and early[0] == head.number:
+            await early[1]
+        else:  # no head came first (or another one): settle now
+            await self._prepare(head, early[1] if early is not None else None)
+        started = self._time("settle", started)
+        await self._maybe_trade(head, seen_at, opportunities, started)
+
+    def _check_lead(self, opportunities: Sequence[Opportunity], block: int) -> None:
+        """Count a trade chosen from the lead that all of the block's opportunities would have
+        chosen otherwise (a better route the estimates ranked too low)."""
+        chosen, self._lead_batch = self._lead_batch, None
+        if chosen is None:  # no trade was chosen at this head
+            return
+        full = [o.route.pools for o in self._batch(opportunities, block)]
+        if full != chosen:
+            self.stats.lead_missed += 1
+            log.info("block %d: the lead's trade %s, all its routes sized %s", block, chosen, full)
 
     async def close(self) -> None:
         """Stop the refresher, wait for cancels and records, and stop the writer thread."""
@@ -467,15 +513,25 @@ class BundleExecutor:
             tracked.outcome is change.outcome and tracked.block_hash == change.block_hash
         )
 
-    async def _maybe_trade(self, block: BlockResult) -> None:
+    async def _maybe_trade(
+        self,
+        head: Head,
+        seen_at: datetime,
+        opportunities: Callable[[], Sequence[Opportunity]],
+        started: float,
+    ) -> None:
         mode = self.risk.on_block()
         if mode == "shadow" or any(not f.decided for f in self.in_flight.values()):
             return
-        batch = self._batch(block.opportunities, block.head.number)
+        batch = self._batch(opportunities(), head.number)
+        self._time("choose", started)
+        if self._led is not None:
+            self._lead_batch = [o.route.pools for o in batch]
+            self.stats.led += 1 if batch else 0
         if batch:
             self.stats.considered += len(batch)
             try:
-                await self._trade(batch, block)
+                await self._trade(batch, head, seen_at)
             except SignerLockLostError as exc:  # not ours to sign: refused, not a failure
                 self.stats.refused += 1
                 self._record_refusal(str(exc))
@@ -487,10 +543,10 @@ class BundleExecutor:
         """This block's trade before the risk limits (``trade.choose_routes``)."""
         return choose_routes(opportunities, block, self.settings, self.competition)
 
-    async def _trade(self, batch: Sequence[Opportunity], block: BlockResult) -> None:
+    async def _trade(self, batch: Sequence[Opportunity], head: Head, seen_at: datetime) -> None:
         started = time.perf_counter()
         self._cpu_at = time.thread_time()
-        head, target = block.head, block.head.number + 1
+        target = head.number + 1
         taken, why_not = self.risk.may_sign_batch(batch, max_routes=self.settings.routes_per_block)
         if not taken:
             self._refuse(why_not or "refused")
@@ -590,7 +646,7 @@ class BundleExecutor:
         self.in_flight[key] = flight  # before the send: a kill during it cancels it too
         report = await self.submitter.send(prepared)
         self._time("send", started)
-        elapsed = (datetime.now(UTC) - block.seen_at).total_seconds() * 1000
+        elapsed = (datetime.now(UTC) - seen_at).total_seconds() * 1000
         _sample(self.stats.bundle_latencies_ms, elapsed)
         if self._head_cpu[0] == head.number:
             _sample(self.stats.bundle_cpu_ms, (time.thread_time() - self._head_cpu[1]) * 1000)

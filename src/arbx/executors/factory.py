@@ -20,7 +20,7 @@ from arbx.chain.rpc import RpcClient
 from arbx.domain.errors import ConfigError
 from arbx.domain.modes import Mode
 from arbx.domain.pools import Pool
-from arbx.engine.pipeline import BlockResult, Executor, tell_head, tell_rebootstrap
+from arbx.engine.pipeline import BlockResult, Executor, Lead, tell_head, tell_lead, tell_rebootstrap
 from arbx.execution.relay import RelayClient
 from arbx.executors.bundle import BundleExecutor
 from arbx.executors.live import ZERO_ADDRESS, LivePlan, live_executor, stage_caps, trade_settings
@@ -59,6 +59,11 @@ class ShadowExecution:
         """The engine re-bootstrapped its book at ``block``: tell an executor that checks its
         records against the chain then (the live one: ADR 0029)."""
         tell_rebootstrap(self.executor, block)
+
+    async def on_lead(self, lead: Lead) -> None:
+        """A block's best opportunities before the rest are sized: to an executor that trades
+        on them (the live one), nothing otherwise."""
+        await tell_lead(self.executor, lead)
 
     async def on_block(self, block: BlockResult) -> None:
         """Hand the block to the executor, then score what the block completes the window of.

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
-from arbx.domain.arbitrage import Rankings, evaluate_touched
+from arbx.domain.arbitrage import LiveRoutes, Rankings, detect_touched
 from arbx.domain.errors import InputError
 from arbx.domain.journal import PoolBook
 from arbx.domain.poolfile import checksum
@@ -143,10 +143,15 @@ class CyclicArbitrage:
 
     def on_block(self, changed: Iterable[str], base_fee_wei: int) -> list[Opportunity]:
         """Opportunities through the changed pools, best net profit first."""
+        return self.detect(changed, base_fee_wei).all()
+
+    def detect(self, changed: Iterable[str], base_fee_wei: int) -> LiveRoutes:
+        """The live routes through the changed pools, to size the best few first and the rest
+        after (``on_block`` is ``detect(...).all()``)."""
         caps = self.caps() if self.caps is not None else None
         if caps is None:
             caps = self.limits.max_input
-        return evaluate_touched(
+        return detect_touched(
             self.index,
             changed,
             self.book.pools,
