@@ -24,17 +24,11 @@ import hashlib
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-from arbx import safejson
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
+from arbx.api.limits import App, Receive, Scope, Send, refuse
 
 PROBES: Final = frozenset({"/healthz", "/readyz", "/metrics"})
 STREAM: Final = "/api/v1/stream"
@@ -150,16 +144,4 @@ def _client(scope: Scope) -> bytes:
 
 
 async def _refuse(send: Send, status: int, detail: str, retry_after: int) -> None:
-    body = safejson.dumps({"detail": detail})
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(retry_after).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await refuse(send, status, detail, [(b"retry-after", str(retry_after).encode())])

@@ -19,7 +19,7 @@ head (see ``SERVER_LIMITS``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -31,7 +31,7 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]  # an ASGI application
 
 
 class HeadDeadlineH11(H11Protocol):
@@ -110,7 +110,7 @@ class RequestLimits:
         if refusal is None:
             body, refusal = await self._body(scope, receive)
         if refusal is not None:
-            await _refuse(send, *refusal)
+            await refuse(send, *refusal, headers=[(b"connection", b"close")])
             return
         await self.app(scope, _replay(body, receive), send)
 
@@ -179,7 +179,11 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _refuse(send: Send, status: int, detail: str) -> None:
+async def refuse(
+    send: Send, status: int, detail: str, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer ``status`` with ``{"detail": detail}`` from the ASGI layer, before any route ran
+    (the middlewares' refusals: over a limit, shed by admission)."""
     body = safejson.dumps({"detail": detail})
     await send(
         {
@@ -188,7 +192,7 @@ async def _refuse(send: Send, status: int, detail: str) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
+                *headers,
             ],
         }
     )

@@ -4,8 +4,12 @@ opportunities, bundles with transactions), and checks of refusals and pages.
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -190,3 +194,41 @@ def first_line(response: httpx.Response) -> str:
 def ids(response: httpx.Response) -> list[int]:
     """The ids of a page's items."""
     return [item["id"] for item in response.json()["items"]]
+
+
+# -- a real server process ------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def api_process(
+    argv: Sequence[str], env: Mapping[str, str], port: int, *, timeout: float = 60.0, **popen: Any
+) -> Iterator[subprocess.Popen[str]]:
+    """``argv`` (an ``arbx api`` command on ``port``) running, once its /healthz answers 200;
+    terminated afterwards. Its output is piped, and shown if it dies before it answers."""
+    proc = subprocess.Popen(
+        list(argv), env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        **popen,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "the API did not start"
+            time.sleep(0.1)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

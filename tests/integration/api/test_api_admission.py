@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.api.test_api_limits import _free_port
+from tests.integration.api.support import api_process, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -45,28 +45,10 @@ def limited_api(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, di
             env=env, capture_output=True, text=True, check=True, timeout=120,
         )  # fmt: skip
         tokens[name] = made.stdout.strip()
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "arbx.cli", "api", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "the API did not start"
-            time.sleep(0.1)
-        yield proc, url, tokens
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    port = free_port()
+    argv = [sys.executable, "-m", "arbx.cli", "api", "--port", str(port)]
+    with api_process(argv, env, port, start_new_session=True) as proc:
+        yield proc, f"http://127.0.0.1:{port}", tokens
 
 
 def test_the_api_process_yields_the_cpu_and_sheds_a_flood_per_client(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 
 import httpx
@@ -13,13 +12,7 @@ import pytest
 
 from arbx.api import create_app
 from arbx.api.app import serve
-from tests.integration.api.support import CHAIN, Harness
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.integration.api.support import CHAIN, Harness, free_port
 
 
 @pytest.mark.asyncio
@@ -27,7 +20,7 @@ async def test_readiness_turns_false_when_shutdown_begins_and_serving_goes_on(
     api: Harness,
 ) -> None:
     app = create_app(api.factory, chain_id=CHAIN)
-    port, stop = _free_port(), asyncio.Event()
+    port, stop = free_port(), asyncio.Event()
     task = asyncio.create_task(serve(app, "127.0.0.1", port, stop, drain_s=1.0))
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:

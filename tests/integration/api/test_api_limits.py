@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 from arbx.api import create_app, serve
 from arbx.api.events import _ids
 from arbx.api.limits import HeadDeadlineH11
-from tests.integration.api.support import CHAIN, Harness, first_line
+from tests.integration.api.support import CHAIN, Harness, api_process, first_line, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -112,41 +111,14 @@ def test_query_strings_and_headers_are_bounded(api: Harness) -> None:
 # -- a real server process -------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """``arbx api`` as its own process on a SQLite database (web3 and py_ecc imported)."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "ARBX_DATABASE_URL": f"sqlite:///{tmp_path / 'arbx.db'}"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "arbx.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "the API did not start"
-            time.sleep(0.1)
-        yield proc, url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    argv = [sys.executable, "-m", "arbx.cli", "api", "--host", "127.0.0.1", "--port", str(port)]
+    with api_process(argv, env, port, timeout=30) as proc:
+        yield proc, f"http://127.0.0.1:{port}"
 
 
 def raw_request(url: str, head: bytes, body: bytes = b"") -> bytes:
@@ -200,7 +172,7 @@ def test_notification_payloads_are_decoded_safely() -> None:
 async def test_a_request_head_has_a_deadline(api: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(HeadDeadlineH11, "head_timeout", 0.3)
     app = create_app(api.factory, chain_id=CHAIN)
-    port, stop = _free_port(), asyncio.Event()
+    port, stop = free_port(), asyncio.Event()
     task = asyncio.create_task(serve(app, "127.0.0.1", port, stop))
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:

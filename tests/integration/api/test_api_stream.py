@@ -28,17 +28,11 @@ from tests.integration.api.support import (
     add_bundle,
     add_opportunities,
     add_run,
+    free_port,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 WAIT_S = 8.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def _events(response: httpx.Response) -> AsyncIterator[tuple[str, Any]]:
@@ -69,7 +63,7 @@ class Server:
     def __init__(self, h: Harness) -> None:
         self.app = create_app(h.factory, chain_id=CHAIN, poll_interval=0.05)
         self.hub: EventHub = self.app.state.ctx.hub
-        self.port = _free_port()
+        self.port = free_port()
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
