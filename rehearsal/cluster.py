@@ -434,9 +434,10 @@ class Stack:
         tmp.write_text(json.dumps(targets))
         tmp.replace(path)
 
-    def ready(self, pod: dict[str, Any], path: str) -> bool:
-        """The pod's readiness probe (HTTP GET on its address) passes."""
-        return 200 <= http_status(f"http://{pod['ip']}:{pod['port']}{path}", timeout=2) < 400
+    def ready(self, pod: dict[str, Any], path: str, timeout: float) -> bool:
+        """The pod's readiness probe (HTTP GET on its address within the probe's timeout)
+        passes."""
+        return 200 <= http_status(f"http://{pod['ip']}:{pod['port']}{path}", timeout) < 400
 
     # operators' commands ----------------------------------------------------------------------
 

@@ -147,10 +147,10 @@ class Controller:
         stop: out of their Services at once, terminated in the background)."""
         app, template = self.app(name), self.template(name)
         pods = self.stack.pods(app, version)
-        path, _, _ = readiness(template)
+        path, _, timeout = readiness(template)
         made = [self.stack.run_pod(app, version, template) for _ in range(count - len(pods))]
         for pod in made:
-            wait_until(f"{pod['name']} ready", lambda p=pod: self.serving(p, path), 180)
+            wait_until(f"{pod['name']} ready", lambda p=pod: self.serving(p, path, timeout), 180)
         extra = pods[: max(0, len(pods) - count)]
         # as Argo scales down: the pods leave their Services at once and terminate (drain, then
         # stop) while the rollout goes on; ``settle`` waits for them
@@ -165,10 +165,11 @@ class Controller:
         while self.stopping:
             self.stopping.pop().join()
 
-    def serving(self, pod: dict[str, Any], path: str) -> bool:
-        """The pod passes its readiness probe and, when the Services run, they count it ready
-        too (the old pods go only once the new ones receive traffic)."""
-        if not self.stack.ready(pod, path):
+    def serving(self, pod: dict[str, Any], path: str, timeout: float) -> bool:
+        """The pod passes its readiness probe (within the probe's ``timeoutSeconds``) and, when
+        the Services run, they count it ready too (the old pods go only once the new ones
+        receive traffic)."""
+        if not self.stack.ready(pod, path, timeout):
             return False
         state = self.stack.state
         if not state.get("prober") or pod["app"] not in state.get("probed_apps", []):
