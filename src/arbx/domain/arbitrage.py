@@ -27,18 +27,7 @@ def estimate(route: Route, pools: Mapping[str, Pool], curves: Curves) -> float |
     Each hop is ``a*x/(1 + c*x)`` (exact for a V2 pair; a V3 pool within its current range), and
     they compose: ``a = a1*a2``, ``c = c1 + c2*a1``; the best profit is ``(sqrt(a) - 1)^2 / c``.
     """
-    a, c = 1.0, 0.0
-    for address, zero_for_one in zip(route.pools, route.zero_for_one, strict=True):
-        curve = curves.get(address)
-        if curve is None:
-            pool = pools[address]
-            curve = curves[address] = (*pool.curve(True), *pool.curve(False))
-        if zero_for_one:
-            c += curve[1] * a
-            a *= curve[0]
-        else:
-            c += curve[3] * a
-            a *= curve[2]
+    a, c = _composite(route, pools, curves)
     if a <= 1.0 - FILTER_MARGIN:
         return None
     return (math.sqrt(a) - 1.0) ** 2 / c if c > 0 else math.inf

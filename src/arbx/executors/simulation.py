@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -215,12 +216,8 @@ class ShadowSimulator:
         code = await self.client.call("eth_getCode", [executor, block_tag(head)], decode=hex_bytes)
         if not code:
             raise _SkipError(f"execution.executor {executor} has no code at block {head}")
-        try:
+        with _skipped_unless_missing_state(f"execution.executor {executor} answers no owner()"):
             answer = await self._owner_of(executor, head, None)
-        except RpcError as exc:
-            if missing_state(exc):
-                raise
-            raise _SkipError(f"execution.executor {executor} answers no owner(): {exc}") from None
         if answer is None:
             raise _SkipError(f"execution.executor {executor} answers no owner()")
         return Caller(to_checksum_address(executor), answer)
@@ -229,25 +226,17 @@ class ShadowSimulator:
         """The shipped executor placed at ``SHADOW_EXECUTOR`` by a state override."""
         build = locked_build()
         creation = build.bytecode + encode(["address"], [self.settings.base_token])
-        try:
+        with _skipped_unless_missing_state("the node cannot run the executor's creation code"):
             runtime = await self.client.call(
                 "eth_call",
                 [{"from": SHADOW_OWNER, "data": "0x" + creation.hex()}, block_tag(head)],
                 decode=hex_bytes,
             )
-        except RpcError as exc:
-            if missing_state(exc):
-                raise
-            raise _SkipError(f"the node cannot run the executor's creation code: {exc}") from None
         if not runtime_matches(runtime, build):
             raise _SkipError("the node's run of the executor's creation code gave other code")
         overrides: dict[str, dict[str, str]] = {SHADOW_EXECUTOR: {"code": "0x" + runtime.hex()}}
-        try:
+        with _skipped_unless_missing_state("the node refuses eth_call state overrides"):
             owner = await self._owner_of(SHADOW_EXECUTOR, head, overrides)
-        except RpcError as exc:
-            if missing_state(exc):
-                raise
-            raise _SkipError(f"the node refuses eth_call state overrides: {exc}") from None
         if owner is None or owner.lower() != SHADOW_OWNER.lower():
             raise _SkipError(
                 "no executor configured and the node does not apply eth_call state overrides"
@@ -289,6 +278,18 @@ def _call(caller: Caller, trade: Trade) -> dict[str, str]:
 
 class _SkipError(Exception):
     """Simulation cannot run on this chain: why."""
+
+
+@contextmanager
+def _skipped_unless_missing_state(why: str) -> Iterator[None]:
+    """A node's error answer inside is ``_SkipError(why: error)``, but for a block state the node
+    does not have (yet, or any more), which is tried again at the next block."""
+    try:
+        yield
+    except RpcError as exc:
+        if missing_state(exc):
+            raise
+        raise _SkipError(f"{why}: {exc}") from None
 
 
 def _ended(task: asyncio.Future[None]) -> None:
