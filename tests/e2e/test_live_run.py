@@ -614,10 +614,10 @@ async def test_a_locked_database_does_not_hold_bundles_back(
 async def test_a_kill_switch_engaged_after_a_process_died_cancels_what_it_left_for_later_blocks(
     client: RpcClient, devnet: tuple[EmbeddedDevnet, Path], tmp_path: Path
 ) -> None:
-    """A process sends a bundle for two blocks and ends before either is built (the market
-    held: no block comes); the kill switch is engaged while no process runs. The next live
-    start cancels that bundle's copies at the builder, by the replacement uuid its intent
-    recorded, before anything else, and the bundle never lands."""
+    """A process has a bundle out for a block not built yet when it ends (the market then held:
+    no block comes); the kill switch is engaged while no process runs. The next live start
+    cancels that bundle's copies at the builder, by the replacement uuid its intent recorded,
+    before anything else, and the bundle never lands."""
     running, key_file = devnet
     assert running.builder is not None
     assert running.simulator is not None
@@ -627,21 +627,31 @@ async def test_a_kill_switch_engaged_after_a_process_died_cancels_what_it_left_f
     stop = asyncio.Event()
     seen: dict[str, Any] = {}
 
-    async def one_bundle_then_end() -> None:
-        while executor.stats.sent == 0:
-            await asyncio.sleep(0.002)
-        await asyncio.to_thread(market.hold.acquire)
-        (flight,) = executor.in_flight.values()
-        seen["tx"] = "0x" + flight.tx_hash.hex()
-        seen["head"] = int(await client.call("eth_blockNumber", []), 16)
+    async def a_bundle_left_open_then_end() -> None:
+        while True:  # held at a moment one bundle is out for a block not built yet
+            sent = executor.stats.sent
+            await wait_for(lambda s=sent: executor.stats.sent > s)
+            await asyncio.to_thread(market.hold.acquire)
+            head = int(await client.call("eth_blockNumber", []), 16)
+            out = [f for f in executor.in_flight.values() if max(f.blocks) > head]
+            if len(out) == 1:
+                tx = "0x" + out[0].tx_hash.hex()
+                if await client.call("eth_getTransactionReceipt", [tx]) is None:
+                    seen["tx"], seen["head"] = tx, head
+                    break
+            market.hold.release()
         stop.set()
 
+    restart: asyncio.Future[Any] | None = None
     try:
-        await _run_until(pipeline, (executor, risk, relay), stop, one_bundle_then_end())
+        await _run_until(pipeline, (executor, risk, relay), stop, a_bundle_left_open_then_end())
         with live.sessions() as session:
-            [row] = execution_repo.list_bundles(session, run_id)
-        assert (row.status, row.tx_hashes_json[0]) == ("sent", seen["tx"])
-        assert row.target_block + 1 > seen["head"]  # a copy for a block not built yet
+            [row] = [
+                b
+                for b in execution_repo.list_bundles(session, run_id)
+                if b.tx_hashes_json[0] == seen["tx"]
+            ]
+        assert row.status == "sent"
         kill(live.sessions, 31337, "engaged while no engine ran", "pytest")
         cancelled = builder.stats.cancelled
         restart = asyncio.ensure_future(live.build(client))
@@ -649,11 +659,16 @@ async def test_a_kill_switch_engaged_after_a_process_died_cancels_what_it_left_f
         assert int(await client.call("eth_blockNumber", []), 16) == seen["head"]
     finally:
         market.hold.release()
+    assert restart is not None
     _, second, (second_risk, second_relay), _ = await restart
     try:
         assert await client.call("eth_getTransactionReceipt", [seen["tx"]]) is None
         with live.sessions() as session:
-            [row] = execution_repo.list_bundles(session, run_id)
+            [row] = [
+                b
+                for b in execution_repo.list_bundles(session, run_id)
+                if b.tx_hashes_json[0] == seen["tx"]
+            ]
         assert row.status == "not_included"  # settled by the start once its blocks passed
     finally:
         await second.close()

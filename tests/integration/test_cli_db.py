@@ -23,9 +23,9 @@ def sqlite_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def test_upgrade_then_current(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["db", "upgrade"]) == 0
-    assert "at revision 0007" in capsys.readouterr().out
+    assert "at revision 0008" in capsys.readouterr().out
     assert main(["db", "current"]) == 0
-    assert "0007" in capsys.readouterr().out
+    assert "0008" in capsys.readouterr().out
 
 
 def test_report_without_runs_is_one_line(

@@ -95,7 +95,7 @@ def test_migration_0002_upgrades_from_0001_and_downgrades_keeping_old_data(db_ur
         with engine.connect() as conn:
             assert conn.execute(text("select id from runs")).scalar_one() == old_run
         migrate.upgrade(db_url)
-        assert migrate.current(db_url) == migrate.head() == "0007"
+        assert migrate.current(db_url) == migrate.head() == "0008"
     finally:
         engine.dispose()
 
