@@ -475,7 +475,8 @@ class Stack:
     def write_devnet_keys(self) -> dict[str, str]:
         """The engine's Secret for the devnet: its signing key (anvil account 9: play money)
         and a fresh relay key, each a file of the pods' user, mode 0600, in the keys
-        directory; the variables that name them inside a pod."""
+        directory, emptied first of an earlier run's keystores (the rotation's ``key new``
+        rightly refuses to overwrite one); the variables that name them inside a pod."""
         from eth_account import Account  # noqa: PLC0415
 
         from arbx.devnet.deployment import (  # noqa: PLC0415
@@ -488,6 +489,9 @@ class Stack:
         path = f"m/44'/60'/0'/0/{SEARCHER_ACCOUNT_INDEX}"
         address = Account.from_mnemonic(ANVIL_MNEMONIC, account_path=path).address
         keys = self.keys()
+        for earlier in keys.iterdir():  # a new stack's keys: none of an earlier run's (rotated)
+            if earlier.is_file() or earlier.is_symlink():
+                earlier.unlink()
         write_searcher_key(keys / DEVNET_KEYS["ARBX_SIGNING_KEY_FILE"], address)
         relay = keys / DEVNET_KEYS["ARBX_RELAY_KEY_FILE"]
         fd = os.open(relay, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from rehearsal.cluster import StackError
+from rehearsal.cluster import DEVNET_KEYS, Stack, StackError
 from rehearsal.controller import job_message
 from rehearsal.scenario import Options, Rehearsal
 from rehearsal.stack import ROOT
@@ -79,3 +79,16 @@ def test_a_failed_jobs_message_names_its_failing_checks(capsys: pytest.CaptureFi
     )
     assert job_message("one line only\n", 1) == "one line only"
     assert job_message("", 3) == "exit 3"
+
+
+def test_a_new_stack_s_devnet_keys_leave_no_keystore_of_an_earlier_run(tmp_path: Path) -> None:
+    """A second rehearsal in one checkout: the keys directory still holds the keystores the
+    first one rotated to, which ``arbx key new`` rightly refuses to overwrite. The new stack's
+    keys start from an empty directory."""
+    stack = Stack(tmp_path)
+    earlier = stack.keys() / "signing-next.json"
+    earlier.write_text("{}")
+    named = stack.write_devnet_keys()
+    assert not earlier.exists()
+    assert sorted(p.name for p in stack.keys().iterdir()) == sorted(DEVNET_KEYS.values())
+    assert set(named) == set(DEVNET_KEYS)
