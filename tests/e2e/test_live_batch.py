@@ -37,6 +37,7 @@ from tests.e2e.test_live_run import _Live, _run_until
 pytestmark = pytest.mark.e2e
 
 CAP = 2 * 10**18  # the stage's cap per trade; the strategy sizes up to five times that
+WINDOW = 3  # self-scoring's window (blocks after an opportunity's own)
 
 
 @pytest.fixture(scope="module")
@@ -125,9 +126,15 @@ async def _each_route_that_ran_is_scored_ours(
 ) -> None:
     """Score the run, then look at every route of every landed transaction of several routes:
     the routes whose pools its swaps touched are ``captured_us``, matched by the routes the
-    bundle's row lists (route key and expected net profit, ADR 0031)."""
+    bundle's row lists (route key and expected net profit, ADR 0031). The scoring waits for
+    the chain to pass the last window: an opportunity of block B is scored once the head is at
+    B + ``WINDOW``, and the run stops right after its last bundle lands."""
+    last_window = max(b.target_block for b in bundles) - 1 + WINDOW
     head = int(await client.call("eth_blockNumber", []), 16)
-    scorer = Scorer(live.sessions, client, executor.pools, run_id, 31337, window=3)
+    while head < last_window:  # the devnet's market mines on
+        await asyncio.sleep(0.05)
+        head = int(await client.call("eth_blockNumber", []), 16)
+    scorer = Scorer(live.sessions, client, executor.pools, run_id, 31337, window=WINDOW)
     while await scorer.score_to(head):
         pass
     reader = SwapReader(client, executor.pools)
@@ -161,7 +168,7 @@ async def _each_route_that_ran_is_scored_ours(
                         OpportunityRow.route_key == key,
                         OpportunityRow.net_profit == int(net),
                         OpportunityRow.block_number < bundle.target_block,
-                        OpportunityRow.block_number >= bundle.target_block - 3,
+                        OpportunityRow.block_number >= bundle.target_block - WINDOW,
                     )
                 ).all()
                 assert outcomes == ["captured_us"], (key, outcomes)

@@ -16,6 +16,11 @@ from eth_utils.address import to_checksum_address
 from sqlalchemy.orm import Session, sessionmaker
 
 from arbx.chain.rpc import RpcClient
+from arbx.chain.swaps import MAX_RANGE
+from arbx.devnet.chain import DevChain
+from arbx.devnet.commands import EmbeddedDevnet
+from arbx.devnet.competitors import SentBundle
+from arbx.devnet.market import MarketSimulator
 from arbx.domain.pools import Pool, Token, V2Pool
 from arbx.domain.profit import Opportunity
 from arbx.domain.routes import Route
@@ -32,41 +37,58 @@ def _opportunity(pools: tuple[str, ...], tokens: tuple[str, ...], net: int) -> O
     return Opportunity(route, 10**18, amounts, net, 200_000, 0, 0, net)
 
 
+def _record_two(
+    factory: sessionmaker[Session], devnet: EmbeddedDevnet, taken: SentBundle, at: int
+) -> tuple[int, dict[str, Pool]]:
+    """A shadow run's two opportunities of block ``at - 1``: one on the pools of the rival
+    arbitrage ``taken`` mined in block ``at`` (net 5), one on pools nobody touched (net 7);
+    the run's id and the devnet's V2 pools as the scorer knows them."""
+    deployment = devnet.deployment
+    weth = deployment.weth
+    with factory.begin() as session:
+        repo.upsert_chain(session, deployment.chain_id, "devnet")
+        run_id = repo.start_run(session, deployment.chain_id, mode="shadow")
+        number = at - 1
+        header = repo.BlockHeader(
+            deployment.chain_id, number, f"0x{number:064x}", f"0x{number - 1:064x}", 0
+        )
+        repo.record_block(session, header, datetime.now(UTC), run_id=run_id)
+        found = [
+            _opportunity(taken.route, (weth,) * (len(taken.route) + 1), 5),
+            _opportunity(("0x" + "ab" * 20, "0x" + "cd" * 20), (weth,) * 3, 7),
+        ]
+        repo.add_opportunities(session, run_id, header, found, datetime.now(UTC), 1.0)
+    pools: dict[str, Pool] = {
+        to_checksum_address(p.address): V2Pool(
+            to_checksum_address(p.address), Token(p.token0), Token(p.token1), 1, 1
+        )
+        for p in deployment.pools
+        if p.kind == "uniswap_v2"
+    }
+    return run_id, pools
+
+
+def _first_taken(market: MarketSimulator, chain: DevChain) -> tuple[SentBundle, int]:
+    """The first rival bundle whose arbitrage succeeded, and its block."""
+    assert market.competitors is not None
+    mined = [
+        (bundle, int(receipt["blockNumber"], 16))
+        for bundle, receipt in landed(chain, market.competitors.sent)
+        if int(receipt["status"], 16) == 1
+    ]
+    assert mined
+    return mined[0]
+
+
 def test_the_scorer_names_the_competitor_that_took_an_opportunity(
     factory: sessionmaker[Session],
 ) -> None:
     with traded(1, 2, 40) as (devnet, market, chain):
-        assert market.competitors is not None
-        mined = [
-            (bundle, int(receipt["blockNumber"], 16))
-            for bundle, receipt in landed(chain, market.competitors.sent)
-            if int(receipt["status"], 16) == 1
-        ]
-        assert mined
-        taken, at = mined[0]
+        taken, at = _first_taken(market, chain)
         head = int(chain.rpc("eth_blockNumber"), 16)
         deployment = devnet.deployment
         weth = deployment.weth
-        with factory.begin() as session:
-            repo.upsert_chain(session, deployment.chain_id, "devnet")
-            run_id = repo.start_run(session, deployment.chain_id, mode="shadow")
-            number = at - 1
-            header = repo.BlockHeader(
-                deployment.chain_id, number, f"0x{number:064x}", f"0x{number - 1:064x}", 0
-            )
-            repo.record_block(session, header, datetime.now(UTC), run_id=run_id)
-            found = [
-                _opportunity(taken.route, (weth,) * (len(taken.route) + 1), 5),
-                _opportunity(("0x" + "ab" * 20, "0x" + "cd" * 20), (weth,) * 3, 7),
-            ]
-            repo.add_opportunities(session, run_id, header, found, datetime.now(UTC), 1.0)
-        pools: dict[str, Pool] = {
-            to_checksum_address(p.address): V2Pool(
-                to_checksum_address(p.address), Token(p.token0), Token(p.token1), 1, 1
-            )
-            for p in deployment.pools
-            if p.kind == "uniswap_v2"
-        }
+        run_id, pools = _record_two(factory, devnet, taken, at)
 
         receipt = chain.rpc("eth_getTransactionReceipt", taken.arbitrage_tx)
         base_fee = int(chain.rpc("eth_getBlockByNumber", hex(at), False)["baseFeePerGas"], 16)
@@ -110,3 +132,35 @@ def test_the_scorer_names_the_competitor_that_took_an_opportunity(
     assert summary["simulations"] == {"simulated_ok": 0, "simulated_revert": 0, "unsimulated": 0}
     assert "going live           0 wei in 0 routes that passed simulation" in lines
     assert "every capturable   at most 12 wei" in lines
+
+
+def test_a_scorer_far_behind_reads_its_oldest_windows_first(
+    factory: sessionmaker[Session],
+) -> None:
+    """A scorer that fell behind by more than one read of swaps (``MAX_RANGE`` blocks, after
+    failing for a while) scores its oldest opportunities from their own windows, one read at a
+    time, instead of reading only the latest blocks and calling the rival's capture open."""
+    with traded(1, 2, 40) as (devnet, market, chain):
+        taken, at = _first_taken(market, chain)
+        run_id, pools = _record_two(factory, devnet, taken, at)
+        chain.rpc("anvil_mine", hex(MAX_RANGE + 20))
+        head = int(chain.rpc("eth_blockNumber"), 16)
+        assert head - at > MAX_RANGE
+
+        async def score() -> list[int]:
+            async with RpcClient([devnet.url], timeout=10) as client:
+                scorer = Scorer(factory, client, pools, run_id, devnet.deployment.chain_id)
+                counts = [await scorer.score_to(head)]
+                while counts[-1]:
+                    counts.append(await scorer.score_to(head))
+                return counts
+
+        assert asyncio.run(score()) == [2, 0]
+        with factory() as session:
+            summary = score_repo.summary(session, run_id)
+    assert {k: n for k, n in summary["outcomes"].items() if n} == {
+        "captured_other": 1,
+        "still_open": 1,
+    }
+    (taker,) = summary["takers"]
+    assert taker["taker"].lower() == taken.competitor.lower()

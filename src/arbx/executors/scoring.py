@@ -85,15 +85,19 @@ class Scorer:
             log.warning("self-scoring at block %d failed (retried at the next): %s", head, exc)
 
     async def score_to(self, head: int) -> int:
-        """Score the opportunities whose window ends at or before ``head``; how many."""
+        """Score the oldest opportunities whose window ends at or before ``head``, as many as
+        one read of the chain's swaps covers (``MAX_RANGE`` blocks); how many. Called again, it
+        goes on with the next: the scoring fell behind by more than that only when it failed
+        for a while, and then its oldest windows are read, not skipped."""
         up_to = head - self.window
         pending = await asyncio.to_thread(self._pending, up_to)
         if pending is None:
             return 0
         waiting, found_again, bundles = pending
-        first = min(o.block for o in waiting) + 1
-        first = max(first, head - MAX_RANGE + 1)
-        missing = [n for n in range(first, head + 1) if n not in self._swaps]
+        first = waiting[0].block + 1  # oldest first
+        last = min(head, first + MAX_RANGE - 1)
+        waiting = [o for o in waiting if o.block + self.window <= last]
+        missing = [n for n in range(first, last + 1) if n not in self._swaps]
         if missing:
             read = await self.reader.read(missing[0], missing[-1])
             for number in range(missing[0], missing[-1] + 1):
