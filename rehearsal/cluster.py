@@ -93,6 +93,21 @@ def http_status(url: str, timeout: float = 2.0) -> int:
         return 0
 
 
+def http_answer(url: str, timeout: float = 2.0) -> str:
+    """GET ``url``'s status and the first line of its body, or why nothing answered: what a
+    failed readiness probe said, for the message that reports it."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            body = answer.read(512)
+            status = int(answer.status)
+    except urllib.error.HTTPError as exc:
+        body, status = exc.read(512), int(exc.code)
+    except (OSError, ValueError) as exc:
+        return f"no answer ({type(exc).__name__}: {exc})"
+    line = (body.decode("utf-8", "replace").strip().splitlines() or [""])[0]
+    return f"{status} {line}".strip()
+
+
 def wait_until(what: str, check: Any, timeout: float, every: float = 0.5) -> Any:
     """``check()``'s first truthy answer within ``timeout`` s, else StackError."""
     deadline = time.monotonic() + timeout
@@ -401,6 +416,21 @@ class Stack:
             st["pods"][name] = record
         self.write_targets()
         return record
+
+    def why_not_ready(self, pod: dict[str, Any], path: str, timeout: float) -> str:
+        """What a pod that did not become ready says: its readiness probe's answer now, and
+        its container's log, kept in ``logs/<pod>.log`` under the run directory (the pod is
+        removed when its release is rolled back), with the log's last line."""
+        answer = http_answer(f"http://{pod['ip']}:{pod['port']}{path}", timeout)
+        try:
+            log = podman("logs", "--tail", "200", pod["name"], check=True, timeout=30)
+        except StackError as exc:
+            return f"its probe: {answer}; its log: none ({exc})"
+        kept = self.directory / "logs" / f"{pod['name']}.log"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_text(log)
+        last = (log.strip().splitlines() or ["(empty)"])[-1][:200]
+        return f"its probe: {answer}; its log: {kept} (last line: {last})"
 
     def stop_pod(self, name: str, grace: float = 30.0) -> None:
         """SIGTERM, then after ``grace`` s SIGKILL (the pod's terminationGracePeriodSeconds)."""

@@ -150,7 +150,12 @@ class Controller:
         path, _, timeout = readiness(template)
         made = [self.stack.run_pod(app, version, template) for _ in range(count - len(pods))]
         for pod in made:
-            wait_until(f"{pod['name']} ready", lambda p=pod: self.serving(p, path, timeout), 180)
+            try:
+                wait_until(
+                    f"{pod['name']} ready", lambda p=pod: self.serving(p, path, timeout), 180
+                )
+            except StackError as exc:
+                raise StackError(f"{exc}: {self.stack.why_not_ready(pod, path, timeout)}") from None
         extra = pods[: max(0, len(pods) - count)]
         # as Argo scales down: the pods leave their Services at once and terminate (drain, then
         # stop) while the rollout goes on; ``settle`` waits for them

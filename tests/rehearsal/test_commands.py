@@ -3,14 +3,16 @@ an operator's command is logged once in commands.log."""
 
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
-from rehearsal.cluster import DEVNET_KEYS, Stack, StackError
+from rehearsal.cluster import DEVNET_KEYS, Stack, StackError, http_answer
 from rehearsal.controller import job_message
 from rehearsal.scenario import Options, Rehearsal
 from rehearsal.stack import ROOT
@@ -92,3 +94,31 @@ def test_a_new_stack_s_devnet_keys_leave_no_keystore_of_an_earlier_run(tmp_path:
     assert not earlier.exists()
     assert sorted(p.name for p in stack.keys().iterdir()) == sorted(DEVNET_KEYS.values())
     assert set(named) == set(DEVNET_KEYS)
+
+
+def test_a_pod_that_never_became_ready_says_why(tmp_path: Path) -> None:
+    """A release rolled back because its pod never became ready says what the probe answered
+    and where the pod's log is, instead of only 'not within 180 s'."""
+
+    class Stale(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"heartbeat stale: 31.2s old\n"
+            self.send_response(503)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stale)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        pod = {"name": f"arbx-missing-{os.getpid()}", "ip": "127.0.0.1",
+               "port": server.server_address[1]}  # fmt: skip
+        why = Stack(tmp_path).why_not_ready(pod, "/healthz", 3.0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert why.startswith("its probe: 503 heartbeat stale: 31.2s old; its log: ")
+    assert http_answer("http://127.0.0.1:9/healthz", 1.0).startswith("no answer (")
