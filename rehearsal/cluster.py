@@ -203,7 +203,9 @@ def build_version(registry: str, image: str, version: str, patch: Path) -> float
         finally:
             podman("rm", "-f", made, check=False)
         done = subprocess.run(
-            ["patch", "-p1", "--forward", "--no-backup-if-mismatch", "-i", str(patch)],
+            # no fuzz: a hunk whose context moved must fail here, not land elsewhere (v3's
+            # slower pipeline once landed inside a signature and the engine never started)
+            ["patch", "-p1", "--forward", "--fuzz=0", "--no-backup-if-mismatch", "-i", str(patch)],
             cwd=tree, capture_output=True, text=True, check=False,
         )  # fmt: skip
         if done.returncode != 0:
