@@ -4,6 +4,8 @@ gives: the same opportunities, in the same order, block after block, on mainnet-
 
 from __future__ import annotations
 
+import heapq
+
 import pytest
 from bench import mainnet_universe as mu
 
@@ -31,7 +33,7 @@ def test_bounded_detection_equals_estimating_every_touched_route(seed: int) -> N
     book = PoolBook(pools, mu.FIRST_BLOCK, mu.block_hash(mu.FIRST_BLOCK))
     costs = Costs(base_fee_wei=10**9)
     live = skipped = 0
-    rankings: Rankings = {}  # kept from block to block, as the strategy keeps them
+    rankings = Rankings()  # kept from block to block, as the strategy keeps them
     for number, events in enumerate(mu.blocks(universe, 12, seed=seed), start=mu.FIRST_BLOCK + 1):
         changed = book.apply_block(number, mu.block_hash(number), mu.block_hash(number - 1), events)
         touched = index.touched(changed)
@@ -70,3 +72,63 @@ def test_path_index_lists_every_route_once_with_its_pools_on_its_edges() -> None
     paths = index.touched_paths([some_v3])
     assert through == {i for p in paths for i in index.path_routes[p]} & through
     assert all(through.intersection(index.path_routes[p]) for p in paths)
+
+
+def test_kept_rankings_follow_every_changed_state_even_one_not_named_changed() -> None:
+    """The rankings kept between blocks are ranked again for any pool whose state is not the one
+    they were ranked on, named in ``changed`` or not (a reload, several blocks at once): the walk
+    gives ``estimate``'s answer on the current states. Rankings left on the states before would
+    carry their rates into the estimates and give another answer."""
+    universe = mu.generate(160, seed=5)
+    pools = universe.pools
+    index = RouteIndex(
+        find_cycles(pools, [mu.WETH], max_hops=4, connectors=connector_tokens(pools, 3))
+    )
+    book = PoolBook(pools, mu.FIRST_BLOCK, mu.block_hash(mu.FIRST_BLOCK))
+    rankings = Rankings()
+    assert live_touched(index, set(book.pools), book.pools, rankings) == []  # at equilibrium
+    unnamed: set[str] = set()
+    checked = 0
+    for number, events in enumerate(mu.blocks(universe, 12, seed=5), start=mu.FIRST_BLOCK + 1):
+        changed = book.apply_block(number, mu.block_hash(number), mu.block_hash(number - 1), events)
+        if number % 3:  # two blocks in three: the states move, the walk is not told
+            unnamed |= changed
+            continue
+        curves: dict[str, tuple[float, float, float, float]] = {}
+        estimated = [
+            (e, r) for r in index.touched(changed) if (e := estimate(r, book.pools, curves))
+        ]
+        assert live_touched(index, changed, book.pools, rankings) == estimated
+        # some of those routes pass through a pool that moved unnamed since the walk last ran
+        checked += sum(not unnamed.isdisjoint(r.pools) for _, r in estimated)
+        unnamed.clear()
+    assert checked > 0
+
+
+@pytest.mark.parametrize("keep", [1, 3, 16])
+def test_the_walk_for_the_best_few_keeps_every_route_they_are_chosen_from(keep: int) -> None:
+    """``live_touched(..., keep=k)`` leaves out routes that cannot be among the ``k`` best
+    estimates, and ``heapq.nlargest`` picks from it the very routes, in the same order, it picks
+    from every live route (ties included: equal estimates go in index order)."""
+    universe = mu.generate(160, seed=2)
+    pools = universe.pools
+    index = RouteIndex(
+        find_cycles(pools, [mu.WETH], max_hops=4, connectors=connector_tokens(pools, 3))
+    )
+    book = PoolBook(pools, mu.FIRST_BLOCK, mu.block_hash(mu.FIRST_BLOCK))
+    rankings = Rankings()
+    left_out = 0
+    for number, events in enumerate(mu.blocks(universe, 12, seed=2), start=mu.FIRST_BLOCK + 1):
+        changed = book.apply_block(number, mu.block_hash(number), mu.block_hash(number - 1), events)
+        every = live_touched(index, changed, book.pools, rankings)
+        few = live_touched(index, changed, book.pools, rankings, keep=keep)
+        kept = set(few)
+        assert kept <= set(every)
+        assert few == [item for item in every if item in kept]  # in index order
+        first = heapq.nlargest(keep, every, key=lambda item: item[0])
+        assert heapq.nlargest(keep, few, key=lambda item: item[0]) == first
+        # ties: every route as good as the keep-th best is kept
+        if len(every) >= keep:
+            assert all(item in few for item in every if item[0] >= first[-1][0])
+        left_out += len(every) - len(few)
+    assert left_out > 0  # and the walk did leave routes out

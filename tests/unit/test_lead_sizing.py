@@ -56,7 +56,7 @@ def test_the_lead_is_the_best_estimates_sized_and_all_of_them_follow_unchanged(
     )
     book = PoolBook(pools, mu.FIRST_BLOCK, mu.block_hash(mu.FIRST_BLOCK))
     costs = Costs(base_fee_wei=10**9)
-    rankings: Rankings = {}
+    rankings = Rankings()
     leads = 0
     for number, events in enumerate(mu.blocks(universe, 8, seed=4), start=mu.FIRST_BLOCK + 1):
         changed = book.apply_block(number, mu.block_hash(number), mu.block_hash(number - 1), events)
@@ -104,7 +104,7 @@ def test_with_a_binding_input_cap_the_lead_ranks_routes_by_their_profit_at_the_c
     )
     book = PoolBook(pools, mu.FIRST_BLOCK, mu.block_hash(mu.FIRST_BLOCK))
     costs, caps = Costs(base_fee_wei=10**9), {mu.WETH: 10**17}
-    rankings: Rankings = {}
+    rankings = Rankings()
     trades = 0
     for number, events in enumerate(mu.blocks(universe, 8, seed=5), start=mu.FIRST_BLOCK + 1):
         changed = book.apply_block(number, mu.block_hash(number), mu.block_hash(number - 1), events)

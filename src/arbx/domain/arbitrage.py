@@ -5,9 +5,10 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterable, Mapping, Set
-from itertools import chain
+from itertools import chain, compress, repeat
 from math import prod
-from operator import is_
+from operator import is_not, itemgetter, not_
+from typing import Any
 
 from arbx.domain.pools import Pool
 from arbx.domain.profit import Costs, Opportunity, assess
@@ -190,12 +191,75 @@ def _composite(route: Route, pools: Mapping[str, Pool], curves: Curves) -> tuple
     return a, c
 
 
+_call = itemgetter.__call__  # _call(getter, items) is getter(items)
+
+
 def _ranked(opportunity: Opportunity) -> tuple[int, tuple[str, ...]]:
     return -opportunity.net_profit, opportunity.route.pools
 
 
-# edge -> the pool states it was ranked on, and its pools as (rate, address, slope), best first
-Rankings = dict[int, tuple[tuple[Pool, ...], list[tuple[float, str, float]]]]
+Ranking = list[tuple[float, str, float]]  # an edge's pools as (rate, address, slope), best first
+
+
+class Rankings:
+    """Each edge's pools ranked by rate at zero input, best first, and each path's bound (the
+    product of its edges' best rates), for one route index; kept by the caller from block to
+    block, as the strategy keeps them.
+
+    ``update`` compares every pool of the index with the very state its edges were ranked on
+    (all of it at C speed: the pool states looked up and compared by identity in bulk) and ranks
+    again only the edges of the pools that are not: a block changes a hundred pools, and the
+    touched paths run over thousands of edges that a per-edge check would visit one by one.
+    A pool changed outside the block's ``changed`` pools is ranked again as well. A new index
+    (another object) starts over.
+    """
+
+    __slots__ = ("_addresses", "_getters", "_index", "_pool_edges", "_states", "best", "ranked")
+
+    def __init__(self) -> None:
+        self._index: RouteIndex | None = None
+        self._addresses: list[str] = []  # the index's pools
+        self._pool_edges: list[tuple[int, ...]] = []  # each pool's edges, in ``_addresses`` order
+        self._states: list[Pool | None] = []  # the states the edges were ranked on
+        # per path: its edges' best rates, in order (``itemgetter(*edges)``, at C speed)
+        self._getters: list[itemgetter[Any]] = []
+        self.ranked: list[Ranking] = []  # per edge
+        self.best: list[float] = []  # per edge: its best rate
+
+    def update(self, index: RouteIndex, pools: Mapping[str, Pool], curves: Curves) -> None:
+        """Rank again the edges of the pools whose state is not the one they were ranked on."""
+        if self._index is not index:
+            edges_of: dict[str, list[int]] = {}
+            for edge, addresses in enumerate(index.edge_addresses):
+                for address in addresses:
+                    edges_of.setdefault(address, []).append(edge)
+            self._index = index
+            self._addresses = list(edges_of)
+            self._pool_edges = [tuple(edges) for edges in edges_of.values()]
+            self._states = [None] * len(self._addresses)
+            self._getters = [itemgetter(*edges) for edges in index.paths]
+            self.ranked = [[] for _ in index.edges]
+            self.best = [0.0] * len(index.edges)
+        states: list[Pool | None] = list(map(pools.__getitem__, self._addresses))
+        stale = compress(self._pool_edges, map(is_not, states, self._states))
+        self._states = states
+        ranked, best, edges = self.ranked, self.best, index.edges
+        for edge in set(chain.from_iterable(stale)):
+            ranking = sorted((_rate(pools, curves, a, z) for a, z in edges[edge]), reverse=True)
+            ranked[edge] = ranking
+            best[edge] = ranking[0][0]
+
+    def passing(self, paths: Iterable[int], threshold: float) -> list[int]:
+        """The paths whose bound does not fail ``threshold`` (``prod`` over the path's best
+        rates, left to right, as the walk multiplies them), the highest bound first (so that
+        the walk meets the best estimates early; the order changes nothing else)."""
+        paths = list(paths)
+        getters = map(self._getters.__getitem__, paths)
+        bounds = list(map(prod, map(_call, getters, repeat(self.best))))
+        passes = map(not_, map(threshold.__ge__, bounds))
+        kept = list(compress(zip(bounds, paths, strict=True), passes))
+        kept.sort(reverse=True)
+        return [path for _, path in kept]
 
 
 def evaluate_touched(
@@ -222,9 +286,9 @@ def evaluate_touched(
     same order), so each route's estimate is known when the walk reaches it; ``evaluate`` then
     ranks and sizes them as before (in index order, so ties rank the same).
 
-    ``rankings`` (edge -> the pool states it was ranked on, and the ranking) may be kept by
-    the caller from block to block: an edge is ranked again only when one of its pools is no
-    longer the very state it was ranked on.
+    ``rankings`` (each edge's ranking of its pools) may be kept by the caller from block to
+    block: an edge is ranked again only when one of its pools is no longer the very state it
+    was ranked on (see ``Rankings``).
     """
     return detect_touched(index, changed, pools, costs, max_input, max_sized, rankings).all()
 
@@ -241,7 +305,7 @@ def detect_touched(
     """``evaluate_touched`` before its sizing: the live routes through the changed pools, to
     size the best few first (``LiveRoutes.best``) and the rest after (``LiveRoutes.all``)."""
     curves: Curves = {}
-    live = live_touched(index, changed, pools, rankings, curves)
+    live = live_touched(index, changed, pools, rankings, curves, max_sized)
     return LiveRoutes(live, pools, costs, max_input, max_sized, curves)
 
 
@@ -262,37 +326,31 @@ def live_touched(
     pools: Mapping[str, Pool],
     rankings: Rankings | None = None,
     curves: Curves | None = None,
+    keep: int | None = None,
 ) -> list[tuple[float, Route]]:
     """``[(estimate(r), r) for r in index.touched(changed)]`` without the routes the filter
     drops, in index order, walking only the token paths and branches that can pass it (see
-    ``evaluate_touched``)."""
+    ``evaluate_touched``).
+
+    ``keep``: only the ``keep`` best estimates are wanted (``LiveRoutes``'s ``max_sized``), and
+    the walk may leave out a route that cannot be among them: it keeps every route whose
+    estimate is at least the ``keep``-th best, so ``heapq.nlargest(keep, ...)`` on its answer
+    picks the very routes, in the very order, it picks on the whole list (see ``_descend``).
+    """
     touched: Set[str] = changed if isinstance(changed, Set) else set(changed)
-    kept = rankings if rankings is not None else {}
+    if rankings is None:
+        rankings = Rankings()
     if curves is None:
         curves = {}
     threshold = 1.0 - FILTER_MARGIN
-    paths = index.touched_paths(touched)
-    ranked: dict[int, list[tuple[float, str, float]]] = {}  # edge -> its pools, best rate first
-    best: dict[int, float] = {}  # edge -> its best rate
-    for edge in set(chain.from_iterable(map(index.paths.__getitem__, paths))):
-        states = tuple(map(pools.__getitem__, index.edge_addresses[edge]))
-        known = kept.get(edge)
-        if known is not None and all(map(is_, known[0], states)):
-            ranking = known[1]
-        else:
-            ranking = sorted(
-                (_rate(pools, curves, a, z) for a, z in index.edges[edge]), reverse=True
-            )
-            kept[edge] = (states, ranking)
-        ranked[edge] = ranking
-        best[edge] = ranking[0][0]
+    rankings.update(index, pools, curves)
+    ranked = rankings.ranked
     found: list[tuple[int, float, float]] = []  # route, a, c
-    for path in paths:
-        edges = index.paths[path]
-        # the path's best pools (the same product, in the same order, as the walk's)
-        if prod(map(best.__getitem__, edges)) <= threshold:  # none of its routes can pass
-            continue
-        _descend(index, path, [ranked[e] for e in edges], touched, threshold, found)
+    top = _Top(keep)
+    # a path whose best pools give a product that fails holds no route that passes
+    for path in rankings.passing(index.touched_paths(touched), threshold):
+        options = list(map(ranked.__getitem__, index.paths[path]))
+        _descend(index, path, options, touched, threshold, found, top)
     found.sort()
     live: list[tuple[float, Route]] = []
     for i, a, c in found:
@@ -306,6 +364,36 @@ def live_touched(
     return live
 
 
+# Relative slack on the bound of a branch's best estimate before it is compared with the
+# ``keep``-th best so far: far above the rounding of ``** 2`` and ``/`` (an ulp or so).
+TOP_MARGIN = 1e-9
+
+
+class _Top:
+    """The ``keep`` best estimates found so far (a min-heap), and the least of them once there
+    are ``keep``: a route whose estimate is below it cannot be among the ``keep`` best."""
+
+    __slots__ = ("floor", "heap", "keep")
+
+    def __init__(self, keep: int | None) -> None:
+        self.keep = keep
+        self.heap: list[float] = []
+        self.floor = -math.inf  # the keep-th best estimate so far; -inf until there are keep
+
+    def add(self, estimate: float) -> None:
+        keep = self.keep
+        if keep is None:
+            return
+        heap = self.heap
+        if len(heap) < keep:
+            heapq.heappush(heap, estimate)
+            if len(heap) == keep:
+                self.floor = heap[0]
+        elif estimate > heap[0]:
+            heapq.heapreplace(heap, estimate)
+            self.floor = heap[0]
+
+
 def _descend(
     index: RouteIndex,
     path: int,
@@ -313,15 +401,28 @@ def _descend(
     touched: Set[str],
     threshold: float,
     out: list[tuple[int, float, float]],
+    top: _Top | None = None,
 ) -> None:
     """The path's routes through a touched pool whose bound passes, hop by hop: at each hop the
     pools are tried best rate first, and the first whose bound (the product so far times it and
     the best rates after it) fails ends that hop, as every pool after it has a lower rate. Each
-    route found comes with ``estimate``'s ``a`` and ``c``, summed as ``estimate`` sums them."""
+    route found comes with ``estimate``'s ``a`` and ``c``, summed as ``estimate`` sums them.
+
+    With ``top`` (the best estimates so far), a pool whose branch cannot reach the least of
+    them is skipped too: every route through it has ``a`` at most the bound and ``c`` at least
+    the ``c`` so far (the sums only add non-negative terms, and float rounding is monotone), so
+    an estimate at most ``max(sqrt(bound) - 1, 1 - sqrt(threshold))**2 / c``; the pools after it
+    at that hop may still reach it (a lower rate, but maybe a smaller slope), so the hop goes
+    on. A route found below the least so far is left out too.
+    """
     last = len(options) - 1
     best = [ranking[0][0] for ranking in options]
     best_after = [best[k + 1 :] for k in range(len(options))]
     chosen: list[str] = []
+    low = 1.0 - math.sqrt(threshold)  # |sqrt(a) - 1| for a passing a just below 1, at most
+    sqrt = math.sqrt
+    if top is None:
+        top = _Top(None)
 
     def hop(k: int, prefix: float, c_prefix: float) -> None:
         after = best_after[k]
@@ -334,12 +435,23 @@ def _descend(
                 return
             if address in chosen:
                 continue
-            chosen.append(address)
             c = c_prefix + slope * prefix  # estimate's ``c += curve_c * a``
+            floor = top.floor
+            if floor > 0.0 and c > 0.0:
+                u = max(sqrt(bound) - 1.0, low)
+                if u * u / c * (1.0 + TOP_MARGIN) < floor:
+                    continue
+            chosen.append(address)
             if k == last:
                 route = index.route_id(path, tuple(chosen))
                 if route is not None and not touched.isdisjoint(chosen):
-                    out.append((route, product, c))
+                    if top.keep is not None and not math.isnan(c):  # through pools with curves
+                        est = (sqrt(product) - 1.0) ** 2 / c if c > 0 else math.inf
+                        if est >= top.floor:
+                            top.add(est)
+                            out.append((route, product, c))
+                    else:
+                        out.append((route, product, c))
             else:
                 hop(k + 1, product, c)
             chosen.pop()

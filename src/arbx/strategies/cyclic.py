@@ -109,7 +109,7 @@ class CyclicArbitrage:
         self.caps = caps  # live input caps per base token (the risk stage's), read every block;
         # None from it (or no caps at all): the limits' own max_input
         self.index = RouteIndex(())
-        self.rankings: Rankings = {}  # detection's per-edge rankings, kept between blocks
+        self.rankings = Rankings()  # detection's per-edge rankings, kept between blocks
         self.rebuild()
 
     def rebuild(self) -> None:
@@ -124,7 +124,8 @@ class CyclicArbitrage:
             connectors=None if min_pairs is None else connector_tokens(pools, min_pairs),
         )
         self.index = RouteIndex(routes)
-        self.rankings = {}
+        self.rankings = Rankings()
+        self.rankings.update(self.index, self.book.pools, {})  # every edge, once, now
         # The index (hundreds of thousands of routes at mainnet scale) lives until the next
         # rebuild: keep it, and all else alive now, out of the collector's full passes, which
         # otherwise walk it every few dozen blocks and double that block's detection time.
