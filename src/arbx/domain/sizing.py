@@ -285,7 +285,8 @@ def _run_legs(legs: Sequence[Leg], amount_in: int) -> tuple[Sized, list[V3State]
 
 
 def _optimize_general(hops: Sequence[Hop], cap: int | None) -> Sized | None:
-    a, b, c = _local_composite(hops, 0, (), ())
+    shapes = _shapes(hops)
+    a, b, c = _local_composite(shapes, 0, (), ())
     if a <= b:
         return None  # the marginal rate at zero input is at most 1: concave, so never a profit
     lo, hi = 0, None  # marginal profit > 0 at lo; <= 0 (or the route cannot fill) at hi
@@ -302,7 +303,7 @@ def _optimize_general(hops: Sequence[Hop], cap: int | None) -> Sized | None:
             sized, states = run
             if best is None or sized.profit > best.profit:
                 best = sized
-            a, b, c = _local_composite(hops, x, sized.amounts, states)
+            a, b, c = _local_composite(shapes, x, sized.amounts, states)
             if a > b:
                 lo = x
                 if cap is not None and x >= cap:
@@ -324,36 +325,62 @@ def _optimize_general(hops: Sequence[Hop], cap: int | None) -> Sized | None:
         x = nxt
     if best is None:
         return None
-    return _snap_general(hops, best, cap)
+    return _snap_general(hops, legs, best, cap)
 
 
-def _local_composite(
-    hops: Sequence[Hop], x: int, amounts: Sequence[int], states: Sequence[V3State]
-) -> tuple[int, int, int]:
-    """Composite (A, B, C) of the hops' local maps after the route has taken input ``x``.
+# A hop's local map, prepared once per route (``_shapes``): a V2 pair's (``r_in * den``, gamma,
+# ``gamma * r_out * r_in * den``), its map after input ``x`` being ``a = that``, ``d = r_in * den +
+# gamma * x``, ``b = d * d``, ``c = gamma * d``; a V3 pool's (direction, fee complement g, its
+# price and liquidity), the price and liquidity replaced by the state after the route's swap.
+_Shape = tuple[int, int, int] | tuple[bool, int, int, int]
+_Q96_SQUARED = Q96 * Q96
 
-    ``amounts`` and ``states`` come from ``_run`` at ``x`` (both empty when ``x`` is 0).
-    """
-    a, b, c = 1, 1, 0
-    x_in = x
-    for i, hop in enumerate(hops):
+
+def _shapes(hops: Sequence[Hop]) -> list[_Shape]:
+    """Each hop's constants for ``_local_composite``."""
+    shapes: list[_Shape] = []
+    for hop in hops:
         pool = hop.pool
         if isinstance(pool, V2Pool):
             r_in, r_out = pool.reserves(hop.zero_for_one)
             gamma, den = pool.fee_fraction
-            d = r_in * den + gamma * x_in
-            a_h, b_h, c_h = gamma * r_out * r_in * den, d * d, gamma * d
+            shapes.append((r_in * den, gamma, gamma * r_out * r_in * den))
         else:
-            state = states[i] if states else None
-            sqrt_p, liq = state if state is not None else (pool.sqrt_price_x96, pool.liquidity)
             g = V3_FEE_DENOMINATOR - pool.fee
+            shapes.append((hop.zero_for_one, g, pool.sqrt_price_x96, pool.liquidity))
+    return shapes
+
+
+def _local_composite(
+    shapes: Sequence[_Shape], x: int, amounts: Sequence[int], states: Sequence[V3State]
+) -> tuple[int, int, int]:
+    """Composite (A, B, C) of the hops' local maps after the route has taken input ``x``.
+
+    ``shapes`` are the route's hops (``_shapes``); ``amounts`` and ``states`` come from ``_run``
+    at ``x`` (both empty when ``x`` is 0). Integers throughout: the very values of each hop's
+    ``A = gamma*r_out*r_in*den, B = d*d, C = gamma*d`` (V2, ``d = r_in*den + gamma*x_in``) or
+    ``A = g*L*P*P, B = 1e6*L*Q96*Q96`` (V3 zero for one; ``g*L*Q96*Q96, 1e6*L*P*P`` the other
+    way), ``C = g*P*Q96``, composed ``a, b, c = A*a, B*b, B*c + C*a``.
+    """
+    a, b, c = 1, 1, 0
+    x_in = x
+    for i, shape in enumerate(shapes):
+        if len(shape) == 3:
+            rd, gamma, a_h = shape
+            d = rd + gamma * x_in
+            b_h, c_h = d * d, gamma * d
+        else:
+            zero_for_one, g, sqrt_p, liq = shape
+            state = states[i] if states else None
+            if state is not None:
+                sqrt_p, liq = state
             if liq == 0:
                 a_h, b_h = 0, 1
-            elif hop.zero_for_one:
+            elif zero_for_one:
                 a_h = g * liq * sqrt_p * sqrt_p
-                b_h = V3_FEE_DENOMINATOR * liq * Q96 * Q96
+                b_h = V3_FEE_DENOMINATOR * liq * _Q96_SQUARED
             else:
-                a_h = g * liq * Q96 * Q96
+                a_h = g * liq * _Q96_SQUARED
                 b_h = V3_FEE_DENOMINATOR * liq * sqrt_p * sqrt_p
             c_h = g * sqrt_p * Q96
         a, b, c = a_h * a, b_h * b, b_h * c + c_h * a
@@ -392,13 +419,14 @@ def _least_input(legs: Sequence[Leg], upto: int, amount: int) -> int | None:
     return y
 
 
-def _snap_general(hops: Sequence[Hop], best: Sized, cap: int | None) -> Sized | None:
+def _snap_general(
+    hops: Sequence[Hop], legs: Sequence[Leg], best: Sized, cap: int | None
+) -> Sized | None:
     """The best integer input near ``best``: where an intermediate token is coarser than the
     base, the left edges of the steps around it (climbing while profit rises); else its
-    neighbours."""
+    neighbours. ``legs``: the route's exact-input legs."""
     x0 = best.amount_in
     inner = best.amounts[:-1]
-    legs = _legs(hops, exact_input=True)
 
     def at(x: int | None) -> Sized | None:
         if x is None or x <= 0 or (cap is not None and x > cap):

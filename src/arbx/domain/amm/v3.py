@@ -233,11 +233,12 @@ class Ladder:
     the last step.
     """
 
-    __slots__ = ("exact_input", "open", "states", "totals", "zero_for_one")
+    __slots__ = ("exact_input", "loop", "open", "states", "totals", "zero_for_one")
 
     def __init__(self, zero_for_one: bool, exact_input: bool) -> None:
         self.zero_for_one = zero_for_one
         self.exact_input = exact_input
+        self.loop = _LOOPS[zero_for_one, exact_input]
         self.totals = [0]  # cost (exact input) or output (exact output) of the first k steps
         # after the first k steps: amount calculated, price, tick, liquidity, ticks crossed
         self.states: list[tuple[int, int, int, int, int]] = []
@@ -245,27 +246,40 @@ class Ladder:
 
     def swap(self, state: _State, amount_specified: int, limit: int) -> _Loop:
         """The loop's answer for ``amount_specified`` from ``state`` with the price ``limit``."""
-        if not self.states:
-            self.states.append((0, state[0], state[1], state[2], 0))
-        wanted = amount_specified if self.exact_input else -amount_specified
+        states = self.states
+        if not states:
+            states.append((0, state[0], state[1], state[2], 0))
+        exact_input = self.exact_input
+        wanted = amount_specified if exact_input else -amount_specified
         totals = self.totals
-        while self.open and totals[-1] < wanted:
-            self._extend(state)
+        if totals[-1] < wanted:
+            while self.open and totals[-1] < wanted:
+                self._extend(state)
         k = bisect_left(totals, wanted)
         if k < len(totals) and totals[k] == wanted:
-            calculated, price, tick, liquidity, crossed = self.states[k]
+            calculated, price, tick, liquidity, crossed = states[k]
             return 0, calculated, price, tick, liquidity, crossed
         k -= 1
-        calculated, price, tick, liquidity, crossed = self.states[k]
+        calculated, price, tick, liquidity, crossed = states[k]
         rest = wanted - totals[k]
-        remaining, more, price, tick, liquidity, more_crossed = _LOOPS[
-            self.zero_for_one, self.exact_input
-        ](
+        if exact_input and k + 1 < len(totals):
+            # the input ends inside the next whole step: the loop's one computeSwapStep there,
+            # toward that step's end, which it does not reach (the loop's bookkeeping skipped)
+            partial = _partial_exact_in(
+                self.zero_for_one, price, tick, liquidity, state[3], rest, states[k + 1][1]
+            )
+            if partial is not None:
+                price, tick, more = partial
+                return 0, calculated + more, price, tick, liquidity, crossed
+        remaining, more, price, tick, liquidity, more_crossed = self.loop(
             price,
             tick,
             liquidity,
-            *state[3:],
-            rest if self.exact_input else -rest,
+            state[3],
+            state[4],
+            state[5],
+            state[6],
+            rest if exact_input else -rest,
             limit,
         )
         return remaining, calculated + more, price, tick, liquidity, crossed + more_crossed
@@ -300,6 +314,41 @@ class Ladder:
         used = huge - remaining if self.exact_input else remaining - huge
         self.totals.append(self.totals[-1] + used)
         self.states.append((calculated + more, price, tick, liquidity, crossed + more_crossed))
+
+
+def _partial_exact_in(
+    zero_for_one: bool, start: int, tick: int, liquidity: int, fee: int, amount: int, target: int
+) -> tuple[int, int, int] | None:
+    """The swap loop's step from ``start`` toward ``target`` for the exact input ``amount``,
+    when it ends before ``target`` (the loop's last step: the fee takes what is left):
+    ``(price, tick, amount calculated)``, the loop's own arithmetic; None when the step would
+    reach ``target`` (the loop decides then)."""
+    fee_complement = _FEE_DENOMINATOR - fee
+    less_fee = amount * fee_complement // 1_000_000
+    if zero_for_one:
+        minus_numerator1 = -(liquidity << 96)
+        amount_in = -((minus_numerator1 * (start - target)) // (target * start))
+        if less_fee >= amount_in:
+            return None
+        price = start
+        if less_fee:  # getNextSqrtPriceFromAmount0RoundingUp(add=true), both of its formulas
+            product = less_fee * start
+            if product < _UINT256_LIMIT and product - minus_numerator1 < _UINT256_LIMIT:
+                price = -((minus_numerator1 * start) // (product - minus_numerator1))
+            else:
+                price = -(minus_numerator1 // (-minus_numerator1 // start + less_fee))
+        calculated = -((liquidity * (start - price)) >> 96)  # floor(amount1 delta)
+    else:
+        amount_in = (liquidity * (target - start) + ((1 << 96) - 1)) >> 96
+        if less_fee >= amount_in or liquidity == 0:
+            return None
+        price = start + (less_fee << 96) // liquidity  # getNextSqrtPriceFromAmount1RoundingDown
+        calculated = -(((liquidity << 96) * (price - start)) // (price * start))
+    if price == target:
+        return None
+    if price != start:
+        tick = get_tick_at_sqrt_ratio_fast(price)
+    return price, tick, calculated
 
 
 def _tick_at_limit_below(limit: int, spacing: int) -> int:
