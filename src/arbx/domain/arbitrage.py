@@ -214,7 +214,16 @@ class Rankings:
     (another object) starts over.
     """
 
-    __slots__ = ("_addresses", "_getters", "_index", "_pool_edges", "_states", "best", "ranked")
+    __slots__ = (
+        "_addresses",
+        "_getters",
+        "_index",
+        "_pool_edges",
+        "_states",
+        "best",
+        "least",
+        "ranked",
+    )
 
     def __init__(self) -> None:
         self._index: RouteIndex | None = None
@@ -225,6 +234,9 @@ class Rankings:
         self._getters: list[itemgetter[Any]] = []
         self.ranked: list[Ranking] = []  # per edge
         self.best: list[float] = []  # per edge: its best rate
+        # per edge: the least slope and the least rate of its pools with a rate above 0 (NaN
+        # where one of its pools has no curve, or none has a rate)
+        self.least: list[tuple[float, float]] = []
 
     def update(self, index: RouteIndex, pools: Mapping[str, Pool], curves: Curves) -> None:
         """Rank again the edges of the pools whose state is not the one they were ranked on."""
@@ -240,26 +252,53 @@ class Rankings:
             self._getters = [itemgetter(*edges) for edges in index.paths]
             self.ranked = [[] for _ in index.edges]
             self.best = [0.0] * len(index.edges)
+            self.least = [(math.nan, math.nan)] * len(index.edges)
         states: list[Pool | None] = list(map(pools.__getitem__, self._addresses))
         stale = compress(self._pool_edges, map(is_not, states, self._states))
         self._states = states
-        ranked, best, edges = self.ranked, self.best, index.edges
+        ranked, best, least, edges = self.ranked, self.best, self.least, index.edges
         for edge in set(chain.from_iterable(stale)):
             ranking = sorted((_rate(pools, curves, a, z) for a, z in edges[edge]), reverse=True)
             ranked[edge] = ranking
             best[edge] = ranking[0][0]
+            rated = [(slope, rate) for rate, _, slope in ranking if rate > 0.0]
+            if not rated or any(math.isnan(slope) for slope, _ in rated):
+                least[edge] = (math.nan, math.nan)
+            else:
+                least[edge] = (min(slope for slope, _ in rated), rated[-1][1])
 
-    def passing(self, paths: Iterable[int], threshold: float) -> list[int]:
+    def passing(self, paths: Iterable[int], threshold: float) -> list[tuple[float, int]]:
         """The paths whose bound does not fail ``threshold`` (``prod`` over the path's best
-        rates, left to right, as the walk multiplies them), the highest bound first (so that
-        the walk meets the best estimates early; the order changes nothing else)."""
+        rates, left to right, as the walk multiplies them), with it, the highest bound first
+        (so that the walk meets the best estimates early; the order changes nothing else)."""
         paths = list(paths)
         getters = map(self._getters.__getitem__, paths)
-        bounds = list(map(prod, map(_call, getters, repeat(self.best))))
+        bounds: list[float] = list(map(prod, map(_call, getters, repeat(self.best))))
         passes = map(not_, map(threshold.__ge__, bounds))
-        kept = list(compress(zip(bounds, paths, strict=True), passes))
+        kept: list[tuple[float, int]] = list(compress(zip(bounds, paths, strict=True), passes))
         kept.sort(reverse=True)
-        return [path for _, path in kept]
+        return kept
+
+    def below(self, edges: Iterable[int], bound: float, floor: float, low: float) -> bool:
+        """Whether no route of the path over ``edges`` with product bound ``bound`` can have an
+        estimate of ``floor`` or more: its ``c`` is at least each hop's term ``slope * a`` so
+        far, so at least the largest of them with each edge's least slope and the product of
+        the least rates before it (positive terms and monotone rounding; a route through a pool
+        whose rate is 0 fails the filter anyway); ``low`` as in ``_descend``. False where an
+        edge holds a pool without a curve (its routes go to ``estimate``)."""
+        least = self.least
+        c, prefix = 0.0, 1.0
+        for edge in edges:
+            slope, rate = least[edge]
+            if math.isnan(slope):
+                return False
+            term = slope * prefix
+            c = max(c, term)
+            prefix *= rate
+        if c <= 0.0:
+            return False
+        u = max(math.sqrt(bound) - 1.0, low)
+        return u * u / c * (1.0 + TOP_MARGIN) < floor
 
 
 def evaluate_touched(
@@ -347,10 +386,13 @@ def live_touched(
     ranked = rankings.ranked
     found: list[tuple[int, float, float]] = []  # route, a, c
     top = _Top(keep)
+    low = 1.0 - math.sqrt(threshold)
     # a path whose best pools give a product that fails holds no route that passes
-    for path in rankings.passing(index.touched_paths(touched), threshold):
-        options = list(map(ranked.__getitem__, index.paths[path]))
-        _descend(index, path, options, touched, threshold, found, top)
+    for bound, path in rankings.passing(index.touched_paths(touched), threshold):
+        edges = index.paths[path]
+        if top.floor > 0.0 and rankings.below(edges, bound, top.floor, low):
+            continue  # nor one among the best ``keep`` found so far
+        _descend(index, path, list(map(ranked.__getitem__, edges)), touched, threshold, found, top)
     found.sort()
     live: list[tuple[float, Route]] = []
     for i, a, c in found:
