@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 from collections.abc import AsyncIterator, Iterable
 
@@ -12,14 +13,15 @@ from arbx.chain.book import keep_liquid
 from arbx.chain.bootstrap import BootstrapError, PoolMeta
 from arbx.chain.heads import Head
 from arbx.chain.parity import ParityResult, ParitySnapshot
-from arbx.chain.rpc import ExecutionRevertedError, RpcError
-from arbx.chain.sync import SyncUpdate
+from arbx.chain.rpc import ExecutionRevertedError, Log, RpcError
+from arbx.chain.sync import ChainSync, SyncUpdate, hex_hash
 from arbx.chain.transport import FailureKind, TransportError
 from arbx.domain.errors import ConfigError, InputError, MathError, StaleStateError
+from arbx.domain.journal import PoolBook
 from arbx.domain.pools import Token, V2Pool
 from arbx.domain.profit import Opportunity
 from arbx.engine.pipeline import BlockResult, Pipeline
-from arbx.engine.runner import Supervisor
+from arbx.engine.runner import MAX_REPLACED, Supervisor
 from arbx.engine.supervision import Action, Backoff, Fault, SupervisionPolicy, classify
 from arbx.errors import TransientError
 
@@ -114,6 +116,9 @@ class ScriptedSync:
         self.advanced.append(head.number)
         return SyncUpdate(head=head.number, changed={"0xpool"})
 
+    async def replacement(self, head: Head) -> Head | None:
+        return None  # the chain never replaces a head here
+
 
 class NoStrategy:
     def on_block(self, changed: Iterable[str], base_fee_wei: int) -> list[Opportunity]:
@@ -199,6 +204,97 @@ async def test_a_stop_signal_cuts_a_back_off_short() -> None:
     slow = SupervisionPolicy(backoff=Backoff(base=60.0, cap=60.0))
     summary = await asyncio.wait_for(Supervisor(run, slow).run(stop), timeout=5)
     assert (summary.blocks, summary.stopped_by) == (0, "signal")
+
+
+# -- a head the chain replaced after it arrived ------------------------------------------------
+
+
+def block(number: int, fork: str, parent: Head | None) -> Head:
+    digest = hashlib.sha256(f"{fork}{number}".encode()).digest()
+    return Head(number, digest, parent.hash if parent is not None else bytes(32), number)
+
+
+class ForkingChain:
+    """A node's headers and logs (a ``ChainSource``): a replaced block is served no more, its
+    logs answered as anvil answers them ("unknown block")."""
+
+    def __init__(self, blocks: Iterable[Head]) -> None:
+        self.canonical = {b.number: b for b in blocks}
+
+    async def header(self, number: int) -> Head:
+        if number not in self.canonical:
+            raise StaleStateError(f"the node has no block {number}")
+        return self.canonical[number]
+
+    async def logs(self, blocks: list[Head]) -> list[list[Log]]:
+        if any(self.canonical.get(b.number) != b for b in blocks):
+            raise RpcError(-32000, "unknown block")
+        return [[] for _ in blocks]
+
+
+class KeepHeads:
+    def __init__(self) -> None:
+        self.heads: list[Head] = []
+
+    async def on_block(self, block: BlockResult) -> None:
+        self.heads.append(block.head)
+
+
+@loop_test
+async def test_a_head_a_reorg_replaced_before_its_sync_is_followed_by_the_chains_block() -> None:
+    """Head 3 arrives, then a reorg replaces blocks 2 and 3 before its logs are read: its work
+    can never succeed (the node serves the block no more), so the chain's block 3 is processed
+    in its place and the journal unwinds block 2; nothing is re-bootstrapped."""
+    a0 = block(0, "a", None)
+    a1 = block(1, "a", a0)
+    a2 = block(2, "a", a1)
+    a3 = block(3, "a", a2)
+    b2 = block(2, "b", a1)
+    b3 = block(3, "b", b2)
+    b4 = block(4, "b", b3)
+    chain = ForkingChain([a0, a1, a2, a3])
+    book = PoolBook([], 0, hex_hash(a0.hash))
+
+    async def arriving() -> AsyncIterator[Head]:
+        yield a1
+        yield a2
+        chain.canonical.update({2: b2, 3: b3, 4: b4})  # after head 3 was read from the node
+        yield a3
+        yield b4
+
+    executor, resync = KeepHeads(), CountingResync(head_after=4)
+    run = Pipeline(arriving(), ChainSync(chain, book), NoStrategy(), executor, resync=resync)
+    summary = await Supervisor(run, SupervisionPolicy(backoff=FAST)).run(asyncio.Event())
+    assert resync.rebootstrapped == 0
+    assert [h.hash for h in executor.heads] == [a1.hash, a2.hash, b3.hash, b4.hash]
+    assert (summary.replaced_heads, summary.reorgs, summary.blocks) == (1, 1, 4)
+    assert (book.head_number, book.head_hash) == (4, hex_hash(b4.hash))
+    assert book.hash_at(2) == hex_hash(b2.hash)
+
+
+class Flapping(ScriptedSync):
+    """Block 2 fails as stale at every try, and the chain has another block 2 each time."""
+
+    def __init__(self) -> None:
+        super().__init__({2: [StaleStateError("unknown block") for _ in range(99)]})
+        self.forks = 0
+
+    async def replacement(self, head: Head) -> Head | None:
+        if head.number != 2:
+            return None
+        self.forks += 1
+        return Head(2, self.forks.to_bytes(32, "big"), head.parent_hash, 2)
+
+
+@loop_test
+async def test_a_head_replaced_again_and_again_is_left_to_the_policy() -> None:
+    sync = Flapping()
+    resync = CountingResync(head_after=2)
+    run = pipeline(range(1, 5), sync, resync)
+    summary = await Supervisor(run, SupervisionPolicy(backoff=FAST)).run(asyncio.Event())
+    assert summary.replaced_heads == MAX_REPLACED
+    assert resync.rebootstrapped == 1  # then the stale retries, and the re-bootstrap at 2
+    assert sync.advanced == [1, 3, 4]
 
 
 def test_only_v2_pools_with_both_reserves_at_the_minimum_are_kept() -> None:

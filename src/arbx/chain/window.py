@@ -220,6 +220,10 @@ class RecordingSync:
         self.recorder.done()
         return update
 
+    async def replacement(self, head: Head) -> Head | None:
+        """The inner sync's ``replacement`` (a header it reads is recorded with the others)."""
+        return await self.inner.replacement(head)
+
 
 class _RecordingSource:
     def __init__(self, recorder: WindowRecorder, inner: ChainSource) -> None:

@@ -322,6 +322,7 @@ def summary_record(
             "rebootstraps": s.rebootstraps,
             "catch_ups": s.catch_ups,
             "skipped_heads": s.skipped_heads,
+            "replaced_heads": s.replaced_heads,
         },
         "rpc": dict(rpc),
         "live": live,

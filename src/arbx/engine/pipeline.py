@@ -47,6 +47,10 @@ class Sync(Protocol):
         """Bring the states to ``head``."""
         ...
 
+    async def replacement(self, head: Head) -> Head | None:
+        """The chain's block at ``head``'s number if a reorg replaced ``head``, else None."""
+        ...
+
 
 class Strategy(Protocol):
     """Finds opportunities in the pools a block changed."""
@@ -177,6 +181,8 @@ class RunSummary:
     rebootstraps: int = 0  # whole book reloaded at the chain's head (stale, or far behind)
     catch_ups: int = 0  # of which: the book was too far behind the chain to replay blocks
     skipped_heads: int = 0  # heads at or below a re-bootstrap's block
+    replaced_heads: int = 0  # heads a reorg replaced before their work was done: the chain's
+    # block at their number followed instead (the journal unwinds what the book lost)
     fault: str = ""  # what stopped the run, when an error did
 
     @property

@@ -8,6 +8,13 @@ book already covers are skipped; an executor with ``on_rebootstrap`` is told (a 
 than the journal may have replaced blocks its records name). A fatal failure ends the loop: the
 summary names it (``stopped_by = "error"``, ``fault``) and the exception goes on to the caller,
 which records the run as failed.
+
+A head whose work fails as stale because a reorg replaced its block after the head arrived (the
+node then serves neither the block's logs nor its state: "unknown block") is not tried again:
+it never can succeed, and after ``stale_retries`` the book would be re-bootstrapped. The chain's
+block at its number is processed in its place, at once, and the sync unwinds what the book lost
+through its journal (a reorg of the book's depth, as any other). After ``MAX_REPLACED``
+replacements in a row (a chain that keeps changing under one number) the policy's action stands.
 """
 
 from __future__ import annotations
@@ -17,10 +24,13 @@ import logging
 from typing import Literal
 
 from arbx.chain.heads import Head
+from arbx.domain.errors import ArbxError
 from arbx.engine.pipeline import Pipeline, RunSummary, tell_rebootstrap
 from arbx.engine.supervision import Action, Decision, Fault, SupervisionPolicy
 
 log = logging.getLogger(__name__)
+
+MAX_REPLACED = 8  # replacements of one head in a row followed before the policy acts again
 
 
 class Supervisor:
@@ -97,6 +107,7 @@ class Supervisor:
         """``head``'s work (after ``repair``), retried and repaired until done; False if stopped
         meanwhile."""
         attempt = 0
+        replaced = 0
         while True:
             try:
                 if repair is not None:
@@ -119,6 +130,20 @@ class Supervisor:
                         decision.reason,
                     )
                     raise
+                if decision.fault is Fault.STALE and repair is None and replaced < MAX_REPLACED:
+                    newer = await self._replacement(head)
+                    if newer is not None:  # gone for good: its block at that number instead
+                        log.warning(
+                            "block %d: %s failure (%s); a reorg replaced it (%s), following %s",
+                            head.number,
+                            decision.fault.value,
+                            decision.reason,
+                            "0x" + head.hash.hex()[:8],
+                            "0x" + newer.hash.hex()[:8],
+                        )
+                        self.summary.replaced_heads += 1
+                        head, attempt, replaced = newer, 0, replaced + 1
+                        continue
                 log.warning(
                     "block %d: %s failure (%s); %s in %.2f s",
                     head.number,
@@ -134,6 +159,14 @@ class Supervisor:
                 if decision.action in (Action.RELOAD, Action.REBOOTSTRAP):
                     repair = decision
                 attempt += 1
+
+    async def _replacement(self, head: Head) -> Head | None:
+        """The chain's block at ``head``'s number if a reorg replaced ``head``; None when it did
+        not, or when the node cannot tell now (the policy's action then stands)."""
+        try:
+            return await self.pipeline.sync.replacement(head)
+        except ArbxError:
+            return None
 
     def _decide(self, exc: Exception, attempt: int) -> Decision:
         decision = self.policy.decide(exc, attempt)
