@@ -13,6 +13,7 @@ from arbx.chain.book import keep_liquid
 from arbx.chain.bootstrap import BootstrapError, PoolMeta
 from arbx.chain.heads import Head
 from arbx.chain.parity import ParityResult, ParitySnapshot
+from arbx.chain.pool_events import SYNC
 from arbx.chain.rpc import ExecutionRevertedError, Log, RpcError
 from arbx.chain.sync import ChainSync, SyncUpdate, hex_hash
 from arbx.chain.transport import FailureKind, TransportError
@@ -218,8 +219,10 @@ class ForkingChain:
     """A node's headers and logs (a ``ChainSource``): a replaced block is served no more, its
     logs answered as anvil answers them ("unknown block")."""
 
-    def __init__(self, blocks: Iterable[Head]) -> None:
+    def __init__(self, blocks: Iterable[Head], logs: dict[bytes, list[Log]] | None = None) -> None:
         self.canonical = {b.number: b for b in blocks}
+        self.by_hash = logs or {}
+        self.fail_logs = 0  # the next this many reads of logs time out
 
     async def header(self, number: int) -> Head:
         if number not in self.canonical:
@@ -227,9 +230,40 @@ class ForkingChain:
         return self.canonical[number]
 
     async def logs(self, blocks: list[Head]) -> list[list[Log]]:
+        if self.fail_logs:
+            self.fail_logs -= 1
+            raise TransientError("every RPC endpoint failed")
         if any(self.canonical.get(b.number) != b for b in blocks):
             raise RpcError(-32000, "unknown block")
-        return [[] for _ in blocks]
+        return [self.by_hash.get(b.hash, []) for b in blocks]
+
+
+@loop_test
+async def test_a_reorg_whose_new_branch_fails_to_read_is_seen_whole_when_tried_again() -> None:
+    """The new branch's logs fail to come once (a node timing out) after the walk found the fork:
+    the book must not have moved, so that the retry still sees the reorg and reports the pool
+    that only the rewind changed (its routes are evaluated again)."""
+    pool = V2Pool("0x" + "aa" * 20, Token("0x" + "01" * 20, "A", 18), Token("0x" + "02" * 20), 5, 5)
+    a0 = block(0, "a", None)
+    a1 = block(1, "a", a0)
+    b1 = block(1, "b", a0)
+    b2 = block(2, "b", b1)
+    sync_log = Log(
+        pool.address.lower(), (SYNC,), (7).to_bytes(32, "big") * 2, 1, a1.hash, bytes(32), 0, 0,
+        False,
+    )  # fmt: skip
+    chain = ForkingChain([a0, a1], {a1.hash: [sync_log]})
+    book = PoolBook([pool], 0, hex_hash(a0.hash))
+    sync = ChainSync(chain, book)
+    assert (await sync.advance(a1)).changed == {pool.address}
+    chain.canonical.update({1: b1, 2: b2})
+    chain.fail_logs = 1
+    with pytest.raises(TransientError):
+        await sync.advance(b2)
+    assert (book.head_number, book.head_hash) == (1, hex_hash(a1.hash))  # untouched
+    update = await sync.advance(b2)
+    assert (update.reorg_depth, update.changed) == (1, {pool.address})
+    assert book.pools[pool.address] == pool  # a1's Sync undone, b1 and b2 change nothing
 
 
 class KeepHeads:

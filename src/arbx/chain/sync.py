@@ -113,13 +113,15 @@ class ChainSync:
         else:
             raise StaleStateError(f"the chain kept changing under block {head.number}")
         ancestor = branch[0].number - 1
+        # every read before the book moves: a failure leaves it as it was, so that the retry
+        # still sees the reorg and reports the pools the rewind changed
+        logs = await self._logs(branch)
         update = SyncUpdate(head=head.number)
         if ancestor < self.book.head_number:
             update.reorg_depth = self.book.head_number - ancestor
             update.changed |= self.book.rewind(ancestor)
             self.stats.reorgs += 1
             self.stats.deepest_reorg = max(self.stats.deepest_reorg, update.reorg_depth)
-        logs = await self._logs(branch)
         for block, raw_logs in zip(branch, logs, strict=True):
             events = self._events(raw_logs, update)
             update.changed |= self.book.apply_block(
