@@ -68,9 +68,9 @@ class _HeadInHand:
         update: SyncUpdate = await self.inner.advance(head)
         return update
 
-    async def replacement(self, head: Head) -> Head | None:
-        newer: Head | None = await self.inner.replacement(head)
-        return newer
+    async def block_at(self, number: int) -> Head | None:
+        now: Head | None = await self.inner.block_at(number)
+        return now
 
 
 class _Engine:

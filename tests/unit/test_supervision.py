@@ -117,8 +117,8 @@ class ScriptedSync:
         self.advanced.append(head.number)
         return SyncUpdate(head=head.number, changed={"0xpool"})
 
-    async def replacement(self, head: Head) -> Head | None:
-        return None  # the chain never replaces a head here
+    async def block_at(self, number: int) -> Head | None:
+        return head(number)  # the chain never replaces a head here
 
 
 class NoStrategy:
@@ -306,6 +306,41 @@ async def test_a_head_a_reorg_replaced_before_its_sync_is_followed_by_the_chains
     assert book.hash_at(2) == hex_hash(b2.hash)
 
 
+@loop_test
+async def test_a_head_the_chain_has_no_block_for_any_more_is_dropped_not_rebootstrapped() -> None:
+    """Anvil's reorg unwinds the chain to the fork, then mines the new blocks one by one: a head
+    in hand above the new blocks mined so far has no block at its number for a while. It is
+    tried as any stale failure, then dropped where the book would be re-bootstrapped: the next
+    head is synced from the book, through the journal."""
+    a0 = block(0, "a", None)
+    a1 = block(1, "a", a0)
+    a2 = block(2, "a", a1)
+    a3 = block(3, "a", a2)
+    b2 = block(2, "b", a1)
+    b3 = block(3, "b", b2)
+    b4 = block(4, "b", b3)
+    chain = ForkingChain([a0, a1, a2, a3])
+    book = PoolBook([], 0, hex_hash(a0.hash))
+
+    async def arriving() -> AsyncIterator[Head]:
+        yield a1
+        yield a2
+        del chain.canonical[3]  # unwound to block 1, b2 mined, b3 not yet
+        chain.canonical[2] = b2
+        yield a3
+        chain.canonical.update({3: b3, 4: b4})
+        yield b4
+
+    executor, resync = KeepHeads(), CountingResync(head_after=4)
+    run = Pipeline(arriving(), ChainSync(chain, book), NoStrategy(), executor, resync=resync)
+    summary = await Supervisor(run, SupervisionPolicy(backoff=FAST)).run(asyncio.Event())
+    assert resync.rebootstrapped == 0
+    assert [h.hash for h in executor.heads] == [a1.hash, a2.hash, b4.hash]
+    assert (summary.dropped_heads, summary.replaced_heads, summary.reorgs) == (1, 0, 1)
+    assert summary.stale_faults == 4  # the policy's retries first: a node may lag its head
+    assert (book.head_number, book.hash_at(2)) == (4, hex_hash(b2.hash))
+
+
 class Flapping(ScriptedSync):
     """Block 2 fails as stale at every try, and the chain has another block 2 each time."""
 
@@ -313,11 +348,11 @@ class Flapping(ScriptedSync):
         super().__init__({2: [StaleStateError("unknown block") for _ in range(99)]})
         self.forks = 0
 
-    async def replacement(self, head: Head) -> Head | None:
-        if head.number != 2:
-            return None
+    async def block_at(self, number: int) -> Head | None:
+        if number != 2:
+            return head(number)
         self.forks += 1
-        return Head(2, self.forks.to_bytes(32, "big"), head.parent_hash, 2)
+        return Head(2, self.forks.to_bytes(32, "big"), head(2).parent_hash, 2)
 
 
 @loop_test

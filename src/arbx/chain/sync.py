@@ -131,15 +131,13 @@ class ChainSync:
         self.stats.blocks += update.blocks_applied
         return update
 
-    async def replacement(self, head: Head) -> Head | None:
-        """The chain's block at ``head``'s number when it is another one now (a reorg replaced
-        ``head`` after it arrived: the node serves neither its logs nor its state any more),
-        else None (still ``head``, or no block served at that number)."""
+    async def block_at(self, number: int) -> Head | None:
+        """The chain's block at ``number`` as the node has it now; None when it has none (or
+        none it answers properly)."""
         try:
-            now = await self._header(head.number)
+            return await self._header(number)
         except StaleStateError:
             return None
-        return None if now.hash == head.hash else now
 
     async def _branch(self, head: Head) -> list[Head] | None:
         """Blocks from just above our common ancestor up to ``head``, oldest first.

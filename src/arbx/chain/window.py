@@ -220,9 +220,9 @@ class RecordingSync:
         self.recorder.done()
         return update
 
-    async def replacement(self, head: Head) -> Head | None:
-        """The inner sync's ``replacement`` (a header it reads is recorded with the others)."""
-        return await self.inner.replacement(head)
+    async def block_at(self, number: int) -> Head | None:
+        """The inner sync's ``block_at`` (the header it reads is recorded with the others)."""
+        return await self.inner.block_at(number)
 
 
 class _RecordingSource:

@@ -323,6 +323,7 @@ def summary_record(
             "catch_ups": s.catch_ups,
             "skipped_heads": s.skipped_heads,
             "replaced_heads": s.replaced_heads,
+            "dropped_heads": s.dropped_heads,
         },
         "rpc": dict(rpc),
         "live": live,

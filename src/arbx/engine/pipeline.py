@@ -47,8 +47,8 @@ class Sync(Protocol):
         """Bring the states to ``head``."""
         ...
 
-    async def replacement(self, head: Head) -> Head | None:
-        """The chain's block at ``head``'s number if a reorg replaced ``head``, else None."""
+    async def block_at(self, number: int) -> Head | None:
+        """The chain's block at ``number`` now; None when the node has none."""
         ...
 
 
@@ -183,6 +183,7 @@ class RunSummary:
     skipped_heads: int = 0  # heads at or below a re-bootstrap's block
     replaced_heads: int = 0  # heads a reorg replaced before their work was done: the chain's
     # block at their number followed instead (the journal unwinds what the book lost)
+    dropped_heads: int = 0  # heads the chain had no block for any more (a reorg under way)
     fault: str = ""  # what stopped the run, when an error did
 
     @property

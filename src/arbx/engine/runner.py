@@ -11,10 +11,14 @@ which records the run as failed.
 
 A head whose work fails as stale because a reorg replaced its block after the head arrived (the
 node then serves neither the block's logs nor its state: "unknown block") is not tried again:
-it never can succeed, and after ``stale_retries`` the book would be re-bootstrapped. The chain's
-block at its number is processed in its place, at once, and the sync unwinds what the book lost
-through its journal (a reorg of the book's depth, as any other). After ``MAX_REPLACED``
-replacements in a row (a chain that keeps changing under one number) the policy's action stands.
+it never can succeed, and after ``stale_retries`` the book would be re-bootstrapped. On a stale
+failure the node is asked for its block at the head's number: another block is processed in the
+head's place, at once, and the sync unwinds what the book lost through its journal (a reorg of
+the book's depth, as any other); after ``MAX_REPLACED`` replacements in a row (a chain that keeps
+changing under one number) the policy's action stands. No block at that number when the policy
+would re-bootstrap (a chain shorter than the head: anvil's reorg unwinds, then mines the new
+blocks one by one; a revert) drops the head instead: the next head's sync walks back to the book
+and re-bootstraps only if the journal cannot reach the fork.
 """
 
 from __future__ import annotations
@@ -130,20 +134,30 @@ class Supervisor:
                         decision.reason,
                     )
                     raise
-                if decision.fault is Fault.STALE and repair is None and replaced < MAX_REPLACED:
-                    newer = await self._replacement(head)
-                    if newer is not None:  # gone for good: its block at that number instead
-                        log.warning(
-                            "block %d: %s failure (%s); a reorg replaced it (%s), following %s",
-                            head.number,
-                            decision.fault.value,
-                            decision.reason,
-                            "0x" + head.hash.hex()[:8],
-                            "0x" + newer.hash.hex()[:8],
-                        )
-                        self.summary.replaced_heads += 1
-                        head, attempt, replaced = newer, 0, replaced + 1
-                        continue
+                now = await self._now_at(head) if decision.fault is Fault.STALE else head
+                if now is not None and now.hash != head.hash and replaced < MAX_REPLACED:
+                    log.warning(  # gone for good: the chain's block at its number instead
+                        "block %d: %s failure (%s); a reorg replaced it (%s), following %s",
+                        head.number,
+                        decision.fault.value,
+                        decision.reason,
+                        "0x" + head.hash.hex()[:8],
+                        "0x" + now.hash.hex()[:8],
+                    )
+                    self.summary.replaced_heads += 1
+                    head, attempt, replaced = now, 0, replaced + 1
+                    continue
+                if now is None and decision.action is Action.REBOOTSTRAP and repair is None:
+                    log.warning(
+                        "block %d: %s failure (%s); the node has no block %d now: dropped, the "
+                        "next head is synced from the book",
+                        head.number,
+                        decision.fault.value,
+                        decision.reason,
+                        head.number,
+                    )
+                    self.summary.dropped_heads += 1
+                    return True
                 log.warning(
                     "block %d: %s failure (%s); %s in %.2f s",
                     head.number,
@@ -160,13 +174,13 @@ class Supervisor:
                     repair = decision
                 attempt += 1
 
-    async def _replacement(self, head: Head) -> Head | None:
-        """The chain's block at ``head``'s number if a reorg replaced ``head``; None when it did
-        not, or when the node cannot tell now (the policy's action then stands)."""
+    async def _now_at(self, head: Head) -> Head | None:
+        """The chain's block at ``head``'s number now: None when the node has none, ``head``
+        itself when the node cannot tell (the policy's action then stands)."""
         try:
-            return await self.pipeline.sync.replacement(head)
+            return await self.pipeline.sync.block_at(head.number)
         except ArbxError:
-            return None
+            return head
 
     def _decide(self, exc: Exception, attempt: int) -> Decision:
         decision = self.policy.decide(exc, attempt)
