@@ -30,9 +30,10 @@ import orjson
 ORJSON_MAX_DEPTH: Final = 1024  # orjson refuses deeper documents by itself
 DEFAULT_MAX_BYTES: Final = 1024 * 1024
 
-# To find an integer that may pass 2^64 - 1 (20 digits or more, not inside a hex or word token,
-# not a fraction's digits) at C speed: digits become "0", letters, "_" and "." become "a",
-# everything else a space; then look for a space followed by twenty "0".
+# To find an integer orjson would round to a float (past 2^64 - 1: 20 digits or more; under
+# -2^63: a minus and 19 digits or more), not inside a hex or word token nor a fraction's digits,
+# at C speed: digits become "0", letters, "_" and "." become "a", "-" stays, everything else
+# becomes a space; then look for a space followed by twenty "0", or a "-" followed by nineteen.
 _NUMBER_SHAPE: Final = bytes.maketrans(
     bytes(range(256)),
     bytes(
@@ -40,11 +41,14 @@ _NUMBER_SHAPE: Final = bytes.maketrans(
         if chr(b).isdigit() and b < 128
         else ord("a")
         if (chr(b).isalpha() and b < 128) or b in b"_."
+        else b
+        if b == ord("-")
         else ord(" ")
         for b in range(256)
     ),
 )
 _BIG_INT_SHAPE: Final = b" " + b"0" * 20
+_BIG_NEGATIVE_SHAPE: Final = b"-" + b"0" * 19
 _NOT_BRACKET: Final = bytes(b for b in range(256) if b not in b"[]{}")
 _BRACKET_SIGN: Final = bytes.maketrans(b"[]{}", b"\x01\xff\x01\xff")
 
@@ -123,9 +127,14 @@ def loads(
 
 
 def _may_hold_big_int(data: bytes) -> bool:
-    """True if ``data`` may hold an integer of 20 digits or more (linear, no false negative)."""
+    """True if ``data`` may hold an integer orjson cannot keep exact: 20 digits or more, or
+    negative with 19 or more (linear, no false negative)."""
     shape = data.translate(_NUMBER_SHAPE)
-    return shape.startswith(_BIG_INT_SHAPE[1:]) or _BIG_INT_SHAPE in shape
+    return (
+        shape.startswith(_BIG_INT_SHAPE[1:])
+        or _BIG_INT_SHAPE in shape
+        or _BIG_NEGATIVE_SHAPE in shape
+    )
 
 
 def _reason(exc: orjson.JSONDecodeError) -> str:

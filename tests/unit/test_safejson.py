@@ -127,6 +127,10 @@ def test_integers_past_64_bits_stay_exact() -> None:
     assert safejson.loads(f"[-{big}, 1.5, 18446744073709551615]") == [-big, 1.5, 2**64 - 1]
     assert safejson.loads(b"[0.12345678901234567890123]") == [0.12345678901234567890123]
     assert safejson.loads(str(2**100)) == 2**100
+    # orjson keeps -2^63 exact and rounds one below it: 19 digits with a minus are enough
+    assert safejson.loads(b"-9223372036854775808") == -(2**63)
+    assert safejson.loads(b"-9223372036854775809") == -(2**63) - 1
+    assert safejson.loads(b'{"a":[-9999999999999999999]}') == {"a": [-9999999999999999999]}
     assert safejson.loads(b'["a 12345678901234567890", 1]') == ["a 12345678901234567890", 1]
     assert safejson.loads(f"[{big}]", exact_integers=False) == [float(big)]  # nodes: hex only
     assert safejson.dumps({"x": big, "y": [1]}) == b'{"x":%d,"y":[1]}' % big
