@@ -21,7 +21,7 @@ from arbx.domain.errors import ConfigError, InputError, MathError, StaleStateErr
 from arbx.domain.journal import PoolBook
 from arbx.domain.pools import Token, V2Pool
 from arbx.domain.profit import Opportunity
-from arbx.engine.pipeline import BlockResult, Pipeline
+from arbx.engine.pipeline import BlockResult, Pipeline, RunSummary
 from arbx.engine.runner import MAX_REPLACED, Supervisor
 from arbx.engine.supervision import Action, Backoff, Fault, SupervisionPolicy, classify
 from arbx.errors import TransientError
@@ -274,18 +274,37 @@ class KeepHeads:
         self.heads.append(block.head)
 
 
-@loop_test
-async def test_a_head_a_reorg_replaced_before_its_sync_is_followed_by_the_chains_block() -> None:
-    """Head 3 arrives, then a reorg replaces blocks 2 and 3 before its logs are read: its work
-    can never succeed (the node serves the block no more), so the chain's block 3 is processed
-    in its place and the journal unwinds block 2; nothing is re-bootstrapped."""
+def _fork() -> tuple[Head, ...]:
+    """Blocks a0..a3, and b2..b4 forking from a1."""
     a0 = block(0, "a", None)
     a1 = block(1, "a", a0)
     a2 = block(2, "a", a1)
     a3 = block(3, "a", a2)
     b2 = block(2, "b", a1)
     b3 = block(3, "b", b2)
-    b4 = block(4, "b", b3)
+    return (a0, a1, a2, a3, b2, b3, block(4, "b", b3))
+
+
+FORK = _fork()
+
+
+async def _supervised(
+    heads: AsyncIterator[Head], chain: ForkingChain, book: PoolBook
+) -> tuple[KeepHeads, CountingResync, RunSummary]:
+    """A pipeline with nothing to find over ``heads``, supervised to their end: the heads it
+    processed, its re-bootstraps (the chain at block 4 after one) and its summary."""
+    executor, resync = KeepHeads(), CountingResync(head_after=4)
+    run = Pipeline(heads, ChainSync(chain, book), NoStrategy(), executor, resync=resync)
+    summary = await Supervisor(run, SupervisionPolicy(backoff=FAST)).run(asyncio.Event())
+    return executor, resync, summary
+
+
+@loop_test
+async def test_a_head_a_reorg_replaced_before_its_sync_is_followed_by_the_chains_block() -> None:
+    """Head 3 arrives, then a reorg replaces blocks 2 and 3 before its logs are read: its work
+    can never succeed (the node serves the block no more), so the chain's block 3 is processed
+    in its place and the journal unwinds block 2; nothing is re-bootstrapped."""
+    a0, a1, a2, a3, b2, b3, b4 = FORK
     chain = ForkingChain([a0, a1, a2, a3])
     book = PoolBook([], 0, hex_hash(a0.hash))
 
@@ -296,9 +315,7 @@ async def test_a_head_a_reorg_replaced_before_its_sync_is_followed_by_the_chains
         yield a3
         yield b4
 
-    executor, resync = KeepHeads(), CountingResync(head_after=4)
-    run = Pipeline(arriving(), ChainSync(chain, book), NoStrategy(), executor, resync=resync)
-    summary = await Supervisor(run, SupervisionPolicy(backoff=FAST)).run(asyncio.Event())
+    executor, resync, summary = await _supervised(arriving(), chain, book)
     assert resync.rebootstrapped == 0
     assert [h.hash for h in executor.heads] == [a1.hash, a2.hash, b3.hash, b4.hash]
     assert (summary.replaced_heads, summary.reorgs, summary.blocks) == (1, 1, 4)
@@ -312,13 +329,7 @@ async def test_a_head_the_chain_has_no_block_for_any_more_is_dropped_not_reboots
     in hand above the new blocks mined so far has no block at its number for a while. It is
     tried as any stale failure, then dropped where the book would be re-bootstrapped: the next
     head is synced from the book, through the journal."""
-    a0 = block(0, "a", None)
-    a1 = block(1, "a", a0)
-    a2 = block(2, "a", a1)
-    a3 = block(3, "a", a2)
-    b2 = block(2, "b", a1)
-    b3 = block(3, "b", b2)
-    b4 = block(4, "b", b3)
+    a0, a1, a2, a3, b2, b3, b4 = FORK
     chain = ForkingChain([a0, a1, a2, a3])
     book = PoolBook([], 0, hex_hash(a0.hash))
 
@@ -331,9 +342,7 @@ async def test_a_head_the_chain_has_no_block_for_any_more_is_dropped_not_reboots
         chain.canonical.update({3: b3, 4: b4})
         yield b4
 
-    executor, resync = KeepHeads(), CountingResync(head_after=4)
-    run = Pipeline(arriving(), ChainSync(chain, book), NoStrategy(), executor, resync=resync)
-    summary = await Supervisor(run, SupervisionPolicy(backoff=FAST)).run(asyncio.Event())
+    executor, resync, summary = await _supervised(arriving(), chain, book)
     assert resync.rebootstrapped == 0
     assert [h.hash for h in executor.heads] == [a1.hash, a2.hash, b4.hash]
     assert (summary.dropped_heads, summary.replaced_heads, summary.reorgs) == (1, 0, 1)
