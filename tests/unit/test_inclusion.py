@@ -285,3 +285,35 @@ async def test_a_reorg_the_blocks_show_looks_for_the_bundle_by_its_receipts_unti
         (Outcome.PENDING, Outcome.INCLUDED),
         (Outcome.NOT_INCLUDED, Outcome.PENDING),
     ]
+
+
+async def test_a_bundle_that_landed_in_a_gap_of_heads_is_found_by_its_receipts() -> None:
+    """The engine skipped heads (it caught up with the chain after an outage by a re-bootstrap)
+    and the bundle's target block was one of them: once its window has passed, it is looked for
+    by its receipts before it is called not included."""
+    chain = Locations()
+    tracker = BundleTracker(confirmations=1, receipt_status=Receipts(), locate=chain)
+    tracker.track("b", [A1], 10, 10)
+    tracker.track("c", [B1], 10, 10)
+    await feed(tracker, 8, 9, {})
+    chain.where[A1] = (10, block_hash(10), 1)  # "c" is nowhere: it did not land
+    changes = await tracker.on_block(40, [OTHER], block_hash(40), block_hash(39))
+    landed, missed = bundle_of(tracker, "b"), bundle_of(tracker, "c")
+    assert (landed.outcome, landed.block_number, landed.block_hash) == (
+        Outcome.INCLUDED,
+        10,
+        block_hash(10),
+    )
+    assert "found by its receipts in a gap of heads" in landed.reason
+    assert landed.settled  # block 40 is 30 past block 10
+    assert missed.outcome is Outcome.NOT_INCLUDED
+    assert {(c.key, c.outcome) for c in changes} >= {
+        ("b", Outcome.INCLUDED),
+        ("c", Outcome.NOT_INCLUDED),
+    }
+    # every block of a window told: no receipt is looked up for a bundle that missed it
+    tracker.track("d", [A2], 41, 41)
+    asked = len(chain.asked)
+    await feed(tracker, 41, 41, {})
+    assert bundle_of(tracker, "d").outcome is Outcome.NOT_INCLUDED
+    assert len(chain.asked) == asked

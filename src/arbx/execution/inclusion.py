@@ -247,9 +247,11 @@ class BundleTracker:
             changes += await self._look_for(bundle, number, block_hash, in_block)
             if bundle.reorged and bundle.block_number is None:  # not in this block: elsewhere?
                 changes += await self._relocate(bundle, number)
-        for bundle in self._bundles.values():  # inclusion was looked for first
+        for bundle in list(self._bundles.values()):  # inclusion was looked for first
             if number < bundle.last_block:
                 continue
+            if bundle.outcome is Outcome.PENDING and self._window_unseen(bundle):
+                changes += await self._relocate(bundle, number, "in a gap of heads")
             if bundle.outcome is Outcome.PENDING:
                 reason = "target blocks passed"
                 changes.append(self._set(bundle, Outcome.NOT_INCLUDED, number, reason, number))
@@ -293,10 +295,20 @@ class BundleTracker:
             return [self._set(bundle, Outcome.NOT_INCLUDED, number, reason, number)]
         return []
 
-    async def _relocate(self, bundle: TrackedBundle, at: int) -> list[OutcomeChange]:
-        """Decide a bundle a reorg took out by its receipts (``locate``), if they put every one
-        of its transactions in one block of the node's chain; nothing if not (yet)."""
-        if self._locate is None or not bundle.reorged:
+    def _window_unseen(self, bundle: TrackedBundle) -> bool:
+        """Whether a block of ``bundle``'s window was never told (the engine skipped heads: a
+        catch-up after an outage, a re-bootstrap), so it may have landed unseen."""
+        return any(
+            n not in self._canonical for n in range(bundle.first_block, bundle.last_block + 1)
+        )
+
+    async def _relocate(
+        self, bundle: TrackedBundle, at: int, why: str = "after a reorg"
+    ) -> list[OutcomeChange]:
+        """Decide a bundle by its receipts (``locate``), if they put every one of its
+        transactions in one block of the node's chain; nothing if not (yet). For one a reorg
+        took out, or one whose window holds blocks the tracker was never told (``why``)."""
+        if self._locate is None:
             return []
         found: list[Location] = []
         for tx in bundle.tx_hashes:
@@ -318,9 +330,9 @@ class BundleTracker:
         bundle.receipts_known, bundle.reorged = True, False
         self.stats.relocated += 1
         outcome = Outcome.REVERTED if failed else Outcome.INCLUDED
-        reason = f"included in block {number} (found by its receipts after a reorg)"
+        reason = f"included in block {number} (found by its receipts {why})"
         if failed:
-            reason = f"reverted in block {number}: 0x{failed[0].hex()} (found after a reorg)"
+            reason = f"reverted in block {number}: 0x{failed[0].hex()} (found {why})"
         return [self._set(bundle, outcome, at, reason, number)]
 
     async def _judge_receipts(
