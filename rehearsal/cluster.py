@@ -81,14 +81,20 @@ def podman(*args: str, timeout: float = 300, check: bool = True) -> str:
     return done.stdout
 
 
+def _get(url: str, timeout: float) -> tuple[int, bytes]:
+    """GET ``url``: its status and the start of its body (OSError or ValueError when nothing
+    answers)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return int(answer.status), answer.read(512)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read(512)
+
+
 def http_status(url: str, timeout: float = 2.0) -> int:
     """The HTTP status of GET ``url`` (0 when nothing answers)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:
-            answer.read(65536)
-            return int(answer.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
+        return _get(url, timeout)[0]
     except (OSError, ValueError):
         return 0
 
@@ -97,11 +103,7 @@ def http_answer(url: str, timeout: float = 2.0) -> str:
     """GET ``url``'s status and the first line of its body, or why nothing answered: what a
     failed readiness probe said, for the message that reports it."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:
-            body = answer.read(512)
-            status = int(answer.status)
-    except urllib.error.HTTPError as exc:
-        body, status = exc.read(512), int(exc.code)
+        status, body = _get(url, timeout)
     except (OSError, ValueError) as exc:
         return f"no answer ({type(exc).__name__}: {exc})"
     line = (body.decode("utf-8", "replace").strip().splitlines() or [""])[0]
@@ -182,17 +184,34 @@ def publish_v1(registry: str, tag: str) -> None:
                f"{registry}/arbx-{name}:v1")  # fmt: skip
 
 
+def patched_files(patch: Path) -> list[str]:
+    """The files a unified diff changes, relative to its tree (``-p1``)."""
+    return [
+        line.split()[1].split("/", 1)[1]
+        for line in patch.read_text().splitlines()
+        if line.startswith("+++ ")
+    ]
+
+
+def apply_patch(patch: Path, tree: Path, onto: str) -> None:
+    """Apply ``patch`` to the files under ``tree``, exactly; StackError naming ``onto`` if it
+    does not apply. No fuzz: a hunk whose context moved must fail here, not land elsewhere
+    (v3's slower pipeline once landed inside a signature and the engine never started)."""
+    done = subprocess.run(
+        ["patch", "-p1", "--forward", "--fuzz=0", "--no-backup-if-mismatch", "-i", str(patch)],
+        cwd=tree, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise StackError(f"{patch.name} does not apply to {onto}: {done.stdout.strip()[-200:]}")
+
+
 def build_version(registry: str, image: str, version: str, patch: Path) -> float:
     """Version ``version`` of ``image``: a thin layer on v1 that carries the files ``patch``
     changes (applied to v1's files here), pushed to the registry; the seconds it took."""
     start = time.monotonic()
     base = f"{registry}/arbx-{image}:v1"
     prefix = PACKAGE_DIRS[image]
-    files = [
-        line.split()[1].split("/", 1)[1]
-        for line in patch.read_text().splitlines()
-        if line.startswith("+++ ")
-    ]
+    files = patched_files(patch)
     with tempfile.TemporaryDirectory(prefix="arbx-layer-") as tmp:
         tree = Path(tmp) / "tree"
         made = podman("create", "--tls-verify=false", base).strip()
@@ -202,14 +221,7 @@ def build_version(registry: str, image: str, version: str, patch: Path) -> float
                 podman("cp", f"{made}:{prefix}/{name}", str(tree / name))
         finally:
             podman("rm", "-f", made, check=False)
-        done = subprocess.run(
-            # no fuzz: a hunk whose context moved must fail here, not land elsewhere (v3's
-            # slower pipeline once landed inside a signature and the engine never started)
-            ["patch", "-p1", "--forward", "--fuzz=0", "--no-backup-if-mismatch", "-i", str(patch)],
-            cwd=tree, capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise StackError(f"{patch.name} does not apply to v1: {done.stdout.strip()[-200:]}")
+        apply_patch(patch, tree, "v1")
         containerfile = Path(tmp) / "Containerfile"
         lines = [f"FROM {base}"]
         lines += [f"COPY tree/{name} {prefix}/{name}" for name in files]

@@ -5,11 +5,10 @@ Python that compiles, or the release it stands for never starts."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from rehearsal.cluster import PATCHES
+from rehearsal.cluster import PATCHES, apply_patch, patched_files
 
 SOURCES = Path(__file__).resolve().parents[2] / "src"
 
@@ -18,23 +17,12 @@ SOURCES = Path(__file__).resolve().parents[2] / "src"
 def test_a_searcher_version_applies_to_today_s_sources_and_compiles(
     patch: Path, tmp_path: Path
 ) -> None:
-    files = [
-        line.split()[1].split("/", 1)[1]
-        for line in patch.read_text().splitlines()
-        if line.startswith("+++ ")
-    ]
+    files = patched_files(patch)
     assert files
     for name in files:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(SOURCES / name, tmp_path / name)
-    done = subprocess.run(
-        ["patch", "-p1", "--forward", "--fuzz=0", "--no-backup-if-mismatch", "-i", str(patch)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout
+    apply_patch(patch, tmp_path, "today's sources")  # StackError fails the test
     for name in files:
         patched = tmp_path / name
         compile(patched.read_text(), str(patched), "exec")  # SyntaxError fails the test
