@@ -257,6 +257,44 @@ async def test_every_endpoint_down_raises_a_transient_error() -> None:
     assert client.stats.exhausted == 1
 
 
+async def test_an_endpoint_that_answers_probes_but_hangs_on_calls_is_probed_less_and_less(
+    node: Anvil,
+) -> None:
+    """A node that answers ``eth_blockNumber`` (the probe) at once but never the calls the engine
+    makes comes back at each probe and costs the next call a timeout. Each relapse doubles its
+    probe interval (up to ``probe_max``): the calls meet its timeout less and less often, and
+    every one of them is answered by the other endpoint."""
+    server = Hostile(node.url)
+    url = await server.start()
+    server.mode = "half_hung"
+    timeout, interval, cap = 0.2, 0.05, 0.8
+    answered = 0
+    try:
+        async with RpcClient(
+            [url, node.url], timeout=timeout, probe_interval=interval, probe_max=cap
+        ) as client:
+            deadline = time.monotonic() + 30
+            while len(server.block_numbers) < 7:  # the first probe, then six after relapses
+                assert time.monotonic() < deadline, server.block_numbers
+                block = await client.call("eth_getBlockByNumber", ["latest", False])
+                assert block is not None
+                answered += 1
+                await asyncio.sleep(0.005)
+    finally:
+        await server.stop()
+    probes = server.block_numbers
+    # after probe k (from 1), a call waits out the timeout (relapse k), and the next probe waits
+    # the interval doubled k times: the gaps only grow (a loaded machine makes them longer)
+    for k, (before, after) in enumerate(itertools.pairwise(probes), start=1):
+        least = timeout + min(cap, interval * 2**k)
+        gaps = [round(b - a, 3) for a, b in itertools.pairwise(probes)]
+        assert after - before >= least * 0.95, (k, gaps)
+    assert client.health[0].relapses >= 6
+    assert client.health[0].errors["timeout"] == len(probes)  # one call's timeout per comeback
+    assert client.stats.exhausted == 0
+    assert answered > 20
+
+
 # -- hostile servers ----------------------------------------------------------------------------
 
 
@@ -269,6 +307,7 @@ class Hostile:
         self.hits = 0
         self.release = asyncio.Event()
         self.session = aiohttp.ClientSession()
+        self.block_numbers: list[float] = []  # when eth_blockNumber was asked (monotonic)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.hits += 1
@@ -276,6 +315,12 @@ class Hostile:
         mode = self.mode
         if mode == "slow":
             await asyncio.wait_for(self.release.wait(), 10)
+        if mode == "half_hung":  # answers eth_blockNumber (the probe), hangs on the rest
+            if json.loads(body).get("method") != "eth_blockNumber":
+                await asyncio.wait_for(self.release.wait(), 10)
+                return web.Response(status=504)
+            self.block_numbers.append(time.monotonic())
+            mode = "ok"
         if mode == "hang_up":
             assert request.transport is not None
             request.transport.close()

@@ -5,7 +5,11 @@ Calls go to the first healthy endpoint, in the order given. A timeout, a dropped
 to the next endpoint it has not tried; when every endpoint has failed it waits (exponential
 backoff with jitter) and starts another round, ``retries`` times at most, then raises
 ``TransientError``. A down endpoint is probed with ``eth_blockNumber`` (at most once per
-``probe_interval``, while calls skip it) and used again as soon as it answers.
+``probe_interval``, while calls skip it) and used again as soon as it answers. One that fails
+again within ``probe_max`` of coming back (a node that answers the probe but hangs or fails on
+the calls the engine makes) has relapsed: its probe interval doubles with each relapse in a row,
+up to ``probe_max``, so that it costs the calls one timeout now and then, not one every
+``probe_interval``; a failure after ``probe_max`` of good health starts afresh.
 
 A JSON-RPC error object from a node is an answer, not a failure: it raises ``RpcError`` (or
 ``ExecutionRevertedError`` for a revert) and is not retried, except the rate-limit codes in
@@ -235,6 +239,8 @@ class EndpointHealth:
     errors: Counter[str] = field(default_factory=Counter)  # by FailureKind
     last_probe: float = 0.0
     probing: bool = False
+    recovered_at: float | None = None  # time.monotonic() when it last came back
+    relapses: int = 0  # failures in a row, each within ``probe_max`` of coming back
 
 
 @dataclass(slots=True)
@@ -280,6 +286,7 @@ class RpcClient:
         backoff_base: float = 0.05,
         backoff_max: float = 1.0,
         probe_interval: float = 1.0,
+        probe_max: float = 30.0,
         max_batch: int = 100,
         ws_calls: bool = False,
         transient_codes: Iterable[int] = DEFAULT_TRANSIENT_CODES,
@@ -295,6 +302,7 @@ class RpcClient:
         self._retries = retries
         self._backoff = (backoff_base, backoff_max)
         self._probe_interval = probe_interval
+        self._probe_max = max(probe_max, probe_interval)
         self._max_batch = max_batch
         self._transient = frozenset(transient_codes)
         self._rng = rng if rng is not None else random.Random()
@@ -503,6 +511,7 @@ class RpcClient:
         if not health.healthy:
             health.healthy = True
             health.failing_since = None
+            health.recovered_at = time.monotonic()
             self.stats.recoveries += 1
         health.consecutive_failures = 0
 
@@ -513,6 +522,9 @@ class RpcClient:
         health.last_error = detail
         health.last_probe = now
         if health.healthy:
+            back = health.recovered_at
+            relapsed = back is not None and now - back < self._probe_max
+            health.relapses = health.relapses + 1 if relapsed else 0
             health.healthy = False
             health.failing_since = now
         stats = self.stats
@@ -523,8 +535,12 @@ class RpcClient:
         elif kind is FailureKind.RATE_LIMITED:
             stats.rate_limited += 1
 
+    def _probe_wait(self, health: EndpointHealth) -> float:
+        """Seconds between two probes of ``health``: doubled by each relapse, capped."""
+        return min(self._probe_max, self._probe_interval * 2.0 ** min(health.relapses, 32))
+
     def _maybe_probe(self, health: EndpointHealth) -> None:
-        if health.probing or time.monotonic() - health.last_probe < self._probe_interval:
+        if health.probing or time.monotonic() - health.last_probe < self._probe_wait(health):
             return
         health.probing = True
         task = asyncio.get_running_loop().create_task(self._probe(health))
