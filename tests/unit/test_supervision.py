@@ -22,7 +22,7 @@ from arbx.domain.journal import PoolBook
 from arbx.domain.pools import Token, V2Pool
 from arbx.domain.profit import Opportunity
 from arbx.engine.pipeline import BlockResult, Pipeline, RunSummary
-from arbx.engine.runner import MAX_REPLACED, Supervisor
+from arbx.engine.runner import MAX_DROPPED, MAX_REPLACED, Supervisor
 from arbx.engine.supervision import Action, Backoff, Fault, SupervisionPolicy, classify
 from arbx.errors import TransientError
 
@@ -373,6 +373,70 @@ async def test_a_head_replaced_again_and_again_is_left_to_the_policy() -> None:
     assert summary.replaced_heads == MAX_REPLACED
     assert resync.rebootstrapped == 1  # then the stale retries, and the re-bootstrap at 2
     assert sync.advanced == [1, 3, 4]
+
+
+class NoBlocks(ScriptedSync):
+    """A node with no block at the numbers in ``missing`` (every number by default): their sync
+    fails as stale at every try (their logs: "unknown block") and ``block_at`` answers None."""
+
+    def __init__(self, missing: Iterable[int] | None = None) -> None:
+        super().__init__({})
+        self.missing = None if missing is None else set(missing)
+
+    def _gone(self, number: int) -> bool:
+        return self.missing is None or number in self.missing
+
+    async def advance(self, head: Head) -> SyncUpdate:
+        if self._gone(head.number):
+            raise StaleStateError("unknown block")
+        return await super().advance(head)
+
+    async def block_at(self, number: int) -> Head | None:
+        return None if self._gone(number) else head(number)
+
+
+class AtTheChainsHead(CountingResync):
+    """Re-bootstraps at the newest head the stream gave (the chain's head then)."""
+
+    def __init__(self) -> None:
+        super().__init__(head_after=-1)
+        self.floors: list[int] = []
+
+    async def rebootstrap(self) -> tuple[int, set[str]]:
+        self.floors.append(self.head_after)
+        return await super().rebootstrap()
+
+
+@loop_test
+async def test_a_node_with_no_block_at_any_number_is_rebootstrapped_after_a_few_drops() -> None:
+    """Dropping a head with no block at its number waits out a reorg's mining; a node that
+    answers no block at all would have every head dropped for ever. After MAX_DROPPED drops in a
+    row the policy's re-bootstrap stands (the book read again at the chain's head, through the
+    client's failover), and the count starts again."""
+    sync, resync = NoBlocks(), AtTheChainsHead()
+
+    async def arriving() -> AsyncIterator[Head]:
+        for number in range(1, 13):
+            resync.head_after = number  # the chain's head is the newest head
+            yield head(number)
+
+    run = Pipeline(arriving(), sync, NoStrategy(), Keep(), resync=resync)
+    summary = await Supervisor(run, SupervisionPolicy(backoff=FAST)).run(asyncio.Event())
+    assert MAX_DROPPED == 3
+    assert resync.floors == [4, 8, 12]  # each after three heads dropped in a row
+    assert (summary.dropped_heads, summary.rebootstraps, summary.skipped_heads) == (9, 3, 3)
+    assert (summary.blocks, summary.stopped_by) == (0, "end of heads")
+
+
+@loop_test
+async def test_heads_dropped_between_processed_ones_are_never_rebootstrapped() -> None:
+    """The count is of drops in a row: a head processed in between starts it again."""
+    sync, resync = NoBlocks(missing={1, 2, 4, 5, 7, 8, 10, 11}), CountingResync(head_after=99)
+    run = pipeline(range(1, 13), sync, resync)
+    summary = await Supervisor(run, SupervisionPolicy(backoff=FAST)).run(asyncio.Event())
+    assert resync.rebootstrapped == 0
+    assert sync.advanced == [3, 6, 9, 12]
+    assert (summary.dropped_heads, summary.blocks) == (8, 4)
 
 
 def test_only_v2_pools_with_both_reserves_at_the_minimum_are_kept() -> None:

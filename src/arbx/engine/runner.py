@@ -18,7 +18,10 @@ the book's depth, as any other); after ``MAX_REPLACED`` replacements in a row (a
 changing under one number) the policy's action stands. No block at that number when the policy
 would re-bootstrap (a chain shorter than the head: anvil's reorg unwinds, then mines the new
 blocks one by one; a revert) drops the head instead: the next head's sync walks back to the book
-and re-bootstraps only if the journal cannot reach the fork.
+and re-bootstraps only if the journal cannot reach the fork. After ``MAX_DROPPED`` heads dropped
+in a row (a node that answers no block at any number, not a reorg's mining, which ends), the
+policy's re-bootstrap stands: the book is read again at the chain's head (through the client's
+failover), and the count starts again once a head is processed or the book re-bootstrapped.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from arbx.engine.supervision import Action, Decision, Fault, SupervisionPolicy
 log = logging.getLogger(__name__)
 
 MAX_REPLACED = 8  # replacements of one head in a row followed before the policy acts again
+MAX_DROPPED = 3  # heads dropped in a row (no block at their number) before the policy acts again
 
 
 class Supervisor:
@@ -44,6 +48,7 @@ class Supervisor:
         self.pipeline = pipeline
         self.policy = policy if policy is not None else SupervisionPolicy()
         self.floor = -1  # heads at or below this block are behind the book (re-bootstrapped)
+        self.dropped_in_row = 0  # heads dropped since the last one processed or re-bootstrap
 
     @property
     def summary(self) -> RunSummary:
@@ -121,6 +126,7 @@ class Supervisor:
                         self.summary.skipped_heads += 1
                         return True
                 await self.pipeline.process(head)
+                self.dropped_in_row = 0
                 return True
             except Exception as exc:
                 decision = self._decide(exc, attempt)
@@ -147,7 +153,8 @@ class Supervisor:
                     self.summary.replaced_heads += 1
                     head, attempt, replaced = now, 0, replaced + 1
                     continue
-                if now is None and decision.action is Action.REBOOTSTRAP and repair is None:
+                gone = now is None and decision.action is Action.REBOOTSTRAP and repair is None
+                if gone and self.dropped_in_row < MAX_DROPPED:
                     log.warning(
                         "block %d: %s failure (%s); the node has no block %d now: dropped, the "
                         "next head is synced from the book",
@@ -157,7 +164,16 @@ class Supervisor:
                         head.number,
                     )
                     self.summary.dropped_heads += 1
+                    self.dropped_in_row += 1
                     return True
+                if gone:
+                    log.warning(
+                        "block %d: the node has no block %d now either, the %d heads before "
+                        "it dropped: the policy acts",
+                        head.number,
+                        head.number,
+                        self.dropped_in_row,
+                    )
                 log.warning(
                     "block %d: %s failure (%s); %s in %.2f s",
                     head.number,
@@ -201,6 +217,7 @@ class Supervisor:
             self.summary.reloads += len(decision.pools)
             return
         floor, changed = await resync.rebootstrap()
+        self.dropped_in_row = 0
         self.floor = max(self.floor, floor)
         self.pipeline.changed_outside |= changed
         self.summary.rebootstraps += 1
