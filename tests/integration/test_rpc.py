@@ -30,6 +30,7 @@ from arbx.chain import (
     get_logs,
     heads,
 )
+from arbx.chain.resync import settled_block
 from arbx.devnet.anvil import Anvil, AnvilOptions, find_anvil, free_port, rpc_chain_id, start_anvil
 from arbx.errors import SimulationRevertedError, TransientError
 
@@ -295,6 +296,32 @@ async def test_an_endpoint_that_answers_probes_but_hangs_on_calls_is_probed_less
     assert answered > 20
 
 
+async def test_a_node_that_answers_no_latest_block_is_failed_over_for_the_settled_block(
+    node: Anvil,
+) -> None:
+    """The re-bootstrap (and the first load) start from the chain's latest block, which a chain
+    always has: a node that answers none (a node that answers no block at any number, which the
+    supervisor stops dropping heads for) has failed, and the other endpoint is asked."""
+    server = Hostile(node.url)
+    url = await server.start()
+    server.mode = "null_blocks"
+    try:
+        await mine(node.url, 2)
+        latest = await rpc(node.url, "eth_getBlockByNumber", "latest", False)
+        async with RpcClient([url, node.url]) as client:
+            number, block_hash = await settled_block(client)
+        async with RpcClient([url], retries=1, backoff_base=0.001) as alone:
+            with pytest.raises(TransientError, match="a header is an object, not NoneType"):
+                await settled_block(alone)
+    finally:
+        await server.stop()
+    assert (number, block_hash) == (int(latest["number"], 16) - 1, latest["parentHash"])
+    assert client.stats.malformed == 1
+    assert client.health[0].errors["malformed"] == 1
+    assert client.health[1].answered == 1
+    assert alone.stats.exhausted == 1
+
+
 # -- hostile servers ----------------------------------------------------------------------------
 
 
@@ -315,6 +342,10 @@ class Hostile:
         mode = self.mode
         if mode == "slow":
             await asyncio.wait_for(self.release.wait(), 10)
+        if mode == "null_blocks" and json.loads(body).get("method") == "eth_getBlockByNumber":
+            return web.json_response(
+                {"jsonrpc": "2.0", "id": json.loads(body)["id"], "result": None}
+            )
         if mode == "half_hung":  # answers eth_blockNumber (the probe), hangs on the rest
             if json.loads(body).get("method") != "eth_blockNumber":
                 await asyncio.wait_for(self.release.wait(), 10)

@@ -15,7 +15,6 @@ from arbx.chain.bootstrap import PoolMeta, load_pools
 from arbx.chain.heads import decode_head
 from arbx.chain.rpc import RpcClient
 from arbx.chain.sync import hex_hash
-from arbx.domain.errors import StaleStateError
 from arbx.domain.journal import PoolBook
 
 
@@ -49,12 +48,12 @@ class BookResync:
 
 
 async def settled_block(client: RpcClient) -> tuple[int, str]:
-    """The number and hash of the parent of the chain's latest block (the block itself at 0)."""
-    raw = await client.call("eth_getBlockByNumber", ["latest", False])
-    try:
-        head = decode_head(raw)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise StaleStateError(f"malformed latest block: {exc}") from None
+    """The number and hash of the parent of the chain's latest block (the block itself at 0).
+
+    A chain always has a latest block: an endpoint that answers none (null), or a malformed one,
+    has failed, and the client asks the next one (``TransientError`` when none answers one).
+    """
+    head = await client.call("eth_getBlockByNumber", ["latest", False], decode=decode_head)
     if head.number == 0:
         return 0, hex_hash(head.hash)
     return head.number - 1, hex_hash(head.parent_hash)
