@@ -342,10 +342,11 @@ class Hostile:
         mode = self.mode
         if mode == "slow":
             await asyncio.wait_for(self.release.wait(), 10)
-        if mode == "null_blocks" and json.loads(body).get("method") == "eth_getBlockByNumber":
-            return web.json_response(
-                {"jsonrpc": "2.0", "id": json.loads(body)["id"], "result": None}
-            )
+        if mode == "null_blocks":  # no block at any number; every other answer as it is
+            if json.loads(body).get("method") == "eth_getBlockByNumber":
+                reply = {"jsonrpc": "2.0", "id": json.loads(body)["id"], "result": None}
+                return web.json_response(reply)
+            mode = "ok"
         if mode == "half_hung":  # answers eth_blockNumber (the probe), hangs on the rest
             if json.loads(body).get("method") != "eth_blockNumber":
                 await asyncio.wait_for(self.release.wait(), 10)
@@ -699,6 +700,33 @@ async def test_heads_go_on_through_the_other_endpoint(node: Anvil) -> None:
         seen = [first] + [await anext(stream) for _ in range(3)]
     assert_chained(seen)
     assert client.stats.failovers == 1
+
+
+async def test_heads_go_on_through_the_other_endpoint_when_one_serves_no_block(
+    node: Anvil,
+) -> None:
+    """A node that announces its head (``eth_blockNumber``) but answers no block at any number
+    (null) is no failure to the client: polled heads starved behind it for ever. After a few
+    polls of an announced head it does not serve, the head is asked strictly, and the client
+    fails over to the endpoint that serves the chain."""
+    server = Hostile(node.url)
+    url = await server.start()
+    server.mode = "null_blocks"
+    try:
+        async with (
+            RpcClient([url, node.url]) as client,
+            heads(client, poll_interval=0.01, use_ws=False) as stream,
+        ):
+            seen = [await asyncio.wait_for(anext(stream), timeout=15)]
+            for _ in range(3):
+                await mine(node.url, 1)
+                seen.append(await asyncio.wait_for(anext(stream), timeout=15))
+    finally:
+        await server.stop()
+    assert_chained(seen)
+    assert stream.stats.strict_polls >= 1
+    assert client.health[0].errors["malformed"] >= 1  # the null block was its failure
+    assert client.stats.exhausted == 0
 
 
 # -- hostile WebSocket for calls ----------------------------------------------------------------

@@ -3,7 +3,11 @@
 ``heads(client)`` subscribes to ``newHeads`` on the first healthy endpoint that has a WebSocket
 URL. When there is none, when the subscription fails, sends garbage, or stays silent longer than
 ``silence_timeout``, it polls ``eth_blockNumber`` through the client (so with its failover) every
-``poll_interval`` and tries the WebSocket again after ``ws_retry_interval``.
+``poll_interval`` and tries the WebSocket again after ``ws_retry_interval``. A polled head the
+node announces but does not serve (null: it lags its own head) is asked for again at the next
+poll; after ``UNSERVED_POLLS`` such polls in a row it is asked strictly, a null answer being that
+endpoint's failure, so that the client fails over: a node that answers no block at any number
+would otherwise starve the stream for ever while another endpoint serves the chain.
 
 Whatever the source, a head more than one block ahead of the last one yielded is preceded by the
 missing blocks, fetched by number in batches; a head already yielded (same number and hash) is
@@ -33,6 +37,7 @@ from arbx.metrics import record
 _REMEMBERED: Final = 256  # block numbers whose yielded hash is kept to skip duplicates
 _FILL_CHUNK: Final = 100  # blocks fetched per gap-filling batch
 PRUNED_LAG: Final = 32  # a block this far below a served head that is not served: pruned
+UNSERVED_POLLS: Final = 3  # polls in a row whose announced head is null, then asked strictly
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,7 @@ class HeadStats:
     fallbacks: int = 0  # times the WebSocket was given up for polling
     poll_errors: int = 0
     pruned_gaps: int = 0  # gaps the node no longer serves, skipped
+    strict_polls: int = 0  # announced heads asked strictly after UNSERVED_POLLS null answers
     last_ws_error: str = ""
 
 
@@ -202,11 +208,14 @@ class HeadStream:
     async def _polled(self, until: float) -> AsyncGenerator[Head]:
         """Heads found by polling ``eth_blockNumber``, until the monotonic time ``until``."""
         self.stats.source = "poll"
+        unserved = 0  # polls in a row whose announced head the node did not serve
         while time.monotonic() < until:
             try:
                 number = await self.client.block_number()
                 if self._last is None or number != self._last.number:
-                    head = await self._block(number)
+                    strict = unserved >= UNSERVED_POLLS
+                    head = await (self._served(number) if strict else self._block(number))
+                    unserved = unserved + 1 if head is None else 0
                     if head is not None:
                         self.stats.polled += 1
                         async for accepted in self._accept(head):
@@ -266,6 +275,14 @@ class HeadStream:
     async def _block(self, number: int) -> Head | None:
         return await self.client.call(
             "eth_getBlockByNumber", [hex(number), False], decode=_block_or_none
+        )
+
+    async def _served(self, number: int) -> Head:
+        """Block ``number``, which the node announced: no block (null) is the endpoint's failure
+        (the client asks the next one; TransientError when none serves it)."""
+        self.stats.strict_polls += 1
+        return await self.client.call(
+            "eth_getBlockByNumber", [hex(number), False], decode=decode_head
         )
 
     async def _blocks(self, start: int, stop: int) -> list[Head | None]:
