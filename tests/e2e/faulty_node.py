@@ -14,6 +14,9 @@ Modes (``proxy.mode``):
 - ``no_method``: ``eth_getLogs`` is a method the node does not serve (-32601).
 - ``pruned``: blocks more than ``keep`` below the head are not served (``eth_getBlockByNumber``
   answers null), as a node that prunes its history.
+- ``no_blocks``: the node announces its head but has no block at any number
+  (``eth_getBlockByNumber`` answers null, ``eth_getLogs`` "unknown block"): a backend that lost
+  its chain behind a balancer that answers ``eth_blockNumber`` from elsewhere.
 - ``down``: the port is closed: connections are refused (``stop_listening`` / ``listen``).
 """
 
@@ -85,7 +88,10 @@ class FaultyNode(LoopbackProxy):
             self.faults += 1
             error = {"code": -32601, "message": "the method eth_getLogs does not exist"}
             return {"jsonrpc": "2.0", "id": reply["id"], "error": error}
-        if mode == "no_logs" and method == "eth_getLogs":
+        if mode == "no_blocks" and method == "eth_getBlockByNumber":
+            self.faults += 1
+            return {**reply, "result": None}
+        if mode in ("no_logs", "no_blocks") and method == "eth_getLogs":
             self.faults += 1
             return {"jsonrpc": "2.0", "id": reply["id"], "error": UNKNOWN_BLOCK}
         if mode == "inconsistent":

@@ -5,8 +5,9 @@ the run goes on afterwards, and its pool states equal the chain's at the end."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,10 +83,12 @@ async def supervised_run(
     devnet: EmbeddedDevnet,
     node: FaultyNode,
     faults: Callable[[Timeline], Awaitable[int]],
+    others: Sequence[str] = (),
 ) -> Outcome:
-    """The engine through ``node`` while ``faults`` misbehaves; ``faults`` returns the chain's
-    head once the node behaves again, and the run stops AFTER blocks past it."""
-    async with RpcClient([node.url], timeout=2.0) as client:
+    """The engine through ``node`` (then ``others``) while ``faults`` misbehaves; ``faults``
+    returns the chain's head once the node behaves again, and the run stops AFTER blocks past
+    it."""
+    async with RpcClient([node.url, *others], timeout=2.0) as client:
         loaded = await load_book(client, devnet_spec(devnet.deployment))
         book, metas = loaded.book, loaded.metas
         strategy = CyclicArbitrage(book, StrategyLimits(base_tokens=(devnet.deployment.weth,)))
@@ -193,6 +196,39 @@ async def test_every_endpoint_gone_for_30_seconds(devnet: EmbeddedDevnet, node: 
     # AFTER blocks past its head then (a loaded machine coalesces heads, so not every one of them)
     assert outcome.timeline.last >= head_then + AFTER
     assert sum(1 for t, _ in outcome.timeline.blocks if t >= restored_at) >= 2
+    await assert_parity(devnet, outcome)
+
+
+async def test_a_node_with_no_block_at_any_number_is_left_for_the_other_endpoint(
+    devnet: EmbeddedDevnet, node: FaultyNode
+) -> None:
+    """The first of two endpoints announces its head but answers no block at any number and no
+    logs for 8 s. Null is an answer, not a failure: the polled heads starved behind it for ever
+    (and heads that came would each be dropped). The engine goes on through the other endpoint
+    meanwhile: it processes a block past the chain's head of the window's middle before the
+    window ends."""
+    window_s = 8.0
+    during: list[tuple[int, int, float]] = []  # (chain head mid-window, last processed, worst gap)
+
+    async def faults(timeline: Timeline) -> int:
+        await wait_for(lambda: timeline.count >= 5)
+        node.mode = "no_blocks"
+        started = time.monotonic()
+        await asyncio.sleep(window_s / 2)
+        middle = await chain_head(devnet)
+        await asyncio.sleep(window_s / 2)
+        node.mode = "ok"
+        times = [started] + [t for t, _ in timeline.blocks if t >= started] + [time.monotonic()]
+        worst = max(b - a for a, b in itertools.pairwise(times))
+        during.append((middle, timeline.last, worst))
+        return await chain_head(devnet)
+
+    outcome = await supervised_run(devnet, node, faults, others=[devnet.url])
+    ((middle, last, worst),) = during
+    print(f"\nno blocks at the first endpoint for {window_s:.0f} s: worst gap {worst:.2f} s")
+    assert outcome.faults > 0
+    assert last >= middle, (last, middle)  # it followed the chain through the other endpoint
+    assert outcome.exhausted == 0
     await assert_parity(devnet, outcome)
 
 
