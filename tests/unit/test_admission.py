@@ -33,11 +33,22 @@ class Gate:
 
 
 class Clock:
+    """Monotonic time the test moves, and the refusals' holds (recorded, not waited)."""
+
     def __init__(self) -> None:
         self.now = 1000.0
+        self.held: list[float] = []
 
     def __call__(self) -> float:
         return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.held.append(seconds)
+
+
+def admit(app: Any, bounds: AdmissionBounds, clock: Clock) -> Admission:
+    """The middleware on ``clock``, its refusals' holds recorded on it."""
+    return Admission(app, bounds, clock, sleep=clock.sleep)
 
 
 async def call(
@@ -76,7 +87,7 @@ async def call(
 
 async def test_a_client_gets_its_burst_then_429_until_its_bucket_refills() -> None:
     clock = Clock()
-    admission = Admission(Gate(), AdmissionBounds(client_rate=2.0, client_burst=3), clock)
+    admission = admit(Gate(), AdmissionBounds(client_rate=2.0, client_burst=3), clock)
     assert [(await call(admission))[0] for _ in range(3)] == [200, 200, 200]
     status, headers, detail = await call(admission)
     assert (status, headers["retry-after"], detail) == (429, "1", "over 2 requests/s")
@@ -90,14 +101,63 @@ async def test_a_client_gets_its_burst_then_429_until_its_bucket_refills() -> No
 
 
 async def test_retry_after_is_the_whole_seconds_until_one_request_is_allowed() -> None:
-    admission = Admission(Gate(), AdmissionBounds(client_rate=0.25, client_burst=1), Clock())
+    admission = admit(Gate(), AdmissionBounds(client_rate=0.25, client_burst=1), Clock())
     assert (await call(admission))[0] == 200
     status, headers, _ = await call(admission)
     assert (status, headers["retry-after"]) == (429, "4")
 
 
+async def test_a_refusal_is_held_up_to_its_retry_after_and_the_hold_bound() -> None:
+    clock = Clock()
+    slow = admit(Gate(), AdmissionBounds(client_rate=0.25, client_burst=1), clock)
+    await call(slow)
+    status, headers, _ = await call(slow)
+    assert (status, headers["retry-after"], clock.held) == (429, "4", [1.0])  # the hold bound
+    short = Clock()
+    quick = admit(
+        Gate(), AdmissionBounds(client_rate=2.0, client_burst=1, refusal_hold_s=5.0), short
+    )
+    await call(quick)
+    assert (await call(quick))[0] == 429
+    assert short.held == [1.0]  # never longer than its Retry-After
+    assert "connection" not in headers
+
+
+async def test_past_max_held_a_refusal_is_answered_at_once_closing_its_connection() -> None:
+    clock = Clock()
+    release = asyncio.Event()
+
+    async def held(seconds: float) -> None:
+        clock.held.append(seconds)
+        await release.wait()
+
+    bounds = AdmissionBounds(client_rate=1.0, client_burst=1, max_held=2)
+    admission = Admission(Gate(), bounds, clock, sleep=held)
+    await call(admission)
+    holding = [asyncio.ensure_future(call(admission)) for _ in range(2)]
+    await asyncio.sleep(0)
+    assert admission.held == 2
+    status, headers, detail = await call(admission)
+    assert (status, headers["connection"], detail) == (429, "close", "over 1 requests/s")
+    assert clock.held == [1.0, 1.0]  # the third was not held
+    release.set()
+    answers = await asyncio.gather(*holding)
+    assert [a[0] for a in answers] == [429, 429]
+    assert all("connection" not in a[1] for a in answers)
+    assert admission.held == 0
+
+
+async def test_no_hold_answers_at_once_and_keeps_the_connection() -> None:
+    clock = Clock()
+    bounds = AdmissionBounds(client_rate=1.0, client_burst=1, refusal_hold_s=0.0)
+    admission = admit(Gate(), bounds, clock)
+    await call(admission)
+    status, headers, _ = await call(admission)
+    assert (status, clock.held, "connection" in headers) == (429, [], False)
+
+
 async def test_without_a_token_the_address_is_the_client() -> None:
-    admission = Admission(Gate(), AdmissionBounds(client_rate=1.0, client_burst=1), Clock())
+    admission = admit(Gate(), AdmissionBounds(client_rate=1.0, client_burst=1), Clock())
     assert (await call(admission, token=None, host="10.0.0.1"))[0] == 200
     assert (await call(admission, token=None, host="10.0.0.1"))[0] == 429
     assert (await call(admission, token=None, host="10.0.0.2"))[0] == 200
@@ -108,7 +168,7 @@ async def test_the_stream_is_keyed_by_its_query_token_and_not_counted_in_flight(
     gate = Gate()
     gate.open.clear()
     bounds = AdmissionBounds(client_rate=1.0, client_burst=2, max_in_flight=1)
-    admission = Admission(gate, bounds, Clock())
+    admission = admit(gate, bounds, Clock())
     stream = "/api/v1/stream"
     streams = [
         asyncio.ensure_future(call(admission, stream, token=None, query=b"token=s1"))
@@ -127,7 +187,7 @@ async def test_the_stream_is_keyed_by_its_query_token_and_not_counted_in_flight(
 async def test_past_max_in_flight_503_until_one_is_answered() -> None:
     gate = Gate()
     gate.open.clear()
-    admission = Admission(gate, AdmissionBounds(max_in_flight=2), Clock())
+    admission = admit(gate, AdmissionBounds(max_in_flight=2), Clock())
     held = [asyncio.ensure_future(call(admission, token=t)) for t in ("a", "b")]
     await asyncio.sleep(0)
     status, headers, detail = await call(admission, token="c")
@@ -145,7 +205,7 @@ async def test_probes_pass_a_flood_with_their_own_cap() -> None:
     bounds = AdmissionBounds(
         client_rate=1.0, client_burst=1, max_in_flight=1, probe_max_in_flight=2
     )
-    admission = Admission(gate, bounds, Clock())
+    admission = admit(gate, bounds, Clock())
     flood = asyncio.ensure_future(call(admission))  # the one request in flight
     await asyncio.sleep(0)
     assert (await call(admission))[0] == 429  # its client is over its rate
@@ -162,7 +222,7 @@ async def test_probes_pass_a_flood_with_their_own_cap() -> None:
 
 
 async def test_the_clients_remembered_are_bounded_oldest_forgotten_first() -> None:
-    admission = Admission(
+    admission = admit(
         Gate(), AdmissionBounds(client_rate=1.0, client_burst=1, max_clients=2), Clock()
     )
     for token in ("a", "b", "a", "c"):  # a seen again: b is the oldest when c arrives
@@ -173,9 +233,18 @@ async def test_the_clients_remembered_are_bounded_oldest_forgotten_first() -> No
 
 
 async def test_the_settings_give_the_bounds_and_refuse_nonsense() -> None:
-    bounds = ApiSettings(client_rate=5, client_burst=7, max_in_flight=3).admission()
+    bounds = ApiSettings(
+        client_rate=5, client_burst=7, max_in_flight=3, refusal_hold_s=0.5, max_held=9
+    ).admission()
     assert (bounds.client_rate, bounds.client_burst, bounds.max_in_flight) == (5.0, 7, 3)
+    assert (bounds.refusal_hold_s, bounds.max_held) == (0.5, 9)
     assert ApiSettings().nice == 10
-    for bad in ({"client_rate": 0}, {"max_in_flight": 0}, {"nice": -5}, {"nice": 20}):
+    for bad in (
+        {"client_rate": 0},
+        {"max_in_flight": 0},
+        {"nice": -5},
+        {"nice": 20},
+        {"refusal_hold_s": -1},
+    ):
         with pytest.raises(ValidationError):
             ApiSettings(**bad)

@@ -5,14 +5,17 @@ other work (body, authentication, the database).
 
 - each client (its bearer token, or the stream's ``?token=``; without one, its address) has a
   token bucket of ``client_burst`` requests refilled at ``client_rate`` per second; past it the
-  request is refused with 429 and ``Retry-After`` (whole seconds until one request is allowed);
+  request is refused with 429 and ``Retry-After`` (whole seconds until one request is allowed),
+  answered only after up to ``refusal_hold_s`` seconds (at most ``max_held`` refusals held at
+  once; past that a refusal is answered at once and its connection closed): a client that does
+  not wait as told then costs a refusal per connection per hold, not one per round trip;
 - at most ``max_in_flight`` requests are answered at once (a live stream, which lasts as long as
   its client, is not counted); past it 503 with ``Retry-After: 1``;
 - the probes and the scrape (``/healthz``, ``/readyz``, ``/metrics``) pass neither limit, so that
   a flood never fails a liveness probe, but have their own cap of ``probe_max_in_flight`` at
   once (503 past it).
 
-A refusal costs a dictionary lookup and a short answer; the token is never stored, only a
+A refusal costs a dictionary lookup, a timer and a short answer; the token is never stored, only a
 digest of it, and the table of clients is bounded (``max_clients``, the least recently seen
 forgotten first; a forgotten client starts again with a full bucket). The API's share of the
 machine is bounded further by its process's CPU priority (``api.nice``, ADR 0038).
@@ -20,11 +23,12 @@ machine is bounded further by its process's CPU priority (``api.nice``, ADR 0038
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -44,6 +48,8 @@ class AdmissionBounds:
     max_in_flight: int = 32  # requests answered at once (streams apart)
     probe_max_in_flight: int = 8  # /healthz, /readyz, /metrics answered at once
     max_clients: int = 4096  # clients remembered
+    refusal_hold_s: float = 1.0  # a 429 is answered after this long (at most its Retry-After)
+    max_held: int = 1024  # 429s held at once; past it answered at once, closing the connection
 
 
 @dataclass(slots=True)
@@ -60,11 +66,14 @@ class Admission:
         app: App,
         bounds: AdmissionBounds | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.app = app
         self.bounds = bounds or AdmissionBounds()
         self.clock = clock
+        self.sleep = sleep
         self.in_flight = 0
+        self.held = 0  # refusals being held
         self.probes_in_flight = 0
         self.clients: OrderedDict[bytes, _Bucket] = OrderedDict()
 
@@ -87,7 +96,7 @@ class Admission:
             return
         wait = self._take(_client(scope))
         if wait is not None:
-            await _refuse(send, 429, f"over {bounds.client_rate:g} requests/s", wait)
+            await self._hold_and_refuse(send, wait)
             return
         if path == STREAM:  # as long as its client stays: counted by its opening only
             await self.app(scope, receive, send)
@@ -122,6 +131,22 @@ class Admission:
             bucket.tokens -= 1.0
             return None
         return max(1, math.ceil((1.0 - bucket.tokens) / bounds.client_rate))
+
+    async def _hold_and_refuse(self, send: Send, wait: int) -> None:
+        """429 after holding the answer up to ``refusal_hold_s`` (never longer than ``wait``),
+        or at once with the connection closed when ``max_held`` refusals are held already."""
+        bounds = self.bounds
+        hold = min(float(wait), bounds.refusal_hold_s)
+        headers = [(b"retry-after", str(wait).encode())]
+        if hold > 0 and self.held < bounds.max_held:
+            self.held += 1
+            try:
+                await self.sleep(hold)
+            finally:
+                self.held -= 1
+        elif hold > 0:
+            headers.append((b"connection", b"close"))
+        await refuse(send, 429, f"over {bounds.client_rate:g} requests/s", headers)
 
 
 def _client(scope: Scope) -> bytes:

@@ -48,6 +48,7 @@ from arbx.api.events import EventHub
 from arbx.api.limits import SERVER_LIMITS, RequestLimits
 from arbx.api.metrics import MetricsMiddleware, metrics_endpoint
 from arbx.api.schemas import ErrorOut, HealthOut, ReadyOut
+from arbx.api.share import ForgetOnWrite, SharedAnswers
 from arbx.api.views import age_s
 from arbx.domain.errors import ConfigError, InputError
 from arbx.domain.limits import Limits
@@ -62,6 +63,7 @@ log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 READY_TIMEOUT_S = 3.0
 WARM_UP_TIMEOUT_S = 10.0  # the most a start waits for the warm-up
+TOKENS_KEPT = 4096  # token digests remembered (arbx.api.auth), the least recently used forgotten
 
 DESCRIPTION = """\
 The arbx searcher's API: status, opportunities, bundles, PnL, pools, and the operator controls
@@ -98,9 +100,13 @@ def create_app(
     clock: Callable[[], datetime] = utc_now,
     alerts: Callable[[], Alerts] | None = None,
     admission: AdmissionBounds | None = None,
+    share_s: float = 0.0,
+    token_cache_s: float = 0.0,
 ) -> FastAPI:
     """The API on ``sessions_factory``'s database, serving the dashboard when there is one;
-    with ``admission``, requests over its bounds are refused before any other work."""
+    with ``admission``, requests over its bounds are refused before any other work; with
+    ``share_s``, answers to the same read are shared that many seconds (``arbx.api.share``);
+    with ``token_cache_s``, what a token was found to be is kept that long (``arbx.api.auth``)."""
     bind = sessions_factory.kw.get("bind")
     if not isinstance(bind, Engine):
         raise ConfigError("create_app needs a session factory bound to an engine")
@@ -115,6 +121,8 @@ def create_app(
         poll_interval=poll_interval,
         clock=clock,
         alerts=alerts or Alerts,
+        shared=SharedAnswers(ttl_s=share_s),
+        tokens=SharedAnswers(ttl_s=token_cache_s, max_answers=TOKENS_KEPT),
     )
     conninfo = None
     if bind.dialect.name == "postgresql":
@@ -144,6 +152,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    app.add_middleware(ForgetOnWrite, shared=ctx.shared)
     app.add_middleware(RequestLimits)
     if admission is not None:  # before the limits read a body
         app.add_middleware(Admission, bounds=admission)

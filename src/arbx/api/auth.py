@@ -6,6 +6,11 @@ prefer the header where the client can send it; the API's own access log is off)
 SHA-256 is looked up by index and compared again in constant time; revoked and unknown tokens
 get the same 401. ``last_used_at`` is written at most once a minute per token, after the
 response, so that reads do not queue behind the engine for SQLite's write lock.
+
+What a token's digest was found to be (a token, revoked or not, or nothing) is kept
+``api.token_cache_s`` seconds (``ApiContext.tokens``): a client's next requests are checked
+without the database, and a token revoked by ``arbx token revoke`` is refused by every API
+process within that time (ADR 0041). The live stream checks its token again each minute.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass
 from typing import Annotated, Final, TypeVar
 
 from fastapi import BackgroundTasks, Depends, HTTPException, Query, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -51,7 +57,9 @@ class Principal:
         return f"api:{self.name}"
 
 
-def authenticate(ctx: ApiContext, token: str | None, background: BackgroundTasks) -> Principal:
+async def authenticate(
+    ctx: ApiContext, token: str | None, background: BackgroundTasks
+) -> Principal:
     """The principal of ``token``; 401 when it is missing, unknown or revoked."""
     if not token:
         raise HTTPException(
@@ -62,8 +70,12 @@ def authenticate(ctx: ApiContext, token: str | None, background: BackgroundTasks
         )
     found = None
     if len(token) <= MAX_TOKEN_LENGTH:
-        with ctx.reader() as session:
-            found = api_repo.find_token(session, token)
+        digest = api_repo.hash_token(token)
+        known = ctx.tokens.shared(digest)
+        if known is not None:
+            found = known.body
+        else:
+            found = await run_in_threadpool(ctx.tokens.answer, digest, lambda: _find(ctx, token))
     if found is None or found.revoked_at is not None:
         raise HTTPException(401, "invalid or revoked token", headers=_CHALLENGE)
     now = time.monotonic()
@@ -71,6 +83,11 @@ def authenticate(ctx: ApiContext, token: str | None, background: BackgroundTasks
         ctx.touched[found.id] = now
         background.add_task(_touch, ctx, found.id)
     return Principal(found.id, found.name, found.role)
+
+
+def _find(ctx: ApiContext, token: str) -> api_repo.TokenInfo | None:
+    with ctx.reader() as session:
+        return api_repo.find_token(session, token)
 
 
 def _touch(ctx: ApiContext, token_id: int) -> None:
@@ -81,13 +98,13 @@ def _touch(ctx: ApiContext, token_id: int) -> None:
         pass
 
 
-def viewer(
+async def viewer(
     background: BackgroundTasks,
     ctx: Annotated[ApiContext, Depends(context)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
 ) -> Principal:
     """Any valid token (a FastAPI dependency)."""
-    return authenticate(ctx, credentials.credentials if credentials else None, background)
+    return await authenticate(ctx, credentials.credentials if credentials else None, background)
 
 
 def operator(principal: Annotated[Principal, Depends(viewer)]) -> Principal:
@@ -99,7 +116,7 @@ def operator(principal: Annotated[Principal, Depends(viewer)]) -> Principal:
     return principal
 
 
-def stream_viewer(
+async def stream_viewer(
     background: BackgroundTasks,
     ctx: Annotated[ApiContext, Depends(context)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
@@ -112,7 +129,7 @@ def stream_viewer(
     ] = None,
 ) -> Principal:
     """A valid token from the header or from ``?token=`` (a FastAPI dependency)."""
-    return authenticate(ctx, credentials.credentials if credentials else token, background)
+    return await authenticate(ctx, credentials.credentials if credentials else token, background)
 
 
 Viewer = Annotated[Principal, Depends(viewer)]

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING
 from fastapi import HTTPException, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from arbx.api.share import SharedAnswers
 from arbx.domain.limits import Limits
 from arbx.domain.modes import Mode
 from arbx.domain.stages import Alerts, Schedule
 from arbx.store import api_repo, browse_repo
+from arbx.store.api_repo import TokenInfo
 
 if TYPE_CHECKING:
     from arbx.api.events import EventHub
@@ -43,6 +45,11 @@ class ApiContext:
     hub: EventHub | None = None
     draining: bool = False  # shutdown has begun: /readyz answers 503
     alerts: Callable[[], Alerts] = Alerts  # the firing arbx alerts, for the stage gate
+    shared: SharedAnswers[bytes] = field(default_factory=lambda: SharedAnswers(ttl_s=0.0))
+    # a token's digest -> its row (None: unknown), kept api.token_cache_s (arbx.api.auth)
+    tokens: SharedAnswers[TokenInfo | None] = field(
+        default_factory=lambda: SharedAnswers(ttl_s=0.0)
+    )
 
     def chain(self, session: Session) -> int | None:
         """The chain this API serves: configured, else the engine's newest heartbeat or run."""

@@ -26,7 +26,7 @@ router = APIRouter(prefix="/api/v1", responses=READ_ERRORS)
 
 
 @router.get("/pnl", response_model=PnlOut, summary="Profit and loss")
-def get_pnl(
+async def get_pnl(
     ctx: Annotated[ApiContext, Depends(context)],
     _: Viewer,
     group_by: Annotated[
@@ -43,57 +43,60 @@ def get_pnl(
     """Expected (included bundles) against realized profit; the API's chain unless run_id."""
     if since is not None and until is not None and since > until:
         raise HTTPException(400, f"since ({since}) is after until ({until})")
-    with ctx.reader() as session:
-        chain = None if run_id is not None else ctx.chain(session)
-        report = pnl_repo.pnl(
-            session,
-            group_by,
-            run_id=run_id,
-            chain_id=chain,
-            since=since,
-            until=until,
-            limit=limit,
-        )
-    t = report.totals
-    body = PnlOut(
-        group_by=group_by,
-        chain_id=chain,
-        run_id=run_id,
-        since=since.isoformat() if since else None,
-        until=until.isoformat() if until else None,
-        rows=[
-            PnlRowOut(
-                key=r.key,
-                bundles=r.bundles,
-                included=r.included,
-                expected_net_profit_wei=str(r.expected_net_profit),
-                realized_profit_wei=str(r.realized_profit),
-                gas_cost_wei=str(r.gas_cost),
+
+    def build() -> PnlOut:
+        with ctx.reader() as session:
+            chain = None if run_id is not None else ctx.chain(session)
+            report = pnl_repo.pnl(
+                session,
+                group_by,
+                run_id=run_id,
+                chain_id=chain,
+                since=since,
+                until=until,
+                limit=limit,
             )
-            for r in report.rows
-        ],
-        totals=PnlTotalsOut(
-            bundles=t.bundles,
-            included=t.included,
-            expected_net_profit_wei=str(t.expected_net_profit),
-            realized_profit_wei=str(t.realized_profit),
-            gas_cost_wei=str(t.gas_cost),
-        ),
-        opportunities=OpportunityTotalsOut(
-            opportunities=report.opportunities,
-            expected_net_profit_wei=str(report.opportunity_expected),
-            capturable_opportunities=report.capturable_opportunities,
-            capturable_net_profit_wei=str(report.capturable_expected),
-            by_day=[
-                OpportunityDayOut(
-                    day=d.day,
-                    opportunities=d.opportunities,
-                    expected_net_profit_wei=str(d.expected_net_profit),
-                    capturable_opportunities=d.capturable_opportunities,
-                    capturable_net_profit_wei=str(d.capturable_net_profit),
+        t = report.totals
+        return PnlOut(
+            group_by=group_by,
+            chain_id=chain,
+            run_id=run_id,
+            since=since.isoformat() if since else None,
+            until=until.isoformat() if until else None,
+            rows=[
+                PnlRowOut(
+                    key=r.key,
+                    bundles=r.bundles,
+                    included=r.included,
+                    expected_net_profit_wei=str(r.expected_net_profit),
+                    realized_profit_wei=str(r.realized_profit),
+                    gas_cost_wei=str(r.gas_cost),
                 )
-                for d in report.opportunity_days
+                for r in report.rows
             ],
-        ),
-    )
-    return views.json_response(body)
+            totals=PnlTotalsOut(
+                bundles=t.bundles,
+                included=t.included,
+                expected_net_profit_wei=str(t.expected_net_profit),
+                realized_profit_wei=str(t.realized_profit),
+                gas_cost_wei=str(t.gas_cost),
+            ),
+            opportunities=OpportunityTotalsOut(
+                opportunities=report.opportunities,
+                expected_net_profit_wei=str(report.opportunity_expected),
+                capturable_opportunities=report.capturable_opportunities,
+                capturable_net_profit_wei=str(report.capturable_expected),
+                by_day=[
+                    OpportunityDayOut(
+                        day=d.day,
+                        opportunities=d.opportunities,
+                        expected_net_profit_wei=str(d.expected_net_profit),
+                        capturable_opportunities=d.capturable_opportunities,
+                        capturable_net_profit_wei=str(d.capturable_net_profit),
+                    )
+                    for d in report.opportunity_days
+                ],
+            ),
+        )
+
+    return await views.shared_json(ctx, ("pnl", group_by, run_id, since, until, limit), build)

@@ -43,10 +43,14 @@ BundleStatus = Literal["sent", "included", "not_included", "reverted", "state_mo
 
 
 @router.get("/status", response_model=StatusOut, summary="Engine status")
-def get_status(ctx: Ctx, _: Viewer) -> StatusOut:
+async def get_status(ctx: Ctx, _: Viewer) -> Response:
     """Mode, stage, kill switch, chain head, sync lag and engine heartbeat."""
-    with ctx.reader() as session:
-        return views.status(ctx, session, ctx.clock())
+
+    def build() -> StatusOut:
+        with ctx.reader() as session:
+            return views.status(ctx, session, ctx.clock())
+
+    return await views.shared_json(ctx, ("status",), build)
 
 
 @router.get("/whoami", response_model=WhoAmIOut, summary="The caller's token")
@@ -56,7 +60,7 @@ def whoami(principal: Viewer) -> WhoAmIOut:
 
 
 @router.get("/opportunities", response_model=OpportunityPage, summary="Opportunities, paged")
-def list_opportunities(
+async def list_opportunities(
     ctx: Ctx,
     _: Viewer,
     run_id: RunFilter = None,
@@ -73,23 +77,28 @@ def list_opportunities(
     """Opportunities newest first, filtered by run, block, route and least net profit."""
     below = cursor(before_id, after_id)
     least = signed_wei("min_net_profit", min_net_profit)
-    with ctx.reader() as session:
-        page = browse_repo.opportunities(
-            session,
-            run_id=run_id,
-            after_id=below,
-            limit=limit,
-            block=block,
-            route=route,
-            min_net_profit=least,
-        )
-        items = [views.opportunity(row) for row in page.items]
-    nxt = page.next_cursor if isinstance(page.next_cursor, int) else None
-    return views.json_response(OpportunityPage(items=items, next_before_id=nxt, next_after_id=nxt))
+
+    def build() -> OpportunityPage:
+        with ctx.reader() as session:
+            page = browse_repo.opportunities(
+                session,
+                run_id=run_id,
+                after_id=below,
+                limit=limit,
+                block=block,
+                route=route,
+                min_net_profit=least,
+            )
+            items = [views.opportunity(row) for row in page.items]
+        nxt = page.next_cursor if isinstance(page.next_cursor, int) else None
+        return OpportunityPage(items=items, next_before_id=nxt, next_after_id=nxt)
+
+    key = ("opportunities", run_id, below, limit, block, route, least)
+    return await views.shared_json(ctx, key, build)
 
 
 @router.get("/bundles", response_model=BundlePage, summary="Bundles, paged")
-def list_bundles(
+async def list_bundles(
     ctx: Ctx,
     _: Viewer,
     run_id: RunFilter = None,
@@ -100,30 +109,38 @@ def list_bundles(
 ) -> Response:
     """Bundles newest first, filtered by run and status."""
     below = cursor(before_id, after_id)
-    with ctx.reader() as session:
-        page = browse_repo.bundles(
-            session, run_id=run_id, after_id=below, limit=limit, status=status
-        )
-        items = [views.bundle(row) for row in page.items]
-    nxt = page.next_cursor if isinstance(page.next_cursor, int) else None
-    return views.json_response(BundlePage(items=items, next_before_id=nxt, next_after_id=nxt))
+
+    def build() -> BundlePage:
+        with ctx.reader() as session:
+            page = browse_repo.bundles(
+                session, run_id=run_id, after_id=below, limit=limit, status=status
+            )
+            items = [views.bundle(row) for row in page.items]
+        nxt = page.next_cursor if isinstance(page.next_cursor, int) else None
+        return BundlePage(items=items, next_before_id=nxt, next_after_id=nxt)
+
+    return await views.shared_json(ctx, ("bundles", run_id, below, limit, status), build)
 
 
 @router.get("/bundles/{bundle_id}", response_model=BundleDetail, summary="One bundle")
-def get_bundle(
+async def get_bundle(
     ctx: Ctx, _: Viewer, bundle_id: Annotated[int, Path(ge=1, le=INT63_MAX)]
-) -> BundleDetail:
+) -> Response:
     """A bundle and its transactions; 404 when there is no such bundle."""
-    with ctx.reader() as session:
-        row = session.get(BundleRow, bundle_id)
-        if row is None:
-            raise HTTPException(404, f"no bundle {bundle_id}")
-        txs = [views.transaction(t) for t in browse_repo.transactions(session, bundle_id)]
-        return BundleDetail(**views.bundle_fields(row), transactions=txs)
+
+    def build() -> BundleDetail:
+        with ctx.reader() as session:
+            row = session.get(BundleRow, bundle_id)
+            if row is None:
+                raise HTTPException(404, f"no bundle {bundle_id}")
+            txs = [views.transaction(t) for t in browse_repo.transactions(session, bundle_id)]
+            return BundleDetail(**views.bundle_fields(row), transactions=txs)
+
+    return await views.shared_json(ctx, ("bundle", bundle_id), build)
 
 
 @router.get("/pools", response_model=PoolPage, summary="Pools, paged")
-def list_pools(
+async def list_pools(
     ctx: Ctx,
     _: Viewer,
     family: Annotated[
@@ -136,16 +153,20 @@ def list_pools(
     limit: Annotated[int, Query(ge=1, le=500, description="rows per page, 1..500")] = 100,
 ) -> Response:
     """The pools of the API's chain in address order."""
-    with ctx.reader() as session:
-        chain = ctx.chain(session)
-        page = browse_repo.pools(session, chain, family=family, after=after, limit=limit)
-        items = [views.pool(p) for p in page.items]
-    nxt = page.next_cursor if isinstance(page.next_cursor, str) else None
-    return views.json_response(PoolPage(items=items, next_after=nxt))
+
+    def build() -> PoolPage:
+        with ctx.reader() as session:
+            chain = ctx.chain(session)
+            page = browse_repo.pools(session, chain, family=family, after=after, limit=limit)
+            items = [views.pool(p) for p in page.items]
+        nxt = page.next_cursor if isinstance(page.next_cursor, str) else None
+        return PoolPage(items=items, next_after=nxt)
+
+    return await views.shared_json(ctx, ("pools", family, after, limit), build)
 
 
 @router.get("/audit", response_model=AuditPage, summary="Audit log, paged")
-def list_audit(
+async def list_audit(
     ctx: Ctx,
     _: Viewer,
     before_id: BeforeId = None,
@@ -154,8 +175,12 @@ def list_audit(
 ) -> Response:
     """Who changed what (mode, limits, kill switch, stages), newest first."""
     below = cursor(before_id, after_id)
-    with ctx.reader() as session:
-        page = browse_repo.audit_entries(session, after_id=below, limit=limit)
-        items = [views.audit(row) for row in page.items]
-    nxt = page.next_cursor if isinstance(page.next_cursor, int) else None
-    return views.json_response(AuditPage(items=items, next_before_id=nxt, next_after_id=nxt))
+
+    def build() -> AuditPage:
+        with ctx.reader() as session:
+            page = browse_repo.audit_entries(session, after_id=below, limit=limit)
+            items = [views.audit(row) for row in page.items]
+        nxt = page.next_cursor if isinstance(page.next_cursor, int) else None
+        return AuditPage(items=items, next_before_id=nxt, next_after_id=nxt)
+
+    return await views.shared_json(ctx, ("audit", below, limit), build)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
+from arbx.api import views
 from arbx.api.auth import Viewer
 from arbx.api.context import ApiContext, context
 from arbx.api.params import READ_ERRORS, RunFilter
@@ -29,8 +30,12 @@ TAKERS = 20  # takers returned, most profit first
     response_model=ScoresOut,
     summary="Self-scoring of opportunities",
 )
-def get_scores(ctx: Ctx, _: Viewer, run_id: RunFilter = None) -> ScoresOut:
+async def get_scores(ctx: Ctx, _: Viewer, run_id: RunFilter = None) -> Response:
     """The run's scores (the newest run unless ``run_id``); zeros before any run."""
+    return await views.shared_json(ctx, ("scores", run_id), lambda: _scores(ctx, run_id))
+
+
+def _scores(ctx: ApiContext, run_id: int | None) -> ScoresOut:
     with ctx.reader() as session:
         run = run_id if run_id is not None else repo.latest_run_id(session)
         summary = score_repo.summary(session, run if run is not None else 0)

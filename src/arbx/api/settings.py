@@ -28,6 +28,17 @@ class ApiSettings(BaseModel):
     client_burst: int = Field(100, ge=1, le=100_000)
     max_in_flight: int = Field(32, ge=1, le=10_000)
     probe_max_in_flight: int = Field(8, ge=1, le=1_000)
+    # A 429 is answered after refusal_hold_s (at most its Retry-After), at most max_held at once,
+    # so that a client that does not wait costs one refusal per connection per hold.
+    refusal_hold_s: float = Field(1.0, ge=0, le=10)
+    max_held: int = Field(1024, ge=0, le=100_000)
+    # Answers to the same read (status, pages) are shared this many seconds: the API's and the
+    # database's work is bounded by the distinct reads asked, not by how often (ADR 0041).
+    # Changes made through this API are read at once; the engine's within share_s. 0: off.
+    share_s: float = Field(1.0, ge=0, le=60)
+    # What a token was found to be (valid, revoked, unknown) is kept this long: a token revoked
+    # by `arbx token revoke` is refused within token_cache_s. 0: every request looks it up.
+    token_cache_s: float = Field(1.0, ge=0, le=60)
     # `arbx api` lowers its CPU priority to this nice value at its start, so that an engine on
     # the same machine is served first (0 leaves it; a priority is never raised).
     nice: int = Field(10, ge=0, le=19)
@@ -39,4 +50,6 @@ class ApiSettings(BaseModel):
             client_burst=self.client_burst,
             max_in_flight=self.max_in_flight,
             probe_max_in_flight=self.probe_max_in_flight,
+            refusal_hold_s=self.refusal_hold_s,
+            max_held=self.max_held,
         )

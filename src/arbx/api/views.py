@@ -6,10 +6,12 @@ endpoint returns.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from datetime import datetime
 from typing import Any
 
 from fastapi import Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
@@ -35,6 +37,20 @@ from arbx.store.models import AuditLog, BundleRow, OpportunityRow, Run, Transact
 def json_response(body: BaseModel) -> Response:
     """A body already validated by its model, serialized once (FastAPI would validate it again)."""
     return Response(body.model_dump_json(), media_type="application/json")
+
+
+async def shared_json(ctx: ApiContext, key: Hashable, build: Callable[[], BaseModel]) -> Response:
+    """The body ``build`` makes (in a worker thread: it reads the database), shared with every
+    request for the same read ``key`` for a moment (``arbx.api.share``); a shared body is
+    answered from the event loop, with no thread and no database."""
+    found = ctx.shared.shared(key)
+    if found is not None:
+        body = found.body
+    else:
+        body = await run_in_threadpool(
+            ctx.shared.answer, key, lambda: build().model_dump_json().encode()
+        )
+    return Response(body, media_type="application/json")
 
 
 def age_s(now: datetime, at: datetime) -> float:

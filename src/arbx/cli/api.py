@@ -118,6 +118,8 @@ def _api(args: argparse.Namespace) -> int:
             settings.risk.prometheus_url, timeout=settings.risk.prometheus_timeout_s
         ),
         admission=api.admission(),
+        share_s=api.share_s,
+        token_cache_s=api.token_cache_s,
     )
     print(
         f"arbx API on http://{host}:{port}/ (OpenAPI at /docs, {priority}); Ctrl-C stops it",

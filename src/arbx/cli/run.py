@@ -433,6 +433,8 @@ async def _serve_api(
             settings.risk.prometheus_url, timeout=settings.risk.prometheus_timeout_s
         ),
         admission=settings.api.admission(),
+        share_s=settings.api.share_s,
+        token_cache_s=settings.api.token_cache_s,
     )
     name = f"run-{run_id}-{secrets.token_hex(3)}"
     with sessions.begin() as session:
