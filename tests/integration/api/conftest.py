@@ -14,14 +14,14 @@ import pytest
 from sqlalchemy import Engine
 
 from arbx.api import create_app
-from arbx.store import api_repo, db, migrate, repo
+from arbx.store import db, migrate
 from tests.integration.api.support import (
     CHAIN,
     CONFIGURED_LIMITS,
     NOW,
     Harness,
     TestClient,
-    wipe,
+    seeded,
 )
 from tests.integration.databases import conninfo as conninfo_of
 
@@ -47,14 +47,7 @@ def api_engine(
 @pytest.fixture
 def api(api_engine: Engine) -> Iterator[Harness]:
     """An empty database with the test chain and two tokens, and the app on it."""
-    wipe(api_engine)
-    factory = db.make_session_factory(api_engine)
-    with factory.begin() as s:
-        repo.upsert_chain(s, CHAIN, "devnet")
-        tokens = {
-            "operator": api_repo.add_token(s, "ops", "operator", at=NOW),
-            "viewer": api_repo.add_token(s, "dash", "viewer", at=NOW),
-        }
+    factory, tokens = seeded(api_engine)
     now = [NOW]
     app = create_app(
         factory,

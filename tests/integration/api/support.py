@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from arbx.domain.limits import Limits
 from arbx.domain.profit import Opportunity
 from arbx.domain.routes import Route
-from arbx.store import api_repo, repo
+from arbx.store import api_repo, db, repo
 from arbx.store import execution_repo as xrepo
 from arbx.store.models import Base
 
@@ -94,6 +94,20 @@ def wipe(engine: Engine) -> None:
     with engine.begin() as conn:  # DELETE: much faster than TRUNCATE on tiny tables
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(cast(Table, table).delete())
+
+
+def seeded(engine: Engine) -> tuple[sessionmaker[Session], dict[str, str]]:
+    """``engine``'s database emptied, with the test chain and two tokens (operator ``ops``,
+    viewer ``dash``): its session factory and the tokens by role."""
+    wipe(engine)
+    factory = db.make_session_factory(engine)
+    with factory.begin() as s:
+        repo.upsert_chain(s, CHAIN, "devnet")
+        tokens = {
+            "operator": api_repo.add_token(s, "ops", "operator", at=NOW),
+            "viewer": api_repo.add_token(s, "dash", "viewer", at=NOW),
+        }
+    return factory, tokens
 
 
 # --- data -------------------------------------------------------------------------------------

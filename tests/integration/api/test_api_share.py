@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine
 
 from arbx.api import create_app
-from arbx.store import api_repo, db, repo
+from arbx.store import api_repo
 from tests.integration.api.support import (
     CHAIN,
     CONFIGURED_LIMITS,
@@ -22,7 +22,7 @@ from tests.integration.api.support import (
     add_opportunities,
     add_run,
     ids,
-    wipe,
+    seeded,
 )
 
 SHARE_S = 5.0
@@ -45,14 +45,7 @@ def clock() -> Clock:
 @pytest.fixture
 def shared_api(api_engine: Engine, clock: Clock) -> Iterator[Harness]:
     """The app with answers shared SHARE_S seconds on a clock the test moves."""
-    wipe(api_engine)
-    factory = db.make_session_factory(api_engine)
-    with factory.begin() as s:
-        repo.upsert_chain(s, CHAIN, "devnet")
-        tokens = {
-            "operator": api_repo.add_token(s, "ops", "operator", at=NOW),
-            "viewer": api_repo.add_token(s, "dash", "viewer", at=NOW),
-        }
+    factory, tokens = seeded(api_engine)
     app = create_app(
         factory,
         chain_id=CHAIN,
