@@ -232,12 +232,35 @@ async def test_the_clients_remembered_are_bounded_oldest_forgotten_first() -> No
     assert (await call(admission, token="b"))[0] == 200  # forgotten: a full bucket again
 
 
+async def test_made_up_tokens_from_one_address_take_its_newcomers_budget() -> None:
+    clock = Clock()
+    bounds = AdmissionBounds(new_client_rate=2.0, new_client_burst=3)
+    admission = admit(Gate(), bounds, clock)
+    assert [(await call(admission, token=f"made-up-{i}"))[0] for i in range(3)] == [200] * 3
+    status, headers, detail = await call(admission, token="made-up-3")
+    assert (status, headers["retry-after"], detail) == (429, "1", "over 50 requests/s")
+    assert len(admission.clients) == 3  # the refused token got no bucket of its own
+    assert (await call(admission, token="made-up-0"))[0] == 200  # known: its own bucket
+    assert (await call(admission, token="made-up-4", host="10.0.0.2"))[0] == 200  # elsewhere
+    assert (await call(admission, token=None))[0] == 200  # no token: the address's own bucket
+    clock.now += 0.5  # one newcomer's worth at 2/s
+    assert (await call(admission, token="made-up-5"))[0] == 200
+    assert (await call(admission, token="made-up-6"))[0] == 429
+
+
 async def test_the_settings_give_the_bounds_and_refuse_nonsense() -> None:
     bounds = ApiSettings(
-        client_rate=5, client_burst=7, max_in_flight=3, refusal_hold_s=0.5, max_held=9
+        client_rate=5,
+        client_burst=7,
+        max_in_flight=3,
+        refusal_hold_s=0.5,
+        max_held=9,
+        new_client_rate=2,
+        new_client_burst=4,
     ).admission()
     assert (bounds.client_rate, bounds.client_burst, bounds.max_in_flight) == (5.0, 7, 3)
     assert (bounds.refusal_hold_s, bounds.max_held) == (0.5, 9)
+    assert (bounds.new_client_rate, bounds.new_client_burst) == (2.0, 4)
     assert ApiSettings().nice == 10
     for bad in (
         {"client_rate": 0},

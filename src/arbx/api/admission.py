@@ -4,7 +4,10 @@ other work (body, authentication, the database).
 ``Admission`` is an ASGI middleware in front of the whole app:
 
 - each client (its bearer token, or the stream's ``?token=``; without one, its address) has a
-  token bucket of ``client_burst`` requests refilled at ``client_rate`` per second; past it the
+  token bucket of ``client_burst`` requests refilled at ``client_rate`` per second; a token not
+  seen lately (no bucket yet) first takes one from its address's bucket of newcomers
+  (``new_client_burst`` refilled at ``new_client_rate``), so that made-up tokens, each a bucket
+  of its own and a database lookup, cost at most that rate from one address; past either the
   request is refused with 429 and ``Retry-After`` (whole seconds until one request is allowed),
   answered only after up to ``refusal_hold_s`` seconds (at most ``max_held`` refusals held at
   once; past that a refusal is answered at once and its connection closed): a client that does
@@ -47,7 +50,9 @@ class AdmissionBounds:
     client_burst: int = 100  # requests one client may make at once after being idle
     max_in_flight: int = 32  # requests answered at once (streams apart)
     probe_max_in_flight: int = 8  # /healthz, /readyz, /metrics answered at once
-    max_clients: int = 4096  # clients remembered
+    max_clients: int = 4096  # clients remembered (and addresses, for their newcomers)
+    new_client_rate: float = 5.0  # tokens not seen lately, per second per address, sustained
+    new_client_burst: int = 20  # such tokens one address may bring at once
     refusal_hold_s: float = 1.0  # a 429 is answered after this long (at most its Retry-After)
     max_held: int = 1024  # 429s held at once; past it answered at once, closing the connection
 
@@ -76,6 +81,7 @@ class Admission:
         self.held = 0  # refusals being held
         self.probes_in_flight = 0
         self.clients: OrderedDict[bytes, _Bucket] = OrderedDict()
+        self.newcomers: OrderedDict[bytes, _Bucket] = OrderedDict()  # by address
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Admit the request, or refuse it before anything else reads it."""
@@ -94,7 +100,7 @@ class Admission:
             finally:
                 self.probes_in_flight -= 1
             return
-        wait = self._take(_client(scope))
+        wait = self._take(*_client(scope))
         if wait is not None:
             await self._hold_and_refuse(send, wait)
             return
@@ -110,27 +116,21 @@ class Admission:
         finally:
             self.in_flight -= 1
 
-    def _take(self, client: bytes) -> int | None:
-        """Take one request from ``client``'s bucket: None, or the seconds to wait."""
+    def _take(self, client: bytes, address: bytes) -> int | None:
+        """Take one request from ``client``'s bucket (a new token's address pays first): None,
+        or the seconds to wait."""
         bounds = self.bounds
         now = self.clock()
-        bucket = self.clients.get(client)
-        if bucket is None:
-            bucket = _Bucket(float(bounds.client_burst), now)
-            self.clients[client] = bucket
-            if len(self.clients) > bounds.max_clients:
-                self.clients.popitem(last=False)
-        else:
-            self.clients.move_to_end(client)
-            elapsed = max(0.0, now - bucket.at)
-            bucket.tokens = min(
-                float(bounds.client_burst), bucket.tokens + elapsed * bounds.client_rate
-            )
-            bucket.at = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            return None
-        return max(1, math.ceil((1.0 - bucket.tokens) / bounds.client_rate))
+        if client != address and client not in self.clients:
+            wait = _draw(
+                self.newcomers, address, now,
+                bounds.new_client_rate, bounds.new_client_burst, bounds.max_clients,
+            )  # fmt: skip
+            if wait is not None:
+                return wait
+        return _draw(
+            self.clients, client, now, bounds.client_rate, bounds.client_burst, bounds.max_clients
+        )
 
     async def _hold_and_refuse(self, send: Send, wait: int) -> None:
         """429 after holding the answer up to ``refusal_hold_s`` (never longer than ``wait``),
@@ -149,8 +149,30 @@ class Admission:
         await refuse(send, 429, f"over {bounds.client_rate:g} requests/s", headers)
 
 
-def _client(scope: Scope) -> bytes:
-    """Who asks: a digest of the bearer token (or the stream's ``?token=``), else the address."""
+def _draw(
+    table: OrderedDict[bytes, _Bucket], key: bytes, now: float, rate: float, burst: int, most: int
+) -> int | None:
+    """Take one request from ``key``'s bucket in ``table`` (full when new; the table keeps the
+    ``most`` recently used): None, or the whole seconds until one is there."""
+    bucket = table.get(key)
+    if bucket is None:
+        bucket = _Bucket(float(burst), now)
+        table[key] = bucket
+        if len(table) > most:
+            table.popitem(last=False)
+    else:
+        table.move_to_end(key)
+        bucket.tokens = min(float(burst), bucket.tokens + max(0.0, now - bucket.at) * rate)
+        bucket.at = now
+    if bucket.tokens >= 1.0:
+        bucket.tokens -= 1.0
+        return None
+    return max(1, math.ceil((1.0 - bucket.tokens) / rate))
+
+
+def _client(scope: Scope) -> tuple[bytes, bytes]:
+    """Who asks: a digest of the bearer token (or the stream's ``?token=``), else the address;
+    and the address."""
     credential = b""
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
@@ -161,11 +183,11 @@ def _client(scope: Scope) -> bytes:
             if part.startswith(b"token="):
                 credential = part
                 break
+    peer = scope.get("client")
+    address = b"a" + str(peer[0] if peer else "").encode()
     if credential:
-        return b"t" + hashlib.blake2b(credential, digest_size=16).digest()
-    address = scope.get("client")
-    host = address[0] if address else ""
-    return b"a" + str(host).encode()
+        return b"t" + hashlib.blake2b(credential, digest_size=16).digest(), address
+    return address, address
 
 
 async def _refuse(send: Send, status: int, detail: str, retry_after: int) -> None:

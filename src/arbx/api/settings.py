@@ -27,6 +27,10 @@ class ApiSettings(BaseModel):
     client_rate: float = Field(50.0, gt=0, le=100_000)
     client_burst: int = Field(100, ge=1, le=100_000)
     max_in_flight: int = Field(32, ge=1, le=10_000)
+    # A token not seen lately first takes one of its address's new_client_burst, refilled at
+    # new_client_rate per second: made-up tokens cost at most that many lookups.
+    new_client_rate: float = Field(5.0, gt=0, le=100_000)
+    new_client_burst: int = Field(20, ge=1, le=100_000)
     probe_max_in_flight: int = Field(8, ge=1, le=1_000)
     # A 429 is answered after refusal_hold_s (at most its Retry-After), at most max_held at once,
     # so that a client that does not wait costs one refusal per connection per hold.
@@ -49,6 +53,8 @@ class ApiSettings(BaseModel):
             client_rate=self.client_rate,
             client_burst=self.client_burst,
             max_in_flight=self.max_in_flight,
+            new_client_rate=self.new_client_rate,
+            new_client_burst=self.new_client_burst,
             probe_max_in_flight=self.probe_max_in_flight,
             refusal_hold_s=self.refusal_hold_s,
             max_held=self.max_held,
