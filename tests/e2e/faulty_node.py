@@ -17,6 +17,9 @@ Modes (``proxy.mode``):
 - ``no_blocks``: the node announces its head but has no block at any number
   (``eth_getBlockByNumber`` answers null, ``eth_getLogs`` "unknown block"): a backend that lost
   its chain behind a balancer that answers ``eth_blockNumber`` from elsewhere.
+- ``no_balances``: the node no longer has the state of the blocks a token balance is asked at
+  (``eth_call`` of ``balanceOf`` at a block number answers geth's "missing trie node"), as a
+  node that prunes state past its last blocks.
 - ``down``: the port is closed: connections are refused (``stop_listening`` / ``listen``).
 """
 
@@ -32,6 +35,8 @@ from chaos.proxy import LoopbackProxy
 
 JSON = {"Content-Type": "application/json"}
 UNKNOWN_BLOCK = {"code": -32000, "message": "unknown block"}
+MISSING_STATE = {"code": -32000, "message": "missing trie node"}
+BALANCE_OF = "0x70a08231"
 
 
 class FaultyNode(LoopbackProxy):
@@ -78,6 +83,14 @@ class FaultyNode(LoopbackProxy):
             ):
                 self.faults += 1
                 return {**reply, "result": None}
+        if mode == "no_balances" and method == "eth_call":
+            call, block = (request.get("params") or [{}, None])[:2]
+            data = (
+                str(call.get("data") or call.get("input") or "") if isinstance(call, dict) else ""
+            )
+            if data.startswith(BALANCE_OF) and isinstance(block, str) and block[:2] == "0x":
+                self.faults += 1
+                return {"jsonrpc": "2.0", "id": reply.get("id"), "error": MISSING_STATE}
         if mode == "ahead" and method == "eth_blockNumber" and isinstance(result, str):
             self.faults += 1
             return {**reply, "result": hex(int(result, 16) + 2)}

@@ -1103,3 +1103,48 @@ async def test_a_reorged_out_bundle_is_found_again_by_its_receipt_at_a_later_hea
     assert (row.status, row.included_block) == ("included", seen["block"])
     assert str(row.included_block_hash).lower() == receipt["blockHash"].lower()
     _assert_the_limits_count_what_the_rows_settled(risk, bundles)
+
+
+@pytest.mark.asyncio
+async def test_realized_profit_is_what_each_transaction_moved_to_the_executor(
+    client: RpcClient, devnet: tuple[EmbeddedDevnet, Path], tmp_path: Path
+) -> None:
+    """Each included bundle's realized profit is read from its receipt's logs, so it is known
+    from a node that no longer has the state of its block (the engine's node answers no
+    balance at a block here), and is exactly the executor's base-token balance across its block
+    less its gas (read from the full node): the real executor contract, WETH9 and the Uniswap
+    pools emit every move."""
+    running, key_file = devnet
+    node = FaultyNode(running.url)
+    await node.start()
+    node.mode = "no_balances"
+    live = _Live(running, key_file, tmp_path / "realized.db")
+    try:
+        async with RpcClient([node.url], timeout=10.0) as pruned:
+            pipeline, executor, parts, run_id = await live.build(pruned)
+            stop = asyncio.Event()
+
+            async def three_included() -> None:
+                await wait_for(lambda: executor.stats.outcomes.get("included", 0) >= 3, timeout=150)
+                stop.set()
+
+            await _run_until(pipeline, (executor, *parts), stop, three_included(), timeout=180)
+    finally:
+        await node.close()
+    with live.sessions() as session:
+        included = [
+            b for b in execution_repo.list_bundles(session, run_id) if b.status == "included"
+        ]
+    assert len(included) >= 3
+    token, holder = executor.settings.base_token, executor.settings.executor
+    data = "0x70a08231" + holder[2:].lower().rjust(64, "0")
+    for bundle in included:
+        block, gas = bundle.included_block, bundle.gas_cost
+        assert block is not None
+        assert gas is not None
+        after, before = [
+            int(await client.call("eth_call", [{"to": token, "data": data}, hex(n)]), 16)
+            for n in (block, block - 1)
+        ]
+        assert bundle.realized_profit == after - before - gas, bundle.id
+        assert bundle.realized_profit > 0

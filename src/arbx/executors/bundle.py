@@ -430,7 +430,9 @@ class BundleExecutor:
                 ):
                     self._pending_rows.setdefault(row.bundle_id, row)
             for bundle_id, row in list(self._pending_rows.items()):
-                decision = await decide(self.client, row)
+                decision = await decide(
+                    self.client, row, (self.settings.base_token, self.settings.executor)
+                )
                 if decision.status == "pending" and row.status == "pending":
                     continue  # still waiting at the node
                 await self._correct(row, decision)
@@ -465,7 +467,10 @@ class BundleExecutor:
         details = dict(decision.details)
         if decision.status in ("included", "reverted"):
             details["realized_profit"] = await self._realized_at(
-                details["included_block"], details["gas_cost"], decision.status == "included"
+                details["included_block"],
+                details["gas_cost"],
+                decision.status == "included",
+                decision.kept,
             )
             realized = details["realized_profit"]
             self.risk.count(
@@ -483,10 +488,16 @@ class BundleExecutor:
         if decision.status in ("not_included", "pending") and self._resync is None:
             self._resync = asyncio.ensure_future(self._resync_nonces())  # its nonce is free
 
-    async def _realized_at(self, block: int, gas_cost: int, included: bool) -> int | None:
-        """The profit kept by a bundle that landed in ``block`` (None if its state is gone)."""
+    async def _realized_at(
+        self, block: int, gas_cost: int, included: bool, kept: int | None
+    ) -> int | None:
+        """The profit kept by a bundle that landed in ``block``: what its logs moved of the base
+        token to the executor (``kept``), else the executor's balance across the block (None if
+        that state is gone), less its gas."""
         if not included:
             return -gas_cost
+        if kept is not None:
+            return kept - gas_cost
         after, before = await asyncio.gather(self._balance_at(block), self._balance_at(block - 1))
         return None if after is None or before is None else after - before - gas_cost
 
@@ -754,32 +765,20 @@ class BundleExecutor:
             _settled(flight, change, details, self.recorder.run_id)
 
     async def _realized(self, flight: _InFlight, included: bool) -> dict[str, Any]:
-        """Gas paid and profit kept by an included (or reverted) bundle, from its receipt."""
-        tracked = self.tracker.get(flight.key)
-        known = tracked.block_number if tracked is not None else None
-        receipt_call = receipt(self.client, flight.tx_hash)
-        after: int | None
-        before: int | None
-        found: Receipt | None
-        if included and known is not None:  # the receipt and both balances at once
-            found, after, before = await asyncio.gather(
-                receipt_call, self._balance_at(known), self._balance_at(known - 1)
-            )
-        else:
-            found, after, before = await receipt_call, 0, 0
+        """Gas paid and profit kept by an included (or reverted) bundle, from its receipt: what
+        its logs moved of the base token to the executor, exact for its own transaction; the
+        executor's balance across its block where the node sent no logs."""
+        found: Receipt | None = await receipt(self.client, flight.tx_hash)
         if found is None:  # not indexed yet, or its block reorged out
             raise LookupError(f"no receipt for 0x{flight.tx_hash.hex()} (yet)")
-        block = found.block_number
-        if included and block != known:
-            after, before = await self._balance_at(block), await self._balance_at(block - 1)
-        gas_cost = found.gas_cost
-        unknown = after is None or before is None
+        block, gas_cost = found.block_number, found.gas_cost
+        kept = found.balance_change(self.settings.base_token, self.settings.executor)
         return {
             "included_block": block,
             "included_block_hash": found.block_hash_hex,
             "gas_used": found.gas_used,
             "gas_cost": gas_cost,
-            "realized_profit": None if unknown else (after or 0) - (before or 0) - gas_cost,
+            "realized_profit": await self._realized_at(block, gas_cost, included, kept),
         }
 
     async def _balance_at(self, block: int) -> int | None:

@@ -46,6 +46,7 @@ class Decision:
     status: str  # 'included' | 'reverted' | 'not_included' | 'pending'
     details: dict[str, Any]  # block, block hash, gas of a landed one (empty otherwise)
     reason: str
+    kept: int | None = None  # of a landed one: what its logs moved of the token to the holder
 
 
 async def replaced_rows(
@@ -94,13 +95,17 @@ def _page(
         return xrepo.landed_newest_first(session, chain_id, signer, below=below, limit=page)
 
 
-async def decide(client: RpcClient, row: LandedRow) -> Decision:
-    """Where the chain has ``row``'s transactions now (see the module)."""
+async def decide(
+    client: RpcClient, row: LandedRow, balance: tuple[str, str] | None = None
+) -> Decision:
+    """Where the chain has ``row``'s transactions now (see the module); with ``balance``
+    (token, holder), what a landed row's logs moved of that token to that holder."""
     found = await receipts(client, row.tx_hashes)
     landed = [r for r in found if r is not None]
     if landed and len(landed) == len(found) and len({r.block_hash for r in landed}) == 1:
         first = landed[0]
         number = first.block_number
+        changes = [r.balance_change(*balance) for r in landed] if balance is not None else [None]
         return Decision(
             "included" if all(r.succeeded for r in landed) else "reverted",
             {
@@ -110,6 +115,7 @@ async def decide(client: RpcClient, row: LandedRow) -> Decision:
                 "gas_cost": sum(r.gas_cost for r in landed),
             },
             f"in block {number} of the new chain (found by its receipts after a deep reorg)",
+            None if None in changes else sum(c for c in changes if c is not None),
         )
     if landed:
         return Decision("not_included", {}, "partially included after a deep reorg")
