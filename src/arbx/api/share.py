@@ -11,8 +11,8 @@ live stream (``/api/v1/stream``) is never shared.
 A change made through this API forgets every shared answer before its response starts
 (``ForgetOnWrite``), so its caller and everyone after it read the change; an answer whose read
 began before a change is not kept. Changes by other processes (the engine, ``arbx`` commands)
-appear within ``ttl_s``. Authentication is not shared: every request's token is looked up, so a
-revoked token is refused at once.
+appear within ``ttl_s``. Authentication is not shared: every request's token is checked, against
+what its digest was found to be at most ``api.token_cache_s`` ago (``arbx.api.auth``).
 
 The table holds at most ``max_answers`` answers (the least recently used forgotten first); an
 error is never shared.
@@ -73,18 +73,24 @@ class SharedAnswers(Generic[T]):
                 began = self.clock()
             try:
                 body = compute()
-            finally:
+            except BaseException:
                 with self._lock:
-                    self.computed += 1
-                    if self._flights.get(key) is flight:
-                        del self._flights[key]
-            with self._lock:
+                    self._landed(key, flight)
+                raise
+            with self._lock:  # kept before the flight ends: no one starts the same read again
+                self._landed(key, flight)
                 if generation == self._generation:
                     self._answers[key] = _Answer(body, began + self.ttl_s)
                     self._answers.move_to_end(key)
                     while len(self._answers) > self.max_answers:
                         self._answers.popitem(last=False)
             return body
+
+    def _landed(self, key: Hashable, flight: threading.Lock) -> None:
+        """Count a read made and end its flight (under ``_lock``)."""
+        self.computed += 1
+        if self._flights.get(key) is flight:
+            del self._flights[key]
 
     def forget(self) -> None:
         """Forget every answer, and keep none whose read is under way (a change was made)."""
