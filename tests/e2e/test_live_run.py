@@ -1138,13 +1138,16 @@ async def test_realized_profit_is_what_each_transaction_moved_to_the_executor(
     assert len(included) >= 3
     token, holder = executor.settings.base_token, executor.settings.executor
     data = "0x70a08231" + holder[2:].lower().rjust(64, "0")
+    by_block: dict[int, int] = {}  # what our transactions kept in each block, gas back in
     for bundle in included:
-        block, gas = bundle.included_block, bundle.gas_cost
+        block, gas, kept = bundle.included_block, bundle.gas_cost, bundle.realized_profit
         assert block is not None
         assert gas is not None
+        assert kept is not None
+        by_block[block] = by_block.get(block, 0) + kept + gas
+    for block, kept in by_block.items():  # two of ours may land in one block
         after, before = [
             int(await client.call("eth_call", [{"to": token, "data": data}, hex(n)]), 16)
             for n in (block, block - 1)
         ]
-        assert bundle.realized_profit == after - before - gas, bundle.id
-        assert bundle.realized_profit > 0
+        assert kept == after - before, block
