@@ -35,6 +35,7 @@ from arbx.engine.pipeline import Pipeline
 from arbx.execution.flashbots import block_uuid
 from arbx.execution.inclusion import Outcome
 from arbx.execution.rawtx import decode_raw_tx
+from arbx.executors import bundle as bundle_executor
 from arbx.executors.shadow import ShadowExecutor
 from arbx.risk.killswitch import kill, unkill
 from arbx.risk.signer_lock import SignerLock
@@ -429,7 +430,10 @@ BEHIND = {"code": -32000, "message": "header not found"}  # geth without the hea
 
 @pytest.mark.asyncio
 async def test_the_last_fence_reads_the_database_after_the_intent_is_written(
-    client: RpcClient, devnet: tuple[EmbeddedDevnet, Path], tmp_path: Path
+    client: RpcClient,
+    devnet: tuple[EmbeddedDevnet, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A kill switch set the instant a bundle's intent is committed (here by the intent's own
     writer, slowed past the simulation) stops that bundle: the fence comes after the intent.
@@ -438,6 +442,9 @@ async def test_the_last_fence_reads_the_database_after_the_intent_is_written(
     fence, and a refusal before the next signature is not the last fence's: the switch is
     released and the next trade's intent sets it again."""
     running, key_file = devnet
+    # the bundle waits for its intent as long as the write takes: the engine waits 50 ms, and a
+    # bundle whose record is later (a loaded machine) leaves first, by design
+    monkeypatch.setattr(bundle_executor, "INTENT_WAIT", 10.0)
     live = _Live(running, key_file, tmp_path / "order.db")
     pipeline, executor, (risk, relay), _ = await live.build(client)
     wire = _Wire(relay.transport)
@@ -451,14 +458,16 @@ async def test_the_last_fence_reads_the_database_after_the_intent_is_written(
         return len(executor.timings.get("fence before sending", ()))
 
     def slow_intent(job: Any, *args: Any) -> Any:
+        # the counts before this trade has any outcome: a loaded machine can end its simulation
+        # (failed, late) before the kill below, and no later trade comes while the switch is set
+        counts = (s.sent, s.refused, s.stale, s.sim_failed, s.unsimulated, last_fences())
+
         def written_then_killed(*job_args: Any) -> Any:
             time.sleep(0.02)  # the simulation and a fence read are over well before
             result = job(*job_args)
             if armed.is_set():
                 armed.clear()
-                at_kill.append(
-                    (s.sent, s.refused, s.stale, s.sim_failed, s.unsimulated, last_fences())
-                )
+                at_kill.append(counts)
                 kill(live.sessions, 31337, "set as the intent was written", "pytest")
                 killed.set()
             return result
