@@ -98,6 +98,7 @@ bench: setup $(BENCH_VENV)/.installed
 	$(BIN)/python -m bench.hotpath
 	$(BIN)/python -m bench.api_bench
 	$(BIN)/python -m bench.decode
+	$(BIN)/python -m bench.rpc_hedge
 	$(BIN)/python -m bench.stages
 	$(BIN)/python -m bench.capture --short
 	$(MAKE) -s images REGISTRY=

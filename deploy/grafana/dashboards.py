@@ -264,9 +264,10 @@ def sync_rpc() -> db.Dashboard:
         )
         .with_panel(
             series(
-                "RPC endpoints up, failovers",
+                "RPC endpoints up, failovers, hedged reads",
                 Q(f"arbx_rpc_endpoint_up{{{E}}}", "endpoint {{endpoint}} up"),
                 Q(f"sum(increase(arbx_rpc_failovers_total{{{E}}}[{W}]))", "failovers"),
+                Q(f"sum(increase(arbx_rpc_hedges_total{{{E}}}[{W}]))", "hedged reads"),
             )
         )
         .build()

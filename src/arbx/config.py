@@ -62,6 +62,7 @@ class ChainSettings(_Strict):
     start_block: int = Field(0, ge=0)
     poll_interval: float = Field(1.0, gt=0)
     timeout: float = Field(3.0, gt=0)
+    hedge_after: float = Field(0.5, ge=0)  # a read unanswered this long goes to a 2nd endpoint too
 
     @field_validator("rpc", "ws", mode="before")
     @classmethod

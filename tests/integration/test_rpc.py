@@ -296,6 +296,64 @@ async def test_an_endpoint_that_answers_probes_but_hangs_on_calls_is_probed_less
     assert answered > 20
 
 
+async def test_a_read_the_first_endpoint_leaves_unanswered_is_hedged_to_the_next(
+    node: Anvil,
+) -> None:
+    """With ``hedge_after``, a read the first endpoint holds is sent to the second as well, and
+    its answer returns while the first request still hangs (not after the ``timeout``). Until
+    the hung request ends, its endpoint is lagging and the next reads go to the other one first;
+    it is left to time out, which marks its endpoint down until a probe brings it back."""
+    server = Hostile(node.url)
+    url = await server.start()
+    server.mode = "half_hung"
+    try:
+        async with RpcClient(
+            [url, node.url], timeout=1.0, hedge_after=0.05, probe_interval=60.0
+        ) as client:
+            block = await client.call("eth_getBlockByNumber", ["latest", False])
+            assert block is not None
+            assert server.hanging == 1  # answered by the other endpoint while this one hangs
+            assert (client.stats.hedges, client.stats.hedges_won) == (1, 1)
+            assert client.health[0].healthy  # not yet known to be down, but lagging:
+            assert client.health[0].lagging
+            hits = server.hits
+            assert await client.call("eth_getBlockByNumber", ["latest", False]) is not None
+            assert server.hits == hits  # the next read went to the other endpoint first
+            assert client.stats.hedges == 1
+
+            async def hung_request_ended() -> bool:
+                return server.hanging == 0 and not client.health[0].healthy
+
+            await eventually(hung_request_ended, "the hung request to time out")
+            assert client.health[0].errors["timeout"] == 1
+            hits = server.hits
+            for _ in range(5):
+                assert await client.call("eth_blockNumber") is not None
+            assert server.hits == hits  # the down endpoint is skipped, nothing is hedged to it
+            assert client.stats.hedges == 1
+            assert client.stats.exhausted == 0
+    finally:
+        await server.stop()
+
+
+async def test_a_write_is_never_sent_to_two_endpoints(node: Anvil) -> None:
+    """A call that changes the node (here ``evm_mine``) waits for the first endpoint's answer
+    or failure before it goes to the next one, however long ``hedge_after`` is passed: mined
+    once, not once per endpoint."""
+    server = Hostile(node.url)
+    url = await server.start()
+    server.mode = "half_hung"
+    try:
+        async with RpcClient([url, node.url], timeout=0.5, hedge_after=0.01) as client:
+            before = await client.block_number()  # answered by the probe's method, not hung
+            await client.call("evm_mine")
+            assert await client.block_number() == before + 1
+            assert client.stats.hedges == 0
+            assert client.stats.failovers == 1  # after the first endpoint's timeout
+    finally:
+        await server.stop()
+
+
 async def test_a_node_that_answers_no_latest_block_is_failed_over_for_the_settled_block(
     node: Anvil,
 ) -> None:
@@ -332,6 +390,7 @@ class Hostile:
         self.upstream = upstream
         self.mode = "ok"
         self.hits = 0
+        self.hanging = 0  # requests held unanswered right now
         self.release = asyncio.Event()
         self.session = aiohttp.ClientSession()
         self.block_numbers: list[float] = []  # when eth_blockNumber was asked (monotonic)
@@ -349,7 +408,11 @@ class Hostile:
             mode = "ok"
         if mode == "half_hung":  # answers eth_blockNumber (the probe), hangs on the rest
             if json.loads(body).get("method") != "eth_blockNumber":
-                await asyncio.wait_for(self.release.wait(), 10)
+                self.hanging += 1
+                try:
+                    await asyncio.wait_for(self.release.wait(), 10)
+                finally:
+                    self.hanging -= 1
                 return web.Response(status=504)
             self.block_numbers.append(time.monotonic())
             mode = "ok"

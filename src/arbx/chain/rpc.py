@@ -11,6 +11,13 @@ the calls the engine makes) has relapsed: its probe interval doubles with each r
 up to ``probe_max``, so that it costs the calls one timeout now and then, not one every
 ``probe_interval``; a failure after ``probe_max`` of good health starts afresh.
 
+With ``hedge_after`` set, a read (``READS``) that the endpoint has not answered within that
+many seconds is also sent to the next healthy endpoint, and the first answer wins: a node that
+hangs costs the call ``hedge_after``, not its ``timeout``. The slower request is left to finish
+(bounded by ``timeout``), so that a hung endpoint is still found out and marked down; until it
+ends, that endpoint is lagging and the calls go to the others first. Writes are never sent
+twice.
+
 A JSON-RPC error object from a node is an answer, not a failure: it raises ``RpcError`` (or
 ``ExecutionRevertedError`` for a revert) and is not retried, except the rate-limit codes in
 ``transient_codes``. An answer that is not JSON, has the wrong id, lacks both result and error,
@@ -46,6 +53,27 @@ T = TypeVar("T")
 
 DEFAULT_TRANSIENT_CODES: Final = frozenset({-32005, 429})  # "limit exceeded", "too many requests"
 REVERT_CODE: Final = 3  # geth and anvil: "execution reverted", revert data in ``data``
+# the methods that change nothing at the node: only these are ever sent to a second endpoint
+READS: Final = frozenset(
+    {
+        "eth_blockNumber",
+        "eth_call",
+        "eth_chainId",
+        "eth_estimateGas",
+        "eth_feeHistory",
+        "eth_gasPrice",
+        "eth_getBalance",
+        "eth_getBlockByHash",
+        "eth_getBlockByNumber",
+        "eth_getCode",
+        "eth_getLogs",
+        "eth_getStorageAt",
+        "eth_getTransactionByHash",
+        "eth_getTransactionCount",
+        "eth_getTransactionReceipt",
+        "eth_maxPriorityFeePerGas",
+    }
+)
 
 
 # -- errors -----------------------------------------------------------------------------------
@@ -63,6 +91,16 @@ class RpcError(ArbxError):
 
 class ExecutionRevertedError(RpcError, SimulationRevertedError):
     """An ``eth_call`` or gas estimate reverted; ``data`` holds the revert bytes as hex."""
+
+
+class _FailedError(Exception):
+    """An exchange failed at the endpoints ``at`` (recorded on their health): the call goes
+    on elsewhere."""
+
+    def __init__(self, at: list["EndpointHealth"], cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.at = at
+        self.cause = cause
 
 
 def rpc_error(error: dict[str, Any]) -> RpcError:
@@ -241,6 +279,12 @@ class EndpointHealth:
     probing: bool = False
     recovered_at: float | None = None  # time.monotonic() when it last came back
     relapses: int = 0  # failures in a row, each within ``probe_max`` of coming back
+    lagging: bool = False  # a hedged read it still holds was answered by another endpoint
+
+    @property
+    def usable(self) -> bool:
+        """Healthy, and not holding a read another endpoint answered first."""
+        return self.healthy and not self.lagging
 
 
 @dataclass(slots=True)
@@ -259,6 +303,8 @@ class RpcStats:
     rpc_errors: int = 0  # error objects handed to the caller
     probes: int = 0
     recoveries: int = 0  # endpoints back to healthy
+    hedges: int = 0  # reads sent to a second endpoint, the first being slow to answer
+    hedges_won: int = 0  # hedged reads the second endpoint answered first
 
     def as_dict(self) -> dict[str, int]:
         """The counters by name."""
@@ -288,6 +334,7 @@ class RpcClient:
         probe_interval: float = 1.0,
         probe_max: float = 30.0,
         max_batch: int = 100,
+        hedge_after: float | None = None,
         ws_calls: bool = False,
         transient_codes: Iterable[int] = DEFAULT_TRANSIENT_CODES,
         transport: Transport | None = None,
@@ -304,6 +351,8 @@ class RpcClient:
         self._probe_interval = probe_interval
         self._probe_max = max(probe_max, probe_interval)
         self._max_batch = max_batch
+        self._hedge_after = hedge_after if hedge_after else None
+        self._stragglers: set[asyncio.Future[Any]] = set()  # hedged requests that lost
         self._transient = frozenset(transient_codes)
         self._rng = rng if rng is not None else random.Random()
         self._ids = itertools.count(1)
@@ -325,9 +374,9 @@ class RpcClient:
 
     async def close(self) -> None:
         """Stop the health probes and release every connection."""
-        for task in list(self._probes):
+        for task in [*self._probes, *self._stragglers]:
             task.cancel()
-        await asyncio.gather(*self._probes, return_exceptions=True)
+        await asyncio.gather(*self._probes, *self._stragglers, return_exceptions=True)
         channels, self._channels = list(self._channels.values()), {}
         for channel in await asyncio.gather(*channels, return_exceptions=True):
             if isinstance(channel, WsChannel):
@@ -360,7 +409,7 @@ class RpcClient:
                 raise result
             return result if decode is None else _decoded(decode, result)
 
-        return await self._exchange(method, body, (request_id,), interpret)
+        return await self._exchange(method, body, (request_id,), interpret, method in READS)
 
     async def batch(
         self,
@@ -407,46 +456,30 @@ class RpcClient:
             return results
 
         what = f"batch of {len(requests)}"
-        result: list[Any] = await self._exchange(what, body, ids, interpret)
+        reads = all(method in READS for method, _ in requests)
+        result: list[Any] = await self._exchange(what, body, ids, interpret, reads)
         return result
 
     async def _exchange(
-        self, what: str, body: bytes, ids: Sequence[int], interpret: Callable[[Any], T]
+        self,
+        what: str,
+        body: bytes,
+        ids: Sequence[int],
+        interpret: Callable[[Any], T],
+        hedge: bool = False,
     ) -> T:
-        """Send ``body`` until an endpoint answers in a way ``interpret`` accepts."""
+        """Send ``body`` until an endpoint answers in a way ``interpret`` accepts (a read, with
+        ``hedge``, also to a second endpoint when the first is slow)."""
         stats = self.stats
         health = self._preferred()
         tried: list[EndpointHealth] = []
         round_ = 0
         while True:
-            stats.requests += 1
-            started = time.perf_counter()
-            ws_url = health.endpoint.ws_url if self._ws_calls else None
-            ok = False
             try:
-                if ws_url is None:
-                    doc = await self.transport.post(health.endpoint.url, body, self.timeout)
-                else:
-                    doc = await (await self._channel(ws_url)).request(body, ids, self.timeout)
-                result = interpret(doc)
-            except TransportError as failure:
-                self._failed(health, failure.kind, str(failure))
-                last: Exception = failure
-            except RpcError as error:
-                if error.code not in self._transient:
-                    self._answered(health, started)
-                    stats.rpc_errors += 1
-                    ok = True  # the node answered; the error is the caller's
-                    raise
-                self._failed(health, FailureKind.RATE_LIMITED, str(error))
-                last = error
-            else:
-                self._answered(health, started)
-                ok = True
-                return result
-            finally:
-                self._measure(health, what, ok, started)
-            tried.append(health)
+                return await self._hedged(health, tried, what, body, ids, interpret, hedge)
+            except _FailedError as failed:
+                last: Exception = failed.cause
+                tried += [h for h in failed.at if all(h is not t for t in tried)]
             following = self._next(tried)
             if following is None:
                 if round_ >= self._retries:
@@ -461,6 +494,110 @@ class RpcClient:
                 stats.failovers += 1
                 record.rpc_failover()
             health = following
+
+    async def _hedged(
+        self,
+        health: EndpointHealth,
+        tried: list[EndpointHealth],
+        what: str,
+        body: bytes,
+        ids: Sequence[int],
+        interpret: Callable[[Any], T],
+        hedge: bool,
+    ) -> T:
+        """One exchange with ``health``; if it has not answered within ``hedge_after``, one with
+        the next healthy endpoint not tried yet as well: the first answer wins, and the other
+        request is left to finish (its endpoint's health is learned from it)."""
+        first = asyncio.ensure_future(self._attempt(health, what, body, ids, interpret))
+        if not hedge or self._hedge_after is None:
+            return await first
+        try:
+            await asyncio.wait({first}, timeout=self._hedge_after)
+        except BaseException:  # the caller was cancelled
+            first.cancel()
+            raise
+        if first.done():
+            return first.result()
+        spare = next(
+            (
+                h
+                for h in self.health
+                if h.usable and h is not health and all(h is not t for t in tried)
+            ),
+            None,
+        )
+        if spare is None:
+            return await first
+        self.stats.hedges += 1
+        record.rpc_hedge()
+        second = asyncio.ensure_future(self._attempt(spare, what, body, ids, interpret))
+        racing = {first, second}
+        failures: list[_FailedError] = []
+        try:
+            while racing:
+                done, racing = await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
+                for task in (t for t in (first, second) if t in done):
+                    failure = task.exception()
+                    if isinstance(failure, _FailedError):
+                        failures.append(failure)
+                        continue
+                    if task is second:  # the next calls go elsewhere until the first answers
+                        self.stats.hedges_won += 1
+                        health.lagging = True
+                    for straggler in racing:  # bounded by its timeout
+                        self._stragglers.add(straggler)
+                        straggler.add_done_callback(self._straggler_done)
+                    racing = set()
+                    return task.result()  # the result, or the node's error object raised
+        finally:
+            for task in racing:  # the caller was cancelled
+                task.cancel()
+        raise _FailedError([h for f in failures for h in f.at], failures[-1].cause)
+
+    def _straggler_done(self, task: asyncio.Future[Any]) -> None:
+        self._stragglers.discard(task)
+        if not task.cancelled():
+            task.exception()  # recorded on its endpoint's health already
+
+    async def _attempt(
+        self,
+        health: EndpointHealth,
+        what: str,
+        body: bytes,
+        ids: Sequence[int],
+        interpret: Callable[[Any], T],
+    ) -> T:
+        """One exchange with ``health``: the answer ``interpret`` makes of it (a node's error
+        object raised as it is); a failure is recorded on ``health`` and raised as
+        ``_FailedError``."""
+        stats = self.stats
+        stats.requests += 1
+        started = time.perf_counter()
+        ws_url = health.endpoint.ws_url if self._ws_calls else None
+        ok = False
+        try:
+            if ws_url is None:
+                doc = await self.transport.post(health.endpoint.url, body, self.timeout)
+            else:
+                doc = await (await self._channel(ws_url)).request(body, ids, self.timeout)
+            result = interpret(doc)
+        except TransportError as failure:
+            self._failed(health, failure.kind, str(failure))
+            raise _FailedError([health], failure) from None
+        except RpcError as error:
+            if error.code not in self._transient:
+                self._answered(health, started)
+                stats.rpc_errors += 1
+                ok = True  # the node answered; the error is the caller's
+                raise
+            self._failed(health, FailureKind.RATE_LIMITED, str(error))
+            raise _FailedError([health], error) from None
+        else:
+            self._answered(health, started)
+            ok = True
+            return result
+        finally:
+            self._measure(health, what, ok, started)
 
     async def _channel(self, ws_url: str) -> WsChannel:
         """The open request channel to ``ws_url``, opened (once, for every caller) if needed."""
@@ -484,20 +621,23 @@ class RpcClient:
     # -- health -----------------------------------------------------------------------------
 
     def _preferred(self) -> EndpointHealth:
-        """The first healthy endpoint, else the first one; schedules probes of those skipped."""
+        """The first healthy endpoint not lagging, else the first healthy one, else the first;
+        schedules probes of the down ones skipped."""
         for health in self.health:
-            if health.healthy:
-                return health
-            self._maybe_probe(health)
-        return self.health[0]
+            if not health.healthy:
+                self._maybe_probe(health)
+        return next((h for h in self.health if h.usable), None) or next(
+            (h for h in self.health if h.healthy), self.health[0]
+        )
 
     def _next(self, tried: list[EndpointHealth]) -> EndpointHealth | None:
         """The next endpoint to try in this round: healthy ones first, then the down ones."""
         untried = [health for health in self.health if all(health is not t for t in tried)]
-        for health in untried:
-            if health.healthy:
-                return health
-        return untried[0] if untried else None
+        return (
+            next((h for h in untried if h.usable), None)
+            or next((h for h in untried if h.healthy), None)
+            or (untried[0] if untried else None)
+        )
 
     def _measure(self, health: EndpointHealth, what: str, ok: bool, started: float) -> None:
         """One exchange as metrics: the endpoint by index (never its URL), the method."""
@@ -508,6 +648,7 @@ class RpcClient:
     def _answered(self, health: EndpointHealth, started: float) -> None:
         health.last_latency = time.perf_counter() - started
         health.answered += 1
+        health.lagging = False
         if not health.healthy:
             health.healthy = True
             health.failing_since = None
@@ -521,6 +662,7 @@ class RpcClient:
         health.consecutive_failures += 1
         health.last_error = detail
         health.last_probe = now
+        health.lagging = False
         if health.healthy:
             back = health.recovered_at
             relapsed = back is not None and now - back < self._probe_max

@@ -451,7 +451,8 @@ async def _client(spec: ChainSpec, settings: Settings) -> AsyncIterator[RpcClien
     endpoints = [
         Endpoint(url, spec.ws[i] if i < len(spec.ws) else None) for i, url in enumerate(spec.rpc)
     ]
-    async with RpcClient(endpoints, timeout=settings.chain.timeout) as client:
+    chain = settings.chain
+    async with RpcClient(endpoints, timeout=chain.timeout, hedge_after=chain.hedge_after) as client:
         yield client
 
 

@@ -129,6 +129,11 @@ def rpc_failover() -> None:
     m.RPC_FAILOVERS.inc()
 
 
+def rpc_hedge() -> None:
+    """A read was sent to a second endpoint, the first being slow to answer."""
+    m.RPC_HEDGES.inc()
+
+
 # --- opportunities, bundles, money ----------------------------------------------------------
 def opportunities_found(count: int, expected_profit_wei: int) -> None:
     """A block's opportunities: how many were found, and their expected net profit."""

@@ -146,6 +146,11 @@ RPC_FAILOVERS = Counter(
     "Times a request moved on to the next endpoint after a failure.",
     registry=ENGINE,
 )
+RPC_HEDGES = Counter(
+    "arbx_rpc_hedges_total",
+    "Reads also sent to a second endpoint because the first had not answered in time.",
+    registry=ENGINE,
+)
 RPC_ENDPOINT_UP = Gauge(
     "arbx_rpc_endpoint_up",
     "1 when the endpoint's last request succeeded, 0 when it failed.",
