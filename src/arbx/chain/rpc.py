@@ -508,9 +508,9 @@ class RpcClient:
         """One exchange with ``health``; if it has not answered within ``hedge_after``, one with
         the next healthy endpoint not tried yet as well: the first answer wins, and the other
         request is left to finish (its endpoint's health is learned from it)."""
+        if not hedge or self._hedge_after is None:  # no task of its own: the common case
+            return await self._attempt(health, what, body, ids, interpret)
         first = asyncio.ensure_future(self._attempt(health, what, body, ids, interpret))
-        if not hedge or self._hedge_after is None:
-            return await first
         try:
             await asyncio.wait({first}, timeout=self._hedge_after)
         except BaseException:  # the caller was cancelled
@@ -626,18 +626,12 @@ class RpcClient:
         for health in self.health:
             if not health.healthy:
                 self._maybe_probe(health)
-        return next((h for h in self.health if h.usable), None) or next(
-            (h for h in self.health if h.healthy), self.health[0]
-        )
+        return _first_best(self.health)
 
     def _next(self, tried: list[EndpointHealth]) -> EndpointHealth | None:
         """The next endpoint to try in this round: healthy ones first, then the down ones."""
         untried = [health for health in self.health if all(health is not t for t in tried)]
-        return (
-            next((h for h in untried if h.usable), None)
-            or next((h for h in untried if h.healthy), None)
-            or (untried[0] if untried else None)
-        )
+        return _first_best(untried) if untried else None
 
     def _measure(self, health: EndpointHealth, what: str, ok: bool, started: float) -> None:
         """One exchange as metrics: the endpoint by index (never its URL), the method."""
@@ -719,6 +713,14 @@ class RpcClient:
         if self._chain_id is None:
             self._chain_id = await self.call("eth_chainId", (), decode=hex_int)
         return self._chain_id
+
+
+def _first_best(healths: Sequence[EndpointHealth]) -> EndpointHealth:
+    """The first usable of ``healths`` (healthy, not lagging), else the first healthy one, else
+    the first."""
+    return next((h for h in healths if h.usable), None) or next(
+        (h for h in healths if h.healthy), healths[0]
+    )
 
 
 def _decoded(decode: Callable[[Any], T], result: Any) -> T:

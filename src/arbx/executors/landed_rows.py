@@ -105,7 +105,8 @@ async def decide(
     if landed and len(landed) == len(found) and len({r.block_hash for r in landed}) == 1:
         first = landed[0]
         number = first.block_number
-        changes = [r.balance_change(*balance) for r in landed] if balance is not None else [None]
+        changes = [r.balance_change(*balance) if balance else None for r in landed]
+        known = [c for c in changes if c is not None]
         return Decision(
             "included" if all(r.succeeded for r in landed) else "reverted",
             {
@@ -115,7 +116,7 @@ async def decide(
                 "gas_cost": sum(r.gas_cost for r in landed),
             },
             f"in block {number} of the new chain (found by its receipts after a deep reorg)",
-            None if None in changes else sum(c for c in changes if c is not None),
+            sum(known) if len(known) == len(changes) else None,
         )
     if landed:
         return Decision("not_included", {}, "partially included after a deep reorg")
